@@ -1,0 +1,1 @@
+//! SpyCloud Enterprise API over reqwest.

@@ -1,0 +1,207 @@
+//! A SpyCloud breach record: the typed fields the mapping reads, and every other field in the
+//! order SpyCloud sent it (those become the sighting's data table).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::catalog::CatalogId;
+use super::time::Timestamp;
+
+/// One record exactly as SpyCloud returned it, field order kept.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BreachRecord(pub Map<String, Value>);
+
+/// Fields that never go into the data table: they are mapped elsewhere or are noise.
+pub const NOT_IN_DATA_TABLE: [&str; 9] = [
+    "sighting",
+    "infected_machine_id",
+    "email_domain",
+    "domain",
+    "email_username",
+    "document_id",
+    "source_id",
+    "spycloud_publish_date",
+    "severity",
+];
+
+/// A breach record the mapping can use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breach {
+    /// SpyCloud's id of the record.
+    pub document_id: Option<String>,
+    /// The breach catalog the record comes from.
+    pub source_id: Option<CatalogId>,
+    /// When SpyCloud published the record.
+    pub published: Timestamp,
+    /// SpyCloud's severity score, when given.
+    pub severity: Option<u64>,
+    /// How many times the record was seen; at least 1.
+    pub sighting_count: u64,
+    /// The infected machine, for infostealer records.
+    pub infected_machine_id: Option<String>,
+    /// Every other field, in SpyCloud's order.
+    pub data: Map<String, Value>,
+}
+
+/// Why a record cannot become a sighting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidBreach {
+    /// `spycloud_publish_date` is absent or not a timestamp.
+    #[error("spycloud_publish_date is missing or not a date")]
+    PublishDate,
+    /// A typed field holds a value of the wrong kind.
+    #[error("{0} has an unexpected value")]
+    Field(&'static str),
+}
+
+impl TryFrom<BreachRecord> for Breach {
+    type Error = InvalidBreach;
+
+    fn try_from(BreachRecord(mut fields): BreachRecord) -> Result<Self, Self::Error> {
+        let published = match fields.get("spycloud_publish_date") {
+            Some(Value::String(s)) => {
+                Timestamp::parse(s).map_err(|_| InvalidBreach::PublishDate)?
+            }
+            _ => return Err(InvalidBreach::PublishDate),
+        };
+        let severity = optional(&fields, "severity", whole_number)?;
+        let sighting_count = optional(&fields, "sighting", whole_number)?
+            .filter(|&n| n > 0)
+            .unwrap_or(1);
+        let document_id = optional(&fields, "document_id", text)?;
+        let infected_machine_id = optional(&fields, "infected_machine_id", text)?;
+        let source_id = optional(&fields, "source_id", CatalogId::from_value)?;
+        fields.retain(|name, _| !NOT_IN_DATA_TABLE.contains(&name.as_str()));
+        Ok(Self {
+            document_id,
+            source_id,
+            published,
+            severity,
+            sighting_count,
+            infected_machine_id,
+            data: fields,
+        })
+    }
+}
+
+/// Reads an optional field: absent or null is `None`, a value `read` refuses is an error.
+fn optional<T>(
+    fields: &Map<String, Value>,
+    name: &'static str,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, InvalidBreach> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => read(value).map(Some).ok_or(InvalidBreach::Field(name)),
+    }
+}
+
+/// A non-negative whole number, also when SpyCloud sends it as a string or as `5.0`.
+fn whole_number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A string, or a number written as one (ids are sometimes numeric).
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(value: Value) -> BreachRecord {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn typed_fields_are_read_and_the_rest_kept_in_order() {
+        let breach = Breach::try_from(record(json!({
+            "username": "bob",
+            "document_id": "doc-1",
+            "password": "hunter2",
+            "source_id": 1234,
+            "email_domain": "example.com",
+            "spycloud_publish_date": "2020-05-01T00:00:00Z",
+            "severity": 25,
+            "sighting": 3,
+            "domain": "example.com",
+            "email_username": "bob",
+            "infected_machine_id": "m-1",
+            "email": "bob@example.com"
+        })))
+        .unwrap();
+        assert_eq!(breach.document_id.as_deref(), Some("doc-1"));
+        assert_eq!(breach.source_id, Some(CatalogId(1234)));
+        assert_eq!(breach.severity, Some(25));
+        assert_eq!(breach.sighting_count, 3);
+        assert_eq!(breach.infected_machine_id.as_deref(), Some("m-1"));
+        let names: Vec<_> = breach.data.keys().map(String::as_str).collect();
+        assert_eq!(names, ["username", "password", "email"]);
+    }
+
+    #[test]
+    fn sighting_count_is_one_when_absent_null_or_zero() {
+        for sighting in [json!(null), json!(0)] {
+            let breach = Breach::try_from(record(json!({
+                "spycloud_publish_date": "2020-05-01T00:00:00Z", "sighting": sighting
+            })))
+            .unwrap();
+            assert_eq!(breach.sighting_count, 1);
+        }
+        let breach = Breach::try_from(record(
+            json!({"spycloud_publish_date": "2020-05-01T00:00:00Z"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (breach.sighting_count, breach.severity, breach.source_id),
+            (1, None, None)
+        );
+    }
+
+    #[test]
+    fn lenient_about_numbers_sent_as_strings() {
+        let breach = Breach::try_from(record(json!({
+            "spycloud_publish_date": "2020-05-01T00:00:00Z", "severity": "5", "source_id": "77"
+        })))
+        .unwrap();
+        assert_eq!(
+            (breach.severity, breach.source_id),
+            (Some(5), Some(CatalogId(77)))
+        );
+    }
+
+    #[test]
+    fn records_that_cannot_be_mapped_say_why() {
+        let no_date = record(json!({"severity": 2}));
+        assert_eq!(Breach::try_from(no_date), Err(InvalidBreach::PublishDate));
+        let bad_date = record(json!({"spycloud_publish_date": "soon"}));
+        assert_eq!(Breach::try_from(bad_date), Err(InvalidBreach::PublishDate));
+        let bad_severity =
+            record(json!({"spycloud_publish_date": "2020-05-01T00:00:00Z", "severity": "high"}));
+        assert_eq!(
+            Breach::try_from(bad_severity),
+            Err(InvalidBreach::Field("severity"))
+        );
+        let bad_source =
+            record(json!({"spycloud_publish_date": "2020-05-01T00:00:00Z", "source_id": [1]}));
+        assert_eq!(
+            Breach::try_from(bad_source),
+            Err(InvalidBreach::Field("source_id"))
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! A SpyCloud breach catalog entry: what a breach was, as the indicator tells it.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::time::Timestamp;
+
+/// The id of a breach catalog (a record's `source_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CatalogId(pub u64);
+
+impl CatalogId {
+    /// Reads an id SpyCloud sent as a number or as a string of digits.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Number(n) => n.as_u64().map(Self),
+            Value::String(s) => s.trim().parse().ok().map(Self),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CatalogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for CatalogId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Self::from_value(&value)
+            .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a catalog id")))
+    }
+}
+
+/// A breach catalog entry. Every field but `id` may be missing: SpyCloud's data is not always
+/// complete, and a missing field leaves its CTIM field out rather than failing the lookup.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Catalog {
+    /// The catalog id records refer to as `source_id`.
+    pub id: CatalogId,
+    /// The catalog's uuid, used in portal links.
+    #[serde(default, deserialize_with = "lenient")]
+    pub uuid: Option<String>,
+    /// Short name of the breach.
+    #[serde(default, deserialize_with = "lenient")]
+    pub title: Option<String>,
+    /// Long description of the breach.
+    #[serde(default, deserialize_with = "lenient")]
+    pub description: Option<String>,
+    /// The breached site (`n/a` when unknown).
+    #[serde(default, deserialize_with = "lenient")]
+    pub site: Option<String>,
+    /// What the breached site is.
+    #[serde(default, deserialize_with = "lenient")]
+    pub site_description: Option<String>,
+    /// 1 (high) to 3 (low); anything else is treated as low.
+    pub confidence: Option<Value>,
+    /// `YES`/`NO` (or a boolean): whether the breach is a combo list.
+    pub combo_list_flag: Option<Value>,
+    /// When SpyCloud published the catalog.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub spycloud_publish_date: Option<Timestamp>,
+    /// The kinds of data the breach holds, with counts.
+    #[serde(default, deserialize_with = "lenient")]
+    pub assets: Option<Map<String, Value>>,
+}
+
+impl Catalog {
+    /// Whether the catalog is a combo list: `combo_list_flag` is `YES` (any case) or `true`.
+    pub fn is_combo_list(&self) -> bool {
+        match &self.combo_list_flag {
+            Some(Value::String(flag)) => flag.trim().eq_ignore_ascii_case("yes"),
+            Some(Value::Bool(flag)) => *flag,
+            _ => false,
+        }
+    }
+
+    /// The breached site, when it is a real one (not empty, not `n/a`).
+    pub fn usable_site(&self) -> Option<&str> {
+        self.site
+            .as_deref()
+            .map(str::trim)
+            .filter(|site| !site.is_empty() && !site.eq_ignore_ascii_case("n/a"))
+    }
+}
+
+/// A field of the wrong type reads as absent instead of failing the whole catalog.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Timestamp>, D::Error> {
+    let value: Option<String> = lenient(deserializer)?;
+    Ok(value.and_then(|v| Timestamp::parse(&v).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog(value: Value) -> Catalog {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn reads_a_full_catalog() {
+        let c = catalog(json!({
+            "id": 5, "uuid": "u-1", "title": "T", "description": "D", "site": "ex.com",
+            "site_description": "SD", "confidence": 2, "combo_list_flag": "NO",
+            "spycloud_publish_date": "2020-01-02T03:04:05Z", "assets": {"email": 3, "password": 2}
+        }));
+        assert_eq!(c.id, CatalogId(5));
+        assert_eq!(
+            c.spycloud_publish_date.unwrap().to_string(),
+            "2020-01-02T03:04:05.000000Z"
+        );
+        assert_eq!(
+            c.assets.unwrap().keys().collect::<Vec<_>>(),
+            ["email", "password"]
+        );
+    }
+
+    #[test]
+    fn the_id_is_required_and_the_rest_is_lenient() {
+        assert!(serde_json::from_value::<Catalog>(json!({"title": "T"})).is_err());
+        let c = catalog(json!({"id": "9", "title": 3, "assets": [], "spycloud_publish_date": 1}));
+        assert_eq!(
+            (c.id, c.title, c.assets, c.spycloud_publish_date),
+            (CatalogId(9), None, None, None)
+        );
+    }
+
+    #[test]
+    fn combo_list_only_for_yes_or_true() {
+        for (flag, expected) in [
+            (json!("YES"), true),
+            (json!("yes"), true),
+            (json!(true), true),
+            (json!("NO"), false),
+            (json!("no"), false),
+            (json!(false), false),
+            (json!(""), false),
+            (json!(null), false),
+        ] {
+            assert_eq!(
+                catalog(json!({"id": 1, "combo_list_flag": flag})).is_combo_list(),
+                expected,
+                "{flag}"
+            );
+        }
+        assert!(!catalog(json!({"id": 1})).is_combo_list());
+    }
+
+    #[test]
+    fn usable_site_skips_n_a_and_blank() {
+        assert_eq!(
+            catalog(json!({"id": 1, "site": "ex.com"})).usable_site(),
+            Some("ex.com")
+        );
+        for site in [json!("n/a"), json!("N/A"), json!(""), json!(null)] {
+            assert_eq!(catalog(json!({"id": 1, "site": site})).usable_site(), None);
+        }
+    }
+}

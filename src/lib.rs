@@ -1,0 +1,9 @@
+//! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
+//!
+//! - [`domain`]: the pure model (email, breach, catalog, CTIM) and the mapping rules;
+//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the domain needs;
+//! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport.
+
+pub mod adapters;
+pub mod domain;
+pub mod ports;
