@@ -1,9 +1,13 @@
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
 //!
 //! - [`domain`]: the pure model (email, breach, catalog, CTIM) and the mapping rules;
-//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the domain needs;
+//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
+//! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
 //! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport.
 
 pub mod adapters;
 pub mod domain;
 pub mod ports;
+pub mod relay;
+
+pub use relay::{Caller, Relay, RelaySettings};

@@ -1,10 +1,22 @@
 //! The pure core: SecureX's and SpyCloud's concepts and the rules between them. No I/O, no
 //! clock reads, no HTTP types.
+//!
+//! - [`email`]: the `Email` observable, only constructible valid;
+//! - [`observable`]: the observe request body;
+//! - [`credentials`]: API key, entities limit and the authorization failures;
+//! - [`breach`], [`catalog`], [`time`]: what SpyCloud sends;
+//! - [`ctim`]: what SecureX reads, and the response envelope;
+//! - [`mapping`]: SpyCloud to CTIM;
+//! - [`error`]: every error and warning with its SecureX code and message.
 
 pub mod breach;
 pub mod catalog;
 pub mod credentials;
+pub mod ctim;
 pub mod email;
+pub mod error;
+pub mod mapping;
+pub mod observable;
 pub mod time;
 
 pub use breach::{Breach, BreachRecord, InvalidBreach};
@@ -12,5 +24,9 @@ pub use catalog::{Catalog, CatalogId};
 pub use credentials::{
     ApiKey, AuthError, Credentials, EntitiesLimit, KeyFingerprint, bearer_token,
 };
+pub use ctim::{Bundle, ErrorDoc, ErrorKind, Observable};
 pub use email::{Email, InvalidEmail};
+pub use error::{RelayError, SourceError, Warning};
+pub use mapping::{MappingOptions, PasswordPolicy};
+pub use observable::{EMAIL, parse_observables};
 pub use time::{InvalidTimestamp, Timestamp};

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+pub use crate::domain::SourceError;
 use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email};
 
 /// A source of SpyCloud breach data.
@@ -28,39 +29,4 @@ pub trait BreachSource: Send + Sync {
     /// # Errors
     /// Any [`SourceError`].
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError>;
-}
-
-/// Why a source could not answer. The relay turns each into the contract's SecureX error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SourceError {
-    /// HTTP 401: the message SpyCloud gave, else `Unauthorized`.
-    #[error("unauthorized: {0}")]
-    Unauthorized(String),
-    /// HTTP 403: the message SpyCloud gave, else `Forbidden`.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// HTTP 404.
-    #[error("not found")]
-    NotFound,
-    /// HTTP 500.
-    #[error("internal error")]
-    Internal,
-    /// HTTP 429 after retries, or the quota is spent.
-    #[error("rate limited")]
-    RateLimited,
-    /// Any other status: the body as text.
-    #[error("unexpected response: {0}")]
-    Unexpected(String),
-    /// The TLS handshake failed: why.
-    #[error("TLS failure: {0}")]
-    Tls(String),
-    /// No answer in time: which call.
-    #[error("timeout: {0}")]
-    Timeout(String),
-    /// No connection (refused, DNS, reset): what happened.
-    #[error("connection failed: {0}")]
-    Connection(String),
-    /// A 2xx answer that is not the JSON SpyCloud documents.
-    #[error("invalid response: {0}")]
-    InvalidResponse(String),
 }

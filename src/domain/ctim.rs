@@ -1,0 +1,366 @@
+//! The CTIM entities SecureX reads, and the envelope they travel in. Field order follows the
+//! Python relay's documents, so a response reads the same side by side.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::time::Timestamp;
+
+/// The CTIM schema version of every entity.
+pub const SCHEMA_VERSION: &str = "1.0.17";
+/// How the relay names SpyCloud as a source and producer.
+pub const SOURCE_NAME: &str = "Spycloud";
+
+/// An observable as SecureX sends and receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Observable {
+    /// The observable's value, as given.
+    pub value: String,
+    /// The observable's type, lower-cased.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// When a sighting was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ObservedTime {
+    /// Start of the observation.
+    pub start_time: Timestamp,
+    /// End of the observation.
+    pub end_time: Timestamp,
+}
+
+/// From when an indicator holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ValidTime {
+    /// Start of validity; absent when SpyCloud gave no publish date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+}
+
+/// A link from the observable to something else, e.g. the domain it leaked from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relation {
+    /// Who asserts the relation.
+    pub origin: String,
+    /// The observable the relation starts from.
+    pub source: Observable,
+    /// The related observable.
+    pub related: Observable,
+    /// What the relation is.
+    pub relation: String,
+}
+
+/// What a sighting targeted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// The kind of target.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The target's observables.
+    pub observables: Vec<Observable>,
+    /// When the target was observed.
+    pub observed_time: ObservedTime,
+}
+
+/// A column of a sighting's data table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Column {
+    /// The field name.
+    pub name: String,
+    /// Always `string`: SecureX shows values as text.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// A sighting's data table: one row of the record's other fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataTable {
+    /// One column per field.
+    pub columns: Vec<Column>,
+    /// One row with the values as SpyCloud sent them.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// A reference to more information outside SecureX.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalReference {
+    /// Always `Spycloud`.
+    pub source_name: &'static str,
+    /// What the reference is about.
+    pub description: String,
+    /// Where it is.
+    pub url: String,
+    /// The id at the source, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// A CTIM sighting: the email seen in one breach record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sighting {
+    /// `transient:sighting-<uuid>`.
+    pub id: String,
+    /// How often the record was seen.
+    pub count: u64,
+    /// The email.
+    pub observables: Vec<Observable>,
+    /// When SpyCloud published the record.
+    pub observed_time: ObservedTime,
+    /// The domain it leaked from, when known.
+    pub relations: Vec<Relation>,
+    /// document_id, source_id, infected_machine_id, those present.
+    pub external_ids: Vec<String>,
+    /// `Low`, `Medium`, `High` or `Unknown`.
+    pub severity: &'static str,
+    /// The email as target.
+    pub targets: Vec<Target>,
+    /// The record's other fields.
+    pub data: DataTable,
+    /// `Present in <catalog title>`.
+    pub description: String,
+    /// `sighting`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// CTIM schema version.
+    pub schema_version: &'static str,
+    /// `Spycloud`.
+    pub source: &'static str,
+    /// `High`.
+    pub confidence: &'static str,
+    /// `Reported to Spycloud`.
+    pub title: &'static str,
+    /// Always false.
+    pub internal: bool,
+    /// The catalog in the SpyCloud portal, when the catalog is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_uri: Option<String>,
+}
+
+/// A CTIM indicator: one breach catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Indicator {
+    /// `transient:indicator-<uuid5 of the catalog id>`.
+    pub id: String,
+    /// From the catalog's publish date.
+    pub valid_time: ValidTime,
+    /// From the catalog's confidence.
+    pub confidence: &'static str,
+    /// The catalog title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The catalog description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The catalog title again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_description: Option<String>,
+    /// Catalog id and uuid.
+    pub external_ids: Vec<String>,
+    /// The breached site and the portal page.
+    pub external_references: Vec<ExternalReference>,
+    /// The kinds of assets in the breach.
+    pub tags: Vec<String>,
+    /// `indicator`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// CTIM schema version.
+    pub schema_version: &'static str,
+    /// `Spycloud`.
+    pub producer: &'static str,
+}
+
+/// A CTIM relationship: a sighting is a sighting of an indicator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relationship {
+    /// `transient:relationship-<uuid>`.
+    pub id: String,
+    /// `relationship`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// CTIM schema version.
+    pub schema_version: &'static str,
+    /// `sighting-of`.
+    pub relationship_type: &'static str,
+    /// The sighting id.
+    pub source_ref: String,
+    /// The indicator id.
+    pub target_ref: String,
+    /// `Spycloud`.
+    pub source: &'static str,
+}
+
+/// Whether an error ends the request or rides along with the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// The request ended here.
+    Fatal,
+    /// Something was left out; the rest stands.
+    Warning,
+}
+
+/// One entry of the `errors` list SecureX reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorDoc {
+    /// Fatal or warning.
+    #[serde(rename = "type")]
+    pub kind: ErrorKind,
+    /// Machine-readable code, e.g. `authorization error`.
+    pub code: String,
+    /// What happened, for a person.
+    pub message: String,
+}
+
+/// A list of entities with its length, the way SecureX wants it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Docs<T> {
+    /// How many docs.
+    pub count: usize,
+    /// The docs.
+    pub docs: Vec<T>,
+}
+
+impl<T> Docs<T> {
+    fn of(docs: Vec<T>) -> Option<Self> {
+        (!docs.is_empty()).then(|| Self {
+            count: docs.len(),
+            docs,
+        })
+    }
+}
+
+/// Everything one observe request found, before it is put in the envelope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bundle {
+    /// One per breach record.
+    pub sightings: Vec<Sighting>,
+    /// One per distinct catalog.
+    pub indicators: Vec<Indicator>,
+    /// One per sighting whose catalog was found.
+    pub relationships: Vec<Relationship>,
+    /// Warnings, then at most one fatal error, last.
+    pub errors: Vec<ErrorDoc>,
+}
+
+impl Bundle {
+    /// A bundle holding only `error`.
+    pub fn with_error(error: ErrorDoc) -> Self {
+        Self {
+            errors: vec![error],
+            ..Self::default()
+        }
+    }
+
+    /// Adds `other`'s entities and errors after this bundle's.
+    pub fn append(&mut self, mut other: Bundle) {
+        self.sightings.append(&mut other.sightings);
+        self.indicators.append(&mut other.indicators);
+        self.relationships.append(&mut other.relationships);
+        self.errors.append(&mut other.errors);
+    }
+
+    /// Whether a fatal error ended the request.
+    pub fn is_fatal(&self) -> bool {
+        self.errors.iter().any(|e| e.kind == ErrorKind::Fatal)
+    }
+
+    /// The SecureX envelope: `data` holds each non-empty entity list; `errors` sits beside it
+    /// when there are any. After a fatal error an empty `data` is left out.
+    pub fn into_response(self) -> Value {
+        let fatal = self.is_fatal();
+        let mut data = Map::new();
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                data.insert(name.to_owned(), value);
+            }
+        };
+        put("sightings", Docs::of(self.sightings).map(to_value));
+        put("indicators", Docs::of(self.indicators).map(to_value));
+        put("relationships", Docs::of(self.relationships).map(to_value));
+        let mut response = Map::new();
+        if !(fatal && data.is_empty()) {
+            response.insert("data".to_owned(), Value::Object(data));
+        }
+        if !self.errors.is_empty() {
+            response.insert("errors".to_owned(), to_value(self.errors));
+        }
+        Value::Object(response)
+    }
+}
+
+/// Serializes a CTIM type; they hold only strings, numbers and JSON values, so this cannot fail.
+fn to_value<T: Serialize>(value: T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn warning() -> ErrorDoc {
+        ErrorDoc {
+            kind: ErrorKind::Warning,
+            code: "w".into(),
+            message: "m".into(),
+        }
+    }
+
+    fn fatal() -> ErrorDoc {
+        ErrorDoc {
+            kind: ErrorKind::Fatal,
+            code: "f".into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn nothing_found_is_empty_data() {
+        assert_eq!(Bundle::default().into_response(), json!({"data": {}}));
+    }
+
+    #[test]
+    fn warnings_ride_along_with_data_even_when_empty() {
+        let bundle = Bundle {
+            errors: vec![warning()],
+            ..Bundle::default()
+        };
+        assert_eq!(
+            bundle.into_response(),
+            json!({"data": {}, "errors": [{"type": "warning", "code": "w", "message": "m"}]})
+        );
+    }
+
+    #[test]
+    fn a_fatal_error_drops_empty_data() {
+        let bundle = Bundle {
+            errors: vec![warning(), fatal()],
+            ..Bundle::default()
+        };
+        let response = bundle.into_response();
+        assert_eq!(response.get("data"), None);
+        assert_eq!(response["errors"][1]["type"], "fatal");
+    }
+
+    #[test]
+    fn relationship_keys_only_when_present() {
+        let relationship = Relationship {
+            id: "r".into(),
+            kind: "relationship",
+            schema_version: SCHEMA_VERSION,
+            relationship_type: "sighting-of",
+            source_ref: "s".into(),
+            target_ref: "i".into(),
+            source: SOURCE_NAME,
+        };
+        let bundle = Bundle {
+            relationships: vec![relationship],
+            errors: vec![fatal()],
+            ..Bundle::default()
+        };
+        let response = bundle.into_response();
+        assert_eq!(response["data"]["relationships"]["count"], 1);
+        assert_eq!(response["data"].as_object().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,251 @@
+//! The errors a request can end with or carry, and their SecureX codes and messages: every
+//! error string of the contract lives here.
+
+use super::breach::InvalidBreach;
+use super::catalog::CatalogId;
+use super::credentials::AuthError;
+use super::ctim::{ErrorDoc, ErrorKind};
+use super::email::{Email, InvalidEmail};
+
+/// Why a source could not answer. The relay turns each into the contract's SecureX error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// HTTP 401: the message SpyCloud gave, else `Unauthorized`.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// HTTP 403: the message SpyCloud gave, else `Forbidden`.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// HTTP 404.
+    #[error("not found")]
+    NotFound,
+    /// HTTP 500.
+    #[error("internal error")]
+    Internal,
+    /// HTTP 429 after retries, or the quota is spent.
+    #[error("rate limited")]
+    RateLimited,
+    /// Any other status: the body as text.
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+    /// The TLS handshake failed: why.
+    #[error("TLS failure: {0}")]
+    Tls(String),
+    /// No answer in time: which call.
+    #[error("timeout: {0}")]
+    Timeout(String),
+    /// No connection (refused, DNS, reset): what happened.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// A 2xx answer that is not the JSON SpyCloud documents.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+/// A fatal error: it ends the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// The caller is not authorized.
+    #[error("authorization failed: {0}")]
+    Auth(#[from] AuthError),
+    /// SpyCloud could not answer.
+    #[error("SpyCloud failed: {0}")]
+    Source(#[from] SourceError),
+    /// The request body is not what the route takes: the detail after the fixed prefix.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    /// `/watchdog` without a `Health-Check` header.
+    #[error("invalid health check")]
+    HealthCheck,
+    /// The overall deadline passed before SpyCloud answered everything.
+    #[error("deadline of {0} s passed")]
+    Deadline(u64),
+}
+
+impl RelayError {
+    /// The SecureX code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Auth(_) => "authorization error",
+            Self::Source(SourceError::Unauthorized(_) | SourceError::Forbidden(_)) => {
+                "authorization error"
+            }
+            Self::Source(SourceError::NotFound) => "not found",
+            Self::Source(SourceError::Internal) => "internal error",
+            Self::Source(SourceError::RateLimited) => "too many requests",
+            Self::Source(_) | Self::Deadline(_) => "unknown",
+            Self::InvalidPayload(_) => "invalid argument",
+            Self::HealthCheck => "health check failed",
+        }
+    }
+
+    /// The SecureX message.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Auth(reason) => format!("Authorization failed: {reason}"),
+            Self::Source(error) => match error {
+                SourceError::Unauthorized(m) | SourceError::Forbidden(m) => {
+                    format!("Authorization failed: {m}")
+                }
+                SourceError::NotFound => "The Spycloud not found.".to_owned(),
+                SourceError::Internal => "The Spycloud internal error.".to_owned(),
+                SourceError::RateLimited => {
+                    "Too many requests have been made to Spycloud. Please, try again later."
+                        .to_owned()
+                }
+                SourceError::Tls(reason) => format!("Unable to verify SSL certificate: {reason}"),
+                SourceError::Unexpected(text)
+                | SourceError::Timeout(text)
+                | SourceError::Connection(text) => text.clone(),
+                SourceError::InvalidResponse(reason) => {
+                    format!("SpyCloud sent a response the relay cannot read: {reason}")
+                }
+            },
+            Self::InvalidPayload(detail) => format!("Invalid JSON payload received. {detail}"),
+            Self::HealthCheck => "Invalid Health Check".to_owned(),
+            Self::Deadline(secs) => {
+                format!("SpyCloud did not answer everything within the relay's {secs} s deadline.")
+            }
+        }
+    }
+
+    /// The error as SecureX reads it.
+    pub fn to_doc(&self) -> ErrorDoc {
+        ErrorDoc {
+            kind: ErrorKind::Fatal,
+            code: self.code().to_owned(),
+            message: self.message(),
+        }
+    }
+}
+
+/// Something left out of an answer that otherwise stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// An `email` observable whose value is not an address.
+    InvalidEmail(InvalidEmail),
+    /// A `source_id` whose catalog SpyCloud did not return.
+    MissingCatalog(CatalogId),
+    /// A record that cannot become a sighting.
+    SkippedRecord(Email, InvalidBreach),
+}
+
+impl Warning {
+    /// The warning as SecureX reads it.
+    pub fn to_doc(&self) -> ErrorDoc {
+        let (code, message) = match self {
+            Self::InvalidEmail(invalid) => ("invalid argument", invalid.to_string()),
+            Self::MissingCatalog(id) => (
+                "not found",
+                format!("SpyCloud did not return results for {id}"),
+            ),
+            Self::SkippedRecord(email, why) => (
+                "unknown",
+                format!("Skipped a SpyCloud record of {email}: {why}"),
+            ),
+        };
+        ErrorDoc {
+            kind: ErrorKind::Warning,
+            code: code.to_owned(),
+            message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(error: RelayError) -> (String, String) {
+        let doc = error.to_doc();
+        assert_eq!(doc.kind, ErrorKind::Fatal);
+        (doc.code, doc.message)
+    }
+
+    fn pair(code: &str, message: &str) -> (String, String) {
+        (code.to_owned(), message.to_owned())
+    }
+
+    #[test]
+    fn upstream_failures_have_the_contract_codes_and_messages() {
+        use SourceError::*;
+        let cases = [
+            (
+                Unauthorized("Bad key".into()),
+                pair("authorization error", "Authorization failed: Bad key"),
+            ),
+            (
+                Forbidden("Forbidden".into()),
+                pair("authorization error", "Authorization failed: Forbidden"),
+            ),
+            (NotFound, pair("not found", "The Spycloud not found.")),
+            (
+                Internal,
+                pair("internal error", "The Spycloud internal error."),
+            ),
+            (
+                RateLimited,
+                pair(
+                    "too many requests",
+                    "Too many requests have been made to Spycloud. Please, try again later.",
+                ),
+            ),
+            (
+                Unexpected("{\"x\": 1}".into()),
+                pair("unknown", "{\"x\": 1}"),
+            ),
+            (
+                Tls("bad cert".into()),
+                pair("unknown", "Unable to verify SSL certificate: bad cert"),
+            ),
+            (
+                Timeout("no answer in 10 s".into()),
+                pair("unknown", "no answer in 10 s"),
+            ),
+            (Connection("refused".into()), pair("unknown", "refused")),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(doc(RelayError::Source(error)), expected);
+        }
+    }
+
+    #[test]
+    fn relay_errors_have_the_contract_codes_and_messages() {
+        assert_eq!(
+            doc(AuthError::WrongType.into()),
+            pair(
+                "authorization error",
+                "Authorization failed: Wrong authorization type"
+            )
+        );
+        assert_eq!(
+            doc(RelayError::HealthCheck),
+            pair("health check failed", "Invalid Health Check")
+        );
+        let (code, message) = doc(RelayError::InvalidPayload("x".into()));
+        assert_eq!(code, "invalid argument");
+        assert!(message.starts_with("Invalid JSON payload received. "));
+    }
+
+    #[test]
+    fn warnings_have_the_contract_codes_and_messages() {
+        let missing = Warning::MissingCatalog(CatalogId(42)).to_doc();
+        assert_eq!(
+            (
+                missing.kind,
+                missing.code.as_str(),
+                missing.message.as_str()
+            ),
+            (
+                ErrorKind::Warning,
+                "not found",
+                "SpyCloud did not return results for 42"
+            )
+        );
+        let invalid = Warning::InvalidEmail(InvalidEmail("nope".into())).to_doc();
+        assert_eq!(
+            (invalid.code.as_str(), invalid.message.as_str()),
+            ("invalid argument", "nope is not a valid email address")
+        );
+    }
+}

@@ -1,0 +1,608 @@
+//! SpyCloud to CTIM: every rule that decides a SecureX field lives here, as pure functions.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::breach::Breach;
+use super::catalog::{Catalog, CatalogId};
+use super::ctim::{
+    Bundle, Column, DataTable, ExternalReference, Indicator, Observable, ObservedTime, Relation,
+    Relationship, SCHEMA_VERSION, SOURCE_NAME, Sighting, Target, ValidTime,
+};
+use super::error::Warning;
+
+/// How the relay shows secrets found in breach records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PasswordPolicy {
+    /// As SpyCloud sent them (the Python relay's behaviour).
+    #[default]
+    Plaintext,
+    /// The first two characters, then one `*` per remaining character.
+    Masked,
+    /// The columns are left out of the data table.
+    Omitted,
+}
+
+/// Record fields [`PasswordPolicy`] applies to: passwords, salts and payment-card data.
+pub const SECRET_FIELDS: [&str; 8] = [
+    "password",
+    "password_plaintext",
+    "salt",
+    "cc_number",
+    "cc_code",
+    "cc_expiration",
+    "cc_bin",
+    "cc_last_four",
+];
+
+/// What the mapping needs besides the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingOptions {
+    /// Base of portal links, e.g. `https://portal.spycloud.com` (no trailing slash needed).
+    pub portal_url: String,
+    /// How secrets appear in data tables.
+    pub passwords: PasswordPolicy,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        Self {
+            portal_url: "https://portal.spycloud.com".to_owned(),
+            passwords: PasswordPolicy::default(),
+        }
+    }
+}
+
+impl MappingOptions {
+    /// The portal page of a catalog.
+    pub fn catalog_url(&self, uuid: &str) -> String {
+        format!(
+            "{}/breach/catalog/{uuid}",
+            self.portal_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// The severity of a sighting: `Medium` for a combo list, else SpyCloud's score in bands
+/// (0–2 `Low`, 3–5 `Medium`, above 5 `High`), `Unknown` without a score.
+pub fn severity(breach: &Breach, catalog: Option<&Catalog>) -> &'static str {
+    if catalog.is_some_and(Catalog::is_combo_list) {
+        return "Medium";
+    }
+    match breach.severity {
+        None => "Unknown",
+        Some(0..=2) => "Low",
+        Some(3..=5) => "Medium",
+        Some(_) => "High",
+    }
+}
+
+/// An indicator's confidence from the catalog's: 1 `High`, 2 `Medium`, anything else `Low`.
+pub fn confidence(score: Option<&Value>) -> &'static str {
+    match score.and_then(Value::as_i64) {
+        Some(1) => "High",
+        Some(2) => "Medium",
+        _ => "Low",
+    }
+}
+
+/// The stable id of a catalog's indicator: uuid5 of the id in the X.500 namespace.
+pub fn indicator_id(id: CatalogId) -> String {
+    format!(
+        "transient:indicator-{}",
+        Uuid::new_v5(&Uuid::NAMESPACE_X500, id.to_string().as_bytes())
+    )
+}
+
+fn transient_id(kind: &str) -> String {
+    format!("transient:{kind}-{}", Uuid::new_v4())
+}
+
+/// A URL for a site SpyCloud names without a scheme.
+fn site_url(site: &str) -> String {
+    if site.contains("://") {
+        site.to_owned()
+    } else {
+        format!("https://{site}")
+    }
+}
+
+/// The `Leaked_From` relation to the breached site, when the catalog names a real one.
+pub fn relations(observable: &Observable, catalog: Option<&Catalog>) -> Vec<Relation> {
+    catalog
+        .and_then(Catalog::usable_site)
+        .map(|site| Relation {
+            origin: "Spycloud Breach Module".to_owned(),
+            source: observable.clone(),
+            related: Observable {
+                value: site.to_owned(),
+                kind: "domain".to_owned(),
+            },
+            relation: "Leaked_From".to_owned(),
+        })
+        .into_iter()
+        .collect()
+}
+
+/// `document_id`, `source_id` and `infected_machine_id`, those present, in that order.
+pub fn external_ids(breach: &Breach) -> Vec<String> {
+    [
+        breach.document_id.clone(),
+        breach.source_id.map(|id| id.to_string()),
+        breach.infected_machine_id.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The record's other fields as a one-row table, in SpyCloud's order, secrets as the policy says.
+pub fn data_table(breach: &Breach, policy: PasswordPolicy) -> DataTable {
+    let mut columns = Vec::with_capacity(breach.data.len());
+    let mut row = Vec::with_capacity(breach.data.len());
+    for (name, value) in &breach.data {
+        let value = if SECRET_FIELDS.contains(&name.as_str()) {
+            match policy {
+                PasswordPolicy::Plaintext => value.clone(),
+                PasswordPolicy::Masked => mask(value),
+                PasswordPolicy::Omitted => continue,
+            }
+        } else {
+            value.clone()
+        };
+        columns.push(Column {
+            name: name.clone(),
+            kind: "string",
+        });
+        row.push(value);
+    }
+    DataTable {
+        columns,
+        rows: vec![row],
+    }
+}
+
+fn mask(value: &Value) -> Value {
+    let text = match value {
+        Value::Null => return Value::Null,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let masked: String = text
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i < 2 { c } else { '*' })
+        .collect();
+    Value::String(masked)
+}
+
+/// The sighting of `observable` in one breach record.
+pub fn sighting(
+    observable: &Observable,
+    breach: &Breach,
+    catalog: Option<&Catalog>,
+    options: &MappingOptions,
+) -> Sighting {
+    let observed_time = ObservedTime {
+        start_time: breach.published,
+        end_time: breach.published,
+    };
+    let title = catalog.and_then(|c| c.title.as_deref()).unwrap_or("breach");
+    Sighting {
+        id: transient_id("sighting"),
+        count: breach.sighting_count,
+        observables: vec![observable.clone()],
+        observed_time,
+        relations: relations(observable, catalog),
+        external_ids: external_ids(breach),
+        severity: severity(breach, catalog),
+        targets: vec![Target {
+            kind: "email".to_owned(),
+            observables: vec![observable.clone()],
+            observed_time,
+        }],
+        data: data_table(breach, options.passwords),
+        description: format!("Present in {title}"),
+        kind: "sighting",
+        schema_version: SCHEMA_VERSION,
+        source: SOURCE_NAME,
+        confidence: "High",
+        title: "Reported to Spycloud",
+        internal: false,
+        source_uri: catalog
+            .and_then(|c| c.uuid.as_deref())
+            .map(|uuid| options.catalog_url(uuid)),
+    }
+}
+
+/// The breached site (when usable and described), then the portal page (when the catalog has
+/// a uuid and a description).
+pub fn external_references(catalog: &Catalog, options: &MappingOptions) -> Vec<ExternalReference> {
+    let site = catalog
+        .usable_site()
+        .zip(catalog.site_description.as_deref())
+        .map(|(site, about)| ExternalReference {
+            source_name: SOURCE_NAME,
+            description: about.to_owned(),
+            url: site_url(site),
+            external_id: None,
+        });
+    let portal = catalog
+        .uuid
+        .as_deref()
+        .zip(catalog.description.as_deref())
+        .map(|(uuid, about)| ExternalReference {
+            source_name: SOURCE_NAME,
+            description: about.to_owned(),
+            url: options.catalog_url(uuid),
+            external_id: Some(uuid.to_owned()),
+        });
+    site.into_iter().chain(portal).collect()
+}
+
+/// The indicator of a breach catalog.
+pub fn indicator(catalog: &Catalog, options: &MappingOptions) -> Indicator {
+    Indicator {
+        id: indicator_id(catalog.id),
+        valid_time: ValidTime {
+            start_time: catalog.spycloud_publish_date,
+        },
+        confidence: confidence(catalog.confidence.as_ref()),
+        title: catalog.title.clone(),
+        description: catalog.description.clone(),
+        short_description: catalog.title.clone(),
+        external_ids: [Some(catalog.id.to_string()), catalog.uuid.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        external_references: external_references(catalog, options),
+        tags: catalog
+            .assets
+            .as_ref()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default(),
+        kind: "indicator",
+        schema_version: SCHEMA_VERSION,
+        producer: SOURCE_NAME,
+    }
+}
+
+/// `sighting` is a sighting of `indicator`.
+pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
+    Relationship {
+        id: transient_id("relationship"),
+        kind: "relationship",
+        schema_version: SCHEMA_VERSION,
+        relationship_type: "sighting-of",
+        source_ref: sighting.id.clone(),
+        target_ref: indicator_id.to_owned(),
+        source: SOURCE_NAME,
+    }
+}
+
+/// The entities of one email: a sighting per breach (in the given order), an indicator per
+/// distinct catalog in order of first appearance, a relationship per sighting with a catalog,
+/// and one warning per `source_id` whose catalog is missing.
+pub fn email_bundle(
+    observable: &Observable,
+    breaches: &[Breach],
+    catalogs: &HashMap<CatalogId, Catalog>,
+    options: &MappingOptions,
+) -> Bundle {
+    let mut bundle = Bundle::default();
+    let mut seen: Vec<CatalogId> = Vec::new();
+    for breach in breaches {
+        let catalog = breach.source_id.and_then(|id| catalogs.get(&id));
+        let sighting = sighting(observable, breach, catalog, options);
+        if let Some(catalog) = catalog {
+            bundle
+                .relationships
+                .push(relationship(&sighting, &indicator_id(catalog.id)));
+        }
+        if let Some(id) = breach.source_id.filter(|id| !seen.contains(id)) {
+            seen.push(id);
+            match catalog {
+                Some(catalog) => bundle.indicators.push(indicator(catalog, options)),
+                None => bundle.errors.push(Warning::MissingCatalog(id).to_doc()),
+            }
+        }
+        bundle.sightings.push(sighting);
+    }
+    bundle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::BreachRecord;
+    use serde_json::json;
+
+    fn breach(fields: Value) -> Breach {
+        let mut record: BreachRecord = serde_json::from_value(fields).unwrap();
+        record
+            .0
+            .entry("spycloud_publish_date")
+            .or_insert(json!("2020-05-01T00:00:00Z"));
+        Breach::try_from(record).unwrap()
+    }
+
+    fn catalog(fields: Value) -> Catalog {
+        serde_json::from_value(fields).unwrap()
+    }
+
+    fn email() -> Observable {
+        Observable {
+            value: "Bob@Example.com".into(),
+            kind: "email".into(),
+        }
+    }
+
+    #[test]
+    fn severity_bands() {
+        for (score, expected) in [
+            (0, "Low"),
+            (2, "Low"),
+            (3, "Medium"),
+            (5, "Medium"),
+            (6, "High"),
+            (25, "High"),
+            (26, "High"),
+            (30, "High"),
+        ] {
+            assert_eq!(
+                severity(&breach(json!({"severity": score})), None),
+                expected,
+                "{score}"
+            );
+        }
+        assert_eq!(severity(&breach(json!({})), None), "Unknown");
+    }
+
+    #[test]
+    fn combo_lists_are_medium_whatever_the_score_but_no_is_not_a_combo_list() {
+        let high = breach(json!({"severity": 30}));
+        let combo = catalog(json!({"id": 1, "combo_list_flag": "Yes"}));
+        let not_combo = catalog(json!({"id": 1, "combo_list_flag": "NO"}));
+        assert_eq!(severity(&high, Some(&combo)), "Medium");
+        assert_eq!(
+            severity(
+                &high,
+                Some(&catalog(json!({"id": 1, "combo_list_flag": true})))
+            ),
+            "Medium"
+        );
+        assert_eq!(severity(&high, Some(&not_combo)), "High");
+        assert_eq!(
+            severity(&breach(json!({"severity": 1})), Some(&not_combo)),
+            "Low"
+        );
+    }
+
+    #[test]
+    fn confidence_from_catalog() {
+        for (score, expected) in [
+            (json!(1), "High"),
+            (json!(2), "Medium"),
+            (json!(3), "Low"),
+            (json!(7), "Low"),
+            (json!("1"), "Low"),
+            (json!(null), "Low"),
+        ] {
+            assert_eq!(confidence(Some(&score)), expected, "{score}");
+        }
+        assert_eq!(confidence(None), "Low");
+    }
+
+    #[test]
+    fn indicator_ids_are_uuid5_of_the_catalog_id() {
+        // The values Python's uuid.uuid5(uuid.NAMESPACE_X500, "<id>") gives.
+        assert_eq!(
+            indicator_id(CatalogId(16579)),
+            "transient:indicator-fc31c7f0-a5f9-5f33-82ba-a84875505d76"
+        );
+        assert_eq!(
+            indicator_id(CatalogId(1)),
+            "transient:indicator-bf9fe6a8-d443-517f-aab9-8645942df035"
+        );
+    }
+
+    #[test]
+    fn sighting_fields() {
+        let b = breach(json!({
+            "document_id": "doc", "source_id": 7, "severity": 4, "sighting": 3,
+            "spycloud_publish_date": "2021-02-03T04:05:06Z", "username": "bob", "infected_machine_id": "m"
+        }));
+        let c = catalog(json!({"id": 7, "uuid": "u7", "title": "Big Breach", "site": "big.com"}));
+        let s = sighting(&email(), &b, Some(&c), &MappingOptions::default());
+        assert!(s.id.starts_with("transient:sighting-"));
+        assert_eq!(s.count, 3);
+        assert_eq!(
+            s.observed_time.start_time.to_string(),
+            "2021-02-03T04:05:06.000000Z"
+        );
+        assert_eq!(s.observed_time.end_time, s.observed_time.start_time);
+        assert_eq!(s.external_ids, ["doc", "7", "m"]);
+        assert_eq!(s.severity, "Medium");
+        assert_eq!(s.description, "Present in Big Breach");
+        assert_eq!(
+            s.source_uri.as_deref(),
+            Some("https://portal.spycloud.com/breach/catalog/u7")
+        );
+        assert_eq!(s.observables, [email()]);
+        assert_eq!(s.targets[0].observables, [email()]);
+        assert_eq!(s.targets[0].kind, "email");
+        assert_eq!(s.relations.len(), 1);
+        assert_eq!(
+            s.relations[0].related,
+            Observable {
+                value: "big.com".into(),
+                kind: "domain".into()
+            }
+        );
+        assert_eq!(s.relations[0].source, email());
+        let fixed = json!({"type": "sighting", "schema_version": "1.0.17", "source": "Spycloud",
+                           "confidence": "High", "title": "Reported to Spycloud", "internal": false});
+        let value = serde_json::to_value(&s).unwrap();
+        for (k, v) in fixed.as_object().unwrap() {
+            assert_eq!(&value[k], v, "{k}");
+        }
+    }
+
+    #[test]
+    fn sighting_without_catalog() {
+        let s = sighting(
+            &email(),
+            &breach(json!({"source_id": 7})),
+            None,
+            &MappingOptions::default(),
+        );
+        assert_eq!(s.description, "Present in breach");
+        assert_eq!(s.source_uri, None);
+        assert_eq!(s.relations, []);
+        assert_eq!(s.external_ids, ["7"]);
+        assert!(
+            serde_json::to_value(&s)
+                .unwrap()
+                .get("source_uri")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn no_relation_for_n_a_sites() {
+        let c = catalog(json!({"id": 7, "site": "n/a"}));
+        assert_eq!(relations(&email(), Some(&c)), []);
+    }
+
+    #[test]
+    fn data_table_keeps_order_and_drops_mapped_fields() {
+        let b = breach(json!({
+            "email": "bob@example.com", "sighting": 2, "password": "hunter22", "domain": "example.com",
+            "email_domain": "example.com", "email_username": "bob", "document_id": "d", "source_id": 1,
+            "severity": 2, "infected_machine_id": "m", "target_url": "https://x", "salt": null
+        }));
+        let table = serde_json::to_value(data_table(&b, PasswordPolicy::Plaintext)).unwrap();
+        assert_eq!(
+            table,
+            json!({
+                "columns": [{"name": "email", "type": "string"}, {"name": "password", "type": "string"},
+                            {"name": "target_url", "type": "string"}, {"name": "salt", "type": "string"}],
+                "rows": [["bob@example.com", "hunter22", "https://x", null]]
+            })
+        );
+    }
+
+    #[test]
+    fn password_policies() {
+        let b = breach(
+            json!({"email": "e", "password": "hunter22", "cc_number": 4111111111111111u64, "salt": "ab"}),
+        );
+        let masked = data_table(&b, PasswordPolicy::Masked);
+        assert_eq!(
+            masked.rows[0],
+            [
+                json!("e"),
+                json!("hu******"),
+                json!("41**************"),
+                json!("ab")
+            ]
+        );
+        let omitted = data_table(&b, PasswordPolicy::Omitted);
+        assert_eq!(omitted.columns.len(), 1);
+        assert_eq!(omitted.rows[0], [json!("e")]);
+    }
+
+    #[test]
+    fn indicator_fields() {
+        let c = catalog(json!({
+            "id": 16579, "uuid": "u-1", "title": "Collection #5", "description": "Big list",
+            "site": "example.com", "site_description": "A site", "confidence": 2,
+            "spycloud_publish_date": "2019-02-06T00:00:00Z", "assets": {"password": 1, "email": 2}
+        }));
+        let i = indicator(
+            &c,
+            &MappingOptions {
+                portal_url: "https://portal.test/".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(i.id, indicator_id(CatalogId(16579)));
+        assert_eq!(
+            i.valid_time.start_time.unwrap().to_string(),
+            "2019-02-06T00:00:00.000000Z"
+        );
+        assert_eq!(i.confidence, "Medium");
+        assert_eq!(
+            (i.title.as_deref(), i.short_description.as_deref()),
+            (Some("Collection #5"), Some("Collection #5"))
+        );
+        assert_eq!(i.description.as_deref(), Some("Big list"));
+        assert_eq!(i.external_ids, ["16579", "u-1"]);
+        assert_eq!(i.tags, ["password", "email"]);
+        assert_eq!(
+            serde_json::to_value(&i.external_references).unwrap(),
+            json!([
+                {"source_name": "Spycloud", "description": "A site", "url": "https://example.com"},
+                {"source_name": "Spycloud", "description": "Big list", "url": "https://portal.test/breach/catalog/u-1", "external_id": "u-1"}
+            ])
+        );
+        let value = serde_json::to_value(&i).unwrap();
+        assert_eq!(
+            (&value["type"], &value["schema_version"], &value["producer"]),
+            (&json!("indicator"), &json!("1.0.17"), &json!("Spycloud"))
+        );
+    }
+
+    #[test]
+    fn external_references_need_a_usable_site() {
+        let options = MappingOptions::default();
+        let na = catalog(
+            json!({"id": 1, "site": "n/a", "site_description": "x", "uuid": "u", "description": "d"}),
+        );
+        assert_eq!(external_references(&na, &options).len(), 1);
+        let schemed =
+            catalog(json!({"id": 1, "site": "http://old.example", "site_description": "x"}));
+        assert_eq!(
+            external_references(&schemed, &options)[0].url,
+            "http://old.example"
+        );
+        let undescribed = catalog(json!({"id": 1, "site": "a.com", "uuid": "u"}));
+        assert_eq!(external_references(&undescribed, &options), []);
+    }
+
+    #[test]
+    fn email_bundle_links_and_warns_once_per_catalog() {
+        let breaches = [
+            breach(json!({"source_id": 1})),
+            breach(json!({"source_id": 2})),
+            breach(json!({"source_id": 1})),
+            breach(json!({"source_id": 3})),
+            breach(json!({"source_id": 3})),
+            breach(json!({})),
+        ];
+        let catalogs: HashMap<_, _> = [1, 2]
+            .map(|id| (CatalogId(id), catalog(json!({"id": id}))))
+            .into();
+        let bundle = email_bundle(&email(), &breaches, &catalogs, &MappingOptions::default());
+        assert_eq!(bundle.sightings.len(), 6);
+        let indicator_ids: Vec<_> = bundle.indicators.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(
+            indicator_ids,
+            [indicator_id(CatalogId(1)), indicator_id(CatalogId(2))]
+        );
+        assert_eq!(bundle.relationships.len(), 3);
+        for (relationship, sighting) in bundle.relationships.iter().zip(&bundle.sightings) {
+            assert_eq!(relationship.source_ref, sighting.id);
+        }
+        assert_eq!(
+            bundle.relationships[2].target_ref,
+            indicator_id(CatalogId(1))
+        );
+        let messages: Vec<_> = bundle.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["SpyCloud did not return results for 3"]);
+        let ids: std::collections::HashSet<_> = bundle.sightings.iter().map(|s| &s.id).collect();
+        assert_eq!(ids.len(), 6);
+    }
+}

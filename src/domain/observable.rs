@@ -1,0 +1,150 @@
+//! The observe request body: a JSON array of `{"type", "value"}` objects, read the way the
+//! Python relay's schema read it (and with its error shape, `{"<index>": {"<field>": [...]}}`).
+
+use serde_json::{Map, Value, json};
+
+use super::ctim::Observable;
+use super::error::RelayError;
+
+/// The one observable type the relay looks up.
+pub const EMAIL: &str = "email";
+
+/// Reads an observe body: the observables with their type lower-cased, exact duplicates
+/// dropped, in order of first appearance.
+///
+/// # Errors
+/// [`RelayError::InvalidPayload`] when the body is not JSON, not an array, or an item lacks a
+/// non-blank string `type` or `value` (other fields are ignored).
+pub fn parse_observables(body: &[u8]) -> Result<Vec<Observable>, RelayError> {
+    let invalid = |detail: Value| RelayError::InvalidPayload(format!("{detail}."));
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        _ => return Err(invalid(json!({"_schema": ["Invalid input type."]}))),
+    };
+    let mut problems = Map::new();
+    let mut observables = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match read_item(item) {
+            Ok(observable) => {
+                if !observables.contains(&observable) {
+                    observables.push(observable);
+                }
+            }
+            Err(problem) => {
+                problems.insert(index.to_string(), problem);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(observables)
+    } else {
+        Err(invalid(Value::Object(problems)))
+    }
+}
+
+fn read_item(item: &Value) -> Result<Observable, Value> {
+    let Value::Object(fields) = item else {
+        return Err(json!({"_schema": ["Invalid input type."]}));
+    };
+    let mut problems = Map::new();
+    let mut field = |name: &str| match fields.get(name) {
+        None => {
+            problems.insert(name.to_owned(), json!(["Missing data for required field."]));
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            problems.insert(name.to_owned(), json!(["Field may not be blank."]));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            problems.insert(name.to_owned(), json!(["Not a valid string."]));
+            None
+        }
+    };
+    let (kind, value) = (field("type"), field("value"));
+    match (kind, value) {
+        (Some(kind), Some(value)) => Ok(Observable {
+            value,
+            kind: kind.to_lowercase(),
+        }),
+        _ => Err(Value::Object(problems)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Vec<Observable>, String> {
+        parse_observables(body.as_bytes()).map_err(|e| e.message())
+    }
+
+    fn obs(kind: &str, value: &str) -> Observable {
+        Observable {
+            value: value.into(),
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn types_lower_cased_duplicates_dropped_order_kept() {
+        let body = r#"[{"type":"EMAIL","value":"b@x.com"},{"type":"ip","value":"1.1.1.1","extra":1},
+                       {"type":"email","value":"a@x.com"},{"type":"Email","value":"b@x.com"}]"#;
+        assert_eq!(
+            parse(body).unwrap(),
+            [
+                obs("email", "b@x.com"),
+                obs("ip", "1.1.1.1"),
+                obs("email", "a@x.com")
+            ]
+        );
+        assert_eq!(parse("[]").unwrap(), []);
+    }
+
+    #[test]
+    fn values_keep_their_case() {
+        assert_eq!(
+            parse(r#"[{"type":"email","value":"Bob@X.com"}]"#).unwrap(),
+            [obs("email", "Bob@X.com")]
+        );
+    }
+
+    #[test]
+    fn anything_else_is_an_invalid_argument_that_says_where() {
+        let cases = [
+            ("", r#"{"_schema":["Invalid input type."]}"#),
+            ("not json", r#"{"_schema":["Invalid input type."]}"#),
+            (
+                r#"{"type":"email","value":"a@x.com"}"#,
+                r#"{"_schema":["Invalid input type."]}"#,
+            ),
+            (r#"[1]"#, r#"{"0":{"_schema":["Invalid input type."]}}"#),
+            (
+                r#"[{"type":"email"}]"#,
+                r#"{"0":{"value":["Missing data for required field."]}}"#,
+            ),
+            (
+                r#"[{"type":" ","value":"a"}]"#,
+                r#"{"0":{"type":["Field may not be blank."]}}"#,
+            ),
+            (
+                r#"[{"type":"email","value":1}]"#,
+                r#"{"0":{"value":["Not a valid string."]}}"#,
+            ),
+        ];
+        for (body, detail) in cases {
+            assert_eq!(
+                parse(body).unwrap_err(),
+                format!("Invalid JSON payload received. {detail}."),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&body).is_err());
+    }
+}
