@@ -155,7 +155,7 @@ impl Relay {
                     .ok()
             })
             .collect();
-        breaches.sort_by(|a, b| b.published.cmp(&a.published));
+        breaches.sort_by_key(|b| std::cmp::Reverse(b.published));
         breaches.truncate(credentials.entities_limit.get());
 
         let mut ids: Vec<_> = breaches.iter().filter_map(|b| b.source_id).collect();
