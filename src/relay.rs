@@ -184,3 +184,343 @@ impl Relay {
 fn is_email(observable: &Observable) -> bool {
     observable.kind == EMAIL
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        ApiKey, AuthError, BreachRecord, Catalog, CatalogId, EntitiesLimit, SourceError,
+    };
+    use crate::ports::{MockBreachSource, MockCredentialDecoder};
+    use async_trait::async_trait;
+    use mockall::predicate::eq;
+    use serde_json::{Value, json};
+
+    const CALLER: Caller<'static> = Caller {
+        authorization: Some("Bearer token"),
+        audience: "http://relay",
+    };
+
+    fn observables(list: &[(&str, &str)]) -> Vec<Observable> {
+        list.iter()
+            .map(|(kind, value)| Observable {
+                value: (*value).into(),
+                kind: (*kind).into(),
+            })
+            .collect()
+    }
+
+    fn record(source_id: u64, date: &str) -> BreachRecord {
+        serde_json::from_value(
+            json!({"source_id": source_id, "spycloud_publish_date": date, "severity": 2}),
+        )
+        .unwrap()
+    }
+
+    fn catalog(id: u64) -> Catalog {
+        serde_json::from_value(
+            json!({"id": id, "uuid": format!("u{id}"), "title": format!("T{id}")}),
+        )
+        .unwrap()
+    }
+
+    fn decoder(limit: usize) -> MockCredentialDecoder {
+        let mut decoder = MockCredentialDecoder::new();
+        decoder.expect_decode().returning(move |_, _| {
+            Ok(Credentials {
+                api_key: ApiKey::parse("k").unwrap(),
+                entities_limit: EntitiesLimit::new(limit).unwrap(),
+            })
+        });
+        decoder
+    }
+
+    fn relay(source: impl BreachSource + 'static, decoder: MockCredentialDecoder) -> Relay {
+        Relay::new(
+            Arc::new(source),
+            Arc::new(decoder),
+            RelaySettings::default(),
+        )
+    }
+
+    fn messages(bundle: &Bundle) -> Vec<(String, String)> {
+        bundle
+            .errors
+            .iter()
+            .map(|e| (e.code.clone(), e.message.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn no_supported_observable_answers_empty_without_looking_at_the_token() {
+        let mut decoder = MockCredentialDecoder::new();
+        decoder.expect_decode().times(0);
+        let relay = relay(MockBreachSource::new(), decoder);
+        let caller = Caller {
+            authorization: None,
+            audience: "x",
+        };
+        let bundle = relay
+            .observe(
+                &observables(&[("ip", "1.2.3.4"), ("domain", "x.com")]),
+                &caller,
+            )
+            .await;
+        assert_eq!(bundle.into_response(), json!({"data": {}}));
+    }
+
+    #[tokio::test]
+    async fn authorization_failure_is_fatal_and_nothing_is_looked_up() {
+        let mut decoder = MockCredentialDecoder::new();
+        decoder
+            .expect_decode()
+            .returning(|_, _| Err(AuthError::Expired));
+        let relay = relay(MockBreachSource::new(), decoder);
+        let bundle = relay
+            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .await;
+        assert_eq!(
+            bundle.into_response(),
+            json!({"errors": [{"type": "fatal", "code": "authorization error", "message": "Authorization failed: Token has expired"}]})
+        );
+        let missing = Caller {
+            authorization: None,
+            audience: "x",
+        };
+        let bundle = relay
+            .observe(&observables(&[("email", "a@x.com")]), &missing)
+            .await;
+        assert_eq!(
+            bundle.errors[0].message,
+            "Authorization failed: Authorization header is missing"
+        );
+    }
+
+    #[tokio::test]
+    async fn newest_records_first_cut_to_the_limit_and_only_their_catalogs_fetched() {
+        let mut source = MockBreachSource::new();
+        source.expect_breaches().times(1).returning(|_, _| {
+            Ok(vec![
+                record(1, "2018-01-01T00:00:00Z"),
+                record(2, "2021-01-01T00:00:00Z"),
+                record(3, "2019-01-01T00:00:00Z"),
+                record(2, "2020-01-01T00:00:00Z"),
+            ])
+        });
+        source
+            .expect_catalogs()
+            .with(
+                mockall::predicate::always(),
+                eq(vec![CatalogId(2), CatalogId(3)]),
+            )
+            .times(1)
+            .returning(|_, _| Ok(vec![catalog(2), catalog(3)]));
+        let relay = relay(source, decoder(3));
+        let bundle = relay
+            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .await;
+        let dates: Vec<_> = bundle
+            .sightings
+            .iter()
+            .map(|s| s.observed_time.start_time.to_string())
+            .collect();
+        assert_eq!(
+            dates,
+            [
+                "2021-01-01T00:00:00.000000Z",
+                "2020-01-01T00:00:00.000000Z",
+                "2019-01-01T00:00:00.000000Z"
+            ]
+        );
+        let indicators: Vec<_> = bundle
+            .indicators
+            .iter()
+            .map(|i| i.title.clone().unwrap())
+            .collect();
+        assert_eq!(indicators, ["T2", "T3"]);
+        assert_eq!(bundle.relationships.len(), 3);
+        assert!(bundle.errors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalid_emails_warn_and_are_not_sent() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_breaches()
+            .withf(|_, e| e.as_str() == "ok@x.com")
+            .times(1)
+            .returning(|_, _| Ok(vec![]));
+        let relay = relay(source, decoder(100));
+        let bundle = relay
+            .observe(
+                &observables(&[("email", "not an email"), ("email", "ok@x.com")]),
+                &CALLER,
+            )
+            .await;
+        assert_eq!(
+            bundle.into_response(),
+            json!({"data": {}, "errors": [{"type": "warning", "code": "invalid argument", "message": "not an email is not a valid email address"}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_mapped_is_skipped_with_a_warning() {
+        let mut source = MockBreachSource::new();
+        source.expect_breaches().returning(|_, _| {
+            let bad: BreachRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
+            Ok(vec![bad, record(1, "2020-01-01T00:00:00Z")])
+        });
+        source
+            .expect_catalogs()
+            .returning(|_, _| Ok(vec![catalog(1)]));
+        let relay = relay(source, decoder(100));
+        let bundle = relay
+            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .await;
+        assert_eq!(bundle.sightings.len(), 1);
+        assert_eq!(
+            messages(&bundle),
+            [("unknown".into(), "Skipped a SpyCloud record of a@x.com: spycloud_publish_date is missing or not a date".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn health_probes_the_source_with_the_callers_key() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_probe()
+            .times(1)
+            .returning(|_| Err(SourceError::Unauthorized("Invalid key".into())));
+        let relay = relay(source, decoder(100));
+        let error = relay.health(&CALLER).await.unwrap_err();
+        assert_eq!(
+            (error.code(), error.message()),
+            (
+                "authorization error",
+                "Authorization failed: Invalid key".into()
+            )
+        );
+    }
+
+    /// A source whose answers take as long as the test says, to prove order under concurrency.
+    struct SlowSource(HashMap<&'static str, (u64, Result<Vec<BreachRecord>, SourceError>)>);
+
+    #[async_trait]
+    impl BreachSource for SlowSource {
+        async fn breaches(
+            &self,
+            _: &ApiKey,
+            email: &Email,
+        ) -> Result<Vec<BreachRecord>, SourceError> {
+            let (millis, answer) = self.0[email.as_str()].clone();
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            answer
+        }
+        async fn catalogs(
+            &self,
+            _: &ApiKey,
+            ids: &[CatalogId],
+        ) -> Result<Vec<Catalog>, SourceError> {
+            Ok(ids.iter().map(|id| catalog(id.0)).collect())
+        }
+        async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+            Ok(())
+        }
+    }
+
+    fn sighting_emails(bundle: &Bundle) -> Vec<String> {
+        bundle
+            .sightings
+            .iter()
+            .map(|s| s.observables[0].value.clone())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn input_order_is_kept_however_long_each_lookup_takes() {
+        let source = SlowSource(HashMap::from([
+            (
+                "a@x.com",
+                (300, Ok(vec![record(1, "2020-01-01T00:00:00Z")])),
+            ),
+            ("b@x.com", (10, Ok(vec![record(2, "2020-01-01T00:00:00Z")]))),
+            (
+                "c@x.com",
+                (100, Ok(vec![record(3, "2020-01-01T00:00:00Z")])),
+            ),
+        ]));
+        let relay = relay(source, decoder(100));
+        let input = observables(&[
+            ("email", "a@x.com"),
+            ("email", "b@x.com"),
+            ("email", "c@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com", "c@x.com"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_error_keeps_exactly_what_came_before_it() {
+        let source = SlowSource(HashMap::from([
+            (
+                "a@x.com",
+                (300, Ok(vec![record(1, "2020-01-01T00:00:00Z")])),
+            ),
+            ("b@x.com", (10, Err(SourceError::Internal))),
+            ("c@x.com", (1, Ok(vec![record(3, "2020-01-01T00:00:00Z")]))),
+        ]));
+        let relay = relay(source, decoder(100));
+        let input = observables(&[
+            ("email", "bad1"),
+            ("email", "a@x.com"),
+            ("email", "b@x.com"),
+            ("email", "bad2"),
+            ("email", "c@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
+        assert_eq!(
+            messages(&bundle),
+            [
+                (
+                    "invalid argument".into(),
+                    "bad1 is not a valid email address".into()
+                ),
+                (
+                    "internal error".into(),
+                    "The Spycloud internal error.".into()
+                ),
+            ]
+        );
+        let response = bundle.into_response();
+        assert_eq!(response["data"]["sightings"]["count"], 1);
+        assert_eq!(response["errors"][1]["type"], "fatal");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_answers_with_what_is_in() {
+        let source = SlowSource(HashMap::from([
+            ("a@x.com", (10, Ok(vec![record(1, "2020-01-01T00:00:00Z")]))),
+            (
+                "b@x.com",
+                (60_000, Ok(vec![record(2, "2020-01-01T00:00:00Z")])),
+            ),
+        ]));
+        let settings = RelaySettings {
+            deadline: Duration::from_secs(25),
+            ..RelaySettings::default()
+        };
+        let relay = Relay::new(Arc::new(source), Arc::new(decoder(100)), settings);
+        let bundle = relay
+            .observe(
+                &observables(&[("email", "a@x.com"), ("email", "b@x.com")]),
+                &CALLER,
+            )
+            .await;
+        assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
+        let last: Value = serde_json::to_value(bundle.errors.last().unwrap()).unwrap();
+        assert_eq!(last["type"], "fatal");
+        assert_eq!(last["code"], "unknown");
+        assert!(last["message"].as_str().unwrap().contains("25 s"));
+    }
+}
