@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 
 use crate::domain::mapping::{self, MappingOptions};
 use crate::domain::{
@@ -108,10 +109,12 @@ impl Relay {
         credentials: &Credentials,
         observables: &[Observable],
     ) -> Bundle {
-        let lookups = observables
+        // Boxed so the stream's type names no closure: keeps the future `Send` for any caller.
+        let lookups: Vec<BoxFuture<'_, Result<Bundle, RelayError>>> = observables
             .iter()
             .filter(|o| is_email(o))
-            .map(|o| self.lookup(credentials, o));
+            .map(|o| self.lookup(credentials, o).boxed())
+            .collect();
         let mut results = futures::stream::iter(lookups).buffered(self.settings.concurrency.max(1));
         let deadline = tokio::time::sleep(self.settings.deadline);
         tokio::pin!(deadline);

@@ -1,0 +1,472 @@
+//! The warp transport: SecureX's routes over HTTP. It turns requests into use-case calls and
+//! results into the SecureX envelope; every answer is JSON, and every error but an unknown
+//! path (404) or a wrong method (405) is HTTP 200 with the error in the body.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::{Json, WithStatus};
+use warp::{Filter, Rejection, Reply};
+
+use crate::domain::{Bundle, RelayError, parse_observables};
+use crate::relay::{Caller, Relay};
+
+/// The paths the relay serves, for telling a wrong method (405) from an unknown path (404).
+const KNOWN_PATHS: [&str; 4] = ["/health", "/observe/observables", "/version", "/watchdog"];
+
+/// How the transport reads requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// The audience tokens must carry; `None`: the request's own URL root.
+    pub audience: Option<String>,
+    /// The largest request body read, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            audience: None,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// Who sent a request, as the headers tell it.
+#[derive(Debug, Clone)]
+struct Incoming {
+    authorization: Option<String>,
+    audience: String,
+}
+
+impl Incoming {
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            authorization: self.authorization.as_deref(),
+            audience: &self.audience,
+        }
+    }
+}
+
+/// The relay's routes, with the 404/405 fallback; the filter never rejects.
+pub fn routes(
+    relay: Arc<Relay>,
+    settings: HttpSettings,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let settings = Arc::new(settings);
+    health(relay.clone(), settings.clone())
+        .or(observe(relay, settings))
+        .or(version())
+        .or(watchdog())
+        .or(fallback())
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    relay: Arc<Relay>,
+    settings: HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(relay, settings))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+fn with<T: Clone + Send>(value: T) -> impl Filter<Extract = (T,), Error = Infallible> + Clone {
+    warp::any().map(move || value.clone())
+}
+
+fn incoming(
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (Incoming,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(move |headers: HeaderMap| Incoming {
+        authorization: headers
+            .get("authorization")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        audience: settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| request_root(&headers)),
+    })
+}
+
+/// `<scheme>://<Host>`: the scheme from `X-Forwarded-Proto` (first value) when present, else http.
+fn request_root(headers: &HeaderMap) -> String {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let scheme = text("x-forwarded-proto")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("http");
+    format!("{scheme}://{}", text("host").unwrap_or_default())
+}
+
+fn health(
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+    warp::path!("health")
+        .and(warp::post())
+        .and(incoming(settings))
+        .and(with(relay))
+        .then(|incoming: Incoming, relay: Arc<Relay>| async move {
+            let started = Instant::now();
+            let body = match relay.health(&incoming.caller()).await {
+                Ok(()) => json!({"data": {"status": "ok"}}),
+                Err(error) => envelope(&error),
+            };
+            answer("/health", started, body)
+        })
+}
+
+fn observe(
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+    let limit = settings.body_limit;
+    warp::path!("observe" / "observables")
+        .and(warp::post())
+        .and(incoming(settings))
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and(with(relay))
+        .then(
+            move |incoming: Incoming, headers: HeaderMap, body, relay: Arc<Relay>| async move {
+                let started = Instant::now();
+                let observed = async {
+                    let body = read_body(&headers, body, limit).await?;
+                    let observables = parse_observables(&body)?;
+                    Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
+                };
+                let body = match observed.await {
+                    Ok(bundle) => bundle.into_response(),
+                    Err(error) => envelope(&error),
+                };
+                answer("/observe/observables", started, body)
+            },
+        )
+}
+
+fn version() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+    warp::path!("version").and(warp::post()).map(|| {
+        answer(
+            "/version",
+            Instant::now(),
+            json!({"version": env!("CARGO_PKG_VERSION")}),
+        )
+    })
+}
+
+fn watchdog() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+    warp::path!("watchdog")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .map(|headers: HeaderMap| {
+            let body = match headers.get("health-check") {
+                Some(value) => json!({"data": String::from_utf8_lossy(value.as_bytes())}),
+                None => envelope(&RelayError::HealthCheck),
+            };
+            answer("/watchdog", Instant::now(), body)
+        })
+}
+
+/// A known path with another method is 405; anything else 404.
+fn fallback() -> impl Filter<Extract = (WithStatus<Json>,), Error = Infallible> + Clone {
+    warp::path::full().map(|path: warp::path::FullPath| {
+        let status = if KNOWN_PATHS.contains(&path.as_str()) {
+            StatusCode::METHOD_NOT_ALLOWED
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        tracing::info!(route = "-", status = status.as_u16(), "request");
+        status_reply(status)
+    })
+}
+
+/// The Flask-style JSON body of a 404 or 405.
+fn status_reply(status: StatusCode) -> WithStatus<Json> {
+    let reason = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for the requested URL.",
+        _ => {
+            "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
+        }
+    };
+    let body = json!({
+        "code": status.as_u16(),
+        "message": status.canonical_reason().unwrap_or_default(),
+        "reason": reason,
+    });
+    warp::reply::with_status(warp::reply::json(&body), status)
+}
+
+/// A fatal error alone in the SecureX envelope.
+fn envelope(error: &RelayError) -> Value {
+    Bundle::with_error(error.to_doc()).into_response()
+}
+
+/// Logs the request in one line (no header, body or value of it) and answers 200 with `body`.
+fn answer(route: &'static str, started: Instant, body: Value) -> WithStatus<Json> {
+    let outcome = body["errors"]
+        .as_array()
+        .and_then(|errors| errors.last())
+        .and_then(|error| error["code"].as_str())
+        .unwrap_or("ok");
+    tracing::info!(
+        route,
+        status = 200,
+        duration_ms = started.elapsed().as_millis() as u64,
+        outcome,
+        "request"
+    );
+    warp::reply::with_status(warp::reply::json(&body), StatusCode::OK)
+}
+
+/// Reads at most `limit` bytes of body; a larger one is refused without being read whole.
+async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Vec<u8>, RelayError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large =
+        || RelayError::InvalidPayload(format!("The request body is larger than {limit} bytes."));
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buffer = BytesMut::new();
+    futures::pin_mut!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| {
+            RelayError::InvalidPayload("The request body could not be read.".into())
+        })?;
+        if buffer.len() + chunk.remaining() > limit {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            buffer.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buffer.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
+    use crate::ports::{MockBreachSource, MockCredentialDecoder};
+    use crate::relay::RelaySettings;
+
+    fn relay_with(source: MockBreachSource, decoder: MockCredentialDecoder) -> Arc<Relay> {
+        Arc::new(Relay::new(
+            Arc::new(source),
+            Arc::new(decoder),
+            RelaySettings::default(),
+        ))
+    }
+
+    fn idle_relay() -> Arc<Relay> {
+        let mut decoder = MockCredentialDecoder::new();
+        decoder.expect_decode().times(0);
+        relay_with(MockBreachSource::new(), decoder)
+    }
+
+    /// A decoder that accepts any token, but only for `audience`.
+    fn decoder_for(audience: &'static str) -> MockCredentialDecoder {
+        let mut decoder = MockCredentialDecoder::new();
+        decoder.expect_decode().returning(move |_, aud| {
+            if aud == audience {
+                Ok(Credentials {
+                    api_key: ApiKey::parse("k").unwrap(),
+                    entities_limit: EntitiesLimit::DEFAULT,
+                })
+            } else {
+                Err(AuthError::WrongAudience)
+            }
+        });
+        decoder
+    }
+
+    async fn call(
+        relay: Arc<Relay>,
+        settings: HttpSettings,
+        request: warp::test::RequestBuilder,
+    ) -> (u16, Value) {
+        let response = request.reply(&routes(relay, settings)).await;
+        let body = serde_json::from_slice(response.body()).expect("every answer is JSON");
+        (response.status().as_u16(), body)
+    }
+
+    fn post(path: &str) -> warp::test::RequestBuilder {
+        warp::test::request().method("POST").path(path)
+    }
+
+    #[tokio::test]
+    async fn version_answers_the_crate_version() {
+        let (status, body) = call(idle_relay(), HttpSettings::default(), post("/version")).await;
+        assert_eq!(
+            (status, body),
+            (200, json!({"version": env!("CARGO_PKG_VERSION")}))
+        );
+    }
+
+    #[tokio::test]
+    async fn watchdog_echoes_the_health_check_header() {
+        let request = warp::test::request()
+            .path("/watchdog")
+            .header("Health-Check", "ping-42");
+        let (status, body) = call(idle_relay(), HttpSettings::default(), request).await;
+        assert_eq!((status, body), (200, json!({"data": "ping-42"})));
+        let (status, body) = call(
+            idle_relay(),
+            HttpSettings::default(),
+            warp::test::request().path("/watchdog"),
+        )
+        .await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"errors": [{"type": "fatal", "code": "health check failed", "message": "Invalid Health Check"}]})
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
+        let not_found = json!({
+            "code": 404, "message": "Not Found",
+            "reason": "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
+        });
+        let not_allowed = json!({"code": 405, "message": "Method Not Allowed", "reason": "The method is not allowed for the requested URL."});
+        for (method, path, expected) in [
+            ("GET", "/nope", (404, not_found.clone())),
+            ("POST", "/observe", (404, not_found.clone())),
+            ("POST", "/health/extra", (404, not_found)),
+            ("GET", "/health", (405, not_allowed.clone())),
+            ("GET", "/observe/observables", (405, not_allowed.clone())),
+            ("GET", "/version", (405, not_allowed.clone())),
+            ("POST", "/watchdog", (405, not_allowed.clone())),
+            ("DELETE", "/health", (405, not_allowed)),
+        ] {
+            let request = warp::test::request().method(method).path(path);
+            assert_eq!(
+                call(idle_relay(), HttpSettings::default(), request).await,
+                expected,
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_body_is_an_invalid_argument_in_the_envelope() {
+        let (status, body) = call(
+            idle_relay(),
+            HttpSettings::default(),
+            post("/observe/observables").body("{oops"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["errors"][0]["code"], "invalid argument");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid JSON payload received.")
+        );
+        assert!(body.get("data").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused() {
+        let settings = HttpSettings {
+            body_limit: 64,
+            ..HttpSettings::default()
+        };
+        let big = format!(
+            r#"[{{"type":"email","value":"{}@x.com"}}]"#,
+            "a".repeat(100)
+        );
+        let (status, body) = call(
+            idle_relay(),
+            settings,
+            post("/observe/observables").body(big),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Invalid JSON payload received. The request body is larger than 64 bytes."
+        );
+    }
+
+    #[tokio::test]
+    async fn observe_without_email_does_not_need_a_token() {
+        let request = post("/observe/observables").body(r#"[{"type":"ip","value":"1.1.1.1"}]"#);
+        assert_eq!(
+            call(idle_relay(), HttpSettings::default(), request).await,
+            (200, json!({"data": {}}))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_audience_is_the_request_root_unless_configured() {
+        let health = || {
+            let mut source = MockBreachSource::new();
+            source.expect_probe().returning(|_| Ok(()));
+            source
+        };
+        let ok = json!({"data": {"status": "ok"}});
+        let request = || {
+            post("/health")
+                .header("authorization", "Bearer t")
+                .header("host", "relay.example:9090")
+        };
+
+        let relay = relay_with(health(), decoder_for("http://relay.example:9090"));
+        assert_eq!(
+            call(relay, HttpSettings::default(), request()).await,
+            (200, ok.clone())
+        );
+
+        let relay = relay_with(health(), decoder_for("https://relay.example:9090"));
+        let forwarded = request().header("x-forwarded-proto", "https");
+        assert_eq!(
+            call(relay, HttpSettings::default(), forwarded).await,
+            (200, ok.clone())
+        );
+
+        let relay = relay_with(health(), decoder_for("https://configured"));
+        let settings = HttpSettings {
+            audience: Some("https://configured".into()),
+            ..HttpSettings::default()
+        };
+        assert_eq!(call(relay, settings, request()).await, (200, ok));
+
+        let relay = relay_with(health(), decoder_for("https://configured"));
+        let (_, body) = call(relay, HttpSettings::default(), request()).await;
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Authorization failed: Wrong configuration-token-audience"
+        );
+    }
+}
