@@ -3,9 +3,11 @@
 //! - [`domain`]: the pure model (email, breach, catalog, CTIM) and the mapping rules;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
 //! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
+//! - [`config`]: the command line and its environment variables;
 //! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport.
 
 pub mod adapters;
+pub mod config;
 pub mod domain;
 pub mod ports;
 pub mod relay;

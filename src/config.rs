@@ -1,0 +1,259 @@
+//! The command line: `serve` (the default), `demo` and `lookup`. Every setting is a `--flag`
+//! and the environment variable of the contract; `--help` lists them with their defaults.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::domain::{MappingOptions, PasswordPolicy};
+
+/// The relay's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "spycloud-relay",
+    version,
+    about = "SecureX / XDR Threat Response relay for SpyCloud"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s settings, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the relay for SecureX (the default).
+    Serve(ServeArgs),
+    /// Serve the relay offline over a bundled sample dataset, with a ready token.
+    Demo(DemoArgs),
+    /// Look up email addresses once and print the CTIM bundle as JSON.
+    Lookup(LookupArgs),
+}
+
+/// Log settings, shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long = "log", env = "RELAY_LOG", default_value = "info")]
+    pub filter: String,
+    /// Log line format.
+    #[arg(long = "log-format", env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// What the mapping shows.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Base of the SpyCloud portal links in the CTIM output.
+    #[arg(
+        long,
+        env = "SPYCLOUD_PORTAL_URL",
+        default_value = "https://portal.spycloud.com"
+    )]
+    pub portal_url: String,
+    /// How passwords, salts and payment-card fields appear in sightings.
+    #[arg(long, env = "RELAY_PASSWORDS", value_enum, default_value_t = Passwords::Plaintext)]
+    pub passwords: Passwords,
+}
+
+/// [`PasswordPolicy`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Passwords {
+    /// As SpyCloud sent them.
+    Plaintext,
+    /// First two characters, then stars.
+    Masked,
+    /// Left out.
+    Omitted,
+}
+
+impl OutputArgs {
+    /// The mapping options these arguments set.
+    pub fn mapping(&self) -> MappingOptions {
+        MappingOptions {
+            portal_url: self.portal_url.clone(),
+            passwords: match self.passwords {
+                Passwords::Plaintext => PasswordPolicy::Plaintext,
+                Passwords::Masked => PasswordPolicy::Masked,
+                Passwords::Omitted => PasswordPolicy::Omitted,
+            },
+        }
+    }
+}
+
+/// How the relay talks to SpyCloud.
+#[derive(Debug, Clone, Args)]
+pub struct SpyCloudArgs {
+    /// SpyCloud Enterprise API base.
+    #[arg(
+        long,
+        env = "SPYCLOUD_API_URL",
+        default_value = "https://api.spycloud.io/enterprise-v2"
+    )]
+    pub api_url: String,
+    /// Seconds one upstream call may take.
+    #[arg(long, env = "SPYCLOUD_TIMEOUT_SECS", default_value_t = 10)]
+    pub timeout_secs: u64,
+    /// Upstream requests per second per API key (token bucket, same burst).
+    #[arg(long, env = "SPYCLOUD_MAX_RPS", default_value_t = NonZeroU32::new(10).unwrap())]
+    pub max_rps: NonZeroU32,
+}
+
+impl SpyCloudArgs {
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+/// `serve`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to serve on.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: String,
+    /// Allowed `jwks_host` values; `*` matches one DNS label; a port must match exactly.
+    #[arg(
+        long,
+        env = "RELAY_JWKS_HOSTS",
+        default_value = "visibility.amp.cisco.com,visibility.*.amp.cisco.com"
+    )]
+    pub jwks_hosts: String,
+    /// Scheme of JWKS URLs (`http` only for local testing).
+    #[arg(long, env = "RELAY_JWKS_SCHEME", default_value = "https", value_parser = ["https", "http"])]
+    pub jwks_scheme: String,
+    /// Expected `aud`; unset: the request's own URL root.
+    #[arg(long, env = "RELAY_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Seconds one observe request may take before it answers with what it has.
+    #[arg(long, env = "RELAY_REQUEST_TIMEOUT_SECS", default_value_t = 25)]
+    pub request_timeout_secs: u64,
+    /// Seconds requests in flight get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "RELAY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+    /// Address of the Prometheus `/metrics` endpoint; unset: off.
+    #[arg(long, env = "RELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// SpyCloud settings.
+    #[command(flatten)]
+    pub spycloud: SpyCloudArgs,
+    /// Output settings.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Log settings.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `demo`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address to serve on.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: String,
+    /// Output settings.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Log settings.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `lookup`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct LookupArgs {
+    /// The email addresses to look up.
+    #[arg(required = true)]
+    pub emails: Vec<String>,
+    /// The SpyCloud API key.
+    #[arg(long, env = "SPYCLOUD_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Breach records per email (newest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// SpyCloud settings.
+    #[command(flatten)]
+    pub spycloud: SpyCloudArgs,
+    /// Output settings.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Log settings.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_the_contract_defaults() {
+        let cli = Cli::try_parse_from(["spycloud-relay"]).unwrap();
+        assert!(cli.command.is_none());
+        let serve = cli.serve;
+        assert_eq!(serve.listen, "0.0.0.0:9090");
+        assert_eq!(
+            serve.jwks_hosts,
+            "visibility.amp.cisco.com,visibility.*.amp.cisco.com"
+        );
+        assert_eq!(serve.jwks_scheme, "https");
+        assert_eq!(serve.audience, None);
+        assert_eq!(
+            serve.spycloud.api_url,
+            "https://api.spycloud.io/enterprise-v2"
+        );
+        assert_eq!(serve.spycloud.timeout_secs, 10);
+        assert_eq!(serve.spycloud.max_rps.get(), 10);
+        assert_eq!(serve.output.portal_url, "https://portal.spycloud.com");
+        assert_eq!(serve.log.filter, "info");
+    }
+
+    #[test]
+    fn flags_set_what_the_variables_set() {
+        let cli = Cli::try_parse_from([
+            "spycloud-relay",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwks-scheme",
+            "http",
+            "--audience",
+            "https://relay",
+            "--max-rps",
+            "3",
+            "--passwords",
+            "masked",
+        ])
+        .unwrap();
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.listen, "127.0.0.1:0");
+        assert_eq!(serve.jwks_scheme, "http");
+        assert_eq!(serve.audience.as_deref(), Some("https://relay"));
+        assert_eq!(serve.spycloud.max_rps.get(), 3);
+        assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Masked);
+        assert!(Cli::try_parse_from(["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
+    }
+}
