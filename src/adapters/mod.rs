@@ -1,4 +1,5 @@
 //! Adapters: the ports implemented over real transports.
 
+pub mod cache;
 pub mod jwt;
 pub mod spycloud;
