@@ -3,7 +3,7 @@
 //! Everything that is about talking to SpyCloud lives here and nowhere else: the URLs and their
 //! encoding, the headers, following cursors, retrying what is worth retrying, staying under the
 //! per-key request rate, and turning every HTTP status and transport failure into one
-//! [`SourceError`] (in [`status_error`] and [`transport_error`]). The relay above only ever sees
+//! [`SourceError`] (in `status_error` and `transport_error`). The relay above only ever sees
 //! records, catalogs and those errors.
 
 use std::collections::HashSet;
@@ -194,7 +194,8 @@ impl SpyCloudClient {
         for _ in 0..MAX_PAGES {
             let answer = self.get(key, &next).await?;
             if lookup == Lookup::Email && answer.status == StatusCode::BAD_REQUEST {
-                return Ok(Vec::new());
+                // SpyCloud refuses the address: no results (or, after a cursor, no more).
+                return Ok(results);
             }
             let page: Page = parse_page(&success_body(answer)?)?;
             results.extend(page.results);
