@@ -1,5 +1,11 @@
-//! Adapters: the ports implemented over real transports.
+//! Adapters: the ports implemented over real transports, and the transport that serves them.
+//!
+//! - [`spycloud`]: [`crate::ports::BreachSource`] over SpyCloud's HTTP API (reqwest);
+//! - [`cache`]: a catalog cache in front of any breach source;
+//! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
+//! - [`http`]: the warp routes SecureX calls.
 
+pub mod cache;
 pub mod http;
 pub mod jwt;
 pub mod spycloud;

@@ -1,0 +1,381 @@
+//! A [`BreachSource`] decorator that remembers catalogs across requests.
+//!
+//! Catalogs change rarely and the same few appear in many lookups, so each one is fetched at
+//! most once an hour per API key. Entries are keyed by the key's fingerprint, so tenants never
+//! share answers and the cache never holds a key. An id the source did not return is remembered
+//! as missing for a short time only: it may be published soon. Errors are never remembered.
+//!
+//! Two concurrent requests that miss the same id may both fetch it; that costs one duplicate
+//! call and keeps the batching simple.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
+use crate::ports::{BreachSource, SourceError};
+
+/// Size and lifetimes of the catalog cache; the default is 10 000 entries, 1 h, 60 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// The most entries (found or missing) kept.
+    pub capacity: u64,
+    /// How long a found catalog is kept.
+    pub found_ttl: Duration,
+    /// How long an id the source did not return is answered as missing.
+    pub missing_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            found_ttl: Duration::from_secs(60 * 60),
+            missing_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How many catalog ids were answered from the cache and how many had to be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Ids answered from the cache (found or known missing).
+    pub hits: u64,
+    /// Ids asked of the inner source.
+    pub misses: u64,
+}
+
+type EntryKey = (KeyFingerprint, CatalogId);
+
+/// What the cache knows about one id.
+#[derive(Debug, Clone)]
+enum Entry {
+    Found(Arc<Catalog>),
+    Missing,
+}
+
+/// Found entries live long, missing ones briefly.
+struct EntryExpiry {
+    found: Duration,
+    missing: Duration,
+}
+
+impl EntryExpiry {
+    fn ttl(&self, entry: &Entry) -> Duration {
+        match entry {
+            Entry::Found(_) => self.found,
+            Entry::Missing => self.missing,
+        }
+    }
+}
+
+impl Expiry<EntryKey, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _: &EntryKey, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(self.ttl(entry))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &EntryKey,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.ttl(entry))
+    }
+}
+
+/// Any [`BreachSource`] with its catalogs cached; `breaches` and `probe` pass through.
+pub struct CachedCatalogs<S: ?Sized = dyn BreachSource> {
+    inner: Arc<S>,
+    cache: Cache<EntryKey, Entry>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<S: ?Sized> std::fmt::Debug for CachedCatalogs<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedCatalogs")
+            .field("entries", &self.cache.entry_count())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: BreachSource + ?Sized> CachedCatalogs<S> {
+    /// `inner` with the default [`CacheSettings`].
+    pub fn new(inner: Arc<S>) -> Self {
+        Self::with_settings(inner, CacheSettings::default())
+    }
+
+    /// `inner` with the given cache size and lifetimes.
+    pub fn with_settings(inner: Arc<S>, settings: CacheSettings) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.capacity)
+            .expire_after(EntryExpiry {
+                found: settings.found_ttl,
+                missing: settings.missing_ttl,
+            })
+            .build();
+        Self {
+            inner,
+            cache,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<S: ?Sized> CachedCatalogs<S> {
+    /// Hit and miss counts since the cache was built.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: BreachSource + ?Sized> BreachSource for CachedCatalogs<S> {
+    async fn breaches(
+        &self,
+        key: &ApiKey,
+        email: &Email,
+    ) -> Result<Vec<BreachRecord>, SourceError> {
+        self.inner.breaches(key, email).await
+    }
+
+    /// Cached catalogs, and the rest from one call of the inner source.
+    ///
+    /// # Errors
+    /// The inner source's error, which is not cached.
+    async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
+        let fingerprint = key.fingerprint();
+        let mut seen = HashSet::new();
+        let mut found = Vec::new();
+        let mut wanted = Vec::new();
+        for &id in ids.iter().filter(|id| seen.insert(**id)) {
+            match self.cache.get(&(fingerprint, id)).await {
+                Some(Entry::Found(catalog)) => found.push(Catalog::clone(&catalog)),
+                Some(Entry::Missing) => {}
+                None => wanted.push(id),
+            }
+        }
+        self.hits
+            .fetch_add((seen.len() - wanted.len()) as u64, Ordering::Relaxed);
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        self.misses
+            .fetch_add(wanted.len() as u64, Ordering::Relaxed);
+        let fetched = self.inner.catalogs(key, &wanted).await?;
+        let mut missing: HashSet<CatalogId> = wanted.into_iter().collect();
+        for catalog in fetched {
+            // Only what was asked for is stored or returned: a source that answers more
+            // must not fill the cache with it.
+            if missing.remove(&catalog.id) {
+                self.cache
+                    .insert(
+                        (fingerprint, catalog.id),
+                        Entry::Found(Arc::new(catalog.clone())),
+                    )
+                    .await;
+                found.push(catalog);
+            }
+        }
+        for id in missing {
+            self.cache.insert((fingerprint, id), Entry::Missing).await;
+        }
+        Ok(found)
+    }
+
+    async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
+        self.inner.probe(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::MockBreachSource;
+    use mockall::predicate::{always, eq};
+    use serde_json::json;
+
+    fn key(name: &str) -> ApiKey {
+        ApiKey::parse(name).unwrap()
+    }
+
+    fn catalog(id: u64) -> Catalog {
+        serde_json::from_value(json!({"id": id, "title": format!("breach {id}")})).unwrap()
+    }
+
+    /// A source that returns a catalog for every id asked for except those in `absent`.
+    fn answers_all_but(
+        absent: &'static [u64],
+    ) -> impl Fn(&ApiKey, &[CatalogId]) -> Result<Vec<Catalog>, SourceError> + Send + 'static {
+        move |_, ids| {
+            Ok(ids
+                .iter()
+                .filter(|id| !absent.contains(&id.0))
+                .map(|id| catalog(id.0))
+                .collect())
+        }
+    }
+
+    fn ids(list: &[u64]) -> Vec<CatalogId> {
+        list.iter().copied().map(CatalogId).collect()
+    }
+
+    fn sorted(mut catalogs: Vec<Catalog>) -> Vec<u64> {
+        let mut out: Vec<u64> = catalogs.drain(..).map(|c| c.id.0).collect();
+        out.sort_unstable();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_second_call_is_served_from_the_cache() {
+        let mut inner = MockBreachSource::new();
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[1, 2])))
+            .times(1)
+            .returning(answers_all_but(&[]));
+        let cached = CachedCatalogs::new(Arc::new(inner));
+        let k = key("k1");
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[1, 2])).await.unwrap()),
+            [1, 2]
+        );
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[2, 1, 2])).await.unwrap()),
+            [1, 2]
+        );
+        assert_eq!(cached.stats(), CacheStats { hits: 2, misses: 2 });
+    }
+
+    #[tokio::test]
+    async fn only_the_misses_are_fetched_in_one_call() {
+        let mut inner = MockBreachSource::new();
+        let mut seq = mockall::Sequence::new();
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[1])))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(answers_all_but(&[]));
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[2, 3])))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(answers_all_but(&[]));
+        let cached = CachedCatalogs::new(Arc::new(inner));
+        let k = key("k1");
+        cached.catalogs(&k, &ids(&[1])).await.unwrap();
+        let all = cached.catalogs(&k, &ids(&[2, 1, 3, 2])).await.unwrap();
+        assert_eq!(sorted(all), [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn keys_do_not_share_entries() {
+        let mut inner = MockBreachSource::new();
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[7])))
+            .times(2)
+            .returning(answers_all_but(&[]));
+        let cached = CachedCatalogs::new(Arc::new(inner));
+        cached.catalogs(&key("tenant-a"), &ids(&[7])).await.unwrap();
+        let other = cached.catalogs(&key("tenant-b"), &ids(&[7])).await.unwrap();
+        assert_eq!(sorted(other), [7]);
+        cached.catalogs(&key("tenant-a"), &ids(&[7])).await.unwrap();
+        cached.catalogs(&key("tenant-b"), &ids(&[7])).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn missing_ids_are_remembered_briefly() {
+        let mut inner = MockBreachSource::new();
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[4, 5])))
+            .times(1)
+            .returning(answers_all_but(&[5]));
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[5])))
+            .times(1)
+            .returning(answers_all_but(&[]));
+        let settings = CacheSettings {
+            missing_ttl: Duration::from_millis(100),
+            ..CacheSettings::default()
+        };
+        let cached = CachedCatalogs::with_settings(Arc::new(inner), settings);
+        let k = key("k1");
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
+            [4]
+        );
+        // Still known missing: no call.
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
+            [4]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The missing entry expired, the found one did not.
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
+            [4, 5]
+        );
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let mut inner = MockBreachSource::new();
+        let mut seq = mockall::Sequence::new();
+        inner
+            .expect_catalogs()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Err(SourceError::Internal));
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[9])))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(answers_all_but(&[]));
+        let cached = CachedCatalogs::new(Arc::new(inner));
+        let k = key("k1");
+        assert_eq!(
+            cached.catalogs(&k, &ids(&[9])).await,
+            Err(SourceError::Internal)
+        );
+        assert_eq!(sorted(cached.catalogs(&k, &ids(&[9])).await.unwrap()), [9]);
+        assert_eq!(sorted(cached.catalogs(&k, &ids(&[9])).await.unwrap()), [9]);
+    }
+
+    #[tokio::test]
+    async fn no_ids_no_call_and_the_rest_passes_through() {
+        let mut inner = MockBreachSource::new();
+        inner.expect_catalogs().never();
+        inner
+            .expect_probe()
+            .times(1)
+            .returning(|_| Err(SourceError::NotFound));
+        inner
+            .expect_breaches()
+            .times(1)
+            .returning(|_, _| Ok(vec![BreachRecord::default()]));
+        let cached: CachedCatalogs = CachedCatalogs::new(Arc::new(inner));
+        let k = key("k1");
+        assert_eq!(cached.catalogs(&k, &[]).await, Ok(vec![]));
+        assert_eq!(cached.probe(&k).await, Err(SourceError::NotFound));
+        let email = Email::parse("a@example.com").unwrap();
+        assert_eq!(cached.breaches(&k, &email).await.unwrap().len(), 1);
+    }
+}

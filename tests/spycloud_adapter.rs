@@ -1,0 +1,563 @@
+//! The SpyCloud adapter against a fake SpyCloud (wiremock): URLs, headers, paging, batching,
+//! retries and the contract's status table.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::domain::{ApiKey, CatalogId, Email};
+use spycloud_relay::ports::{BreachSource, SourceError};
+use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "test-key-123";
+
+fn settings(base_url: String) -> SpyCloudSettings {
+    SpyCloudSettings {
+        base_url,
+        timeout: Duration::from_secs(5),
+        max_rps: NonZeroU32::new(100).unwrap(),
+        retry: RetryPolicy {
+            max_retries: 2,
+            base_backoff: Duration::from_millis(10),
+            max_retry_after: Duration::from_millis(50),
+        },
+    }
+}
+
+fn client(server: &MockServer) -> SpyCloudClient {
+    SpyCloudClient::new(settings(server.uri())).unwrap()
+}
+
+fn key() -> ApiKey {
+    ApiKey::parse(KEY).unwrap()
+}
+
+fn email(value: &str) -> Email {
+    Email::parse(value).unwrap()
+}
+
+fn page(cursor: &str, results: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(
+        json!({"cursor": cursor, "hits": results.as_array().unwrap().len(), "results": results}),
+    )
+}
+
+/// Looks up `a@example.com` against a server answering `response` on every call.
+async fn breaches_answering(response: ResponseTemplate, expected_calls: u64) -> SourceError {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/emails/a@example.com"))
+        .respond_with(response)
+        .expect(expected_calls)
+        .mount(&server)
+        .await;
+    let error = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap_err();
+    server.verify().await;
+    assert!(!format!("{error:?}").contains(KEY), "{error:?}");
+    error
+}
+
+fn ids(list: impl IntoIterator<Item = u64>) -> Vec<CatalogId> {
+    list.into_iter().map(CatalogId).collect()
+}
+
+fn id_list(list: impl IntoIterator<Item = u64>) -> String {
+    list.into_iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn catalogs_json(list: impl IntoIterator<Item = u64>) -> Value {
+    list.into_iter()
+        .map(|id| json!({"id": id, "title": format!("breach {id}")}))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_carries_the_key_accept_and_user_agent() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/emails/a@example.com"))
+        .and(header("X-API-Key", KEY))
+        .and(header("Accept", "application/json"))
+        .and(header(
+            "User-Agent",
+            concat!("spycloud-relay/", env!("CARGO_PKG_VERSION")),
+        ))
+        .respond_with(page("", json!([{"document_id": "d1"}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+}
+
+#[tokio::test]
+async fn the_email_is_percent_encoded_as_one_path_segment() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/breach/data/emails/a%2Bb%2Fc%3Fd%23e%25f@example.com",
+        ))
+        .respond_with(page("", json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a+b/c?d#e%f@example.com"))
+        .await
+        .unwrap();
+    assert!(records.is_empty());
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        requests[0].url.path(),
+        "/breach/data/emails/a%2Bb%2Fc%3Fd%23e%25f@example.com"
+    );
+    assert_eq!(requests[0].url.query(), None);
+}
+
+#[tokio::test]
+async fn a_trailing_slash_on_the_base_url_is_tolerated() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/enterprise-v2/breach/data/emails/a@example.com"))
+        .respond_with(page("", json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = SpyCloudClient::new(settings(format!("{}/enterprise-v2/", server.uri()))).unwrap();
+    client
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn all_pages_are_followed_in_order() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/emails/a@example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param_is_missing("cursor"))
+        .respond_with(page("c 2/+", json!([{"n": 1}, {"n": 2}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param("cursor", "c 2/+"))
+        .respond_with(page("c3", json!([{"n": 3}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param("cursor", "c3"))
+        .respond_with(page("", json!([{"n": 4}, {"n": 5}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    let order: Vec<_> = records.iter().map(|r| r.0["n"].clone()).collect();
+    assert_eq!(order, [json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests[1].url.query(), Some("cursor=c%202%2F%2B"));
+}
+
+#[tokio::test]
+async fn a_repeated_cursor_stops_paging() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/emails/a@example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param_is_missing("cursor"))
+        .respond_with(page("again", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param("cursor", "again"))
+        .respond_with(page("again", json!([{"n": 2}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+}
+
+#[tokio::test]
+async fn record_fields_keep_spycloud_order() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/emails/a@example.com"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"cursor":"","hits":1,"results":[{"zeta":1,"alpha":2,"mid":3}]}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    let names: Vec<_> = records[0].0.keys().map(String::as_str).collect();
+    assert_eq!(names, ["zeta", "alpha", "mid"]);
+}
+
+#[tokio::test]
+async fn bad_request_on_an_email_lookup_means_no_results() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/emails/a@example.com"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "bad email"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    assert!(records.is_empty());
+}
+
+#[tokio::test]
+async fn unauthorized_with_and_without_a_message() {
+    let with = ResponseTemplate::new(401).set_body_json(json!({"message": "Invalid key"}));
+    assert_eq!(
+        breaches_answering(with, 1).await,
+        SourceError::Unauthorized("Invalid key".into())
+    );
+    let without = ResponseTemplate::new(401).set_body_string("nope");
+    assert_eq!(
+        breaches_answering(without, 1).await,
+        SourceError::Unauthorized("Unauthorized".into())
+    );
+}
+
+#[tokio::test]
+async fn forbidden_with_and_without_a_message() {
+    let with = ResponseTemplate::new(403).set_body_json(json!({"message": "Not your plan"}));
+    assert_eq!(
+        breaches_answering(with, 1).await,
+        SourceError::Forbidden("Not your plan".into())
+    );
+    let without = ResponseTemplate::new(403).set_body_json(json!({"message": 3}));
+    assert_eq!(
+        breaches_answering(without, 1).await,
+        SourceError::Forbidden("Forbidden".into())
+    );
+}
+
+#[tokio::test]
+async fn not_found_and_internal_error() {
+    assert_eq!(
+        breaches_answering(ResponseTemplate::new(404), 1).await,
+        SourceError::NotFound
+    );
+    assert_eq!(
+        breaches_answering(ResponseTemplate::new(500).set_body_string("boom"), 1).await,
+        SourceError::Internal
+    );
+}
+
+#[tokio::test]
+async fn any_other_status_gives_the_body_as_text() {
+    let teapot = ResponseTemplate::new(418).set_body_string("I'm a teapot");
+    assert_eq!(
+        breaches_answering(teapot, 1).await,
+        SourceError::Unexpected("I'm a teapot".into())
+    );
+}
+
+#[tokio::test]
+async fn too_many_requests_is_retried_then_rate_limited() {
+    // Retry-After: 30 is capped to the policy's 50 ms, or this test would take a minute.
+    let busy = ResponseTemplate::new(429).insert_header("Retry-After", "30");
+    let error = tokio::time::timeout(Duration::from_secs(10), breaches_answering(busy, 3))
+        .await
+        .expect("Retry-After must be capped by max_retry_after");
+    assert_eq!(error, SourceError::RateLimited);
+}
+
+#[tokio::test]
+async fn a_spent_quota_is_not_retried() {
+    let spent = ResponseTemplate::new(429)
+        .insert_header("x-amzn-ErrorType", "LimitExceededException:http://internal")
+        .set_body_json(json!({"message": "Limit Exceeded"}));
+    assert_eq!(breaches_answering(spent, 1).await, SourceError::RateLimited);
+}
+
+#[tokio::test]
+async fn unavailable_after_the_last_retry_is_unexpected() {
+    let down = ResponseTemplate::new(503).set_body_string("down for maintenance");
+    assert_eq!(
+        breaches_answering(down, 3).await,
+        SourceError::Unexpected("down for maintenance".into())
+    );
+}
+
+#[tokio::test]
+async fn unavailable_twice_then_ok_succeeds() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/emails/a@example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(page("", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_success_that_is_not_the_documented_json_is_invalid() {
+    let malformed = ResponseTemplate::new(200).set_body_string("{not json");
+    assert!(matches!(
+        breaches_answering(malformed, 1).await,
+        SourceError::InvalidResponse(_)
+    ));
+    let no_results = ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "hits": 0}));
+    assert!(matches!(
+        breaches_answering(no_results, 1).await,
+        SourceError::InvalidResponse(_)
+    ));
+    let not_objects = page("", json!([1, 2]));
+    assert!(matches!(
+        breaches_answering(not_objects, 1).await,
+        SourceError::InvalidResponse(_)
+    ));
+}
+
+#[tokio::test]
+async fn no_answer_in_time_is_a_timeout_and_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(page("", json!([])).set_delay(Duration::from_secs(3)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = SpyCloudClient::new(SpyCloudSettings {
+        timeout: Duration::from_millis(300),
+        ..settings(server.uri())
+    })
+    .unwrap();
+    let error = client
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::Timeout("SpyCloud did not answer within 0.3 s".into())
+    );
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_connection_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let client = SpyCloudClient::new(settings(format!("http://127.0.0.1:{port}"))).unwrap();
+    let error = client
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap_err();
+    match &error {
+        SourceError::Connection(message) => {
+            assert!(
+                message.starts_with("could not connect to SpyCloud: "),
+                "{message}"
+            );
+            assert!(!message.contains(KEY));
+        }
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tls_to_a_plain_http_server_is_a_tls_error() {
+    let server = MockServer::start().await;
+    let https = server.uri().replace("http://", "https://");
+    let client = SpyCloudClient::new(settings(https)).unwrap();
+    let error = client.probe(&key()).await.unwrap_err();
+    assert!(matches!(error, SourceError::Tls(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn catalogs_are_deduplicated_and_fetched_ten_at_a_time() {
+    let server = MockServer::start().await;
+    for batch in [1..=10, 11..=20, 21..=25] {
+        let found = batch.clone().filter(|id| id % 7 != 0);
+        Mock::given(method("GET"))
+            .and(path(format!("/breach/catalog/{}", id_list(batch))))
+            .and(header("X-API-Key", KEY))
+            .respond_with(page("", catalogs_json(found)))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let mut wanted = ids(1..=25);
+    wanted.extend(ids([3, 25, 1]));
+    let mut found: Vec<u64> = client(&server)
+        .catalogs(&key(), &wanted)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id.0)
+        .collect();
+    found.sort_unstable();
+    let expected: Vec<u64> = (1..=25).filter(|id| id % 7 != 0).collect();
+    assert_eq!(found, expected);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn catalogs_skip_what_does_not_parse_and_follow_cursors() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/catalog/1,2,3");
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param_is_missing("cursor"))
+        .respond_with(page(
+            "next",
+            json!([{"id": 1, "title": "one"}, {"title": "no id"}, "not an object"]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param("cursor", "next"))
+        .respond_with(page("", json!([{"id": "2", "title": "two"}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let catalogs = client(&server)
+        .catalogs(&key(), &ids([1, 2, 3]))
+        .await
+        .unwrap();
+    let found: Vec<_> = catalogs
+        .iter()
+        .map(|c| (c.id.0, c.title.as_deref()))
+        .collect();
+    assert_eq!(found, [(1, Some("one")), (2, Some("two"))]);
+}
+
+#[tokio::test]
+async fn catalog_errors_stop_the_fetch() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/catalog/1"))
+        .respond_with(ResponseTemplate::new(403))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = client(&server)
+        .catalogs(&key(), &ids([1]))
+        .await
+        .unwrap_err();
+    assert_eq!(error, SourceError::Forbidden("Forbidden".into()));
+}
+
+#[tokio::test]
+async fn no_ids_no_request() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let catalogs = client(&server).catalogs(&key(), &[]).await.unwrap();
+    assert!(catalogs.is_empty());
+}
+
+#[tokio::test]
+async fn probe_asks_for_the_example_watchlist() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/watchlist/example.org"))
+        .and(header("X-API-Key", KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client(&server).probe(&key()).await.unwrap();
+}
+
+#[tokio::test]
+async fn probe_accepts_bad_request_and_maps_the_rest() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/watchlist/example.org"))
+        .respond_with(ResponseTemplate::new(400))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/watchlist/example.org"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Bad key"})))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    client.probe(&key()).await.unwrap();
+    assert_eq!(
+        client.probe(&key()).await,
+        Err(SourceError::Unauthorized("Bad key".into()))
+    );
+}
+
+#[tokio::test]
+async fn calls_above_the_rate_wait_instead_of_failing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/watchlist/example.org"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let client = Arc::new(
+        SpyCloudClient::new(SpyCloudSettings {
+            max_rps: NonZeroU32::new(2).unwrap(),
+            ..settings(server.uri())
+        })
+        .unwrap(),
+    );
+    let calls = (0..3).map(|_| {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.probe(&key()).await })
+    });
+    for outcome in futures::future::join_all(calls).await {
+        outcome.unwrap().unwrap();
+    }
+    server.verify().await;
+}
