@@ -8,8 +8,10 @@
 
 pub mod adapters;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod ports;
 pub mod relay;
+pub mod telemetry;
 
 pub use relay::{Caller, Relay, RelaySettings};

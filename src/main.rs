@@ -1,1 +1,107 @@
-fn main() {}
+//! The composition root: command line -> logging -> adapters -> serve (or demo, or lookup).
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use spycloud_relay::adapters::cache::CachedCatalogs;
+use spycloud_relay::adapters::fixed::FixedCredentials;
+use spycloud_relay::adapters::http::{self, HttpSettings};
+use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
+use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
+use spycloud_relay::domain::{ApiKey, Credentials, EMAIL, EntitiesLimit, Observable};
+use spycloud_relay::ports::BreachSource;
+use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error),
+    };
+    let outcome = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Lookup(args) => return runtime.block_on(lookup(args)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error.as_ref()),
+    }
+}
+
+fn fail(error: &dyn Error) -> ExitCode {
+    eprintln!("spycloud-relay: {error}");
+    ExitCode::FAILURE
+}
+
+fn spycloud(args: &SpyCloudArgs) -> Result<Arc<dyn BreachSource>, Box<dyn Error>> {
+    let client = SpyCloudClient::new(SpyCloudSettings {
+        base_url: args.api_url.clone(),
+        timeout: args.timeout(),
+        max_rps: args.max_rps,
+        retry: RetryPolicy::default(),
+    })?;
+    Ok(Arc::new(CachedCatalogs::new(Arc::new(client))))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
+    telemetry::init(&args.log)?;
+    let decoder = JwtDecoder::new(JwtSettings {
+        allow_list: args.jwks_hosts.parse()?,
+        scheme: args.jwks_scheme.clone(),
+        ..JwtSettings::default()
+    })?;
+    let settings = RelaySettings {
+        mapping: args.output.mapping(),
+        deadline: Duration::from_secs(args.request_timeout_secs),
+        ..RelaySettings::default()
+    };
+    let relay = Arc::new(Relay::new(spycloud(&args.spycloud)?, Arc::new(decoder), settings));
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    telemetry::announce(listener.local_addr()?);
+    let http = HttpSettings { audience: args.audience.clone(), ..HttpSettings::default() };
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    http::serve_until_signal(listener, relay, http, grace).await;
+    Ok(())
+}
+
+/// One-shot lookup: prints the bundle; fails on a fatal error or a value that is not an email.
+async fn lookup(args: LookupArgs) -> ExitCode {
+    if let Err(error) = telemetry::init(&args.log) {
+        return fail(error.as_ref());
+    }
+    let (Ok(api_key), Some(entities_limit)) = (ApiKey::parse(&args.api_key), EntitiesLimit::new(args.limit)) else {
+        eprintln!("spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0");
+        return ExitCode::from(2);
+    };
+    let invalid: Vec<_> = args.emails.iter().filter(|e| spycloud_relay::domain::Email::parse(e).is_err()).collect();
+    if !invalid.is_empty() {
+        for value in invalid {
+            eprintln!("spycloud-relay: {value} is not a valid email address");
+        }
+        return ExitCode::from(2);
+    }
+    let credentials = Credentials { api_key, entities_limit };
+    let source = match spycloud(&args.spycloud) {
+        Ok(source) => source,
+        Err(error) => return fail(error.as_ref()),
+    };
+    let settings = RelaySettings { mapping: args.output.mapping(), ..RelaySettings::default() };
+    let relay = Relay::new(source, Arc::new(FixedCredentials(credentials.clone())), settings);
+    let observables: Vec<_> =
+        args.emails.iter().map(|value| Observable { value: value.clone(), kind: EMAIL.to_owned() }).collect();
+    let bundle = relay.observe_as(&credentials, &observables).await;
+    let fatal = bundle.errors.iter().find(|e| e.kind == spycloud_relay::domain::ErrorKind::Fatal).cloned();
+    println!("{:#}", bundle.into_response());
+    match fatal {
+        Some(error) => {
+            eprintln!("spycloud-relay: {}: {}", error.code, error.message);
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}

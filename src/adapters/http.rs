@@ -81,6 +81,46 @@ pub async fn serve(
         .await;
 }
 
+/// Serves until SIGTERM or SIGINT, then gives requests in flight `grace` to finish.
+pub async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    relay: Arc<Relay>,
+    settings: HttpSettings,
+    grace: std::time::Duration,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, relay, settings, async {
+        let _ = stopped.await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    let _ = stop.send(());
+    if tokio::time::timeout(grace, server).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period");
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
 fn with<T: Clone + Send>(value: T) -> impl Filter<Extract = (T,), Error = Infallible> + Clone {
     warp::any().map(move || value.clone())
 }

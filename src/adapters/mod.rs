@@ -2,10 +2,12 @@
 //!
 //! - [`spycloud`]: [`crate::ports::BreachSource`] over SpyCloud's HTTP API (reqwest);
 //! - [`cache`]: a catalog cache in front of any breach source;
+//! - [`fixed`]: credentials known in advance (the `lookup` command, single-tenant embedders);
 //! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
 //! - [`http`]: the warp routes SecureX calls.
 
 pub mod cache;
+pub mod fixed;
 pub mod http;
 pub mod jwt;
 pub mod spycloud;

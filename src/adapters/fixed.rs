@@ -1,0 +1,18 @@
+//! Credentials known in advance: for the `lookup` command and for embedders that serve one
+//! SpyCloud tenant and authenticate callers themselves.
+
+use async_trait::async_trait;
+
+use crate::domain::{AuthError, Credentials};
+use crate::ports::CredentialDecoder;
+
+/// A [`CredentialDecoder`] that grants the same credentials to every caller, whatever the token.
+#[derive(Debug, Clone)]
+pub struct FixedCredentials(pub Credentials);
+
+#[async_trait]
+impl CredentialDecoder for FixedCredentials {
+    async fn decode(&self, _token: &str, _audience: &str) -> Result<Credentials, AuthError> {
+        Ok(self.0.clone())
+    }
+}
