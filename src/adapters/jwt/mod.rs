@@ -1,0 +1,394 @@
+//! Bearer tokens verified as RS256 JWTs against the JWKS of an allow-listed host.
+//!
+//! [`JwtDecoder`] walks the contract's authorization table in order, one [`AuthError`] per row.
+//! jsonwebtoken only checks the signature (RS256, pinned here, never read from the token); the
+//! claim rules are checked here, by hand, so the order of the reasons is exactly the contract's.
+
+mod allow_list;
+mod jwks;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+pub use allow_list::{DEFAULT_JWKS_HOSTS, HostAllowList, InvalidAllowList};
+
+use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
+use crate::ports::CredentialDecoder;
+use jwks::JwksCache;
+
+/// How a [`JwtDecoder`] finds and caches verification keys.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// The hosts a token's `jwks_host` may name (`RELAY_JWKS_HOSTS`).
+    pub allow_list: HostAllowList,
+    /// `https`, or `http` for local testing (`RELAY_JWKS_SCHEME`).
+    pub scheme: String,
+    /// Limit on one JWKS fetch, connection to last byte.
+    pub fetch_timeout: Duration,
+    /// How long a fetched JWKS is reused.
+    pub jwks_ttl: Duration,
+    /// The shortest time between two fetches of a host's JWKS caused by an unknown `kid`.
+    pub refetch_interval: Duration,
+}
+
+impl Default for JwtSettings {
+    /// The contract's defaults: the SecureX hosts over https, a 10 s fetch, a JWKS kept for an
+    /// hour, refetched for an unknown `kid` at most every 5 s.
+    fn default() -> Self {
+        Self {
+            allow_list: HostAllowList::default(),
+            scheme: "https".to_owned(),
+            fetch_timeout: Duration::from_secs(10),
+            jwks_ttl: Duration::from_secs(60 * 60),
+            refetch_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a [`JwtDecoder`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtSetupError {
+    /// A JWKS scheme other than `https` or `http`.
+    #[error("unsupported JWKS scheme {0:?}: expected \"https\" or \"http\"")]
+    Scheme(String),
+    /// The HTTP client could not be built (TLS backend initialisation).
+    #[error("cannot build the JWKS HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Verifies SecureX tokens: RS256 JWTs whose key is published at their `jwks_host`.
+pub struct JwtDecoder {
+    allow_list: HostAllowList,
+    jwks: JwksCache,
+    validation: Validation,
+}
+
+impl JwtDecoder {
+    /// A decoder with its own HTTP client and an empty JWKS cache.
+    ///
+    /// # Errors
+    /// [`JwtSetupError::Scheme`] unless the scheme is `https` or `http`;
+    /// [`JwtSetupError::Client`] when the HTTP client cannot be built.
+    pub fn new(settings: JwtSettings) -> Result<Self, JwtSetupError> {
+        let scheme = settings.scheme.to_ascii_lowercase();
+        if scheme != "https" && scheme != "http" {
+            return Err(JwtSetupError::Scheme(settings.scheme));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(settings.fetch_timeout)
+            // The allow-list vouches for the host named, not for wherever it redirects.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()?;
+
+        // Signature only: the claims are checked by hand, in the contract's order.
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+
+        Ok(Self {
+            allow_list: settings.allow_list,
+            jwks: JwksCache::new(client, scheme, settings.jwks_ttl, settings.refetch_interval),
+            validation,
+        })
+    }
+
+    /// Checks `token`'s signature with `jwk`, for RS256 only.
+    fn verify_signature(&self, token: &str, alg: &str, jwk: &Jwk) -> Result<(), AuthError> {
+        let usable = alg == "RS256"
+            && jwk
+                .common
+                .key_algorithm
+                .is_none_or(|a| a == KeyAlgorithm::RS256)
+            && jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_none_or(|u| *u == PublicKeyUse::Signature);
+        let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
+            return Err(AuthError::WrongKey);
+        };
+        if !usable {
+            return Err(AuthError::WrongKey);
+        }
+        let key =
+            DecodingKey::from_rsa_components(&rsa.n, &rsa.e).map_err(|_| AuthError::WrongKey)?;
+        jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key, &self.validation)
+            .map(drop)
+            .map_err(|_| AuthError::WrongKey)
+    }
+}
+
+#[async_trait]
+impl CredentialDecoder for JwtDecoder {
+    async fn decode(&self, token: &str, audience: &str) -> Result<Credentials, AuthError> {
+        let unverified = Unverified::read(token)?;
+        let host = jwks_host(&unverified.claims)?;
+        if !self.allow_list.allows(host) {
+            tracing::warn!(jwks_host = host, "jwks_host is not in the allow-list");
+            return Err(AuthError::WrongJwksHost);
+        }
+        let jwk = self
+            .jwks
+            .find(&host.to_ascii_lowercase(), unverified.kid.as_deref())
+            .await
+            .map_err(|_| AuthError::WrongJwksHost)?
+            .ok_or(AuthError::KidNotFound)?;
+        self.verify_signature(token, &unverified.alg, &jwk)?;
+        check_claims(&unverified.claims, audience, unix_now())
+    }
+}
+
+/// A token's header fields and payload, read before anything is verified.
+#[derive(Debug)]
+struct Unverified {
+    alg: String,
+    kid: Option<String>,
+    claims: Map<String, Value>,
+}
+
+impl Unverified {
+    /// Reads `header.payload.signature` without verifying it.
+    ///
+    /// The header is read as plain JSON rather than as jsonwebtoken's `Header`, which refuses
+    /// algorithms it does not know (`none`): the contract calls those a wrong key, not a wrong
+    /// structure. A `kid` that is not a string counts as no `kid`.
+    fn read(token: &str) -> Result<Self, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(_signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::WrongStructure);
+        };
+        let mut header = decode_segment(header)?;
+        let claims = decode_segment(payload)?;
+        let Some(Value::String(alg)) = header.remove("alg") else {
+            return Err(AuthError::WrongStructure);
+        };
+        let kid = match header.remove("kid") {
+            Some(Value::String(kid)) => Some(kid),
+            _ => None,
+        };
+        Ok(Self { alg, kid, claims })
+    }
+}
+
+/// Decodes one base64url segment holding a JSON object.
+fn decode_segment(segment: &str) -> Result<Map<String, Value>, AuthError> {
+    // jsonwebtoken decodes the middle part of `x.<payload>.y`; placing the segment there reuses
+    // its base64url and JSON reading for the header too.
+    jsonwebtoken::dangerous::insecure_decode_claims(format!(".{segment}."))
+        .map_err(|_| AuthError::WrongStructure)
+}
+
+/// The `jwks_host` claim, if it is a non-empty string.
+fn jwks_host(claims: &Map<String, Value>) -> Result<&str, AuthError> {
+    match claims.get("jwks_host") {
+        Some(Value::String(host)) if !host.is_empty() => Ok(host),
+        _ => Err(AuthError::JwksHostMissing),
+    }
+}
+
+/// The claim rows of the table, after the signature: audience, key, expiry; then the limit.
+fn check_claims(
+    claims: &Map<String, Value>,
+    audience: &str,
+    now: f64,
+) -> Result<Credentials, AuthError> {
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(audience)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(AuthError::WrongAudience);
+    }
+    let key = claims
+        .get("key")
+        .and_then(Value::as_str)
+        .ok_or(AuthError::WrongPayload)?;
+    let api_key = ApiKey::parse(key)?;
+    // RFC 7519: the token is valid only *before* `exp`. A non-numeric `exp` cannot be shown to
+    // be in the future, so it counts as expired.
+    if let Some(exp) = claims.get("exp")
+        && !exp.as_f64().is_some_and(|exp| exp > now)
+    {
+        return Err(AuthError::Expired);
+    }
+    Ok(Credentials {
+        api_key,
+        entities_limit: EntitiesLimit::from_claim(claims.get("CTR_ENTITIES_LIMIT")),
+    })
+}
+
+/// Seconds since the Unix epoch, with their fraction.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: f64 = 1_700_000_000.0;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("claims are an object"),
+        }
+    }
+
+    fn good(extra: Value) -> Map<String, Value> {
+        let mut base = claims(json!({"aud": "http://relay", "key": "k"}));
+        base.extend(claims(extra));
+        base
+    }
+
+    #[test]
+    fn a_token_is_three_segments_of_json_objects() {
+        for bad in [
+            "",
+            "garbage",
+            "a.b",
+            "a.b.c",
+            "a.b.c.d",
+            // {"alg":"RS256"} . "not json" . sig
+            "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln",
+            // {"alg":"RS256"} . [1] . sig
+            "eyJhbGciOiJSUzI1NiJ9.WzFd.c2ln",
+            // {"kid":"relay-test-1","typ":"JWT"} (no alg) . {} . sig
+            "eyJraWQiOiJyZWxheS10ZXN0LTEiLCJ0eXAiOiJKV1QifQ.e30.c2ln",
+        ] {
+            assert_eq!(
+                Unverified::read(bad).unwrap_err(),
+                AuthError::WrongStructure,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_algorithm_and_kid_are_read_from_the_header() {
+        // {"alg":"none","kid":"relay-test-1","typ":"JWT"} . {} . (empty)
+        let token = "eyJhbGciOiJub25lIiwia2lkIjoicmVsYXktdGVzdC0xIiwidHlwIjoiSldUIn0.e30.";
+        let read = Unverified::read(token).unwrap();
+        assert_eq!(read.alg, "none");
+        assert_eq!(read.kid.as_deref(), Some("relay-test-1"));
+        assert!(read.claims.is_empty());
+    }
+
+    #[test]
+    fn jwks_host_must_be_a_non_empty_string() {
+        assert_eq!(jwks_host(&claims(json!({"jwks_host": "h"}))), Ok("h"));
+        for bad in [
+            json!({}),
+            json!({"jwks_host": null}),
+            json!({"jwks_host": 1}),
+            json!({"jwks_host": ""}),
+        ] {
+            assert_eq!(
+                jwks_host(&claims(bad.clone())),
+                Err(AuthError::JwksHostMissing),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn audience_is_a_string_or_an_array_holding_it() {
+        assert!(check_claims(&good(json!({})), "http://relay", NOW).is_ok());
+        assert!(
+            check_claims(
+                &good(json!({"aud": ["x", "http://relay"]})),
+                "http://relay",
+                NOW
+            )
+            .is_ok()
+        );
+        for aud in [
+            json!(null),
+            json!("http://relay/"),
+            json!(["x"]),
+            json!(1),
+            json!({"aud": "http://relay"}),
+        ] {
+            assert_eq!(
+                check_claims(&good(json!({"aud": aud})), "http://relay", NOW),
+                Err(AuthError::WrongAudience),
+                "{aud}"
+            );
+        }
+        let mut no_aud = good(json!({}));
+        no_aud.remove("aud");
+        assert_eq!(
+            check_claims(&no_aud, "http://relay", NOW),
+            Err(AuthError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn exp_must_be_a_number_after_now() {
+        let check =
+            |exp: Value| check_claims(&good(json!({"exp": exp})), "http://relay", NOW).map(drop);
+        assert_eq!(check(json!(NOW + 1.0)), Ok(()));
+        assert_eq!(check(json!(1_700_000_001)), Ok(()));
+        for expired in [
+            json!(NOW),
+            json!(NOW - 0.5),
+            json!(0),
+            json!(-1),
+            json!("9999999999"),
+            json!(null),
+        ] {
+            assert_eq!(check(expired.clone()), Err(AuthError::Expired), "{expired}");
+        }
+    }
+
+    #[test]
+    fn claim_failures_come_in_the_contract_order() {
+        let check = |c: Value| check_claims(&claims(c), "a", NOW).map(drop);
+        assert_eq!(
+            check(json!({"aud": "b", "exp": 0})),
+            Err(AuthError::WrongAudience)
+        );
+        assert_eq!(
+            check(json!({"aud": "a", "key": 1, "exp": 0})),
+            Err(AuthError::WrongPayload)
+        );
+        assert_eq!(
+            check(json!({"aud": "a", "key": " k", "exp": 0})),
+            Err(AuthError::Unauthorized)
+        );
+        assert_eq!(
+            check(json!({"aud": "a", "key": "k", "exp": 0})),
+            Err(AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn only_https_and_http_are_schemes() {
+        let with = |scheme: &str| {
+            JwtDecoder::new(JwtSettings {
+                scheme: scheme.to_owned(),
+                ..JwtSettings::default()
+            })
+        };
+        assert!(with("https").is_ok());
+        assert!(with("http").is_ok());
+        assert!(matches!(with("ftp"), Err(JwtSetupError::Scheme(s)) if s == "ftp"));
+    }
+}
