@@ -60,10 +60,17 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         deadline: Duration::from_secs(args.request_timeout_secs),
         ..RelaySettings::default()
     };
-    let relay = Arc::new(Relay::new(spycloud(&args.spycloud)?, Arc::new(decoder), settings));
+    let relay = Arc::new(Relay::new(
+        spycloud(&args.spycloud)?,
+        Arc::new(decoder),
+        settings,
+    ));
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     telemetry::announce(listener.local_addr()?);
-    let http = HttpSettings { audience: args.audience.clone(), ..HttpSettings::default() };
+    let http = HttpSettings {
+        audience: args.audience.clone(),
+        ..HttpSettings::default()
+    };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     http::serve_until_signal(listener, relay, http, grace).await;
     Ok(())
@@ -74,28 +81,54 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     if let Err(error) = telemetry::init(&args.log) {
         return fail(error.as_ref());
     }
-    let (Ok(api_key), Some(entities_limit)) = (ApiKey::parse(&args.api_key), EntitiesLimit::new(args.limit)) else {
+    let (Ok(api_key), Some(entities_limit)) =
+        (ApiKey::parse(&args.api_key), EntitiesLimit::new(args.limit))
+    else {
         eprintln!("spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0");
         return ExitCode::from(2);
     };
-    let invalid: Vec<_> = args.emails.iter().filter(|e| spycloud_relay::domain::Email::parse(e).is_err()).collect();
+    let invalid: Vec<_> = args
+        .emails
+        .iter()
+        .filter(|e| spycloud_relay::domain::Email::parse(e).is_err())
+        .collect();
     if !invalid.is_empty() {
         for value in invalid {
             eprintln!("spycloud-relay: {value} is not a valid email address");
         }
         return ExitCode::from(2);
     }
-    let credentials = Credentials { api_key, entities_limit };
+    let credentials = Credentials {
+        api_key,
+        entities_limit,
+    };
     let source = match spycloud(&args.spycloud) {
         Ok(source) => source,
         Err(error) => return fail(error.as_ref()),
     };
-    let settings = RelaySettings { mapping: args.output.mapping(), ..RelaySettings::default() };
-    let relay = Relay::new(source, Arc::new(FixedCredentials(credentials.clone())), settings);
-    let observables: Vec<_> =
-        args.emails.iter().map(|value| Observable { value: value.clone(), kind: EMAIL.to_owned() }).collect();
+    let settings = RelaySettings {
+        mapping: args.output.mapping(),
+        ..RelaySettings::default()
+    };
+    let relay = Relay::new(
+        source,
+        Arc::new(FixedCredentials(credentials.clone())),
+        settings,
+    );
+    let observables: Vec<_> = args
+        .emails
+        .iter()
+        .map(|value| Observable {
+            value: value.clone(),
+            kind: EMAIL.to_owned(),
+        })
+        .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;
-    let fatal = bundle.errors.iter().find(|e| e.kind == spycloud_relay::domain::ErrorKind::Fatal).cloned();
+    let fatal = bundle
+        .errors
+        .iter()
+        .find(|e| e.kind == spycloud_relay::domain::ErrorKind::Fatal)
+        .cloned();
     println!("{:#}", bundle.into_response());
     match fatal {
         Some(error) => {

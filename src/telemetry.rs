@@ -13,7 +13,9 @@ use crate::config::{LogArgs, LogFormat};
 /// A filter that does not parse, or a subscriber already installed.
 pub fn init(args: &LogArgs) -> Result<(), Box<dyn std::error::Error>> {
     let filter = EnvFilter::try_new(&args.filter)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = match args.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

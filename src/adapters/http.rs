@@ -96,7 +96,10 @@ pub async fn serve_until_signal(
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     let _ = stop.send(());
     if tokio::time::timeout(grace, server).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "requests still in flight after the grace period"
+        );
     }
 }
 
@@ -105,13 +108,14 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {},
             _ = terminate.recv() => {},
