@@ -10,7 +10,8 @@ use futures::{FutureExt, StreamExt};
 
 use crate::domain::mapping::{self, MappingOptions};
 use crate::domain::{
-    Breach, Bundle, Credentials, EMAIL, Email, Observable, RelayError, Warning, bearer_token,
+    Breach, Bundle, Catalog, CatalogId, Credentials, EMAIL, Email, ErrorDoc, Observable,
+    RelayError, Warning, bearer_token,
 };
 use crate::ports::{BreachSource, CredentialDecoder};
 
@@ -102,85 +103,134 @@ impl Relay {
 
     /// Looks up the email observables with known credentials (the CLI and embedders use this).
     ///
-    /// Emails are looked up concurrently, yet the bundle reads as if they had been looked up
-    /// one after another: in input order, and a fatal error keeps exactly what came before it.
+    /// The records of every email are fetched at once, then the catalogs of all of them in one
+    /// batch, so a request costs two round trips however many emails it holds. The bundle still
+    /// reads as if the emails had been looked up one after another: in input order, and a fatal
+    /// error keeps exactly what came before it. Past the deadline it answers with that error
+    /// alone.
     pub async fn observe_as(
         &self,
         credentials: &Credentials,
         observables: &[Observable],
     ) -> Bundle {
+        let deadline = self.settings.deadline;
+        match tokio::time::timeout(deadline, self.look_up_all(credentials, observables)).await {
+            Ok(bundle) => bundle,
+            Err(_) => Bundle::with_error(RelayError::Deadline(deadline.as_secs()).to_doc()),
+        }
+    }
+
+    async fn look_up_all(&self, credentials: &Credentials, observables: &[Observable]) -> Bundle {
         // Boxed so the stream's type names no closure: keeps the future `Send` for any caller.
-        let lookups: Vec<BoxFuture<'_, Result<Bundle, RelayError>>> = observables
+        let lookups: Vec<BoxFuture<'_, Result<Found<'_>, RelayError>>> = observables
             .iter()
             .filter(|o| is_email(o))
-            .map(|o| self.lookup(credentials, o).boxed())
+            .map(|o| self.records(credentials, o).boxed())
             .collect();
         let mut results = futures::stream::iter(lookups).buffered(self.settings.concurrency.max(1));
-        let deadline = tokio::time::sleep(self.settings.deadline);
-        tokio::pin!(deadline);
-        let mut bundle = Bundle::default();
-        loop {
-            let next = tokio::select! {
-                next = results.next() => next,
-                () = &mut deadline => Some(Err(RelayError::Deadline(self.settings.deadline.as_secs()))),
-            };
-            match next {
-                None => break,
-                Some(Ok(found)) => bundle.append(found),
-                Some(Err(error)) => {
-                    bundle.errors.push(error.to_doc());
+        let mut found = Vec::new();
+        let mut fatal = None;
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(records) => found.push(records),
+                Err(error) => {
+                    fatal = Some(error);
                     break;
                 }
             }
         }
+        drop(results);
+
+        let mut ids: Vec<CatalogId> = found.iter().flat_map(Found::catalog_ids).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let catalogs = if ids.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            let fetched = self.source.catalogs(&credentials.api_key, &ids).await;
+            fetched.map(|list| list.into_iter().map(|c| (c.id, c)).collect())
+        };
+
+        let mut bundle = Bundle::default();
+        let catalogs = catalogs.unwrap_or_else(|error| {
+            // One by one, the fetch would have failed at the first email that needs a catalog.
+            let first = found.iter().position(|f| f.catalog_ids().next().is_some());
+            found.truncate(first.unwrap_or(found.len()));
+            fatal = Some(error.into());
+            HashMap::new()
+        });
+        for records in &found {
+            bundle.append(records.bundle(&catalogs, &self.settings.mapping));
+        }
+        if let Some(error) = fatal {
+            bundle.errors.push(error.to_doc());
+        }
         bundle
     }
 
-    /// One email: its records (newest first, cut to the limit), their catalogs, the entities.
-    async fn lookup(
+    /// One email's records: newest first, cut to the limit; an invalid address is a warning.
+    async fn records<'a>(
         &self,
         credentials: &Credentials,
-        observable: &Observable,
-    ) -> Result<Bundle, RelayError> {
+        observable: &'a Observable,
+    ) -> Result<Found<'a>, RelayError> {
         let email = match Email::parse(&observable.value) {
             Ok(email) => email,
-            Err(invalid) => return Ok(Bundle::with_error(Warning::InvalidEmail(invalid).to_doc())),
+            Err(invalid) => {
+                let warning = Warning::InvalidEmail(invalid).to_doc();
+                return Ok(Found {
+                    observable,
+                    breaches: Vec::new(),
+                    warnings: vec![warning],
+                });
+            }
         };
         let records = self.source.breaches(&credentials.api_key, &email).await?;
-        let mut skipped = Vec::new();
+        let mut warnings = Vec::new();
         let mut breaches: Vec<Breach> = records
             .into_iter()
             .filter_map(|record| {
                 Breach::try_from(record)
                     .map_err(|why| {
-                        skipped.push(Warning::SkippedRecord(email.clone(), why).to_doc())
+                        warnings.push(Warning::SkippedRecord(email.clone(), why).to_doc())
                     })
                     .ok()
             })
             .collect();
         breaches.sort_by_key(|b| std::cmp::Reverse(b.published));
         breaches.truncate(credentials.entities_limit.get());
+        Ok(Found {
+            observable,
+            breaches,
+            warnings,
+        })
+    }
+}
 
-        let mut ids: Vec<_> = breaches.iter().filter_map(|b| b.source_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let catalogs = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            let found = self.source.catalogs(&credentials.api_key, &ids).await?;
-            found.into_iter().map(|c| (c.id, c)).collect()
-        };
+/// What one email's records gave, waiting for the catalogs.
+struct Found<'a> {
+    observable: &'a Observable,
+    breaches: Vec<Breach>,
+    warnings: Vec<ErrorDoc>,
+}
+
+impl Found<'_> {
+    fn catalog_ids(&self) -> impl Iterator<Item = CatalogId> + '_ {
+        self.breaches.iter().filter_map(|b| b.source_id)
+    }
+
+    fn bundle(&self, catalogs: &HashMap<CatalogId, Catalog>, options: &MappingOptions) -> Bundle {
         let mut bundle = Bundle {
-            errors: skipped,
+            errors: self.warnings.clone(),
             ..Bundle::default()
         };
         bundle.append(mapping::email_bundle(
-            observable,
-            &breaches,
-            &catalogs,
-            &self.settings.mapping,
+            self.observable,
+            &self.breaches,
+            catalogs,
+            options,
         ));
-        Ok(bundle)
+        bundle
     }
 }
 
@@ -191,9 +241,7 @@ fn is_email(observable: &Observable) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        ApiKey, AuthError, BreachRecord, Catalog, CatalogId, EntitiesLimit, SourceError,
-    };
+    use crate::domain::{ApiKey, AuthError, BreachRecord, EntitiesLimit, SourceError};
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use async_trait::async_trait;
     use mockall::predicate::eq;
@@ -501,7 +549,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_deadline_answers_with_what_is_in() {
+    async fn past_the_deadline_the_answer_is_the_deadline_error() {
         let source = SlowSource(HashMap::from([
             ("a@x.com", (10, Ok(vec![record(1, "2020-01-01T00:00:00Z")]))),
             (
@@ -520,10 +568,81 @@ mod tests {
                 &CALLER,
             )
             .await;
-        assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
-        let last: Value = serde_json::to_value(bundle.errors.last().unwrap()).unwrap();
-        assert_eq!(last["type"], "fatal");
-        assert_eq!(last["code"], "unknown");
-        assert!(last["message"].as_str().unwrap().contains("25 s"));
+        let response = bundle.into_response();
+        assert_eq!(response.get("data"), None);
+        assert_eq!(response["errors"].as_array().unwrap().len(), 1);
+        let error: &Value = &response["errors"][0];
+        assert_eq!(
+            (&error["type"], &error["code"]),
+            (&json!("fatal"), &json!("unknown"))
+        );
+        assert!(error["message"].as_str().unwrap().contains("25 s"));
+    }
+
+    #[tokio::test]
+    async fn the_catalogs_of_all_emails_are_fetched_in_one_call() {
+        let mut source = MockBreachSource::new();
+        source.expect_breaches().times(3).returning(|_, email| {
+            let id = match email.as_str() {
+                "a@x.com" => 3,
+                "b@x.com" => 1,
+                _ => 3,
+            };
+            Ok(vec![
+                record(id, "2020-01-01T00:00:00Z"),
+                record(2, "2019-01-01T00:00:00Z"),
+            ])
+        });
+        source
+            .expect_catalogs()
+            .with(
+                mockall::predicate::always(),
+                eq(vec![CatalogId(1), CatalogId(2), CatalogId(3)]),
+            )
+            .times(1)
+            .returning(|_, ids| Ok(ids.iter().map(|id| catalog(id.0)).collect()));
+        let relay = relay(source, decoder(100));
+        let input = observables(&[
+            ("email", "a@x.com"),
+            ("email", "b@x.com"),
+            ("email", "c@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(bundle.sightings.len(), 6);
+        // One indicator per distinct catalog of each email, in order of first appearance.
+        let titles: Vec<_> = bundle
+            .indicators
+            .iter()
+            .map(|i| i.title.clone().unwrap())
+            .collect();
+        assert_eq!(titles, ["T3", "T2", "T1", "T2", "T3", "T2"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_catalog_fetch_keeps_the_emails_that_needed_no_catalog() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_breaches()
+            .returning(|_, email| match email.as_str() {
+                "none@x.com" => Ok(vec![]),
+                _ => Ok(vec![record(1, "2020-01-01T00:00:00Z")]),
+            });
+        source
+            .expect_catalogs()
+            .times(1)
+            .returning(|_, _| Err(SourceError::RateLimited));
+        let relay = relay(source, decoder(100));
+        let input = observables(&[
+            ("email", "bad"),
+            ("email", "none@x.com"),
+            ("email", "a@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert!(bundle.sightings.is_empty());
+        let codes: Vec<_> = messages(&bundle)
+            .into_iter()
+            .map(|(code, _)| code)
+            .collect();
+        assert_eq!(codes, ["invalid argument", "too many requests"]);
     }
 }
