@@ -135,7 +135,8 @@ impl CredentialDecoder for JwtDecoder {
         let unverified = Unverified::read(token)?;
         let host = jwks_host(&unverified.claims)?;
         if !self.allow_list.allows(host) {
-            tracing::warn!(jwks_host = host, "jwks_host is not in the allow-list");
+            // Debug-formatted: the value is the caller's, and may hold line breaks.
+            tracing::warn!(jwks_host = ?host, "jwks_host is not in the allow-list");
             return Err(AuthError::WrongJwksHost);
         }
         let jwk = self
