@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod jwt;
+pub mod snapshots;

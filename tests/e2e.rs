@@ -1,0 +1,370 @@
+//! End to end: the real binary on a loopback port against wiremock SpyCloud and JWKS. Each
+//! scenario pins a whole response as a snapshot in `snapshots/` (random ids redacted) and
+//! asserts the rules a snapshot cannot show (ids that link, calls made).
+
+mod common;
+
+use common::app::{TestApp, sample, spawn_app, spawn_app_with};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, ResponseTemplate};
+
+fn email(value: &str) -> Value {
+    json!({"type": "email", "value": value})
+}
+
+async fn app_with_alice() -> TestApp {
+    let app = spawn_app().await;
+    let alice = "alice@example.com";
+    app.mount_email(
+        alice,
+        vec![
+            json!([sample::breach(alice), sample::infostealer(alice)]),
+            json!([sample::combo(alice)]),
+            json!([sample::orphan(alice)]),
+        ],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    app
+}
+
+#[tokio::test]
+async fn observe_maps_every_kind_of_record() {
+    let app = app_with_alice().await;
+    let body = app
+        .observe(json!([email("alice@example.com"), {"type": "ip", "value": "192.0.2.1"}]))
+        .await;
+
+    // Newest first across all three pages; the orphan's catalog is missing: one warning.
+    let sightings = body["data"]["sightings"]["docs"].as_array().unwrap();
+    let ids: Vec<_> = sightings
+        .iter()
+        .map(|s| s["external_ids"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "doc-infostealer-1",
+            "doc-orphan-1",
+            "doc-combo-1",
+            "doc-breach-1"
+        ]
+    );
+    let relationships = body["data"]["relationships"]["docs"].as_array().unwrap();
+    assert_eq!(relationships.len(), 3);
+    for relationship in relationships {
+        let sighting = sightings
+            .iter()
+            .find(|s| s["id"] == relationship["source_ref"])
+            .expect("links a sighting");
+        assert_ne!(sighting["external_ids"][0], "doc-orphan-1");
+    }
+    contract_snapshot!("observe_every_kind_of_record", body);
+}
+
+#[tokio::test]
+async fn observe_keeps_input_order_and_warns_about_invalid_emails() {
+    let app = app_with_alice().await;
+    let bob = "bob@example.com";
+    app.mount_email(bob, vec![json!([sample::breach(bob)])])
+        .await;
+    let body = app
+        .observe(json!([email(bob), email("not-an-email"), {"type": "EMAIL", "value": "alice@example.com"}, email(bob)]))
+        .await;
+    let owners: Vec<_> = body["data"]["sightings"]["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["observables"][0]["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            bob,
+            "alice@example.com",
+            "alice@example.com",
+            "alice@example.com",
+            "alice@example.com"
+        ]
+    );
+    contract_snapshot!("observe_order_and_invalid_email", body);
+}
+
+#[tokio::test]
+async fn the_entities_limit_of_the_token_applies_per_email() {
+    let app = app_with_alice().await;
+    let token = app.token_with(json!({"CTR_ENTITIES_LIMIT": "2"}));
+    let (_, body) = app
+        .post(
+            "/observe/observables",
+            Some(&token),
+            &json!([email("alice@example.com")]).to_string(),
+        )
+        .await;
+    assert_eq!(body["data"]["sightings"]["count"], 2);
+    contract_snapshot!("observe_entities_limit_2", body);
+}
+
+#[tokio::test]
+async fn a_fatal_upstream_error_keeps_the_emails_before_it() {
+    let app = app_with_alice().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/breach/data/emails/broken@example.com$"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&app.upstream)
+        .await;
+    let body = app
+        .observe(json!([
+            email("alice@example.com"),
+            email("broken@example.com"),
+            email("later@example.com")
+        ]))
+        .await;
+    assert_eq!(
+        body["errors"].as_array().unwrap().last().unwrap()["type"],
+        "fatal"
+    );
+    contract_snapshot!("observe_partial_data_on_fatal_error", body);
+}
+
+#[tokio::test]
+async fn upstream_statuses_become_securex_errors() {
+    for (status, upstream_body, name) in [
+        (
+            401,
+            json!({"message": "Invalid API key"}),
+            "observe_upstream_401",
+        ),
+        (403, json!({}), "observe_upstream_403"),
+        (404, json!({}), "observe_upstream_404"),
+        (429, json!({}), "observe_upstream_429"),
+        (418, json!({"teapot": true}), "observe_upstream_418"),
+    ] {
+        let app = spawn_app_with(&[]).await;
+        app.mount_status("/breach/", status, upstream_body).await;
+        let body = app.observe(json!([email("alice@example.com")])).await;
+        contract_snapshot!(name, body);
+    }
+}
+
+#[tokio::test]
+async fn no_supported_observable_needs_no_token() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(
+            "/observe/observables",
+            None,
+            &json!([{"type": "ip", "value": "192.0.2.1"}]).to_string(),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({"data": {}})));
+}
+
+#[tokio::test]
+async fn an_invalid_body_is_an_invalid_argument() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let (status, body) = app
+        .post(
+            "/observe/observables",
+            Some(&token),
+            r#"[{"type": "email"}]"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    contract_snapshot!("observe_invalid_payload", body);
+}
+
+#[tokio::test]
+async fn authorization_failures_in_the_envelope() {
+    let app = spawn_app().await;
+    let body = json!([email("alice@example.com")]).to_string();
+    let mut answers = serde_json::Map::new();
+    let no_header = app.post("/observe/observables", None, &body).await;
+    answers.insert("no header".into(), no_header.1);
+    let wrong_audience = app.token_with(json!({"aud": "http://elsewhere"}));
+    answers.insert(
+        "wrong audience".into(),
+        app.post("/observe/observables", Some(&wrong_audience), &body)
+            .await
+            .1,
+    );
+    let expired = app.token_with(json!({"exp": 1_000_000_000}));
+    answers.insert(
+        "expired".into(),
+        app.post("/health", Some(&expired), "").await.1,
+    );
+    let garbage = app.post("/health", Some("not.a.jwt"), "").await;
+    answers.insert("garbage".into(), garbage.1);
+    let response = app
+        .client
+        .post(format!("{}/health", app.address))
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    answers.insert("basic".into(), response.json().await.unwrap());
+    contract_snapshot!("authorization_failures", Value::Object(answers));
+}
+
+#[tokio::test]
+async fn health_asks_spycloud_with_the_token_key() {
+    let app = spawn_app().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/watchlist/example.org$"))
+        .and(wiremock::matchers::header(
+            "x-api-key",
+            common::jwt::API_KEY,
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .expect(1)
+        .mount(&app.upstream)
+        .await;
+    let token = app.token();
+    assert_eq!(
+        app.post("/health", Some(&token), "").await,
+        (200, json!({"data": {"status": "ok"}}))
+    );
+}
+
+#[tokio::test]
+async fn health_reports_an_upstream_refusal() {
+    let app = spawn_app().await;
+    app.mount_status("/watchlist/", 403, json!({"message": "Key disabled"}))
+        .await;
+    let token = app.token();
+    let (status, body) = app.post("/health", Some(&token), "").await;
+    assert_eq!(status, 200);
+    contract_snapshot!("health_upstream_403", body);
+}
+
+#[tokio::test]
+async fn version_watchdog_and_unknown_routes() {
+    let app = spawn_app().await;
+    let mut answers = serde_json::Map::new();
+    let (status, version) = app.post("/version", None, "").await;
+    assert_eq!(
+        (status, &version),
+        (200, &json!({"version": env!("CARGO_PKG_VERSION")}))
+    );
+    let watchdog = |header: Option<&str>| {
+        let mut request = app.client.get(format!("{}/watchdog", app.address));
+        if let Some(value) = header {
+            request = request.header("Health-Check", value);
+        }
+        request.send()
+    };
+    answers.insert(
+        "watchdog".into(),
+        watchdog(Some("ping")).await.unwrap().json().await.unwrap(),
+    );
+    answers.insert(
+        "watchdog without header".into(),
+        watchdog(None).await.unwrap().json().await.unwrap(),
+    );
+    let not_found = app
+        .client
+        .get(format!("{}/nowhere", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_found.status().as_u16(), 404);
+    answers.insert("unknown path".into(), not_found.json().await.unwrap());
+    let wrong_method = app
+        .client
+        .get(format!("{}/observe/observables", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    answers.insert("wrong method".into(), wrong_method.json().await.unwrap());
+    contract_snapshot!("routes", Value::Object(answers));
+}
+
+#[tokio::test]
+async fn jwks_and_catalogs_are_fetched_once_for_repeated_requests() {
+    let app = spawn_app().await;
+    let alice = "alice@example.com";
+    app.mount_email(
+        alice,
+        vec![json!([sample::breach(alice), sample::combo(alice)])],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/catalog/2976,16579$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "results": sample::catalogs()})),
+        )
+        .expect(1)
+        .mount(&app.upstream)
+        .await;
+    let first = app.observe(json!([email(alice)])).await;
+    let second = app.observe(json!([email(alice)])).await;
+    assert_eq!(first["data"]["indicators"], second["data"]["indicators"]);
+    let jwks_fetches = app
+        .upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == common::jwt::JWKS_PATH)
+        .count();
+    assert_eq!(jwks_fetches, 1);
+}
+
+#[tokio::test]
+async fn the_server_stays_up_after_hostile_requests() {
+    let app = spawn_app().await;
+    let token = app.token();
+    let hostile = [
+        "\u{0}\u{1}".to_owned(),
+        "[".repeat(200_000),
+        format!(
+            r#"[{{"type":"email","value":"{}"}}]"#,
+            "a".repeat(900 * 1024)
+        ),
+        r#"[{"type":"email","value":"x@y.z","extra":{"deep":[[[[[[[[[[1]]]]]]]]]]}},1]"#.to_owned(),
+        "9".repeat(10_000),
+    ];
+    for body in hostile {
+        let (status, answer) = app.post("/observe/observables", Some(&token), &body).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["errors"][0]["code"], "invalid argument", "{answer}");
+    }
+    let response = app
+        .client
+        .post(format!("{}/observe/observables", app.address))
+        .header("Authorization", b"Bearer \xff\xfe".as_slice())
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(app.post("/version", None, "").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_body_over_one_mib_is_refused_before_it_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // Announce 2 MiB and send none of it: the answer must come anyway.
+    let head = format!(
+        "POST /observe/observables HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(
+            "Invalid JSON payload received. The request body is larger than 1048576 bytes."
+        ),
+        "{answer}"
+    );
+    assert_eq!(app.post("/version", None, "").await.0, 200);
+}
