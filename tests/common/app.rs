@@ -2,7 +2,8 @@
 //! SpyCloud and the SecureX JWKS host. Set `TEST_LOG=1` to see the relay's logs.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
@@ -18,6 +19,8 @@ pub struct TestApp {
     pub upstream: MockServer,
     /// A client for calling the relay.
     pub client: reqwest::Client,
+    /// Everything the relay logged so far (stderr).
+    pub logs: Arc<Mutex<String>>,
     child: Child,
 }
 
@@ -51,15 +54,24 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
             },
         )
         .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        .stderr(Stdio::piped());
     for (name, value) in extra_env {
         command.env(name, value);
     }
     let mut child = command.spawn().expect("the relay binary starts");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if std::env::var_os("TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            let mut logs = sink.lock().expect("log buffer");
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
     let stdout = child.stdout.take().expect("piped stdout");
     let address = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
@@ -82,6 +94,7 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
         address,
         upstream,
         client: reqwest::Client::new(),
+        logs,
         child,
     }
 }
@@ -92,6 +105,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// Sends SIGTERM and waits for the relay to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        self.child.wait().expect("the relay exits")
+    }
+
+    /// The relay's log so far.
+    pub fn log_text(&self) -> String {
+        self.logs.lock().expect("log buffer").clone()
+    }
+
     /// The audience the relay expects by default: its own URL root.
     pub fn audience(&self) -> String {
         self.address.clone()

@@ -1,0 +1,190 @@
+//! Running the relay: logs without secrets, graceful shutdown, the one-shot `lookup` command.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::app::{sample, spawn_app_with};
+use common::jwt::API_KEY;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn logs_never_show_a_key_token_password_or_email() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "trace")]).await;
+    let alice = "alice.secret@example.com";
+    app.mount_email(
+        alice,
+        vec![json!([sample::infostealer(alice), sample::breach(alice)])],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    let token = app.token();
+    let observables = json!([{"type": "email", "value": alice}]).to_string();
+    let (_, body) = app
+        .post("/observe/observables", Some(&token), &observables)
+        .await;
+    assert_eq!(
+        body["data"]["sightings"]["count"], 2,
+        "the lookup really ran"
+    );
+    app.post("/health", Some(&token), "").await;
+    app.post("/health", Some("Bearer-less-garbage.token.here"), "")
+        .await;
+    app.terminate();
+
+    let logs = app.log_text();
+    assert!(
+        logs.contains("/observe/observables"),
+        "one line per request is logged:\n{logs}"
+    );
+    let token_signature = token.rsplit('.').next().unwrap();
+    for secret in [
+        API_KEY,
+        token.as_str(),
+        token_signature,
+        "Sup3rSecret!",
+        "5f4dcc3b5aa765d61d8327deb882cf99",
+        "alice.secret",
+    ] {
+        assert!(!logs.contains(secret), "the log shows {secret:?}:\n{logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
+    let mut app = spawn_app_with(&[]).await;
+    let slow = "slow@example.com";
+    Mock::given(method("GET"))
+        .and(path_regex(format!("^/breach/data/emails/{slow}$")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "results": [sample::breach(slow)]}))
+                .set_delay(Duration::from_millis(800)),
+        )
+        .mount(&app.upstream)
+        .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    let token = app.token();
+    let request = app
+        .client
+        .post(format!("{}/observe/observables", app.address))
+        .bearer_auth(token)
+        .body(json!([{"type": "email", "value": slow}]).to_string())
+        .send();
+    let in_flight = tokio::spawn(request);
+    // Let the request reach the relay before the signal.
+    while app
+        .upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| !r.url.path().contains(slow))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = tokio::task::block_in_place(|| app.terminate());
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["sightings"]["count"], 1);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        app.client
+            .post(format!("{}/version", app.address))
+            .send()
+            .await
+            .is_err(),
+        "no new connections"
+    );
+}
+
+fn lookup(args: &[&str], api_url: &str, key: &str) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+        .arg("lookup")
+        .args(args)
+        .env_clear()
+        .env("SPYCLOUD_API_URL", api_url)
+        .env("SPYCLOUD_API_KEY", key)
+        .env("SPYCLOUD_TIMEOUT_SECS", "2")
+        .env("RELAY_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+async fn fake_spycloud() -> MockServer {
+    let server = MockServer::start().await;
+    let alice = "alice@example.com";
+    Mock::given(method("GET"))
+        .and(path_regex(format!("^/breach/data/emails/{alice}$")))
+        .and(wiremock::matchers::header("x-api-key", "cli-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "cursor": "", "results": [sample::breach(alice), sample::combo(alice), sample::infostealer(alice)]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/breach/catalog/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "results": sample::catalogs()})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn lookup_prints_the_bundle() {
+    let server = fake_spycloud().await;
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(&["alice@example.com", "--limit", "2"], &uri, "cli-key")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let bundle: Value = serde_json::from_str(&stdout).expect("stdout is the JSON bundle alone");
+    assert_eq!(bundle["data"]["sightings"]["count"], 2);
+    assert_eq!(bundle["data"]["indicators"]["count"], 2);
+    assert_eq!(bundle["data"]["relationships"]["count"], 2);
+}
+
+#[tokio::test]
+async fn lookup_fails_cleanly() {
+    let server = fake_spycloud().await;
+    let uri = server.uri();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || lookup(&["not-an-email"], &uri, "cli-key"))
+            .await
+            .unwrap();
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert!(
+        stderr.contains("not-an-email is not a valid email address"),
+        "{stderr}"
+    );
+
+    let uri = server.uri();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || lookup(&["nobody@example.com"], &uri, "wrong-key"))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "a fatal error fails the command");
+    assert!(
+        stderr.contains("not found: The Spycloud not found."),
+        "{stderr}"
+    );
+    let bundle: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(bundle["errors"][0]["type"], "fatal");
+    assert!(!stderr.contains("wrong-key"));
+}
