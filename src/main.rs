@@ -65,6 +65,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         Arc::new(decoder),
         settings,
     ));
+    if let Some(address) = &args.metrics_listen {
+        telemetry::serve_metrics(address.parse()?)?;
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     telemetry::announce(listener.local_addr()?);
     let http = HttpSettings {

@@ -188,3 +188,93 @@ async fn lookup_fails_cleanly() {
     assert_eq!(bundle["errors"][0]["type"], "fatal");
     assert!(!stderr.contains("wrong-key"));
 }
+
+#[tokio::test]
+async fn metrics_and_the_request_log_show_what_happened() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_address = format!("127.0.0.1:{port}");
+    let mut app = spawn_app_with(&[
+        ("RELAY_METRICS_LISTEN", &metrics_address),
+        ("RELAY_LOG", "info"),
+    ])
+    .await;
+    let alice = "alice@example.com";
+    app.mount_email(
+        alice,
+        vec![json!([sample::breach(alice), sample::combo(alice)])],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    for _ in 0..2 {
+        app.observe(json!([{"type": "email", "value": alice}]))
+            .await;
+    }
+    app.post(
+        "/observe/observables",
+        None,
+        &json!([{"type": "email", "value": alice}]).to_string(),
+    )
+    .await;
+
+    let metrics = reqwest::get(format!("http://{metrics_address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"relay_requests_total{route="/observe/observables",outcome="ok"} 2"#,
+        r#"relay_requests_total{route="/observe/observables",outcome="authorization error"} 1"#,
+        r#"relay_upstream_calls_total{endpoint="emails",status="200"} 2"#,
+        r#"relay_upstream_calls_total{endpoint="catalog",status="200"} 1"#,
+        "relay_catalog_cache_hits_total 2",
+        "relay_catalog_cache_misses_total 2",
+        r#"relay_request_duration_seconds_bucket{route="/observe/observables",le="0.5"}"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(API_KEY) && !metrics.contains(alice));
+
+    app.terminate();
+    let logs = app.log_text();
+    let lines: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("/observe/observables"))
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per request:\n{logs}");
+    assert!(
+        lines[0].contains("upstream_calls=2") && lines[0].contains("outcome=\"ok\""),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("upstream_calls=1"),
+        "catalogs came from the cache: {}",
+        lines[1]
+    );
+    assert!(lines[2].contains("authorization error"), "{}", lines[2]);
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let mut app = spawn_app_with(&[("RELAY_LOG_FORMAT", "json"), ("RELAY_LOG", "info")]).await;
+    app.post("/version", None, "").await;
+    app.terminate();
+    let logs = app.log_text();
+    let request: Value = logs
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("every line is JSON"))
+        .find(|line| line["route"] == "/version")
+        .expect("the request line");
+    assert_eq!(
+        (request["status"].as_u64(), request["outcome"].as_str()),
+        (Some(200), Some("ok"))
+    );
+}

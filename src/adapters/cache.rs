@@ -167,8 +167,9 @@ impl<S: BreachSource + ?Sized> BreachSource for CachedCatalogs<S> {
                 None => wanted.push(id),
             }
         }
-        self.hits
-            .fetch_add((seen.len() - wanted.len()) as u64, Ordering::Relaxed);
+        let hits = (seen.len() - wanted.len()) as u64;
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        crate::telemetry::catalog_cache(hits, wanted.len() as u64);
         if wanted.is_empty() {
             return Ok(found);
         }

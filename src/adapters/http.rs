@@ -16,6 +16,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::domain::{Bundle, RelayError, parse_observables};
 use crate::relay::{Caller, Relay};
+use crate::telemetry;
 
 /// The paths the relay serves, for telling a wrong method (405) from an unknown path (404).
 const KNOWN_PATHS: [&str; 4] = ["/health", "/observe/observables", "/version", "/watchdog"];
@@ -169,11 +170,13 @@ fn health(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let body = match relay.health(&incoming.caller()).await {
+            let (outcome, calls) =
+                telemetry::counting_upstream_calls(relay.health(&incoming.caller())).await;
+            let body = match outcome {
                 Ok(()) => json!({"data": {"status": "ok"}}),
                 Err(error) => envelope(&error),
             };
-            answer("/health", started, body)
+            answer("/health", started, calls, body)
         })
 }
 
@@ -196,11 +199,12 @@ fn observe(
                     let observables = parse_observables(&body)?;
                     Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
                 };
-                let body = match observed.await {
+                let (outcome, calls) = telemetry::counting_upstream_calls(observed).await;
+                let body = match outcome {
                     Ok(bundle) => bundle.into_response(),
                     Err(error) => envelope(&error),
                 };
-                answer("/observe/observables", started, body)
+                answer("/observe/observables", started, calls, body)
             },
         )
 }
@@ -210,6 +214,7 @@ fn version() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + 
         answer(
             "/version",
             Instant::now(),
+            0,
             json!({"version": env!("CARGO_PKG_VERSION")}),
         )
     })
@@ -224,7 +229,7 @@ fn watchdog() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> +
                 Some(value) => json!({"data": String::from_utf8_lossy(value.as_bytes())}),
                 None => envelope(&RelayError::HealthCheck),
             };
-            answer("/watchdog", Instant::now(), body)
+            answer("/watchdog", Instant::now(), 0, body)
         })
 }
 
@@ -236,7 +241,7 @@ fn fallback() -> impl Filter<Extract = (WithStatus<Json>,), Error = Infallible> 
         } else {
             StatusCode::NOT_FOUND
         };
-        tracing::info!(route = "-", status = status.as_u16(), "request");
+        telemetry::request_done("-", status.as_u16(), "-", std::time::Duration::ZERO, 0);
         status_reply(status)
     })
 }
@@ -262,20 +267,19 @@ fn envelope(error: &RelayError) -> Value {
     Bundle::with_error(error.to_doc()).into_response()
 }
 
-/// Logs the request in one line (no header, body or value of it) and answers 200 with `body`.
-fn answer(route: &'static str, started: Instant, body: Value) -> WithStatus<Json> {
+/// Answers 200 with `body`, after recording the request (never its headers or body).
+fn answer(
+    route: &'static str,
+    started: Instant,
+    upstream_calls: u32,
+    body: Value,
+) -> WithStatus<Json> {
     let outcome = body["errors"]
         .as_array()
         .and_then(|errors| errors.last())
         .and_then(|error| error["code"].as_str())
         .unwrap_or("ok");
-    tracing::info!(
-        route,
-        status = 200,
-        duration_ms = started.elapsed().as_millis() as u64,
-        outcome,
-        "request"
-    );
+    telemetry::request_done(route, 200, outcome, started.elapsed(), upstream_calls);
     warp::reply::with_status(warp::reply::json(&body), StatusCode::OK)
 }
 

@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::domain::email::truncate;
 use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
 use crate::ports::{BreachSource, SourceError};
+use crate::telemetry;
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
 pub const DEFAULT_BASE_URL: &str = "https://api.spycloud.io/enterprise-v2";
@@ -306,8 +307,12 @@ impl SpyCloudClient {
             .header("X-API-Key", key_header)
             .send()
             .await
-            .map_err(|error| transport_error(&error, self.timeout))?;
+            .map_err(|error| {
+                telemetry::upstream_call(endpoint_of(url), "error");
+                transport_error(&error, self.timeout)
+            })?;
         let status = response.status();
+        telemetry::upstream_call(endpoint_of(url), status.as_str());
         let headers = response.headers();
         let retry_after = headers
             .get(RETRY_AFTER)
@@ -385,6 +390,17 @@ impl BreachSource for SpyCloudClient {
             return Ok(());
         }
         success_body(answer).map(drop)
+    }
+}
+
+/// The endpoint a URL calls, as a metrics label.
+fn endpoint_of(url: &str) -> &'static str {
+    if url.contains("/breach/data/emails/") {
+        "emails"
+    } else if url.contains("/breach/catalog/") {
+        "catalog"
+    } else {
+        "watchlist"
     }
 }
 
