@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
 //!
 //! - [`domain`]: the pure model (email, breach, catalog, CTIM) and the mapping rules;
@@ -7,7 +8,9 @@
 //! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport.
 
 pub mod adapters;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod demo;
 pub mod domain;
 pub mod ports;

@@ -6,19 +6,17 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::net::SocketAddr;
+
 use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
-
-use crate::config::{LogArgs, LogFormat};
-
 /// Installs the global subscriber.
+#[cfg(feature = "server")]
 ///
 /// # Errors
 /// A filter that does not parse, or a subscriber already installed.
-pub fn init(args: &LogArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let filter = EnvFilter::try_new(&args.filter)?;
+pub fn init(args: &crate::config::LogArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::config::LogFormat;
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -30,8 +28,9 @@ pub fn init(args: &LogArgs) -> Result<(), Box<dyn std::error::Error>> {
     installed.map_err(|error| error as Box<dyn std::error::Error>)
 }
 
+#[cfg(feature = "server")]
 /// Says where the relay listens: a log line, and a plain line on stdout for scripts and tests.
-pub fn announce(address: SocketAddr) {
+pub fn announce(address: std::net::SocketAddr) {
     tracing::info!(%address, "spycloud-relay listening");
     println!("spycloud-relay listening on http://{address}");
 }
@@ -88,11 +87,12 @@ pub fn request_done(
         .record(duration.as_secs_f64());
 }
 
+#[cfg(feature = "server")]
 /// Serves Prometheus text on `address` (any path, `/metrics` included). Call inside the runtime.
 ///
 /// # Errors
 /// When the recorder cannot be installed or the address bound.
-pub fn serve_metrics(address: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+pub fn serve_metrics(address: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(address)
         .set_buckets_for_metric(

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod fixed;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod jwt;
 pub mod spycloud;
