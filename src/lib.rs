@@ -5,7 +5,10 @@
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
 //! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
 //! - [`config`]: the command line and its environment variables;
-//! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport.
+//! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport, and an
+//!   in-memory breach source;
+//! - [`telemetry`]: logging, text or JSON, on stderr;
+//! - [`demo`]: the offline demo, the real relay over a bundled sample dataset.
 
 pub mod adapters;
 #[cfg(feature = "server")]

@@ -75,7 +75,20 @@ pub async fn serve(
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(relay, settings))
+    serve_with(listener, routes(relay, settings), shutdown).await;
+}
+
+/// Serves any filter that never rejects, such as [`routes`] with extra routes in front of it
+/// (the demo adds its JWKS), until `shutdown` completes; requests in flight then finish.
+pub async fn serve_with<F, R>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    warp::serve(filter)
         .incoming(listener)
         .graceful(shutdown)
         .run()
@@ -89,8 +102,20 @@ pub async fn serve_until_signal(
     settings: HttpSettings,
     grace: std::time::Duration,
 ) {
+    serve_with_until_signal(listener, routes(relay, settings), grace).await;
+}
+
+/// [`serve_until_signal`] for any filter that never rejects, as [`serve_with`] takes.
+pub async fn serve_with_until_signal<F, R>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    grace: std::time::Duration,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, relay, settings, async {
+    let server = tokio::spawn(serve_with(listener, filter, async {
         let _ = stopped.await;
     }));
     shutdown_signal().await;

@@ -2,6 +2,7 @@
 //!
 //! - [`spycloud`]: [`crate::ports::BreachSource`] over SpyCloud's HTTP API (reqwest);
 //! - [`cache`]: a catalog cache in front of any breach source;
+//! - [`memory`]: [`crate::ports::BreachSource`] over a dataset in memory (the demo's sample);
 //! - [`fixed`]: credentials known in advance (the `lookup` command, single-tenant embedders);
 //! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
 //! - [`http`]: the warp routes SecureX calls.
@@ -11,4 +12,5 @@ pub mod fixed;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod jwt;
+pub mod memory;
 pub mod spycloud;

@@ -1,0 +1,106 @@
+//! Embedding the relay with your own breach source.
+//!
+//! The relay's use case only needs two ports: a [`BreachSource`] (where breach records and
+//! catalogs come from) and a [`CredentialDecoder`] (who the caller is). Here the source is a
+//! hard-coded in-house store and the credentials are fixed, so the relay runs without SpyCloud,
+//! without a token and without a network:
+//!
+//! ```sh
+//! cargo run --example custom_source
+//! ```
+//!
+//! [`CredentialDecoder`]: spycloud_relay::ports::CredentialDecoder
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+use spycloud_relay::adapters::fixed::FixedCredentials;
+use spycloud_relay::domain::{
+    ApiKey, BreachRecord, Catalog, CatalogId, Credentials, EMAIL, Email, EntitiesLimit, Observable,
+    SourceError,
+};
+use spycloud_relay::ports::BreachSource;
+use spycloud_relay::{Relay, RelaySettings};
+
+/// An in-house breach store: one known account, one breach.
+struct InHouseStore;
+
+const BREACH: CatalogId = CatalogId(7);
+
+#[async_trait]
+impl BreachSource for InHouseStore {
+    async fn breaches(
+        &self,
+        _key: &ApiKey,
+        email: &Email,
+    ) -> Result<Vec<BreachRecord>, SourceError> {
+        if !email.as_str().eq_ignore_ascii_case("pat@example.com") {
+            return Ok(Vec::new());
+        }
+        // Records keep SpyCloud's shape: typed fields the mapping reads, the rest shown as-is.
+        let record: BreachRecord = serde_json::from_value(json!({
+            "document_id": "in-house-0001",
+            "source_id": BREACH.0,
+            "email": email.as_str(),
+            "username": "pat",
+            "password_type": "sha256",
+            "severity": 5,
+            "spycloud_publish_date": "2024-01-15T00:00:00Z",
+        }))
+        .map_err(|error| SourceError::InvalidResponse(error.to_string()))?;
+        Ok(vec![record])
+    }
+
+    async fn catalogs(
+        &self,
+        _key: &ApiKey,
+        ids: &[CatalogId],
+    ) -> Result<Vec<Catalog>, SourceError> {
+        if !ids.contains(&BREACH) {
+            return Ok(Vec::new());
+        }
+        let catalog = serde_json::from_value(json!({
+            "id": BREACH.0,
+            "uuid": "00000000-0000-4000-8000-000000000007",
+            "title": "Example Intranet Leak",
+            "description": "An invented leak of an intranet's user table.",
+            "site": "intranet.example.com",
+            "site_description": "An invented company intranet.",
+            "confidence": 2,
+            "combo_list_flag": "NO",
+            "spycloud_publish_date": "2024-01-15T00:00:00Z",
+            "assets": {"email": 120, "password": 120},
+        }))
+        .map_err(|error| SourceError::InvalidResponse(error.to_string()))?;
+        Ok(vec![catalog])
+    }
+
+    async fn probe(&self, _key: &ApiKey) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let credentials = Credentials {
+        // This source ignores the key; a SpyCloud-backed one would send it upstream.
+        api_key: ApiKey::parse("unused")?,
+        entities_limit: EntitiesLimit::new(10).ok_or("the limit is above 0")?,
+    };
+    let relay = Relay::new(
+        Arc::new(InHouseStore),
+        Arc::new(FixedCredentials(credentials.clone())),
+        RelaySettings::default(),
+    );
+    let observables: Vec<Observable> = ["pat@example.com", "nobody@example.com"]
+        .into_iter()
+        .map(|value| Observable {
+            value: value.to_owned(),
+            kind: EMAIL.to_owned(),
+        })
+        .collect();
+    let bundle = relay.observe_as(&credentials, &observables).await;
+    println!("{:#}", bundle.into_response());
+    Ok(())
+}

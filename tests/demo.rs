@@ -1,0 +1,200 @@
+//! The `demo` subcommand, black-box: the real binary on 127.0.0.1:0, driven with the token and
+//! the emails it prints, as a person following its instructions would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The sample emails and how many records each has in `demo/sample.json`.
+const SAMPLE: [(&str, usize); 4] = [
+    ("alex.rivera@example.com", 5),
+    ("casey.nguyen@example.net", 0),
+    ("jordan.lee@example.org", 2),
+    ("sam.taylor@acme.test", 1),
+];
+
+/// Kills the demo when the test ends, however it ends.
+struct Demo {
+    child: Child,
+    base: String,
+    token: String,
+    printed: Vec<String>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `spycloud-relay demo --listen 127.0.0.1:0` and reads what it prints up to the
+/// `listening on` line.
+fn start_demo() -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env("RELAY_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut demo = Demo {
+        child,
+        base: String::new(),
+        token: String::new(),
+        printed: Vec::new(),
+    };
+    loop {
+        // A guard against a hung child, not a timing assertion.
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the demo stopped printing: {:#?}", demo.printed));
+        if let Some(token) = line.strip_prefix("Authorization: Bearer ") {
+            demo.token = token.trim().to_owned();
+        }
+        if let Some(address) = line.strip_prefix("spycloud-relay listening on ") {
+            demo.base = address.trim().to_owned();
+            demo.printed.push(line);
+            break;
+        }
+        demo.printed.push(line);
+    }
+    assert!(!demo.token.is_empty(), "no token in {:#?}", demo.printed);
+    demo
+}
+
+async fn post(demo: &Demo, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new().post(format!("{}{path}", demo.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the demo answers");
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.expect("a JSON answer")
+}
+
+fn sample_observables() -> Value {
+    SAMPLE
+        .iter()
+        .map(|(email, _)| json!({"type": "email", "value": email}))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_demo_prints_its_emails_and_answers_with_the_token_it_prints() {
+    let demo = start_demo();
+    assert!(demo.base.starts_with("http://127.0.0.1:"), "{}", demo.base);
+    for (email, _) in SAMPLE {
+        assert!(
+            demo.printed.iter().any(|line| line.trim() == email),
+            "{email} is listed"
+        );
+    }
+    for path in ["/observe/observables", "/health", "/version"] {
+        let curl = format!("curl -s -X POST {}{path}", demo.base);
+        assert!(
+            demo.printed.iter().any(|line| line.contains(&curl)),
+            "a curl line for {path}"
+        );
+    }
+
+    let token = Some(demo.token.as_str());
+    let answer = post(
+        &demo,
+        "/observe/observables",
+        token,
+        Some(sample_observables()),
+    )
+    .await;
+    let data = &answer["data"];
+    let sightings = data["sightings"]["docs"].as_array().expect("sightings");
+    let records: usize = SAMPLE.iter().map(|(_, n)| n).sum();
+    assert_eq!(data["sightings"]["count"], records);
+    for (email, expected) in SAMPLE {
+        let found = sightings
+            .iter()
+            .filter(|s| s["observables"][0]["value"] == email)
+            .count();
+        // Alex's records are spread over three pages: all of them are there.
+        assert_eq!(found, expected, "sightings of {email}");
+    }
+    // Five catalogs are used; the one source_id without a catalog gives no indicator.
+    assert_eq!(data["indicators"]["count"], 6);
+    assert_eq!(data["relationships"]["count"], records - 1);
+    assert_eq!(
+        answer["errors"],
+        json!([{"type": "warning", "code": "not found", "message": "SpyCloud did not return results for 99001"}])
+    );
+
+    let severity = |document_id: &str| {
+        sightings
+            .iter()
+            .find(|s| s["external_ids"][0] == document_id)
+            .map(|s| s["severity"].clone())
+            .unwrap_or_else(|| panic!("a sighting of {document_id}"))
+    };
+    // Severity 25, an infostealer: High; 20 in a combo list: Medium; 2: Low; 30: High.
+    assert_eq!(severity("0d1e8b2a-5c4f-4a6e-9b1d-3f2a7c8e9d01"), "High");
+    assert_eq!(severity("0d1e8b2a-5c4f-4a6e-9b1d-3f2a7c8e9d05"), "Medium");
+    assert_eq!(severity("7c2a9e41-1b3d-4f5e-8a6b-demo00000011"), "Low");
+    assert_eq!(severity("a4b3c2d1-0e9f-4a8b-9c7d-demo00000021"), "High");
+
+    assert_eq!(
+        post(&demo, "/health", token, None).await,
+        json!({"data": {"status": "ok"}})
+    );
+    assert_eq!(
+        post(&demo, "/version", None, None).await,
+        json!({"version": env!("CARGO_PKG_VERSION")})
+    );
+}
+
+#[tokio::test]
+async fn the_demo_checks_tokens_for_real() {
+    let demo = start_demo();
+    let missing = post(&demo, "/health", None, None).await;
+    assert_eq!(
+        missing["errors"][0]["message"],
+        "Authorization failed: Authorization header is missing"
+    );
+    // The same token with its signature cut off does not verify.
+    let (signed, _) = demo.token.rsplit_once('.').expect("a JWT");
+    let forged = format!("{signed}.AAAA");
+    let refused = post(
+        &demo,
+        "/observe/observables",
+        Some(&forged),
+        Some(sample_observables()),
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["code"], "authorization error");
+    assert!(refused.get("data").is_none());
+
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks", demo.base))
+        .await
+        .expect("the demo serves its JWKS")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(jwks["keys"][0]["kid"], "spycloud-relay-demo");
+}
