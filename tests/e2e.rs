@@ -368,3 +368,94 @@ async fn a_body_over_one_mib_is_refused_before_it_is_read() {
     );
     assert_eq!(app.post("/version", None, "").await.0, 200);
 }
+
+#[tokio::test]
+async fn passwords_can_be_masked_or_omitted() {
+    for (policy, expected) in [("masked", Some(json!("Su**********"))), ("omitted", None)] {
+        let app = spawn_app_with(&[("RELAY_PASSWORDS", policy)]).await;
+        let alice = "alice@example.com";
+        app.mount_email(alice, vec![json!([sample::infostealer(alice)])])
+            .await;
+        app.mount_catalogs(sample::catalogs()).await;
+        let body = app.observe(json!([email(alice)])).await;
+        let data = &body["data"]["sightings"]["docs"][0]["data"];
+        let columns: Vec<_> = data["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let position = columns.iter().position(|c| *c == "password");
+        assert_eq!(
+            position.map(|i| data["rows"][0][i].clone()),
+            expected,
+            "{policy}"
+        );
+        assert!(!body.to_string().contains("Sup3rSecret!"), "{policy}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_spycloud_gets_an_answer_within_the_request_deadline() {
+    let app = spawn_app_with(&[
+        ("RELAY_REQUEST_TIMEOUT_SECS", "1"),
+        ("SPYCLOUD_TIMEOUT_SECS", "10"),
+    ])
+    .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/breach/data/emails/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"results": []}))
+                .set_delay(std::time::Duration::from_secs(5)),
+        )
+        .mount(&app.upstream)
+        .await;
+    let body = app.observe(json!([email("alice@example.com")])).await;
+    assert_eq!(
+        body,
+        json!({"errors": [{"type": "fatal", "code": "unknown",
+                           "message": "SpyCloud did not answer everything within the relay's 1 s deadline."}]})
+    );
+}
+
+#[tokio::test]
+async fn hostile_tokens_get_authorization_errors_and_the_server_stays_up() {
+    let app = spawn_app().await;
+    let body = json!([email("alice@example.com")]).to_string();
+    let long = "a".repeat(8 * 1024);
+    let hostile = [
+        "Bearer ".to_owned(),
+        "Bearer \ttoken".to_owned(),
+        "Bearer a.b.c".to_owned(),
+        "Bearer eyJhbGciOiJub25lIn0.e30.".to_owned(),
+        "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLy4uIn0.eyJqd2tzX2hvc3QiOiJldmlsLmV4YW1wbGUvQCJ9.x"
+            .to_owned(),
+        format!("Bearer {long}.{long}.{long}"),
+        "bearer".to_owned(),
+    ];
+    for header in hostile {
+        let response = app
+            .client
+            .post(format!("{}/observe/observables", app.address))
+            .header("Authorization", header.as_str())
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{header}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["errors"][0]["code"], "authorization error",
+            "{header}: {answer}"
+        );
+    }
+    assert_eq!(app.post("/version", None, "").await.0, 200);
+    let upstream_calls = app.upstream.received_requests().await.unwrap();
+    assert!(
+        upstream_calls
+            .iter()
+            .all(|r| r.url.path() == common::jwt::JWKS_PATH),
+        "no SpyCloud call without a valid token"
+    );
+}
