@@ -12,7 +12,9 @@ use spycloud_relay::adapters::http::{self, HttpSettings};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
 use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
-use spycloud_relay::domain::{ApiKey, Credentials, EMAIL, EntitiesLimit, Observable};
+use spycloud_relay::domain::{
+    ApiKey, Credentials, EMAIL, Email, EntitiesLimit, ErrorKind, Observable,
+};
 use spycloud_relay::ports::BreachSource;
 use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
@@ -90,14 +92,15 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         eprintln!("spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0");
         return ExitCode::from(2);
     };
+    // The domain's own message for a value that is not an address, one line each.
     let invalid: Vec<_> = args
         .emails
         .iter()
-        .filter(|e| spycloud_relay::domain::Email::parse(e).is_err())
+        .filter_map(|e| Email::parse(e).err())
         .collect();
     if !invalid.is_empty() {
-        for value in invalid {
-            eprintln!("spycloud-relay: {value} is not a valid email address");
+        for error in invalid {
+            eprintln!("spycloud-relay: {error}");
         }
         return ExitCode::from(2);
     }
@@ -130,7 +133,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     let fatal = bundle
         .errors
         .iter()
-        .find(|e| e.kind == spycloud_relay::domain::ErrorKind::Fatal)
+        .find(|e| e.kind == ErrorKind::Fatal)
         .cloned();
     println!("{:#}", bundle.into_response());
     match fatal {
