@@ -459,3 +459,64 @@ async fn hostile_tokens_get_authorization_errors_and_the_server_stays_up() {
         "no SpyCloud call without a valid token"
     );
 }
+
+#[tokio::test]
+async fn relay_audience_replaces_the_request_root() {
+    let app = spawn_app_with(&[("RELAY_AUDIENCE", "https://relay.configured")]).await;
+    app.mount_status("/watchlist/", 200, json!({"results": []}))
+        .await;
+    let configured = app.token_with(json!({"aud": "https://relay.configured"}));
+    assert_eq!(
+        app.post("/health", Some(&configured), "").await.1,
+        json!({"data": {"status": "ok"}})
+    );
+    let own_root = app.token();
+    let (_, body) = app.post("/health", Some(&own_root), "").await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Authorization failed: Wrong configuration-token-audience"
+    );
+}
+
+#[tokio::test]
+async fn spycloud_timeout_bounds_each_upstream_call() {
+    let app = spawn_app_with(&[("SPYCLOUD_TIMEOUT_SECS", "1")]).await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/breach/data/emails/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"results": []}))
+                .set_delay(std::time::Duration::from_secs(4)),
+        )
+        .mount(&app.upstream)
+        .await;
+    let body = app.observe(json!([email("alice@example.com")])).await;
+    assert_eq!(body["errors"][0]["code"], "unknown");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "SpyCloud did not answer within 1 s"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_keep_their_own_entities_limit() {
+    let app = app_with_alice().await;
+    let body = json!([email("alice@example.com")]).to_string();
+    let (one, three) = (
+        app.token_with(json!({"CTR_ENTITIES_LIMIT": 1})),
+        app.token_with(json!({"CTR_ENTITIES_LIMIT": 3})),
+    );
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(
+            app.post("/observe/observables", Some(&one), &body),
+            app.post("/observe/observables", Some(&three), &body),
+        );
+        assert_eq!(
+            (
+                a.1["data"]["sightings"]["count"].as_u64(),
+                b.1["data"]["sightings"]["count"].as_u64()
+            ),
+            (Some(1), Some(3))
+        );
+    }
+}
