@@ -65,7 +65,7 @@ pub fn catalog_cache(hits: u64, misses: u64) {
 }
 
 /// Records one answered request and logs its line: route, status, duration, upstream calls
-/// and outcome (`ok` or the last error code).
+/// and outcome (`ok`, or the code of the fatal error).
 pub fn request_done(
     route: &'static str,
     status: u16,

@@ -213,6 +213,13 @@ async fn metrics_and_the_request_log_show_what_happened() {
         app.observe(json!([{"type": "email", "value": alice}]))
             .await;
     }
+    let orphan = "orphan@example.com";
+    app.mount_email(orphan, vec![json!([sample::orphan(orphan)])])
+        .await;
+    let warned = app
+        .observe(json!([{"type": "email", "value": orphan}]))
+        .await;
+    assert_eq!(warned["errors"][0]["type"], "warning");
     app.post(
         "/observe/observables",
         None,
@@ -227,12 +234,12 @@ async fn metrics_and_the_request_log_show_what_happened() {
         .await
         .unwrap();
     for expected in [
-        r#"relay_requests_total{route="/observe/observables",outcome="ok"} 2"#,
+        r#"relay_requests_total{route="/observe/observables",outcome="ok"} 3"#,
         r#"relay_requests_total{route="/observe/observables",outcome="authorization error"} 1"#,
-        r#"relay_upstream_calls_total{endpoint="emails",status="200"} 2"#,
-        r#"relay_upstream_calls_total{endpoint="catalog",status="200"} 1"#,
+        r#"relay_upstream_calls_total{endpoint="emails",status="200"} 3"#,
+        r#"relay_upstream_calls_total{endpoint="catalog",status="200"} 2"#,
         "relay_catalog_cache_hits_total 2",
-        "relay_catalog_cache_misses_total 2",
+        "relay_catalog_cache_misses_total 3",
         r#"relay_request_duration_seconds_bucket{route="/observe/observables",le="0.5"}"#,
     ] {
         assert!(
@@ -248,7 +255,7 @@ async fn metrics_and_the_request_log_show_what_happened() {
         .lines()
         .filter(|l| l.contains("/observe/observables"))
         .collect();
-    assert_eq!(lines.len(), 3, "one line per request:\n{logs}");
+    assert_eq!(lines.len(), 4, "one line per request:\n{logs}");
     assert!(
         lines[0].contains("upstream_calls=2") && lines[0].contains("outcome=\"ok\""),
         "{}",
@@ -259,7 +266,12 @@ async fn metrics_and_the_request_log_show_what_happened() {
         "catalogs came from the cache: {}",
         lines[1]
     );
-    assert!(lines[2].contains("authorization error"), "{}", lines[2]);
+    assert!(
+        lines[2].contains("outcome=\"ok\""),
+        "a warning is no failure: {}",
+        lines[2]
+    );
+    assert!(lines[3].contains("authorization error"), "{}", lines[3]);
 }
 
 #[tokio::test]

@@ -299,9 +299,10 @@ fn answer(
     upstream_calls: u32,
     body: Value,
 ) -> WithStatus<Json> {
+    // Warnings ride along with an answer that stands: only a fatal error changes the outcome.
     let outcome = body["errors"]
         .as_array()
-        .and_then(|errors| errors.last())
+        .and_then(|errors| errors.iter().find(|error| error["type"] == "fatal"))
         .and_then(|error| error["code"].as_str())
         .unwrap_or("ok");
     telemetry::request_done(route, 200, outcome, started.elapsed(), upstream_calls);

@@ -21,13 +21,16 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Everything the relay logged so far (stderr).
     pub logs: Arc<Mutex<String>>,
-    child: Child,
+    child: ChildGuard,
 }
 
-impl Drop for TestApp {
+/// Kills the relay process when dropped, also when a test fails half-way through setup.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -58,9 +61,9 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     for (name, value) in extra_env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("the relay binary starts");
+    let mut child = ChildGuard(command.spawn().expect("the relay binary starts"));
     let logs = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().expect("piped stderr");
+    let stderr = child.0.stderr.take().expect("piped stderr");
     let sink = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -72,7 +75,7 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
             logs.push('\n');
         }
     });
-    let stdout = child.stdout.take().expect("piped stdout");
+    let stdout = child.0.stdout.take().expect("piped stdout");
     let address = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
         let line = lines
@@ -107,13 +110,13 @@ pub async fn spawn_app() -> TestApp {
 impl TestApp {
     /// Sends SIGTERM and waits for the relay to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.child.0.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill runs");
         assert!(sent.success());
-        self.child.wait().expect("the relay exits")
+        self.child.0.wait().expect("the relay exits")
     }
 
     /// The relay's log so far.
