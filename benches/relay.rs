@@ -1,0 +1,767 @@
+//! The relay's benchmark: the release binary, run as its own process, against a local fake
+//! SpyCloud that answers every call after 50 ms.
+//!
+//! The lookup is the issue's: one observe request with 5 emails, 20 breach records each, spread
+//! over 8 catalogs. The report gives cold and warm wall time against the round-trip floor, the
+//! upstream calls made, the relay's CPU time per warm one-email request and its peak RSS after 8
+//! concurrent clients, each against its target. Missed targets are reported, not failed: the
+//! exit status is non-zero only when the benchmark itself could not run. `benches/README.md`
+//! says how to run it and what each figure means.
+
+// The test keys, JWKS and token minter the integration tests use.
+#[allow(dead_code)]
+#[path = "../tests/common/jwt.rs"]
+mod jwt;
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
+
+/// SpyCloud's answer time for every call.
+const UPSTREAM_DELAY: Duration = Duration::from_millis(50);
+/// The lookup: this many emails ...
+const EMAILS: usize = 5;
+/// ... with this many records each ...
+const RECORDS_PER_EMAIL: usize = 20;
+/// ... spread over this many catalogs.
+const CATALOGS: u64 = 8;
+/// The first catalog id; the others follow.
+const FIRST_CATALOG: u64 = 40_000;
+/// The audience the relay is told to expect and tokens carry.
+const AUDIENCE: &str = "http://bench";
+
+/// How much work each phase does; each can be changed with the environment variable named.
+struct Plan {
+    /// `BENCH_WARM_RUNS`: warm 5-email requests whose median is the warm time.
+    warm_runs: usize,
+    /// `BENCH_CPU_REQUESTS`: sequential warm one-email requests whose CPU time is averaged.
+    cpu_requests: usize,
+    /// `BENCH_CLIENTS`: concurrent clients of the RSS phase.
+    clients: usize,
+    /// `BENCH_CLIENT_REQUESTS`: warm 5-email requests each of those clients makes.
+    client_requests: usize,
+}
+
+impl Plan {
+    /// The issue's plan under `cargo bench`; under `cargo test` (no `--bench` argument, a debug
+    /// build) a smoke run that only shows the benchmark still works, like criterion's test mode.
+    fn from_env(full: bool) -> Result<Self> {
+        let pick = |bench, smoke| if full { bench } else { smoke };
+        Ok(Self {
+            warm_runs: setting("BENCH_WARM_RUNS", pick(20, 2))?,
+            cpu_requests: setting("BENCH_CPU_REQUESTS", pick(500, 5))?,
+            clients: setting("BENCH_CLIENTS", pick(8, 2))?,
+            client_requests: setting("BENCH_CLIENT_REQUESTS", pick(50, 2))?,
+        })
+    }
+}
+
+fn setting(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(value) => match value.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{name} must be a whole number above 0, not {value:?}").into()),
+        },
+        Err(_) => Ok(default),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("relay bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<String> {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    if !full {
+        eprintln!("relay bench: not run by `cargo bench`: a smoke run, figures mean nothing");
+    }
+    let plan = Plan::from_env(full)?;
+    let fake = FakeSpyCloud::start().await;
+    let relay = RelayProcess::start(&fake)?;
+    let client = reqwest::Client::new();
+    let jwks_host = fake.server.address().to_string();
+    let mut claims = jwt::default_claims(&jwks_host, AUDIENCE);
+    claims["CTR_ENTITIES_LIMIT"] = json!(100);
+    let bench = Bench {
+        client,
+        url: format!("{}/observe/observables", relay.base_url),
+        token: jwt::TokenMinter.mint(jwt::KID_1, &claims),
+        all: observables(&fake.emails),
+        one: observables(&fake.emails[..1]),
+    };
+    let startup_rss = memory(relay.pid())?;
+
+    // 1. Cold: nothing cached, neither the JWKS nor a catalog.
+    let before = fake.calls();
+    let started = Instant::now();
+    bench.observe(&bench.all, EMAILS).await?;
+    let cold = started.elapsed();
+    let cold_calls = fake.calls() - before;
+
+    // 2. Warm: the same request again, JWKS and catalogs cached.
+    let before = fake.calls();
+    let mut warm = Vec::with_capacity(plan.warm_runs);
+    for _ in 0..plan.warm_runs {
+        let started = Instant::now();
+        bench.observe(&bench.all, EMAILS).await?;
+        warm.push(started.elapsed());
+    }
+    let warm_calls = fake.calls() - before;
+    let warm = Summary::of(warm);
+
+    // 3. CPU per warm one-email request. The fake answers at once: the relay's CPU time is the
+    // same either way, and the phase takes less wall time.
+    fake.set_delay(Duration::ZERO);
+    bench.observe(&bench.one, 1).await?;
+    let before_cpu = cpu_time(relay.pid())?;
+    let started = Instant::now();
+    for _ in 0..plan.cpu_requests {
+        bench.observe(&bench.one, 1).await?;
+    }
+    let cpu_wall = started.elapsed();
+    let cpu = (cpu_time(relay.pid())? - before_cpu) / plan.cpu_requests as u32;
+    fake.set_delay(UPSTREAM_DELAY);
+
+    // 4. Peak RSS under concurrent clients doing the warm 5-email request.
+    let bench = Arc::new(bench);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..plan.clients)
+        .map(|_| {
+            let bench = bench.clone();
+            let requests = plan.client_requests;
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(requests);
+                for _ in 0..requests {
+                    let started = Instant::now();
+                    bench.observe(&bench.all, EMAILS).await?;
+                    times.push(started.elapsed());
+                }
+                Ok::<_, Box<dyn Error + Send + Sync>>(times)
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for client in clients {
+        times.extend(client.await??);
+    }
+    let concurrent_wall = started.elapsed();
+    let concurrent = Summary::of(times);
+    let after_rss = memory(relay.pid())?;
+    let total_calls = fake.calls();
+
+    // The report.
+    let floor_cold = UPSTREAM_DELAY * 2;
+    let cold_ratio = ratio(cold, floor_cold);
+    let warm_ratio = ratio(warm.median, UPSTREAM_DELAY);
+    let cpu_ms = millis(cpu);
+    let peak_mib = after_rss.peak_kib as f64 / 1024.0;
+    let mut rows = vec![
+        Row::new(
+            "cold 5-email request",
+            format!(
+                "{:.1} ms = {cold_ratio:.2}x floor {} ms",
+                millis(cold),
+                floor_cold.as_millis()
+            ),
+            "<= 1.5x floor",
+            Some(cold_ratio <= 1.5),
+        ),
+        Row::new(
+            "upstream calls, cold request",
+            format!(
+                "{} ({} email, {} catalog); JWKS {}",
+                cold_calls.spycloud(),
+                cold_calls.emails,
+                cold_calls.catalogs,
+                cold_calls.jwks
+            ),
+            "<= 6",
+            Some(cold_calls.spycloud() <= 6),
+        ),
+        Row::new(
+            format!("warm 5-email request, median of {}", plan.warm_runs),
+            format!(
+                "{:.1} ms = {warm_ratio:.2}x one trip {} ms",
+                millis(warm.median),
+                UPSTREAM_DELAY.as_millis()
+            ),
+            "<= 2x one trip",
+            Some(warm_ratio <= 2.0),
+        ),
+        Row::new(
+            "  warm min / p90 / max",
+            format!(
+                "{:.1} / {:.1} / {:.1} ms",
+                millis(warm.min),
+                millis(warm.p90),
+                millis(warm.max)
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            "upstream calls per warm request",
+            format!(
+                "{:.1} email, {:.1} catalog; JWKS {}",
+                per(warm_calls.emails, plan.warm_runs),
+                per(warm_calls.catalogs, plan.warm_runs),
+                warm_calls.jwks
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            format!("CPU per warm 1-email request (n={})", plan.cpu_requests),
+            format!(
+                "{cpu_ms:.3} ms ({:.2} ms wall each, upstream delay 0)",
+                millis(cpu_wall) / plan.cpu_requests as f64
+            ),
+            "<= 1 ms",
+            Some(cpu_ms <= 1.0),
+        ),
+        Row::new(
+            format!(
+                "peak RSS (VmHWM), {} clients x {} warm",
+                plan.clients, plan.client_requests
+            ),
+            format!(
+                "{peak_mib:.1} MiB (at start {:.1}, now {:.1}; {} threads)",
+                startup_rss.rss_kib as f64 / 1024.0,
+                after_rss.rss_kib as f64 / 1024.0,
+                after_rss.threads
+            ),
+            "<= 32 MiB",
+            Some(peak_mib <= 32.0),
+        ),
+        Row::new(
+            "  concurrent median / p90 / max",
+            format!(
+                "{:.0} / {:.0} / {:.0} ms; {:.1} req/s",
+                millis(concurrent.median),
+                millis(concurrent.p90),
+                millis(concurrent.max),
+                concurrent.count as f64 / concurrent_wall.as_secs_f64()
+            ),
+            "",
+            None,
+        ),
+    ];
+    rows.push(Row::new(
+        "upstream calls, whole run",
+        format!(
+            "{} email, {} catalog, {} other; JWKS {}",
+            total_calls.emails, total_calls.catalogs, total_calls.other, total_calls.jwks
+        ),
+        "",
+        None,
+    ));
+    relay.stop();
+    Ok(report(&rows))
+}
+
+/// What the benchmark sends, and where.
+struct Bench {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    all: Value,
+    one: Value,
+}
+
+impl Bench {
+    /// One observe request, checked: every record of every email came back, without errors.
+    async fn observe(&self, observables: &Value, emails: usize) -> Result<()> {
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(observables)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        let sightings = body["data"]["sightings"]["count"].as_u64();
+        let expected = (emails * RECORDS_PER_EMAIL) as u64;
+        if !status.is_success() || body.get("errors").is_some() || sightings != Some(expected) {
+            let mut shown = body.to_string();
+            shown.truncate(500);
+            return Err(format!(
+                "the relay answered HTTP {status} without the {expected} sightings expected: {shown}"
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn observables(emails: &[String]) -> Value {
+    emails
+        .iter()
+        .map(|email| json!({"type": "email", "value": email}))
+        .collect()
+}
+
+/// Calls the fake answered so far, per endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+struct Calls {
+    emails: u64,
+    catalogs: u64,
+    jwks: u64,
+    other: u64,
+}
+
+impl Calls {
+    /// Calls to SpyCloud itself (the JWKS belongs to SecureX).
+    fn spycloud(&self) -> u64 {
+        self.emails + self.catalogs + self.other
+    }
+}
+
+impl std::ops::Sub for Calls {
+    type Output = Self;
+
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            emails: self.emails - earlier.emails,
+            catalogs: self.catalogs - earlier.catalogs,
+            jwks: self.jwks - earlier.jwks,
+            other: self.other - earlier.other,
+        }
+    }
+}
+
+/// The fake's state: its answers, its delay, and what it was asked.
+struct Upstream {
+    delay_ms: AtomicU64,
+    breaches: HashMap<String, Vec<u8>>,
+    jwks: Vec<u8>,
+    emails: AtomicU64,
+    catalogs: AtomicU64,
+    jwks_fetches: AtomicU64,
+    other: AtomicU64,
+}
+
+/// A wiremock responder over [`Upstream`]: SpyCloud's two endpoints after the delay, the JWKS
+/// at once.
+struct Responder(Arc<Upstream>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let upstream = &self.0;
+        let path = percent_encoding::percent_decode_str(request.url.path())
+            .decode_utf8_lossy()
+            .into_owned();
+        let delay = Duration::from_millis(upstream.delay_ms.load(Ordering::Relaxed));
+        let json = |body: Vec<u8>| {
+            ResponseTemplate::new(200)
+                .set_body_raw(body, "application/json")
+                .set_delay(delay)
+        };
+        if path == jwt::JWKS_PATH {
+            upstream.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+            return ResponseTemplate::new(200)
+                .set_body_raw(upstream.jwks.clone(), "application/json");
+        }
+        if let Some(email) = path.strip_prefix("/breach/data/emails/") {
+            upstream.emails.fetch_add(1, Ordering::Relaxed);
+            let body = upstream
+                .breaches
+                .get(email)
+                .cloned()
+                .unwrap_or_else(|| page(Vec::new()));
+            return json(body);
+        }
+        if let Some(list) = path.strip_prefix("/breach/catalog/") {
+            upstream.catalogs.fetch_add(1, Ordering::Relaxed);
+            let found = list
+                .split(',')
+                .filter_map(|id| id.trim().parse::<u64>().ok())
+                .filter(|id| (FIRST_CATALOG..FIRST_CATALOG + CATALOGS).contains(id))
+                .map(catalog)
+                .collect();
+            return json(page(found));
+        }
+        upstream.other.fetch_add(1, Ordering::Relaxed);
+        ResponseTemplate::new(404)
+            .set_body_json(json!({"message": "Not Found"}))
+            .set_delay(delay)
+    }
+}
+
+/// SpyCloud and the SecureX JWKS on one loopback wiremock server.
+struct FakeSpyCloud {
+    server: MockServer,
+    upstream: Arc<Upstream>,
+    emails: Vec<String>,
+}
+
+impl FakeSpyCloud {
+    async fn start() -> Self {
+        let emails: Vec<String> = (0..EMAILS)
+            .map(|i| format!("user{i}.bench@example.com"))
+            .collect();
+        let breaches = emails
+            .iter()
+            .enumerate()
+            .map(|(i, email)| {
+                let records = (0..RECORDS_PER_EMAIL)
+                    .map(|j| breach_record(email, i * RECORDS_PER_EMAIL + j))
+                    .collect();
+                (email.clone(), page(records))
+            })
+            .collect();
+        let upstream = Arc::new(Upstream {
+            delay_ms: AtomicU64::new(UPSTREAM_DELAY.as_millis() as u64),
+            breaches,
+            jwks: jwt::jwks().to_string().into_bytes(),
+            emails: AtomicU64::new(0),
+            catalogs: AtomicU64::new(0),
+            jwks_fetches: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+        });
+        // Recording would keep every request in this process for nothing.
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        Mock::given(any())
+            .respond_with(Responder(upstream.clone()))
+            .mount(&server)
+            .await;
+        Self {
+            server,
+            upstream,
+            emails,
+        }
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        self.upstream
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn calls(&self) -> Calls {
+        let upstream = &self.upstream;
+        Calls {
+            emails: upstream.emails.load(Ordering::Relaxed),
+            catalogs: upstream.catalogs.load(Ordering::Relaxed),
+            jwks: upstream.jwks_fetches.load(Ordering::Relaxed),
+            other: upstream.other.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// SpyCloud's page envelope, one page only.
+fn page(results: Vec<Value>) -> Vec<u8> {
+    json!({"cursor": "", "hits": results.len(), "results": results})
+        .to_string()
+        .into_bytes()
+}
+
+/// Record number `n` of the whole data set: an email breach or an infostealer record, with the
+/// fields SpyCloud sends; record `n` belongs to catalog `n mod 8`.
+fn breach_record(email: &str, n: usize) -> Value {
+    let (user, domain) = email.split_once('@').unwrap_or((email, "example.com"));
+    let source_id = FIRST_CATALOG + (n as u64 % CATALOGS);
+    let day = 1 + n % 28;
+    let month = 1 + n % 12;
+    let severity = [2, 5, 20, 25][n % 4];
+    let mut record = json!({
+        "document_id": format!("8f2b{n:04}-5c1e-4d7a-9b3f-{:012x}", n * 7919),
+        "source_id": source_id,
+        "email": email,
+        "email_domain": domain,
+        "email_username": user,
+        "domain": domain,
+        "username": format!("{user}{n}"),
+        "full_name": "Bench User",
+        "password": format!("hunter{n}!"),
+        "password_plaintext": format!("hunter{n}!"),
+        "password_type": "plaintext",
+        "target_url": format!("https://login.site{}.example.org/account", n % 8),
+        "ip_addresses": [format!("203.0.113.{}", n % 250)],
+        "country": "United States",
+        "country_code": "US",
+        "sighting": 1 + n % 3,
+        "severity": severity,
+        "spycloud_publish_date": format!("2023-{month:02}-{day:02}T00:00:00Z"),
+    });
+    if n % 4 == 3 {
+        record["infected_machine_id"] = json!(format!("c0ffee{n:04}-aaaa-bbbb-cccc-0123456789ab"));
+        record["infected_path"] = json!("C:\\Users\\bench\\AppData\\Local\\Temp\\stealer.exe");
+        record["infected_time"] = json!(format!("2023-{month:02}-{day:02}T03:14:15Z"));
+        record["user_browser"] = json!("Google Chrome New");
+        record["user_os"] = json!("Windows 10 Pro [x64]");
+        record["user_hostname"] = json!("DESKTOP-BENCH");
+    }
+    record
+}
+
+/// The catalog entry of `id`, with the fields SpyCloud sends.
+fn catalog(id: u64) -> Value {
+    let n = id - FIRST_CATALOG;
+    json!({
+        "id": id,
+        "uuid": format!("5f1e{n:04}-0d6c-4b59-a1b2-{id:012}"),
+        "title": format!("Site {n} Breach"),
+        "short_title": format!("Site {n}"),
+        "description": format!("In 2022, site {n} suffered a breach exposing emails and passwords of its users."),
+        "site": if n % 4 == 0 { "n/a".to_owned() } else { format!("site{n}.example.org") },
+        "site_description": format!("Site {n} is an online community."),
+        "confidence": 1 + n % 3,
+        "combo_list_flag": if n == 5 { "YES" } else { "NO" },
+        "type": "PUBLIC",
+        "num_records": 1_000_000 + n * 1_234,
+        "acquisition_date": "2022-11-02T00:00:00Z",
+        "spycloud_publish_date": "2022-12-01T00:00:00Z",
+        "assets": {"email": 1_000_000, "password": 900_000, "username": 800_000, "ip_addresses": 12_000},
+        "tlp": "amber",
+    })
+}
+
+/// The release binary of the relay, started as its own process, killed when dropped.
+struct RelayProcess {
+    child: Child,
+    base_url: String,
+    // Kept open: the relay must not find its stdout closed.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl RelayProcess {
+    fn start(fake: &FakeSpyCloud) -> Result<Self> {
+        let binary = env!("CARGO_BIN_EXE_spycloud-relay");
+        let address = fake.server.address().to_string();
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .env("RELAY_LISTEN", "127.0.0.1:0")
+            .env("SPYCLOUD_API_URL", format!("http://{address}"))
+            .env("RELAY_JWKS_HOSTS", &address)
+            .env("RELAY_JWKS_SCHEME", "http")
+            .env("RELAY_AUDIENCE", AUDIENCE)
+            .env("RELAY_LOG", "warn")
+            .env("SPYCLOUD_MAX_RPS", "100")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| format!("cannot start {binary}: {error}"))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err("the relay's stdout is not piped".into());
+        };
+        let mut process = Self {
+            child,
+            base_url: String::new(),
+            _stdout: BufReader::new(stdout),
+        };
+        let mut line = String::new();
+        process._stdout.read_line(&mut line)?;
+        match line
+            .trim()
+            .strip_prefix("spycloud-relay listening on ")
+            .filter(|url| url.starts_with("http://"))
+        {
+            Some(url) => process.base_url = url.to_owned(),
+            None => return Err(format!("the relay did not announce its address: {line:?}").into()),
+        }
+        Ok(process)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// User plus system CPU time of process `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; the fields after it do not.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("unreadable /proc/<pid>/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; the state (field 3) is fields[0].
+    let ticks = |index: usize| -> Result<u64> {
+        Ok(fields
+            .get(index)
+            .ok_or("short /proc/<pid>/stat")?
+            .parse::<u64>()?)
+    };
+    let total = ticks(11)? + ticks(12)?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(100);
+    Ok(Duration::from_nanos(total * 1_000_000_000 / per_second))
+}
+
+/// Memory figures of process `pid`, from `/proc/<pid>/status`.
+struct Memory {
+    peak_kib: u64,
+    rss_kib: u64,
+    threads: u64,
+}
+
+fn memory(pid: u32) -> Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .ok_or_else(|| format!("no {name} in /proc/{pid}/status").into())
+    };
+    Ok(Memory {
+        peak_kib: field("VmHWM:")?,
+        rss_kib: field("VmRSS:")?,
+        threads: field("Threads:")?,
+    })
+}
+
+/// Order statistics of a phase's wall times.
+struct Summary {
+    count: usize,
+    min: Duration,
+    median: Duration,
+    p90: Duration,
+    max: Duration,
+}
+
+impl Summary {
+    fn of(mut times: Vec<Duration>) -> Self {
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Self {
+            count: times.len(),
+            min: at(0.0),
+            median: at(0.5),
+            p90: at(0.9),
+            max: at(1.0),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn ratio(measured: Duration, reference: Duration) -> f64 {
+    measured.as_secs_f64() / reference.as_secs_f64()
+}
+
+fn per(count: u64, runs: usize) -> f64 {
+    count as f64 / runs as f64
+}
+
+/// One line of the report.
+struct Row {
+    metric: String,
+    measured: String,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+impl Row {
+    fn new(
+        metric: impl Into<String>,
+        measured: String,
+        target: &'static str,
+        met: Option<bool>,
+    ) -> Self {
+        Self {
+            metric: metric.into(),
+            measured,
+            target,
+            met,
+        }
+    }
+}
+
+fn report(rows: &[Row]) -> String {
+    let width = |f: fn(&Row) -> usize| rows.iter().map(f).max().unwrap_or(0);
+    let (metric, measured, target) = (
+        width(|r| r.metric.len()).max(6),
+        width(|r| r.measured.len()).max(8),
+        width(|r| r.target.len()).max(6),
+    );
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "spycloud-relay bench: {EMAILS} emails x {RECORDS_PER_EMAIL} records over {CATALOGS} catalogs; \
+         fake SpyCloud answers after {} ms",
+        UPSTREAM_DELAY.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "{:metric$}  {:measured$}  {:target$}  result",
+        "metric", "measured", "target"
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        "-".repeat(metric + measured + target + 6 + "result".len())
+    );
+    for row in rows {
+        let result = match row.met {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "",
+        };
+        let line = format!(
+            "{:metric$}  {:measured$}  {:target$}  {result}",
+            row.metric, row.measured, row.target
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let missed = rows.iter().filter(|r| r.met == Some(false)).count();
+    let _ = write!(
+        out,
+        "{} of {} targets met",
+        rows.iter().filter(|r| r.met == Some(true)).count(),
+        rows.iter().filter(|r| r.met.is_some()).count()
+    );
+    if missed > 0 {
+        let _ = write!(out, " ({missed} missed)");
+    }
+    out
+}
