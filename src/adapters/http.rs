@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::{Json, WithStatus};
 use warp::{Filter, Rejection, Reply};
@@ -197,11 +197,16 @@ fn health(
             let started = Instant::now();
             let (outcome, calls) =
                 telemetry::counting_upstream_calls(relay.health(&incoming.caller())).await;
-            let body = match outcome {
-                Ok(()) => json!({"data": {"status": "ok"}}),
-                Err(error) => envelope(&error),
-            };
-            answer("/health", started, calls, body)
+            match outcome {
+                Ok(()) => answer(
+                    "/health",
+                    started,
+                    calls,
+                    "ok",
+                    &json!({"data": {"status": "ok"}}),
+                ),
+                Err(error) => fatal("/health", started, calls, &error),
+            }
         })
 }
 
@@ -225,23 +230,24 @@ fn observe(
                     Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
                 };
                 let (outcome, calls) = telemetry::counting_upstream_calls(observed).await;
-                let body = match outcome {
-                    Ok(bundle) => bundle.into_response(),
-                    Err(error) => envelope(&error),
-                };
-                answer("/observe/observables", started, calls, body)
+                let route = "/observe/observables";
+                match outcome {
+                    Ok(bundle) => {
+                        // Warnings ride along with an answer that stands: only a fatal error
+                        // changes the outcome.
+                        let outcome = bundle.fatal_code().unwrap_or("ok");
+                        answer(route, started, calls, outcome, &bundle)
+                    }
+                    Err(error) => fatal(route, started, calls, &error),
+                }
             },
         )
 }
 
 fn version() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
     warp::path!("version").and(warp::post()).map(|| {
-        answer(
-            "/version",
-            Instant::now(),
-            0,
-            json!({"version": env!("CARGO_PKG_VERSION")}),
-        )
+        let version = json!({"version": env!("CARGO_PKG_VERSION")});
+        answer("/version", Instant::now(), 0, "ok", &version)
     })
 }
 
@@ -250,11 +256,14 @@ fn watchdog() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> +
         .and(warp::get())
         .and(warp::header::headers_cloned())
         .map(|headers: HeaderMap| {
-            let body = match headers.get("health-check") {
-                Some(value) => json!({"data": String::from_utf8_lossy(value.as_bytes())}),
-                None => envelope(&RelayError::HealthCheck),
-            };
-            answer("/watchdog", Instant::now(), 0, body)
+            let started = Instant::now();
+            match headers.get("health-check") {
+                Some(value) => {
+                    let echo = json!({"data": String::from_utf8_lossy(value.as_bytes())});
+                    answer("/watchdog", started, 0, "ok", &echo)
+                }
+                None => fatal("/watchdog", started, 0, &RelayError::HealthCheck),
+            }
         })
 }
 
@@ -287,9 +296,15 @@ fn status_reply(status: StatusCode) -> WithStatus<Json> {
     warp::reply::with_status(warp::reply::json(&body), status)
 }
 
-/// A fatal error alone in the SecureX envelope.
-fn envelope(error: &RelayError) -> Value {
-    Bundle::with_error(error.to_doc()).into_response()
+/// Answers 200 with `error` alone in the SecureX envelope.
+fn fatal(
+    route: &'static str,
+    started: Instant,
+    upstream_calls: u32,
+    error: &RelayError,
+) -> WithStatus<Json> {
+    let body = Bundle::with_error(error.to_doc());
+    answer(route, started, upstream_calls, error.code(), &body)
 }
 
 /// Answers 200 with `body`, after recording the request (never its headers or body).
@@ -297,16 +312,11 @@ fn answer(
     route: &'static str,
     started: Instant,
     upstream_calls: u32,
-    body: Value,
+    outcome: &str,
+    body: &impl serde::Serialize,
 ) -> WithStatus<Json> {
-    // Warnings ride along with an answer that stands: only a fatal error changes the outcome.
-    let outcome = body["errors"]
-        .as_array()
-        .and_then(|errors| errors.iter().find(|error| error["type"] == "fatal"))
-        .and_then(|error| error["code"].as_str())
-        .unwrap_or("ok");
     telemetry::request_done(route, 200, outcome, started.elapsed(), upstream_calls);
-    warp::reply::with_status(warp::reply::json(&body), StatusCode::OK)
+    warp::reply::with_status(warp::reply::json(body), StatusCode::OK)
 }
 
 /// Reads at most `limit` bytes of body; a larger one is refused without being read whole.
@@ -346,6 +356,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;

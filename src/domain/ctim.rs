@@ -2,7 +2,7 @@
 //! Python relay's documents, so a response reads the same side by side.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::time::Timestamp;
 
@@ -213,21 +213,39 @@ pub struct ErrorDoc {
 }
 
 /// A list of entities with its length, the way SecureX wants it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Docs<T> {
-    /// How many docs.
-    pub count: usize,
-    /// The docs.
-    pub docs: Vec<T>,
+#[derive(Debug, Serialize)]
+struct Docs<'a, T> {
+    count: usize,
+    docs: &'a [T],
 }
 
-impl<T> Docs<T> {
-    fn of(docs: Vec<T>) -> Option<Self> {
-        (!docs.is_empty()).then(|| Self {
+impl<'a, T> Docs<'a, T> {
+    fn of(docs: &'a [T]) -> Option<Self> {
+        (!docs.is_empty()).then_some(Self {
             count: docs.len(),
             docs,
         })
     }
+}
+
+/// The `data` of the envelope: each entity list only when non-empty.
+#[derive(Debug, Serialize)]
+struct Data<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sightings: Option<Docs<'a, Sighting>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indicators: Option<Docs<'a, Indicator>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relationships: Option<Docs<'a, Relationship>>,
+}
+
+/// The SecureX envelope, borrowed from a bundle: serialized once, straight to bytes.
+#[derive(Debug, Serialize)]
+struct Envelope<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Data<'a>>,
+    #[serde(skip_serializing_if = "<[ErrorDoc]>::is_empty")]
+    errors: &'a [ErrorDoc],
 }
 
 /// Everything one observe request found, before it is put in the envelope.
@@ -265,33 +283,37 @@ impl Bundle {
         self.errors.iter().any(|e| e.kind == ErrorKind::Fatal)
     }
 
-    /// The SecureX envelope: `data` holds each non-empty entity list; `errors` sits beside it
-    /// when there are any. After a fatal error an empty `data` is left out.
+    /// The code of the fatal error that ended the request, if one did.
+    pub fn fatal_code(&self) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.kind == ErrorKind::Fatal)
+            .map(|e| e.code.as_str())
+    }
+
+    /// The SecureX envelope as a JSON value (see the `Serialize` impl for the rules).
     pub fn into_response(self) -> Value {
-        let fatal = self.is_fatal();
-        let mut data = Map::new();
-        let mut put = |name: &str, value: Option<Value>| {
-            if let Some(value) = value {
-                data.insert(name.to_owned(), value);
-            }
-        };
-        put("sightings", Docs::of(self.sightings).map(to_value));
-        put("indicators", Docs::of(self.indicators).map(to_value));
-        put("relationships", Docs::of(self.relationships).map(to_value));
-        let mut response = Map::new();
-        if !(fatal && data.is_empty()) {
-            response.insert("data".to_owned(), Value::Object(data));
-        }
-        if !self.errors.is_empty() {
-            response.insert("errors".to_owned(), to_value(self.errors));
-        }
-        Value::Object(response)
+        serde_json::to_value(&self).unwrap_or(Value::Null)
     }
 }
 
-/// Serializes a CTIM type; they hold only strings, numbers and JSON values, so this cannot fail.
-fn to_value<T: Serialize>(value: T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+/// Serializes as the SecureX envelope: `data` holds each non-empty entity list; `errors` sits
+/// beside it when there are any. After a fatal error an empty `data` is left out.
+impl Serialize for Bundle {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let data = Data {
+            sightings: Docs::of(&self.sightings),
+            indicators: Docs::of(&self.indicators),
+            relationships: Docs::of(&self.relationships),
+        };
+        let empty =
+            data.sightings.is_none() && data.indicators.is_none() && data.relationships.is_none();
+        let envelope = Envelope {
+            data: (!(self.is_fatal() && empty)).then_some(data),
+            errors: &self.errors,
+        };
+        envelope.serialize(serializer)
+    }
 }
 
 #[cfg(test)]
