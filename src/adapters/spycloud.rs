@@ -429,10 +429,13 @@ struct Page {
 }
 
 fn parse_page(body: &[u8]) -> Result<Page, SourceError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| SourceError::InvalidResponse("SpyCloud answered with invalid JSON".into()))?;
-    serde_json::from_value(value).map_err(|_| {
-        SourceError::InvalidResponse("SpyCloud's answer has no results array".to_owned())
+    // One pass straight into the page; the error's category tells bad JSON from a bad shape.
+    serde_json::from_slice(body).map_err(|error| {
+        SourceError::InvalidResponse(if error.is_data() {
+            "SpyCloud's answer has no results array".to_owned()
+        } else {
+            "SpyCloud answered with invalid JSON".to_owned()
+        })
     })
 }
 
