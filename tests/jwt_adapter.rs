@@ -799,3 +799,44 @@ async fn the_cache_is_per_host() {
     );
     assert!(decoder.decode(&on(&first, KID_1), AUDIENCE).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_remembered_signature_does_not_outlive_its_key() {
+    let server = MockServer::start().await;
+    mount_jwks(&server).await;
+    let decoder = JwtDecoder::new(JwtSettings {
+        jwks_ttl: Duration::from_millis(50),
+        ..settings_for(&server)
+    })
+    .unwrap();
+    let token = TokenMinter.mint(KID_1, &default_claims(&jwks_host(&server), AUDIENCE));
+    assert!(decoder.decode(&token, AUDIENCE).await.is_ok());
+    assert!(
+        decoder.decode(&token, AUDIENCE).await.is_ok(),
+        "the same token again"
+    );
+
+    // The host now publishes the other key under the same kid: the token no longer verifies.
+    let mut rotated = jwks_with(&[KID_2]);
+    rotated["keys"][0]["kid"] = json!(KID_1);
+    server.reset().await;
+    jwks_mock(rotated).mount(&server).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        decoder.decode(&token, AUDIENCE).await,
+        Err(AuthError::WrongKey)
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_signature_still_has_its_claims_checked() {
+    let server = MockServer::start().await;
+    mount_jwks(&server).await;
+    let decoder = decoder_for(&server);
+    let token = TokenMinter.mint(KID_1, &default_claims(&jwks_host(&server), AUDIENCE));
+    assert!(decoder.decode(&token, AUDIENCE).await.is_ok());
+    assert_eq!(
+        decoder.decode(&token, "http://other").await,
+        Err(AuthError::WrongAudience)
+    );
+}

@@ -356,10 +356,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
     use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;
+    use serde_json::Value;
 
     fn relay_with(source: MockBreachSource, decoder: MockCredentialDecoder) -> Arc<Relay> {
         Arc::new(Relay::new(

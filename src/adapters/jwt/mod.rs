@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 pub use allow_list::{DEFAULT_JWKS_HOSTS, HostAllowList, InvalidAllowList};
 
@@ -65,7 +66,14 @@ pub struct JwtDecoder {
     allow_list: HostAllowList,
     jwks: JwksCache,
     validation: Validation,
+    /// Digests of (token, key) pairs whose signature checked out: SecureX sends the same
+    /// token with every request, and an RSA check costs more than the rest of a cached
+    /// lookup. Claims are still checked on every request; a new key means a new check.
+    verified: moka::sync::Cache<[u8; 32], ()>,
 }
+
+/// How long a checked signature is remembered.
+const VERIFIED_TTL: Duration = Duration::from_secs(5 * 60);
 
 impl JwtDecoder {
     /// A decoder with its own HTTP client and an empty JWKS cache.
@@ -100,6 +108,10 @@ impl JwtDecoder {
             allow_list: settings.allow_list,
             jwks: JwksCache::new(client, scheme, settings.jwks_ttl, settings.refetch_interval),
             validation,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         })
     }
 
@@ -121,11 +133,23 @@ impl JwtDecoder {
         if !usable {
             return Err(AuthError::WrongKey);
         }
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(token)
+            .chain_update([0])
+            .chain_update(&rsa.n)
+            .chain_update([0])
+            .chain_update(&rsa.e)
+            .finalize()
+            .into();
+        if self.verified.contains_key(&digest) {
+            return Ok(());
+        }
         let key =
             DecodingKey::from_rsa_components(&rsa.n, &rsa.e).map_err(|_| AuthError::WrongKey)?;
         jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key, &self.validation)
-            .map(drop)
-            .map_err(|_| AuthError::WrongKey)
+            .map_err(|_| AuthError::WrongKey)?;
+        self.verified.insert(digest, ());
+        Ok(())
     }
 }
 
