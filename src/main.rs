@@ -20,11 +20,16 @@ use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let threads = match &command {
+        Command::Serve(args) => args.worker_threads.get(),
+        Command::Demo(_) | Command::Lookup(_) => 1,
+    };
+    let runtime = match runtime(threads) {
         Ok(runtime) => runtime,
         Err(error) => return fail(&error),
     };
-    let outcome = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+    let outcome = match command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Lookup(args) => return runtime.block_on(lookup(args)),
@@ -33,6 +38,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error.as_ref()),
     }
+}
+
+/// One event loop on this thread, or a pool of `threads` workers.
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build()
 }
 
 fn fail(error: &dyn Error) -> ExitCode {

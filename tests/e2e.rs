@@ -520,3 +520,23 @@ async fn concurrent_requests_keep_their_own_entities_limit() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pool_of_worker_threads_serves_the_same_answers() {
+    let app = spawn_app_with(&[("RELAY_WORKER_THREADS", "2")]).await;
+    let alice = "alice@example.com";
+    app.mount_email(
+        alice,
+        vec![json!([sample::breach(alice), sample::combo(alice)])],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    let body = app.observe(json!([email(alice)])).await;
+    assert_eq!(
+        (
+            body["data"]["sightings"]["count"].as_u64(),
+            body["data"]["relationships"]["count"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+}

@@ -11,7 +11,7 @@ use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use warp::http::{HeaderMap, StatusCode};
-use warp::reply::{Json, WithStatus};
+use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::domain::{Bundle, RelayError, parse_observables};
@@ -188,7 +188,7 @@ fn request_root(headers: &HeaderMap) -> String {
 fn health(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("health")
         .and(warp::post())
         .and(incoming(settings))
@@ -213,7 +213,7 @@ fn health(
 fn observe(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = settings.body_limit;
     warp::path!("observe" / "observables")
         .and(warp::post())
@@ -244,14 +244,14 @@ fn observe(
         )
 }
 
-fn version() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+fn version() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("version").and(warp::post()).map(|| {
         let version = json!({"version": env!("CARGO_PKG_VERSION")});
         answer("/version", Instant::now(), 0, "ok", &version)
     })
 }
 
-fn watchdog() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> + Clone {
+fn watchdog() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("watchdog")
         .and(warp::get())
         .and(warp::header::headers_cloned())
@@ -268,7 +268,7 @@ fn watchdog() -> impl Filter<Extract = (WithStatus<Json>,), Error = Rejection> +
 }
 
 /// A known path with another method is 405; anything else 404.
-fn fallback() -> impl Filter<Extract = (WithStatus<Json>,), Error = Infallible> + Clone {
+fn fallback() -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     warp::path::full().map(|path: warp::path::FullPath| {
         let status = if KNOWN_PATHS.contains(&path.as_str()) {
             StatusCode::METHOD_NOT_ALLOWED
@@ -281,7 +281,7 @@ fn fallback() -> impl Filter<Extract = (WithStatus<Json>,), Error = Infallible> 
 }
 
 /// The Flask-style JSON body of a 404 or 405.
-fn status_reply(status: StatusCode) -> WithStatus<Json> {
+fn status_reply(status: StatusCode) -> Response {
     let reason = match status {
         StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for the requested URL.",
         _ => {
@@ -293,7 +293,7 @@ fn status_reply(status: StatusCode) -> WithStatus<Json> {
         "message": status.canonical_reason().unwrap_or_default(),
         "reason": reason,
     });
-    warp::reply::with_status(warp::reply::json(&body), status)
+    json_reply(&body, status)
 }
 
 /// Answers 200 with `error` alone in the SecureX envelope.
@@ -302,7 +302,7 @@ fn fatal(
     started: Instant,
     upstream_calls: u32,
     error: &RelayError,
-) -> WithStatus<Json> {
+) -> Response {
     let body = Bundle::with_error(error.to_doc());
     answer(route, started, upstream_calls, error.code(), &body)
 }
@@ -314,9 +314,33 @@ fn answer(
     upstream_calls: u32,
     outcome: &str,
     body: &impl serde::Serialize,
-) -> WithStatus<Json> {
+) -> Response {
     telemetry::request_done(route, 200, outcome, started.elapsed(), upstream_calls);
-    warp::reply::with_status(warp::reply::json(body), StatusCode::OK)
+    json_reply(body, StatusCode::OK)
+}
+
+/// `body` as a JSON response, written into one buffer sized for a typical observe answer
+/// (warp's `reply::json` grows its buffer from empty, copying a large answer many times).
+fn json_reply(body: &impl serde::Serialize, status: StatusCode) -> Response {
+    let mut bytes = Vec::with_capacity(32 * 1024);
+    match serde_json::to_writer(&mut bytes, body) {
+        Ok(()) => {
+            let mut response = Response::new(bytes.into());
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                warp::http::header::CONTENT_TYPE,
+                warp::http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        // Only a type that cannot be JSON fails here, and the relay's types all can; even then
+        // the caller gets the envelope, not a 500.
+        Err(_) => {
+            let error = json!({"errors": [{"type": "fatal", "code": "unknown",
+                                           "message": "The relay could not write its answer."}]});
+            warp::reply::json(&error).into_response()
+        }
+    }
 }
 
 /// Reads at most `limit` bytes of body; a larger one is refused without being read whole.

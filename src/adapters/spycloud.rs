@@ -250,7 +250,7 @@ impl SpyCloudClient {
         let fingerprint = key.fingerprint();
         let mut attempt = 0;
         loop {
-            self.limiter.until_key_ready(&fingerprint).await;
+            self.wait_for_turn(&fingerprint).await;
             if self.attempts.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
                 self.limiter.retain_recent();
             }
@@ -296,6 +296,15 @@ impl SpyCloudClient {
         }
     }
 
+    /// Waits until the key's token bucket allows a call. On tokio's timer rather than
+    /// governor's `until_key_ready`, whose timer runs a thread of its own.
+    async fn wait_for_turn(&self, fingerprint: &KeyFingerprint) {
+        while let Err(not_until) = self.limiter.check_key(fingerprint) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()));
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// One HTTP attempt; transport failures are already mapped.
     async fn attempt(&self, key: &ApiKey, url: &str) -> Result<Answer, SourceError> {
         let mut key_header = HeaderValue::from_str(key.expose())
@@ -329,7 +338,9 @@ impl SpyCloudClient {
         {
             return Err(too_big());
         }
-        let mut body = Vec::new();
+        // Sized once from the announced length (already checked against the cap).
+        let announced = response.content_length().unwrap_or(0) as usize;
+        let mut body = Vec::with_capacity(announced);
         while let Some(chunk) = response
             .chunk()
             .await

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::NaiveDateTime;
+use chrono::{Datelike, NaiveDateTime, Timelike};
 use serde::{Serialize, Serializer};
 
 /// A point in time SpyCloud reported (UTC), printed the CTIM way:
@@ -30,7 +30,20 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        // Written field by field: chrono's `format` re-reads its pattern on every call, and a
+        // response prints four timestamps per sighting.
+        let (date, time) = (self.0.date(), self.0.time());
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second(),
+            time.nanosecond() / 1_000,
+        )
     }
 }
 
