@@ -159,8 +159,8 @@ impl Relay {
             fatal = Some(error.into());
             HashMap::new()
         });
-        for records in &found {
-            bundle.append(records.bundle(&catalogs, &self.settings.mapping));
+        for records in found {
+            bundle.append(records.into_bundle(&catalogs, &self.settings.mapping));
         }
         if let Some(error) = fatal {
             bundle.errors.push(error.to_doc());
@@ -219,14 +219,18 @@ impl Found<'_> {
         self.breaches.iter().filter_map(|b| b.source_id)
     }
 
-    fn bundle(&self, catalogs: &HashMap<CatalogId, Catalog>, options: &MappingOptions) -> Bundle {
+    fn into_bundle(
+        self,
+        catalogs: &HashMap<CatalogId, Catalog>,
+        options: &MappingOptions,
+    ) -> Bundle {
         let mut bundle = Bundle {
-            errors: self.warnings.clone(),
+            errors: self.warnings,
             ..Bundle::default()
         };
         bundle.append(mapping::email_bundle(
             self.observable,
-            &self.breaches,
+            self.breaches,
             catalogs,
             options,
         ));

@@ -116,8 +116,9 @@ proptest! {
             .map(|c| (c.id, c))
             .collect();
         let email = Observable { value: "a@example.com".into(), kind: "email".into() };
-        let bundle = email_bundle(&email, &breaches, &catalogs, &MappingOptions::default());
-        prop_assert_eq!(bundle.sightings.len(), breaches.len());
+        let count = breaches.len();
+        let bundle = email_bundle(&email, breaches, &catalogs, &MappingOptions::default());
+        prop_assert_eq!(bundle.sightings.len(), count);
         let response = bundle.into_response();
         prop_assert!(response.get("data").is_some());
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::breach::Breach;
@@ -139,21 +139,22 @@ pub fn external_ids(breach: &Breach) -> Vec<String> {
 }
 
 /// The record's other fields as a one-row table, in SpyCloud's order, secrets as the policy says.
-pub fn data_table(breach: &Breach, policy: PasswordPolicy) -> DataTable {
-    let mut columns = Vec::with_capacity(breach.data.len());
-    let mut row = Vec::with_capacity(breach.data.len());
-    for (name, value) in &breach.data {
+/// Takes the fields by value: names and values move into the table, nothing is copied.
+pub fn data_table(fields: Map<String, Value>, policy: PasswordPolicy) -> DataTable {
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut row = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
         let value = if SECRET_FIELDS.contains(&name.as_str()) {
             match policy {
-                PasswordPolicy::Plaintext => value.clone(),
+                PasswordPolicy::Plaintext => value,
                 PasswordPolicy::Masked => mask(value),
                 PasswordPolicy::Omitted => continue,
             }
         } else {
-            value.clone()
+            value
         };
         columns.push(Column {
-            name: name.clone(),
+            name,
             kind: "string",
         });
         row.push(value);
@@ -164,10 +165,10 @@ pub fn data_table(breach: &Breach, policy: PasswordPolicy) -> DataTable {
     }
 }
 
-fn mask(value: &Value) -> Value {
+fn mask(value: Value) -> Value {
     let text = match value {
         Value::Null => return Value::Null,
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         other => other.to_string(),
     };
     let masked: String = text
@@ -181,7 +182,7 @@ fn mask(value: &Value) -> Value {
 /// The sighting of `observable` in one breach record.
 pub fn sighting(
     observable: &Observable,
-    breach: &Breach,
+    breach: Breach,
     catalog: Option<&Catalog>,
     options: &MappingOptions,
 ) -> Sighting {
@@ -196,14 +197,14 @@ pub fn sighting(
         observables: vec![observable.clone()],
         observed_time,
         relations: relations(observable, catalog),
-        external_ids: external_ids(breach),
-        severity: severity(breach, catalog),
+        external_ids: external_ids(&breach),
+        severity: severity(&breach, catalog),
         targets: vec![Target {
             kind: "email".to_owned(),
             observables: vec![observable.clone()],
             observed_time,
         }],
-        data: data_table(breach, options.passwords),
+        data: data_table(breach.data, options.passwords),
         description: format!("Present in {title}"),
         kind: "sighting",
         schema_version: SCHEMA_VERSION,
@@ -287,21 +288,22 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
 /// and one warning per `source_id` whose catalog is missing.
 pub fn email_bundle(
     observable: &Observable,
-    breaches: &[Breach],
+    breaches: Vec<Breach>,
     catalogs: &HashMap<CatalogId, Catalog>,
     options: &MappingOptions,
 ) -> Bundle {
     let mut bundle = Bundle::default();
     let mut seen: Vec<CatalogId> = Vec::new();
     for breach in breaches {
-        let catalog = breach.source_id.and_then(|id| catalogs.get(&id));
+        let source_id = breach.source_id;
+        let catalog = source_id.and_then(|id| catalogs.get(&id));
         let sighting = sighting(observable, breach, catalog, options);
         if let Some(catalog) = catalog {
             bundle
                 .relationships
                 .push(relationship(&sighting, &indicator_id(catalog.id)));
         }
-        if let Some(id) = breach.source_id.filter(|id| !seen.contains(id)) {
+        if let Some(id) = source_id.filter(|id| !seen.contains(id)) {
             seen.push(id);
             match catalog {
                 Some(catalog) => bundle.indicators.push(indicator(catalog, options)),
@@ -415,7 +417,7 @@ mod tests {
             "spycloud_publish_date": "2021-02-03T04:05:06Z", "username": "bob", "infected_machine_id": "m"
         }));
         let c = catalog(json!({"id": 7, "uuid": "u7", "title": "Big Breach", "site": "big.com"}));
-        let s = sighting(&email(), &b, Some(&c), &MappingOptions::default());
+        let s = sighting(&email(), b, Some(&c), &MappingOptions::default());
         assert!(s.id.starts_with("transient:sighting-"));
         assert_eq!(s.count, 3);
         assert_eq!(
@@ -454,7 +456,7 @@ mod tests {
     fn sighting_without_catalog() {
         let s = sighting(
             &email(),
-            &breach(json!({"source_id": 7})),
+            breach(json!({"source_id": 7})),
             None,
             &MappingOptions::default(),
         );
@@ -483,7 +485,8 @@ mod tests {
             "email_domain": "example.com", "email_username": "bob", "document_id": "d", "source_id": 1,
             "severity": 2, "infected_machine_id": "m", "target_url": "https://x", "salt": null
         }));
-        let table = serde_json::to_value(data_table(&b, PasswordPolicy::Plaintext)).unwrap();
+        let table =
+            serde_json::to_value(data_table(b.data.clone(), PasswordPolicy::Plaintext)).unwrap();
         assert_eq!(
             table,
             json!({
@@ -499,7 +502,7 @@ mod tests {
         let b = breach(
             json!({"email": "e", "password": "hunter22", "cc_number": 4111111111111111u64, "salt": "ab"}),
         );
-        let masked = data_table(&b, PasswordPolicy::Masked);
+        let masked = data_table(b.data.clone(), PasswordPolicy::Masked);
         assert_eq!(
             masked.rows[0],
             [
@@ -509,7 +512,7 @@ mod tests {
                 json!("ab")
             ]
         );
-        let omitted = data_table(&b, PasswordPolicy::Omitted);
+        let omitted = data_table(b.data.clone(), PasswordPolicy::Omitted);
         assert_eq!(omitted.columns.len(), 1);
         assert_eq!(omitted.rows[0], [json!("e")]);
     }
@@ -585,7 +588,12 @@ mod tests {
         let catalogs: HashMap<_, _> = [1, 2]
             .map(|id| (CatalogId(id), catalog(json!({"id": id}))))
             .into();
-        let bundle = email_bundle(&email(), &breaches, &catalogs, &MappingOptions::default());
+        let bundle = email_bundle(
+            &email(),
+            breaches.to_vec(),
+            &catalogs,
+            &MappingOptions::default(),
+        );
         assert_eq!(bundle.sightings.len(), 6);
         let indicator_ids: Vec<_> = bundle.indicators.iter().map(|i| i.id.clone()).collect();
         assert_eq!(
