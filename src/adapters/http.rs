@@ -44,6 +44,8 @@ impl Default for HttpSettings {
 struct Incoming {
     authorization: Option<String>,
     audience: String,
+    /// The announced body length, when it is a number.
+    content_length: Option<u64>,
 }
 
 impl Incoming {
@@ -166,6 +168,10 @@ fn incoming(
             .audience
             .clone()
             .unwrap_or_else(|| request_root(&headers)),
+        content_length: headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
     })
 }
 
@@ -218,14 +224,13 @@ fn observe(
     warp::path!("observe" / "observables")
         .and(warp::post())
         .and(incoming(settings))
-        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(with(relay))
         .then(
-            move |incoming: Incoming, headers: HeaderMap, body, relay: Arc<Relay>| async move {
+            move |incoming: Incoming, body, relay: Arc<Relay>| async move {
                 let started = Instant::now();
                 let observed = async {
-                    let body = read_body(&headers, body, limit).await?;
+                    let body = read_body(incoming.content_length, body, limit).await?;
                     let observables = parse_observables(&body)?;
                     Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
                 };
@@ -344,17 +349,17 @@ fn json_reply(body: &impl serde::Serialize, status: StatusCode) -> Response {
 }
 
 /// Reads at most `limit` bytes of body; a larger one is refused without being read whole.
-async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Vec<u8>, RelayError>
+async fn read_body<S, B>(
+    declared: Option<u64>,
+    body: S,
+    limit: usize,
+) -> Result<Vec<u8>, RelayError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
     let too_large =
         || RelayError::InvalidPayload(format!("The request body is larger than {limit} bytes."));
-    let declared = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }

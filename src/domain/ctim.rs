@@ -278,11 +278,6 @@ impl Bundle {
         self.errors.append(&mut other.errors);
     }
 
-    /// Whether a fatal error ended the request.
-    pub fn is_fatal(&self) -> bool {
-        self.errors.iter().any(|e| e.kind == ErrorKind::Fatal)
-    }
-
     /// The code of the fatal error that ended the request, if one did.
     pub fn fatal_code(&self) -> Option<&str> {
         self.errors
@@ -309,7 +304,7 @@ impl Serialize for Bundle {
         let empty =
             data.sightings.is_none() && data.indicators.is_none() && data.relationships.is_none();
         let envelope = Envelope {
-            data: (!(self.is_fatal() && empty)).then_some(data),
+            data: (!(self.fatal_code().is_some() && empty)).then_some(data),
             errors: &self.errors,
         };
         envelope.serialize(serializer)
