@@ -96,8 +96,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let observables: Vec<Observable> = ["pat@example.com", "nobody@example.com"]
         .into_iter()
         .map(|value| Observable {
-            value: value.to_owned(),
-            kind: EMAIL.to_owned(),
+            value: value.into(),
+            kind: EMAIL.into(),
         })
         .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;

@@ -142,8 +142,8 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         .emails
         .iter()
         .map(|value| Observable {
-            value: value.clone(),
-            kind: EMAIL.to_owned(),
+            value: value.as_str().into(),
+            kind: EMAIL.into(),
         })
         .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;

@@ -239,7 +239,7 @@ impl Found<'_> {
 }
 
 fn is_email(observable: &Observable) -> bool {
-    observable.kind == EMAIL
+    *observable.kind == *EMAIL
 }
 
 #[cfg(test)]
@@ -487,7 +487,7 @@ mod tests {
         bundle
             .sightings
             .iter()
-            .map(|s| s.observables[0].value.clone())
+            .map(|s| s.observables[0].value.to_string())
             .collect()
     }
 

@@ -1,6 +1,8 @@
 //! The CTIM entities SecureX reads, and the envelope they travel in. Field order follows the
 //! Python relay's documents, so a response reads the same side by side.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -11,14 +13,15 @@ pub const SCHEMA_VERSION: &str = "1.0.17";
 /// How the relay names SpyCloud as a source and producer.
 pub const SOURCE_NAME: &str = "Spycloud";
 
-/// An observable as SecureX sends and receives it.
+/// An observable as SecureX sends and receives it. Cheap to clone: every sighting of an email
+/// repeats it three times.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Observable {
     /// The observable's value, as given.
-    pub value: String,
+    pub value: Arc<str>,
     /// The observable's type, lower-cased.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Arc<str>,
 }
 
 /// When a sighting was observed.
@@ -42,13 +45,13 @@ pub struct ValidTime {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Relation {
     /// Who asserts the relation.
-    pub origin: String,
+    pub origin: &'static str,
     /// The observable the relation starts from.
     pub source: Observable,
     /// The related observable.
     pub related: Observable,
     /// What the relation is.
-    pub relation: String,
+    pub relation: &'static str,
 }
 
 /// What a sighting targeted.
@@ -56,7 +59,7 @@ pub struct Relation {
 pub struct Target {
     /// The kind of target.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: &'static str,
     /// The target's observables.
     pub observables: Vec<Observable>,
     /// When the target was observed.

@@ -114,13 +114,13 @@ pub fn relations(observable: &Observable, catalog: Option<&Catalog>) -> Vec<Rela
     catalog
         .and_then(Catalog::usable_site)
         .map(|site| Relation {
-            origin: "Spycloud Breach Module".to_owned(),
+            origin: "Spycloud Breach Module",
             source: observable.clone(),
             related: Observable {
-                value: site.to_owned(),
-                kind: "domain".to_owned(),
+                value: site.into(),
+                kind: "domain".into(),
             },
-            relation: "Leaked_From".to_owned(),
+            relation: "Leaked_From",
         })
         .into_iter()
         .collect()
@@ -200,7 +200,7 @@ pub fn sighting(
         external_ids: external_ids(&breach),
         severity: severity(&breach, catalog),
         targets: vec![Target {
-            kind: "email".to_owned(),
+            kind: "email",
             observables: vec![observable.clone()],
             observed_time,
         }],
@@ -293,21 +293,31 @@ pub fn email_bundle(
     options: &MappingOptions,
 ) -> Bundle {
     let mut bundle = Bundle::default();
-    let mut seen: Vec<CatalogId> = Vec::new();
+    // Each catalog met so far, with the position of its indicator (none when it is missing).
+    let mut seen: Vec<(CatalogId, Option<usize>)> = Vec::new();
     for breach in breaches {
         let source_id = breach.source_id;
         let catalog = source_id.and_then(|id| catalogs.get(&id));
         let sighting = sighting(observable, breach, catalog, options);
-        if let Some(catalog) = catalog {
-            bundle
-                .relationships
-                .push(relationship(&sighting, &indicator_id(catalog.id)));
-        }
-        if let Some(id) = source_id.filter(|id| !seen.contains(id)) {
-            seen.push(id);
-            match catalog {
-                Some(catalog) => bundle.indicators.push(indicator(catalog, options)),
-                None => bundle.errors.push(Warning::MissingCatalog(id).to_doc()),
+        if let Some(id) = source_id {
+            let known = seen.iter().find(|(seen, _)| *seen == id).map(|&(_, at)| at);
+            let at = known.unwrap_or_else(|| {
+                let at = match catalog {
+                    Some(catalog) => {
+                        bundle.indicators.push(indicator(catalog, options));
+                        Some(bundle.indicators.len() - 1)
+                    }
+                    None => {
+                        bundle.errors.push(Warning::MissingCatalog(id).to_doc());
+                        None
+                    }
+                };
+                seen.push((id, at));
+                at
+            });
+            if let Some(at) = at {
+                let relationship = relationship(&sighting, &bundle.indicators[at].id);
+                bundle.relationships.push(relationship);
             }
         }
         bundle.sightings.push(sighting);

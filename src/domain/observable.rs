@@ -65,8 +65,8 @@ fn read_item(item: &Value) -> Result<Observable, Value> {
     let (kind, value) = (field("type"), field("value"));
     match (kind, value) {
         (Some(kind), Some(value)) => Ok(Observable {
-            value,
-            kind: kind.to_lowercase(),
+            value: value.into(),
+            kind: kind.to_lowercase().into(),
         }),
         _ => Err(Value::Object(problems)),
     }
