@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use serde::{Serialize, Serializer};
 
@@ -22,16 +23,64 @@ impl Timestamp {
     /// [`InvalidTimestamp`] for anything else.
     pub fn parse(value: &str) -> Result<Self, InvalidTimestamp> {
         let bare = value.strip_suffix('Z').unwrap_or(value);
-        NaiveDateTime::parse_from_str(bare, "%Y-%m-%dT%H:%M:%S%.f")
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, bare, PATTERN.iter())
+            .and_then(|()| parsed.to_naive_datetime_with_offset(0))
             .map(Self)
             .map_err(|_| InvalidTimestamp(value.to_owned()))
     }
 }
 
+/// `%Y-%m-%dT%H:%M:%S%.f`, spelled out once: `parse_from_str` would re-read the pattern for
+/// each of the thousands of dates a busy relay parses.
+const PATTERN: [Item<'static>; 12] = [
+    Item::Numeric(Numeric::Year, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Month, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Day, Pad::Zero),
+    Item::Literal("T"),
+    Item::Numeric(Numeric::Hour, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Minute, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Second, Pad::Zero),
+    Item::Fixed(Fixed::Nanosecond),
+];
+
+impl Timestamp {
+    /// The CTIM text written digit by digit into a fixed buffer; `None` for what does not fit
+    /// it (years past 9999, a leap second's fraction), which [`fmt::Display`] writes instead.
+    fn ctim_text(&self) -> Option<[u8; 27]> {
+        let (date, time) = (self.0.date(), self.0.time());
+        let year = u32::try_from(date.year()).ok().filter(|&y| y <= 9999)?;
+        let micros = Some(time.nanosecond() / 1_000).filter(|&m| m < 1_000_000)?;
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |end: usize, mut n: u32| {
+            let mut at = end;
+            while n > 0 {
+                at -= 1;
+                text[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(4, year);
+        put(7, date.month());
+        put(10, date.day());
+        put(13, time.hour());
+        put(16, time.minute());
+        put(19, time.second());
+        put(26, micros);
+        Some(text)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Written field by field: chrono's `format` re-reads its pattern on every call, and a
-        // response prints four timestamps per sighting.
+        if let Some(text) = self.ctim_text() {
+            // Only ASCII digits and separators were written.
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
+        }
         let (date, time) = (self.0.date(), self.0.time());
         write!(
             f,
@@ -49,7 +98,11 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // A response prints four timestamps per sighting: no formatting machinery for those.
+        match self.ctim_text() {
+            Some(text) => serializer.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -71,6 +124,24 @@ mod tests {
                 .to_string(),
             "2021-12-31T23:59:58.250000Z"
         );
+    }
+
+    #[test]
+    fn json_shows_the_same_text_for_every_date() {
+        for (input, text) in [
+            ("0001-01-01T00:00:00", "0001-01-01T00:00:00.000000Z"),
+            ("2019-10-09T08:07:06.000005Z", "2019-10-09T08:07:06.000005Z"),
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+            ("+10000-01-01T00:00:00", "10000-01-01T00:00:00.000000Z"),
+            ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.1000000Z"),
+        ] {
+            let timestamp = Timestamp::parse(input).unwrap();
+            assert_eq!(timestamp.to_string(), text, "{input}");
+            assert_eq!(
+                serde_json::to_value(timestamp).unwrap(),
+                serde_json::Value::String(text.to_owned())
+            );
+        }
     }
 
     #[test]
