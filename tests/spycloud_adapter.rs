@@ -340,21 +340,30 @@ async fn unavailable_twice_then_ok_succeeds() {
 
 #[tokio::test]
 async fn a_success_that_is_not_the_documented_json_is_invalid() {
+    let invalid = |message: &str| SourceError::InvalidResponse(message.to_owned());
     let malformed = ResponseTemplate::new(200).set_body_string("{not json");
-    assert!(matches!(
+    assert_eq!(
         breaches_answering(malformed, 1).await,
-        SourceError::InvalidResponse(_)
-    ));
+        invalid("SpyCloud answered with invalid JSON")
+    );
+    let not_utf8 = ResponseTemplate::new(200).set_body_raw(
+        b"{\"cursor\": \"\", \"results\": [\"\xff\"]}".to_vec(),
+        "application/json",
+    );
+    assert_eq!(
+        breaches_answering(not_utf8, 1).await,
+        invalid("SpyCloud answered with invalid JSON")
+    );
     let no_results = ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "hits": 0}));
-    assert!(matches!(
+    assert_eq!(
         breaches_answering(no_results, 1).await,
-        SourceError::InvalidResponse(_)
-    ));
-    let not_objects = page("", json!([1, 2]));
-    assert!(matches!(
+        invalid("SpyCloud's answer has no results array")
+    );
+    let not_objects = page("", json!([{"source_id": 1}, 2]));
+    assert_eq!(
         breaches_answering(not_objects, 1).await,
-        SourceError::InvalidResponse(_)
-    ));
+        invalid("a breach record is not a JSON object")
+    );
 }
 
 #[tokio::test]

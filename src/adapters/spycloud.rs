@@ -20,6 +20,7 @@ use rand::Rng;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::domain::email::truncate;
@@ -182,13 +183,13 @@ impl SpyCloudClient {
         })
     }
 
-    /// Every page of `url`, following cursors, as raw result values.
-    async fn all_pages(
+    /// Every page of `url`, following cursors: the results, each read as a `T`.
+    async fn all_pages<T: DeserializeOwned>(
         &self,
         key: &ApiKey,
         url: &str,
         lookup: Lookup,
-    ) -> Result<Vec<Value>, SourceError> {
+    ) -> Result<Vec<T>, SourceError> {
         let mut results = Vec::new();
         let mut seen = HashSet::new();
         let mut next = url.to_owned();
@@ -198,7 +199,7 @@ impl SpyCloudClient {
                 // SpyCloud refuses the address: no results (or, after a cursor, no more).
                 return Ok(results);
             }
-            let page: Page = parse_page(&success_body(answer)?)?;
+            let page: Page<T> = parse_page(&success_body(answer)?)?;
             results.extend(page.results);
             match page.cursor {
                 Some(Value::String(cursor)) if !cursor.is_empty() => {
@@ -232,7 +233,7 @@ impl SpyCloudClient {
             .collect::<Vec<_>>()
             .join(",");
         let url = format!("{}/breach/catalog/{list}", self.base);
-        let values = self.all_pages(key, &url, Lookup::Other).await?;
+        let values: Vec<Value> = self.all_pages(key, &url, Lookup::Other).await?;
         Ok(values
             .into_iter()
             .filter_map(|value| match serde_json::from_value::<Catalog>(value) {
@@ -372,16 +373,7 @@ impl BreachSource for SpyCloudClient {
             self.base,
             utf8_percent_encode(email.as_str(), PATH_SEGMENT)
         );
-        self.all_pages(key, &url, Lookup::Email)
-            .await?
-            .into_iter()
-            .map(|value| match value {
-                Value::Object(fields) => Ok(BreachRecord(fields)),
-                _ => Err(SourceError::InvalidResponse(
-                    "a breach record is not a JSON object".to_owned(),
-                )),
-            })
-            .collect()
+        self.all_pages(key, &url, Lookup::Email).await
     }
 
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
@@ -433,21 +425,28 @@ struct Answer {
 
 /// SpyCloud's page envelope; `hits` is not needed.
 #[derive(Deserialize)]
-struct Page {
+struct Page<T> {
     #[serde(default)]
     cursor: Option<Value>,
-    results: Vec<Value>,
+    results: Vec<T>,
 }
 
-fn parse_page(body: &[u8]) -> Result<Page, SourceError> {
-    // One pass straight into the page; the error's category tells bad JSON from a bad shape.
-    serde_json::from_slice(body).map_err(|error| {
-        SourceError::InvalidResponse(if error.is_data() {
-            "SpyCloud's answer has no results array".to_owned()
-        } else {
-            "SpyCloud answered with invalid JSON".to_owned()
+/// One pass straight into typed results (UTF-8 checked once for the whole body, not per
+/// string). Only a page that does not fit is read again, to say why.
+fn parse_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, SourceError> {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| {
+            SourceError::InvalidResponse(
+                match serde_json::from_slice::<Page<Value>>(body) {
+                    Err(error) if error.is_data() => "SpyCloud's answer has no results array",
+                    Err(_) => "SpyCloud answered with invalid JSON",
+                    Ok(_) => "a breach record is not a JSON object",
+                }
+                .to_owned(),
+            )
         })
-    })
 }
 
 /// The body of a 2xx answer, or the error its status stands for.
