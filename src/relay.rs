@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use std::sync::{Mutex, PoisonError};
+
+use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 
 use crate::domain::mapping::{self, MappingOptions};
 use crate::domain::{
-    Breach, Bundle, Catalog, CatalogId, Credentials, EMAIL, Email, ErrorDoc, Observable,
-    RelayError, Warning, bearer_token,
+    ApiKey, Breach, Bundle, Catalog, CatalogId, Credentials, EMAIL, Email, ErrorDoc, Observable,
+    RelayError, SourceError, Warning, bearer_token,
 };
 use crate::ports::{BreachSource, CredentialDecoder};
 
@@ -103,83 +105,84 @@ impl Relay {
 
     /// Looks up the email observables with known credentials (the CLI and embedders use this).
     ///
-    /// The records of every email are fetched at once, then the catalogs of all of them in one
-    /// batch, so a request costs two round trips however many emails it holds. The bundle still
-    /// reads as if the emails had been looked up one after another: in input order, and a fatal
-    /// error keeps exactly what came before it. Past the deadline it answers with that error
-    /// alone.
+    /// The emails are looked up at once (up to the concurrency setting), and each asks for its
+    /// catalogs as soon as its records are in; a catalog another email of the request already
+    /// asked for is awaited, not asked for again. So a request costs two round trips however
+    /// many emails it holds. The bundle still reads as if the emails had been looked up one
+    /// after another: in input order, and a fatal error (the deadline's included) keeps exactly
+    /// what came before it.
     pub async fn observe_as(
         &self,
         credentials: &Credentials,
         observables: &[Observable],
     ) -> Bundle {
-        let deadline = self.settings.deadline;
-        match tokio::time::timeout(deadline, self.look_up_all(credentials, observables)).await {
-            Ok(bundle) => bundle,
-            Err(_) => Bundle::with_error(RelayError::Deadline(deadline.as_secs()).to_doc()),
-        }
-    }
-
-    async fn look_up_all(&self, credentials: &Credentials, observables: &[Observable]) -> Bundle {
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        let fetches = CatalogFetches::new(self.source.as_ref(), &credentials.api_key);
         // Boxed so the stream's type names no closure: keeps the future `Send` for any caller.
-        let lookups: Vec<BoxFuture<'_, Result<Found<'_>, RelayError>>> = observables
+        let lookups: Vec<BoxFuture<'_, Result<Bundle, RelayError>>> = observables
             .iter()
             .filter(|o| is_email(o))
-            .map(|o| self.records(credentials, o).boxed())
+            .map(|o| self.look_up(&fetches, credentials, o).boxed())
             .collect();
         let mut results = futures::stream::iter(lookups).buffered(self.settings.concurrency.max(1));
-        let mut found = Vec::new();
-        let mut fatal = None;
-        while let Some(result) = results.next().await {
-            match result {
-                Ok(records) => found.push(records),
-                Err(error) => {
-                    fatal = Some(error);
-                    break;
-                }
-            }
-        }
-        drop(results);
-
-        let mut ids: Vec<CatalogId> = found.iter().flat_map(Found::catalog_ids).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let catalogs = if ids.is_empty() {
-            Ok(HashMap::new())
-        } else {
-            let fetched = self.source.catalogs(&credentials.api_key, &ids).await;
-            fetched.map(|list| list.into_iter().map(|c| (c.id, c)).collect())
-        };
-
         let mut bundle = Bundle::default();
-        let catalogs = catalogs.unwrap_or_else(|error| {
-            // One by one, the fetch would have failed at the first email that needs a catalog.
-            let first = found.iter().position(|f| f.catalog_ids().next().is_some());
-            found.truncate(first.unwrap_or(found.len()));
-            fatal = Some(error.into());
-            HashMap::new()
-        });
-        for records in found {
-            bundle.append(records.into_bundle(&catalogs, &self.settings.mapping));
-        }
-        if let Some(error) = fatal {
-            bundle.errors.push(error.to_doc());
+        loop {
+            let fatal = match tokio::time::timeout_at(deadline, results.next()).await {
+                Ok(Some(Ok(found))) => {
+                    bundle.append(found);
+                    continue;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(error))) => error,
+                Err(_) => RelayError::Deadline(self.settings.deadline.as_secs()),
+            };
+            bundle.errors.push(fatal.to_doc());
+            break;
         }
         bundle
     }
 
+    /// One email: its records, then their catalogs, as entities.
+    async fn look_up(
+        &self,
+        fetches: &CatalogFetches<'_>,
+        credentials: &Credentials,
+        observable: &Observable,
+    ) -> Result<Bundle, RelayError> {
+        let found = self.records(credentials, observable).await?;
+        let mut ids: Vec<CatalogId> = found.breaches.iter().filter_map(|b| b.source_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let fetched = fetches.of(&ids).await?;
+        let catalogs: HashMap<CatalogId, &Catalog> = fetched
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .map(|catalog| (catalog.id, catalog))
+            .collect();
+        let mut bundle = Bundle {
+            errors: found.warnings,
+            ..Bundle::default()
+        };
+        bundle.append(mapping::email_bundle(
+            observable,
+            found.breaches,
+            |id| catalogs.get(&id).copied(),
+            &self.settings.mapping,
+        ));
+        Ok(bundle)
+    }
+
     /// One email's records: newest first, cut to the limit; an invalid address is a warning.
-    async fn records<'a>(
+    async fn records(
         &self,
         credentials: &Credentials,
-        observable: &'a Observable,
-    ) -> Result<Found<'a>, RelayError> {
+        observable: &Observable,
+    ) -> Result<Found, RelayError> {
         let email = match Email::parse(&observable.value) {
             Ok(email) => email,
             Err(invalid) => {
                 let warning = Warning::InvalidEmail(invalid).to_doc();
                 return Ok(Found {
-                    observable,
                     breaches: Vec::new(),
                     warnings: vec![warning],
                 });
@@ -199,42 +202,68 @@ impl Relay {
             .collect();
         breaches.sort_by_key(|b| std::cmp::Reverse(b.published));
         breaches.truncate(credentials.entities_limit.get());
-        Ok(Found {
-            observable,
-            breaches,
-            warnings,
-        })
+        Ok(Found { breaches, warnings })
     }
 }
 
 /// What one email's records gave, waiting for the catalogs.
-struct Found<'a> {
-    observable: &'a Observable,
+struct Found {
     breaches: Vec<Breach>,
     warnings: Vec<ErrorDoc>,
 }
 
-impl Found<'_> {
-    fn catalog_ids(&self) -> impl Iterator<Item = CatalogId> + '_ {
-        self.breaches.iter().filter_map(|b| b.source_id)
+/// One catalog call's answer, shared by every email of the request that waits for it.
+type Fetched = Result<Arc<Vec<Catalog>>, SourceError>;
+
+/// A catalog call every email that needs one of its ids can wait for.
+type Call<'a> = Shared<BoxFuture<'a, Fetched>>;
+
+/// The catalog calls of one request, each id asked for once: an email asks for the ids no
+/// call of the request has asked for yet, and waits for the calls that did ask for the others.
+struct CatalogFetches<'a> {
+    source: &'a dyn BreachSource,
+    key: &'a ApiKey,
+    calls: Mutex<Vec<(Vec<CatalogId>, Call<'a>)>>,
+}
+
+impl<'a> CatalogFetches<'a> {
+    fn new(source: &'a dyn BreachSource, key: &'a ApiKey) -> Self {
+        Self {
+            source,
+            key,
+            calls: Mutex::new(Vec::new()),
+        }
     }
 
-    fn into_bundle(
-        self,
-        catalogs: &HashMap<CatalogId, Catalog>,
-        options: &MappingOptions,
-    ) -> Bundle {
-        let mut bundle = Bundle {
-            errors: self.warnings,
-            ..Bundle::default()
+    /// The answers of the calls that cover `ids`, starting one for the ids not yet asked for.
+    ///
+    /// # Errors
+    /// The error of any of those calls.
+    async fn of(&self, ids: &[CatalogId]) -> Result<Vec<Arc<Vec<Catalog>>>, SourceError> {
+        let waits = {
+            let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut waits: Vec<Call<'a>> = Vec::new();
+            let mut new = Vec::new();
+            for &id in ids {
+                match calls.iter().find(|(asked, _)| asked.contains(&id)) {
+                    Some((_, call)) if !waits.iter().any(|w| w.ptr_eq(call)) => {
+                        waits.push(call.clone());
+                    }
+                    Some(_) => {}
+                    None => new.push(id),
+                }
+            }
+            if !new.is_empty() {
+                let (source, key, asked) = (self.source, self.key, new.clone());
+                let call = async move { source.catalogs(key, &asked).await.map(Arc::new) }
+                    .boxed()
+                    .shared();
+                calls.push((new, call.clone()));
+                waits.push(call);
+            }
+            waits
         };
-        bundle.append(mapping::email_bundle(
-            self.observable,
-            self.breaches,
-            catalogs,
-            options,
-        ));
-        bundle
+        futures::future::try_join_all(waits).await
     }
 }
 
@@ -553,27 +582,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn past_the_deadline_the_answer_is_the_deadline_error() {
+    async fn past_the_deadline_the_answer_keeps_what_came_before_and_ends_with_the_deadline_error()
+    {
         let source = SlowSource(HashMap::from([
             ("a@x.com", (10, Ok(vec![record(1, "2020-01-01T00:00:00Z")]))),
             (
                 "b@x.com",
                 (60_000, Ok(vec![record(2, "2020-01-01T00:00:00Z")])),
             ),
+            ("c@x.com", (10, Ok(vec![record(3, "2020-01-01T00:00:00Z")]))),
         ]));
         let settings = RelaySettings {
             deadline: Duration::from_secs(25),
             ..RelaySettings::default()
         };
         let relay = Relay::new(Arc::new(source), Arc::new(decoder(100)), settings);
+        let started = tokio::time::Instant::now();
         let bundle = relay
             .observe(
-                &observables(&[("email", "a@x.com"), ("email", "b@x.com")]),
+                &observables(&[
+                    ("email", "a@x.com"),
+                    ("email", "b@x.com"),
+                    ("email", "c@x.com"),
+                ]),
                 &CALLER,
             )
             .await;
+        assert_eq!(started.elapsed(), Duration::from_secs(25));
+        assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
         let response = bundle.into_response();
-        assert_eq!(response.get("data"), None);
         assert_eq!(response["errors"].as_array().unwrap().len(), 1);
         let error: &Value = &response["errors"][0];
         assert_eq!(
@@ -583,36 +620,117 @@ mod tests {
         assert!(error["message"].as_str().unwrap().contains("25 s"));
     }
 
-    #[tokio::test]
-    async fn the_catalogs_of_all_emails_are_fetched_in_one_call() {
-        let mut source = MockBreachSource::new();
-        source.expect_breaches().times(3).returning(|_, email| {
-            let id = match email.as_str() {
-                "a@x.com" => 3,
-                "b@x.com" => 1,
-                _ => 3,
-            };
-            Ok(vec![
-                record(id, "2020-01-01T00:00:00Z"),
-                record(2, "2019-01-01T00:00:00Z"),
-            ])
-        });
-        source
-            .expect_catalogs()
-            .with(
-                mockall::predicate::always(),
-                eq(vec![CatalogId(1), CatalogId(2), CatalogId(3)]),
-            )
-            .times(1)
-            .returning(|_, ids| Ok(ids.iter().map(|id| catalog(id.0)).collect()));
-        let relay = relay(source, decoder(100));
+    /// Records after a delay per email, catalogs after `catalog_delay`; remembers when each
+    /// catalog call started and what it asked for.
+    struct RecordingSource {
+        records: HashMap<&'static str, (u64, Vec<u64>)>,
+        catalog_delay: u64,
+        calls: std::sync::Mutex<Vec<(Duration, Vec<u64>)>>,
+        started: tokio::time::Instant,
+    }
+
+    impl RecordingSource {
+        fn new(records: &[(&'static str, u64, &[u64])], catalog_delay: u64) -> Self {
+            Self {
+                records: records
+                    .iter()
+                    .map(|&(email, delay, ids)| (email, (delay, ids.to_vec())))
+                    .collect(),
+                catalog_delay,
+                calls: std::sync::Mutex::default(),
+                started: tokio::time::Instant::now(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl BreachSource for RecordingSource {
+        async fn breaches(
+            &self,
+            _: &ApiKey,
+            email: &Email,
+        ) -> Result<Vec<BreachRecord>, SourceError> {
+            let (delay, ids) = &self.records[email.as_str()];
+            tokio::time::sleep(Duration::from_millis(*delay)).await;
+            Ok(ids
+                .iter()
+                .map(|&id| record(id, "2020-01-01T00:00:00Z"))
+                .collect())
+        }
+        async fn catalogs(
+            &self,
+            _: &ApiKey,
+            ids: &[CatalogId],
+        ) -> Result<Vec<Catalog>, SourceError> {
+            let asked = ids.iter().map(|id| id.0).collect();
+            self.calls
+                .lock()
+                .unwrap()
+                .push((self.started.elapsed(), asked));
+            tokio::time::sleep(Duration::from_millis(self.catalog_delay)).await;
+            Ok(ids.iter().map(|id| catalog(id.0)).collect())
+        }
+        async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_emails_catalogs_are_asked_for_as_soon_as_its_records_are_in() {
+        let source = Arc::new(RecordingSource::new(
+            &[("a@x.com", 300, &[1]), ("b@x.com", 10, &[2])],
+            50,
+        ));
+        let relay = Relay::new(
+            source.clone(),
+            Arc::new(decoder(100)),
+            RelaySettings::default(),
+        );
+        let input = observables(&[("email", "a@x.com"), ("email", "b@x.com")]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com"]);
+        assert_eq!(
+            *source.calls.lock().unwrap(),
+            [
+                (Duration::from_millis(10), vec![2]),
+                (Duration::from_millis(300), vec![1])
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_catalog_is_asked_for_once_per_request_and_waited_for_by_every_email() {
+        let source = Arc::new(RecordingSource::new(
+            &[
+                ("a@x.com", 10, &[3, 2]),
+                ("b@x.com", 20, &[1, 2]),
+                ("c@x.com", 30, &[3, 2]),
+            ],
+            100,
+        ));
+        let relay = Relay::new(
+            source.clone(),
+            Arc::new(decoder(100)),
+            RelaySettings::default(),
+        );
         let input = observables(&[
             ("email", "a@x.com"),
             ("email", "b@x.com"),
             ("email", "c@x.com"),
         ]);
+        let started = tokio::time::Instant::now();
         let bundle = relay.observe(&input, &CALLER).await;
+        // b@x.com asks only for 1 and waits for the call that asked for 2; c@x.com asks nothing.
+        assert_eq!(
+            *source.calls.lock().unwrap(),
+            [
+                (Duration::from_millis(10), vec![2, 3]),
+                (Duration::from_millis(20), vec![1])
+            ]
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(120));
         assert_eq!(bundle.sightings.len(), 6);
+        assert_eq!(bundle.relationships.len(), 6);
         // One indicator per distinct catalog of each email, in order of first appearance.
         let titles: Vec<_> = bundle
             .indicators

@@ -117,7 +117,7 @@ proptest! {
             .collect();
         let email = Observable { value: "a@example.com".into(), kind: "email".into() };
         let count = breaches.len();
-        let bundle = email_bundle(&email, breaches, &catalogs, &MappingOptions::default());
+        let bundle = email_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
         prop_assert_eq!(bundle.sightings.len(), count);
         let response = bundle.into_response();
         prop_assert!(response.get("data").is_some());

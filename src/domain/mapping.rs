@@ -1,7 +1,5 @@
 //! SpyCloud to CTIM: every rule that decides a SecureX field lives here, as pure functions.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -285,11 +283,12 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
 
 /// The entities of one email: a sighting per breach (in the given order), an indicator per
 /// distinct catalog in order of first appearance, a relationship per sighting with a catalog,
-/// and one warning per `source_id` whose catalog is missing.
-pub fn email_bundle(
+/// and one warning per `source_id` whose catalog is missing. `catalog` looks a catalog up by id,
+/// e.g. `|id| map.get(&id)`.
+pub fn email_bundle<'c>(
     observable: &Observable,
     breaches: Vec<Breach>,
-    catalogs: &HashMap<CatalogId, Catalog>,
+    catalog: impl Fn(CatalogId) -> Option<&'c Catalog>,
     options: &MappingOptions,
 ) -> Bundle {
     let mut bundle = Bundle::default();
@@ -297,7 +296,7 @@ pub fn email_bundle(
     let mut seen: Vec<(CatalogId, Option<usize>)> = Vec::new();
     for breach in breaches {
         let source_id = breach.source_id;
-        let catalog = source_id.and_then(|id| catalogs.get(&id));
+        let catalog = source_id.and_then(&catalog);
         let sighting = sighting(observable, breach, catalog, options);
         if let Some(id) = source_id {
             let known = seen.iter().find(|(seen, _)| *seen == id).map(|&(_, at)| at);
@@ -330,6 +329,7 @@ mod tests {
     use super::*;
     use crate::domain::BreachRecord;
     use serde_json::json;
+    use std::collections::HashMap;
 
     fn breach(fields: Value) -> Breach {
         let mut record: BreachRecord = serde_json::from_value(fields).unwrap();
@@ -601,7 +601,7 @@ mod tests {
         let bundle = email_bundle(
             &email(),
             breaches.to_vec(),
-            &catalogs,
+            |id| catalogs.get(&id),
             &MappingOptions::default(),
         );
         assert_eq!(bundle.sightings.len(), 6);
