@@ -6,7 +6,7 @@ mod common;
 
 use common::app::{TestApp, sample, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path_regex};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 fn email(value: &str) -> Value {
@@ -283,6 +283,36 @@ async fn version_watchdog_and_unknown_routes() {
 }
 
 #[tokio::test]
+async fn five_emails_sharing_catalogs_cost_five_lookups_and_one_catalog_call() {
+    let app = spawn_app().await;
+    let emails: Vec<String> = (1..=5).map(|i| format!("user{i}@example.com")).collect();
+    for address in &emails {
+        let records = json!([
+            sample::breach(address),
+            sample::combo(address),
+            sample::infostealer(address)
+        ]);
+        app.mount_email(address, vec![records]).await;
+    }
+    app.mount_catalogs(sample::catalogs()).await;
+    let body = app
+        .observe(emails.iter().map(|e| email(e)).collect::<Vec<_>>().into())
+        .await;
+    assert_eq!(body["data"]["sightings"]["count"], 15);
+    assert_eq!(body["data"]["indicators"]["count"], 15);
+    assert_eq!(body.get("errors"), None);
+    let requests = app.upstream.received_requests().await.unwrap();
+    let calls = |prefix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.url.path().starts_with(prefix))
+            .count()
+    };
+    assert_eq!(calls("/breach/data/emails/"), 5);
+    assert_eq!(calls("/breach/catalog/"), 1);
+}
+
+#[tokio::test]
 async fn jwks_and_catalogs_are_fetched_once_for_repeated_requests() {
     let app = spawn_app().await;
     let alice = "alice@example.com";
@@ -402,8 +432,14 @@ async fn a_slow_spycloud_gets_an_answer_within_the_request_deadline() {
         ("SPYCLOUD_TIMEOUT_SECS", "10"),
     ])
     .await;
+    app.mount_email(
+        "alice@example.com",
+        vec![json!([sample::breach("alice@example.com")])],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
     Mock::given(method("GET"))
-        .and(path_regex("^/breach/data/emails/"))
+        .and(path("/breach/data/emails/bob@example.com"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(json!({"results": []}))
@@ -411,11 +447,32 @@ async fn a_slow_spycloud_gets_an_answer_within_the_request_deadline() {
         )
         .mount(&app.upstream)
         .await;
-    let body = app.observe(json!([email("alice@example.com")])).await;
+    let started = std::time::Instant::now();
+    let body = app
+        .observe(json!([
+            email("bob@example.com"),
+            email("alice@example.com")
+        ]))
+        .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
     assert_eq!(
         body,
         json!({"errors": [{"type": "fatal", "code": "unknown",
                            "message": "SpyCloud did not answer everything within the relay's 1 s deadline."}]})
+    );
+    // Like any fatal error, the deadline keeps what came before the unfinished email.
+    let body = app
+        .observe(json!([
+            email("alice@example.com"),
+            email("bob@example.com")
+        ]))
+        .await;
+    assert_eq!(body["data"]["sightings"]["count"], 1);
+    assert_eq!(body["data"]["indicators"]["count"], 1);
+    assert_eq!(
+        body["errors"],
+        json!([{"type": "fatal", "code": "unknown",
+                "message": "SpyCloud did not answer everything within the relay's 1 s deadline."}])
     );
 }
 
