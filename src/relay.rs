@@ -2,10 +2,8 @@
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::sync::{Mutex, PoisonError};
 
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
@@ -126,19 +124,15 @@ impl Relay {
             .collect();
         let mut results = futures::stream::iter(lookups).buffered(self.settings.concurrency.max(1));
         let mut bundle = Bundle::default();
-        loop {
-            let fatal = match tokio::time::timeout_at(deadline, results.next()).await {
-                Ok(Some(Ok(found))) => {
-                    bundle.append(found);
-                    continue;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(error))) => error,
-                Err(_) => RelayError::Deadline(self.settings.deadline.as_secs()),
-            };
-            bundle.errors.push(fatal.to_doc());
-            break;
-        }
+        let fatal = loop {
+            match tokio::time::timeout_at(deadline, results.next()).await {
+                Ok(Some(Ok(found))) => bundle.append(found),
+                Ok(None) => return bundle,
+                Ok(Some(Err(error))) => break error,
+                Err(_) => break RelayError::Deadline(self.settings.deadline.as_secs()),
+            }
+        };
+        bundle.errors.push(fatal.to_doc());
         bundle
     }
 
