@@ -3,6 +3,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,7 +11,7 @@ use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSe
 use spycloud_relay::domain::{ApiKey, CatalogId, Email};
 use spycloud_relay::ports::{BreachSource, SourceError};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 const KEY: &str = "test-key-123";
 
@@ -178,7 +179,7 @@ async fn all_pages_are_followed_in_order() {
 }
 
 #[tokio::test]
-async fn a_repeated_cursor_stops_paging() {
+async fn a_repeated_cursor_is_an_invalid_response() {
     let server = MockServer::start().await;
     let at = || path("/breach/data/emails/a@example.com");
     Mock::given(method("GET"))
@@ -195,11 +196,49 @@ async fn a_repeated_cursor_stops_paging() {
         .expect(1)
         .mount(&server)
         .await;
-    let records = client(&server)
+    let error = client(&server)
         .breaches(&key(), &email("a@example.com"))
         .await
-        .unwrap();
-    assert_eq!(records.len(), 2);
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::InvalidResponse("SpyCloud repeated a page cursor".into())
+    );
+    server.verify().await;
+}
+
+/// Pages without end: each names a new cursor.
+struct EndlessPages(AtomicUsize);
+
+impl Respond for EndlessPages {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        page(&format!("page-{n}"), json!([{"n": n}]))
+    }
+}
+
+#[tokio::test]
+async fn paging_past_100_pages_is_an_invalid_response() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(EndlessPages(AtomicUsize::new(0)))
+        .expect(100)
+        .mount(&server)
+        .await;
+    let client = SpyCloudClient::new(SpyCloudSettings {
+        max_rps: NonZeroU32::new(1000).unwrap(),
+        ..settings(server.uri())
+    })
+    .unwrap();
+    let error = client
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::InvalidResponse("SpyCloud kept paginating past 100 pages".into())
+    );
+    server.verify().await;
 }
 
 #[tokio::test]
@@ -336,6 +375,116 @@ async fn unavailable_twice_then_ok_succeeds() {
         .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bad_gateway_and_gateway_timeout_are_retried() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/emails/a@example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(ResponseTemplate::new(504))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(page("", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let records = client(&server)
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_below_the_cap_is_waited_for() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/emails/a@example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(page("", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut settings = settings(server.uri());
+    settings.retry.max_retry_after = Duration::from_secs(5);
+    let client = SpyCloudClient::new(settings).unwrap();
+    let started = std::time::Instant::now();
+    let records = client
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    // Only a lower bound: the retry came no sooner than SpyCloud asked.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(records.len(), 1);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried() {
+    // A port nothing listens on yet; SpyCloud comes up there well before the first retry.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let server = MockServer::builder().listener(listener).start().await;
+        Mock::given(method("GET"))
+            .respond_with(page("", json!([{"n": 1}])))
+            .mount(&server)
+            .await;
+        server
+    });
+    let mut settings = settings(format!("http://127.0.0.1:{port}"));
+    settings.retry.base_backoff = Duration::from_millis(500);
+    settings.retry.max_retry_after = Duration::from_secs(2);
+    let records = SpyCloudClient::new(settings)
+        .unwrap()
+        .breaches(&key(), &email("a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    let server = server.await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_error_answer_of_any_size_keeps_the_error_of_its_status() {
+    let huge = "x".repeat(20 * 1024 * 1024);
+    let internal = ResponseTemplate::new(500).set_body_string(huge.clone());
+    assert_eq!(breaches_answering(internal, 1).await, SourceError::Internal);
+    let unauthorized = ResponseTemplate::new(401).set_body_string(huge.clone());
+    assert_eq!(
+        breaches_answering(unauthorized, 1).await,
+        SourceError::Unauthorized("Unauthorized".into())
+    );
+    let teapot = ResponseTemplate::new(418).set_body_string(huge);
+    assert_eq!(
+        breaches_answering(teapot, 1).await,
+        SourceError::Unexpected("x".repeat(1000))
+    );
 }
 
 #[tokio::test]
@@ -569,4 +718,48 @@ async fn calls_above_the_rate_wait_instead_of_failing() {
         outcome.unwrap().unwrap();
     }
     server.verify().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_back_one_key_and_not_another() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/watchlist/example.org"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .mount(&server)
+        .await;
+    let client = Arc::new(
+        SpyCloudClient::new(SpyCloudSettings {
+            max_rps: NonZeroU32::new(1).unwrap(),
+            ..settings(server.uri())
+        })
+        .unwrap(),
+    );
+    let call = |key: &'static str| {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.probe(&ApiKey::parse(key).unwrap()).await })
+    };
+    let calls = [call("key-a"), call("key-a"), call("key-b")];
+    // One call a second per key, burst one: the second call of key-a is held back a second,
+    // key-b's goes at once. Looked at well inside that second.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keys_seen = |requests: Vec<wiremock::Request>| {
+        let mut keys: Vec<String> = requests
+            .iter()
+            .map(|r| r.headers["x-api-key"].to_str().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys_seen(server.received_requests().await.unwrap()),
+        ["key-a", "key-b"]
+    );
+    for outcome in futures::future::join_all(calls).await {
+        outcome.unwrap().unwrap();
+    }
+    assert_eq!(
+        keys_seen(server.received_requests().await.unwrap()),
+        ["key-a", "key-a", "key-b"]
+    );
 }

@@ -37,6 +37,9 @@ const CATALOG_BATCH: usize = 10;
 const MAX_PAGES: usize = 100;
 /// The most of a response body read into memory; a hostile upstream cannot exhaust it.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The most of an error answer's body read: enough for its message, and a huge one still
+/// gives the error its status stands for.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// How much of an unexpected answer's body becomes the error message.
 const MAX_ERROR_CHARS: usize = 1000;
 /// Drop idle keys from the rate limiter every this many requests.
@@ -206,19 +209,19 @@ impl SpyCloudClient {
                     let url_for_cursor =
                         format!("{url}?cursor={}", utf8_percent_encode(&cursor, QUERY_VALUE));
                     if !seen.insert(cursor) {
-                        tracing::warn!("SpyCloud repeated a cursor; stopping pagination");
-                        return Ok(results);
+                        // Following it would loop; stopping would drop records without a word.
+                        return Err(SourceError::InvalidResponse(
+                            "SpyCloud repeated a page cursor".to_owned(),
+                        ));
                     }
                     next = url_for_cursor;
                 }
                 _ => return Ok(results),
             }
         }
-        tracing::warn!(
-            pages = MAX_PAGES,
-            "SpyCloud kept paginating; stopping at the page cap"
-        );
-        Ok(results)
+        Err(SourceError::InvalidResponse(format!(
+            "SpyCloud kept paginating past {MAX_PAGES} pages"
+        )))
     }
 
     /// Catalogs of one batch of at most [`CATALOG_BATCH`] ids.
@@ -333,22 +336,31 @@ impl SpyCloudClient {
             .get("x-amzn-ErrorType")
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.contains("LimitExceededException"));
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_BODY_BYTES as u64)
-        {
+        // A success is read whole or refused; of an error answer, only its start is read.
+        let success = status.is_success();
+        let limit = if success {
+            MAX_BODY_BYTES
+        } else {
+            MAX_ERROR_BODY_BYTES
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if success && announced > limit as u64 {
             return Err(too_big());
         }
         // Sized once from the announced length (already checked against the cap).
-        let announced = response.content_length().unwrap_or(0) as usize;
-        let mut body = Vec::with_capacity(announced);
+        let mut body = Vec::with_capacity(announced.min(limit as u64) as usize);
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|error| transport_error(&error, self.timeout))?
         {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_big());
+            let room = limit - body.len();
+            if chunk.len() > room {
+                if success {
+                    return Err(too_big());
+                }
+                body.extend_from_slice(&chunk[..room]);
+                break;
             }
             body.extend_from_slice(&chunk);
         }
