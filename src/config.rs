@@ -1,7 +1,7 @@
 //! The command line: `serve` (the default), `demo` and `lookup`. Every setting is a `--flag`
 //! and the environment variable of the contract; `--help` lists them with their defaults.
 
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -146,8 +146,12 @@ pub struct ServeArgs {
     /// Seconds requests in flight get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "RELAY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's headers (or its first byte); then its
+    /// connection is closed, so idle or trickling clients cannot hold connections for good.
+    #[arg(long, env = "RELAY_HEADER_TIMEOUT_SECS", default_value_t = NonZeroU64::new(30).unwrap())]
+    pub header_timeout_secs: NonZeroU64,
     /// Threads serving requests. 1 (one event loop) suits SecureX's load: a request costs
-    /// about a millisecond of CPU, and more threads cost wake-ups and memory.
+    /// about half a millisecond of CPU, and more threads cost wake-ups and memory.
     #[arg(long, env = "RELAY_WORKER_THREADS", default_value_t = NonZeroUsize::new(1).unwrap())]
     pub worker_threads: NonZeroUsize,
     /// Address of the Prometheus `/metrics` endpoint; unset: off.

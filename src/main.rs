@@ -91,6 +91,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     telemetry::announce(listener.local_addr()?);
     let http = HttpSettings {
         audience: args.audience.clone(),
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
         ..HttpSettings::default()
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);

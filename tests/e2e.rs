@@ -477,6 +477,42 @@ async fn a_slow_spycloud_gets_an_answer_within_the_request_deadline() {
 }
 
 #[tokio::test]
+async fn idle_and_trickling_clients_are_disconnected_and_the_server_stays_up() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[("RELAY_HEADER_TIMEOUT_SECS", "1")]).await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    // Each client's connection must be closed by the relay; the client only reads.
+    let closed_by_the_relay = |opening: &'static [u8]| {
+        let host = host.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+            stream.write_all(opening).await.unwrap();
+            let mut received = Vec::new();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                stream.read_to_end(&mut received),
+            )
+            .await
+            .expect("the relay must close the connection")
+            .unwrap();
+            String::from_utf8_lossy(&received).into_owned()
+        }
+    };
+    let (silent, partial, kept_alive) = tokio::join!(
+        closed_by_the_relay(b""),
+        closed_by_the_relay(b"POST /observe/observables HTTP/1.1\r\nHost: relay\r\n"),
+        closed_by_the_relay(b"POST /version HTTP/1.1\r\nHost: relay\r\nContent-Length: 0\r\n\r\n"),
+    );
+    assert_eq!(silent, "");
+    assert_eq!(partial, "");
+    // The complete request was answered; then the idle connection was closed all the same.
+    assert!(kept_alive.starts_with("HTTP/1.1 200 OK"), "{kept_alive}");
+    let (status, body) = app.post("/version", None, "").await;
+    assert_eq!(status, 200);
+    assert!(body["version"].is_string());
+}
+
+#[tokio::test]
 async fn hostile_tokens_get_authorization_errors_and_the_server_stays_up() {
     let app = spawn_app().await;
     let body = json!([email("alice@example.com")]).to_string();

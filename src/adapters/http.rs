@@ -5,10 +5,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
@@ -28,6 +32,9 @@ pub struct HttpSettings {
     pub audience: Option<String>,
     /// The largest request body read, in bytes.
     pub body_limit: usize,
+    /// How long a client may take to send a request's headers, counted from its connection
+    /// or from the previous answer on it; then the connection is closed.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +42,7 @@ impl Default for HttpSettings {
         Self {
             audience: None,
             body_limit: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -77,24 +85,84 @@ pub async fn serve(
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    serve_with(listener, routes(relay, settings), shutdown).await;
+    let header_read_timeout = settings.header_read_timeout;
+    serve_with(
+        listener,
+        routes(relay, settings),
+        header_read_timeout,
+        shutdown,
+    )
+    .await;
 }
 
 /// Serves any filter that never rejects, such as [`routes`] with extra routes in front of it
-/// (the demo adds its JWKS), until `shutdown` completes; requests in flight then finish.
+/// (the demo adds its JWKS), until `shutdown` completes; requests in flight then finish. A
+/// connection whose request headers are not all in within `header_read_timeout` is closed.
 pub async fn serve_with<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    warp::serve(filter)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    // warp's own server reads request headers without a time limit: a client that sends them
+    // a byte at a time, or nothing at all, would hold its connection for good. So connections
+    // are served here, by hyper with a timer.
+    let service = warp::service(filter);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    accept_failed(&error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(service.clone());
+        let watcher = connections.watcher();
+        tokio::spawn(async move {
+            // hyper's timer starts with the first byte (it tells HTTP/1 from HTTP/2): a client
+            // that sends none is given the same time, then dropped.
+            // (`peek`, not `readable`: a new socket may report itself readable with nothing in.)
+            let mut first = [0u8; 1];
+            let first_byte = tokio::time::timeout(header_read_timeout, stream.peek(&mut first));
+            if !matches!(first_byte.await, Ok(Ok(1))) {
+                return;
+            }
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    // No new connections; those open finish their requests in flight.
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// A failed accept: a client that went away is nothing; anything else (out of file
+/// descriptors, say) is logged and accepting pauses a second rather than spinning.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "could not accept a connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Serves until SIGTERM or SIGINT, then gives requests in flight `grace` to finish.
@@ -104,20 +172,28 @@ pub async fn serve_until_signal(
     settings: HttpSettings,
     grace: std::time::Duration,
 ) {
-    serve_with_until_signal(listener, routes(relay, settings), grace).await;
+    let header_read_timeout = settings.header_read_timeout;
+    serve_with_until_signal(
+        listener,
+        routes(relay, settings),
+        header_read_timeout,
+        grace,
+    )
+    .await;
 }
 
 /// [`serve_until_signal`] for any filter that never rejects, as [`serve_with`] takes.
 pub async fn serve_with_until_signal<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
-    grace: std::time::Duration,
+    header_read_timeout: Duration,
+    grace: Duration,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with(listener, filter, async {
+    let server = tokio::spawn(serve_with(listener, filter, header_read_timeout, async {
         let _ = stopped.await;
     }));
     shutdown_signal().await;
