@@ -802,6 +802,40 @@ mod tests {
         assert_eq!(bundle.into_response()["errors"][0]["type"], "fatal");
     }
 
+    /// How long an observe request for nine emails takes when each one's records take 100 ms.
+    async fn nine_emails_of_100_ms(settings: RelaySettings) -> Duration {
+        const EMAILS: [&str; 9] = [
+            "e1@x.com", "e2@x.com", "e3@x.com", "e4@x.com", "e5@x.com", "e6@x.com", "e7@x.com",
+            "e8@x.com", "e9@x.com",
+        ];
+        let records: Vec<(&'static str, u64, &[u64])> =
+            EMAILS.iter().map(|&email| (email, 100, &[][..])).collect();
+        let source = Arc::new(RecordingSource::new(&records, 0));
+        let relay = Relay::new(source.clone(), Arc::new(decoder(100)), settings);
+        let input: Vec<_> = EMAILS.iter().map(|&email| ("email", email)).collect();
+        let started = tokio::time::Instant::now();
+        let bundle = relay.observe(&observables(&input), &CALLER).await;
+        assert_eq!(bundle.errors, []);
+        assert_eq!(*source.calls.lock().unwrap(), []);
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn eight_emails_are_looked_up_at_once_by_default() {
+        assert_eq!(
+            nine_emails_of_100_ms(RelaySettings::default()).await,
+            Duration::from_millis(200)
+        );
+        let nine_at_once = RelaySettings {
+            concurrency: 9,
+            ..RelaySettings::default()
+        };
+        assert_eq!(
+            nine_emails_of_100_ms(nine_at_once).await,
+            Duration::from_millis(100)
+        );
+    }
+
     #[tokio::test]
     async fn a_failed_catalog_fetch_keeps_the_emails_that_needed_no_catalog() {
         let mut source = MockBreachSource::new();
