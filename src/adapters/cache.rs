@@ -372,6 +372,18 @@ mod tests {
         assert_eq!(cached.stats(), CacheStats { hits: 3, misses: 3 });
     }
 
+    #[test]
+    fn default_settings_are_10_000_entries_an_hour_found_a_minute_missing() {
+        assert_eq!(
+            CacheSettings::default(),
+            CacheSettings {
+                capacity: 10_000,
+                found_ttl: Duration::from_secs(3600),
+                missing_ttl: Duration::from_secs(60),
+            }
+        );
+    }
+
     #[tokio::test]
     async fn errors_are_not_cached() {
         let mut inner = MockBreachSource::new();
