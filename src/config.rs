@@ -243,6 +243,36 @@ mod tests {
         assert_eq!(serve.spycloud.max_rps.get(), 10);
         assert_eq!(serve.output.portal_url, "https://portal.spycloud.com");
         assert_eq!(serve.log.filter, "info");
+        // The README's own settings.
+        assert_eq!(serve.request_timeout_secs, 25);
+        assert_eq!(serve.shutdown_grace_secs, 20);
+        assert_eq!(serve.output.passwords, Passwords::Plaintext);
+        assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
+        assert_eq!(serve.worker_threads.get(), 1);
+        assert_eq!(serve.metrics_listen, None);
+        assert_eq!(serve.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn lookup_takes_100_records_per_email_by_default() {
+        let cli = parse(&["spycloud-relay", "lookup", "--api-key", "k", "a@x.com"]).unwrap();
+        let Some(Command::Lookup(lookup)) = cli.command else {
+            panic!("lookup expected")
+        };
+        assert_eq!(lookup.emails, ["a@x.com"]);
+        assert_eq!(lookup.api_key, "k");
+        assert_eq!(lookup.limit, 100);
+        let command = Cli::command();
+        let api_key = command
+            .find_subcommand("lookup")
+            .unwrap()
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some("api-key"))
+            .unwrap();
+        assert_eq!(
+            api_key.get_env().and_then(|env| env.to_str()),
+            Some("SPYCLOUD_API_KEY")
+        );
     }
 
     #[test]
