@@ -218,6 +218,15 @@ mod tests {
         Cli::from_arg_matches(&matches)
     }
 
+    /// `serve`'s settings, whether `serve` was named or left out (as `main` reads them).
+    fn serve_args(cli: Cli) -> ServeArgs {
+        match cli.command {
+            None => cli.serve,
+            Some(Command::Serve(serve)) => serve,
+            Some(other) => panic!("serve expected, got {other:?}"),
+        }
+    }
+
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
@@ -273,6 +282,102 @@ mod tests {
             api_key.get_env().and_then(|env| env.to_str()),
             Some("SPYCLOUD_API_KEY")
         );
+    }
+
+    #[test]
+    fn every_serve_setting_reads_the_readme_variable() {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").unwrap();
+        let mut pairs: Vec<_> = serve
+            .get_arguments()
+            .filter_map(|arg| Some((arg.get_long()?, arg.get_env()?.to_str()?)))
+            .collect();
+        pairs.sort_unstable();
+        assert_eq!(
+            pairs,
+            [
+                ("api-url", "SPYCLOUD_API_URL"),
+                ("audience", "RELAY_AUDIENCE"),
+                ("jwks-hosts", "RELAY_JWKS_HOSTS"),
+                ("jwks-scheme", "RELAY_JWKS_SCHEME"),
+                ("listen", "RELAY_LISTEN"),
+                ("log", "RELAY_LOG"),
+                ("log-format", "RELAY_LOG_FORMAT"),
+                ("max-rps", "SPYCLOUD_MAX_RPS"),
+                ("metrics-listen", "RELAY_METRICS_LISTEN"),
+                ("passwords", "RELAY_PASSWORDS"),
+                ("portal-url", "SPYCLOUD_PORTAL_URL"),
+                ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
+                ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
+                ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
+                ("worker-threads", "RELAY_WORKER_THREADS"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_serve_flag_sets_its_setting() {
+        let flags = [
+            "--listen",
+            "127.0.0.1:0",
+            "--api-url",
+            "http://spycloud.test/v2",
+            "--portal-url",
+            "http://portal.test",
+            "--jwks-hosts",
+            "jwks.test:8443",
+            "--jwks-scheme",
+            "http",
+            "--audience",
+            "https://relay",
+            "--timeout-secs",
+            "7",
+            "--max-rps",
+            "3",
+            "--request-timeout-secs",
+            "12",
+            "--shutdown-grace-secs",
+            "4",
+            "--passwords",
+            "omitted",
+            "--worker-threads",
+            "2",
+            "--metrics-listen",
+            "127.0.0.1:9100",
+            "--log",
+            "debug",
+            "--log-format",
+            "json",
+        ];
+        for subcommand in [&[][..], &["serve"]] {
+            let args: Vec<&str> = ["spycloud-relay"]
+                .iter()
+                .chain(subcommand)
+                .chain(&flags)
+                .copied()
+                .collect();
+            let serve = serve_args(parse(&args).unwrap());
+            assert_eq!(serve.listen, "127.0.0.1:0");
+            assert_eq!(serve.spycloud.api_url, "http://spycloud.test/v2");
+            assert_eq!(
+                serve.output.mapping(),
+                MappingOptions {
+                    portal_url: "http://portal.test".into(),
+                    passwords: PasswordPolicy::Omitted,
+                }
+            );
+            assert_eq!(serve.jwks_hosts, "jwks.test:8443");
+            assert_eq!(serve.jwks_scheme, "http");
+            assert_eq!(serve.audience.as_deref(), Some("https://relay"));
+            assert_eq!(serve.spycloud.timeout(), Duration::from_secs(7));
+            assert_eq!(serve.spycloud.max_rps.get(), 3);
+            assert_eq!(serve.request_timeout_secs, 12);
+            assert_eq!(serve.shutdown_grace_secs, 4);
+            assert_eq!(serve.worker_threads.get(), 2);
+            assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(serve.log.filter, "debug");
+            assert_eq!(serve.log.format, LogFormat::Json);
+        }
     }
 
     #[test]
