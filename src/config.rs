@@ -208,16 +208,37 @@ pub struct LookupArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// Parses `args` as if none of the relay's variables were set: what the environment of
+    /// whoever runs the tests holds must not change what they see.
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        fn without_env(command: clap::Command) -> clap::Command {
+            command
+                .mut_args(|arg| arg.env(None))
+                .mut_subcommands(without_env)
+        }
+        let matches = without_env(Cli::command()).try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    /// `serve`'s settings, whether `serve` was named or left out (as `main` reads them).
+    fn serve_args(cli: Cli) -> ServeArgs {
+        match cli.command {
+            None => cli.serve,
+            Some(Command::Serve(serve)) => serve,
+            Some(other) => panic!("serve expected, got {other:?}"),
+        }
+    }
 
     #[test]
     fn the_cli_is_well_formed() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 
     #[test]
     fn no_subcommand_means_serve_with_the_contract_defaults() {
-        let cli = Cli::try_parse_from(["spycloud-relay"]).unwrap();
+        let cli = parse(&["spycloud-relay"]).unwrap();
         assert!(cli.command.is_none());
         let serve = cli.serve;
         assert_eq!(serve.listen, "0.0.0.0:9090");
@@ -235,11 +256,137 @@ mod tests {
         assert_eq!(serve.spycloud.max_rps.get(), 10);
         assert_eq!(serve.output.portal_url, "https://portal.spycloud.com");
         assert_eq!(serve.log.filter, "info");
+        // The README's own settings.
+        assert_eq!(serve.request_timeout_secs, 25);
+        assert_eq!(serve.shutdown_grace_secs, 20);
+        assert_eq!(serve.output.passwords, Passwords::Plaintext);
+        assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
+        assert_eq!(serve.worker_threads.get(), 1);
+        assert_eq!(serve.metrics_listen, None);
+        assert_eq!(serve.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn lookup_takes_100_records_per_email_by_default() {
+        let cli = parse(&["spycloud-relay", "lookup", "--api-key", "k", "a@x.com"]).unwrap();
+        let Some(Command::Lookup(lookup)) = cli.command else {
+            panic!("lookup expected")
+        };
+        assert_eq!(lookup.emails, ["a@x.com"]);
+        assert_eq!(lookup.api_key, "k");
+        assert_eq!(lookup.limit, 100);
+        let command = Cli::command();
+        let api_key = command
+            .find_subcommand("lookup")
+            .unwrap()
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some("api-key"))
+            .unwrap();
+        assert_eq!(
+            api_key.get_env().and_then(|env| env.to_str()),
+            Some("SPYCLOUD_API_KEY")
+        );
+    }
+
+    #[test]
+    fn every_serve_setting_reads_the_readme_variable() {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").unwrap();
+        let mut pairs: Vec<_> = serve
+            .get_arguments()
+            .filter_map(|arg| Some((arg.get_long()?, arg.get_env()?.to_str()?)))
+            .collect();
+        pairs.sort_unstable();
+        assert_eq!(
+            pairs,
+            [
+                ("api-url", "SPYCLOUD_API_URL"),
+                ("audience", "RELAY_AUDIENCE"),
+                ("jwks-hosts", "RELAY_JWKS_HOSTS"),
+                ("jwks-scheme", "RELAY_JWKS_SCHEME"),
+                ("listen", "RELAY_LISTEN"),
+                ("log", "RELAY_LOG"),
+                ("log-format", "RELAY_LOG_FORMAT"),
+                ("max-rps", "SPYCLOUD_MAX_RPS"),
+                ("metrics-listen", "RELAY_METRICS_LISTEN"),
+                ("passwords", "RELAY_PASSWORDS"),
+                ("portal-url", "SPYCLOUD_PORTAL_URL"),
+                ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
+                ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
+                ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
+                ("worker-threads", "RELAY_WORKER_THREADS"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_serve_flag_sets_its_setting() {
+        let flags = [
+            "--listen",
+            "127.0.0.1:0",
+            "--api-url",
+            "http://spycloud.test/v2",
+            "--portal-url",
+            "http://portal.test",
+            "--jwks-hosts",
+            "jwks.test:8443",
+            "--jwks-scheme",
+            "http",
+            "--audience",
+            "https://relay",
+            "--timeout-secs",
+            "7",
+            "--max-rps",
+            "3",
+            "--request-timeout-secs",
+            "12",
+            "--shutdown-grace-secs",
+            "4",
+            "--passwords",
+            "omitted",
+            "--worker-threads",
+            "2",
+            "--metrics-listen",
+            "127.0.0.1:9100",
+            "--log",
+            "debug",
+            "--log-format",
+            "json",
+        ];
+        for subcommand in [&[][..], &["serve"]] {
+            let args: Vec<&str> = ["spycloud-relay"]
+                .iter()
+                .chain(subcommand)
+                .chain(&flags)
+                .copied()
+                .collect();
+            let serve = serve_args(parse(&args).unwrap());
+            assert_eq!(serve.listen, "127.0.0.1:0");
+            assert_eq!(serve.spycloud.api_url, "http://spycloud.test/v2");
+            assert_eq!(
+                serve.output.mapping(),
+                MappingOptions {
+                    portal_url: "http://portal.test".into(),
+                    passwords: PasswordPolicy::Omitted,
+                }
+            );
+            assert_eq!(serve.jwks_hosts, "jwks.test:8443");
+            assert_eq!(serve.jwks_scheme, "http");
+            assert_eq!(serve.audience.as_deref(), Some("https://relay"));
+            assert_eq!(serve.spycloud.timeout(), Duration::from_secs(7));
+            assert_eq!(serve.spycloud.max_rps.get(), 3);
+            assert_eq!(serve.request_timeout_secs, 12);
+            assert_eq!(serve.shutdown_grace_secs, 4);
+            assert_eq!(serve.worker_threads.get(), 2);
+            assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(serve.log.filter, "debug");
+            assert_eq!(serve.log.format, LogFormat::Json);
+        }
     }
 
     #[test]
     fn flags_set_what_the_variables_set() {
-        let cli = Cli::try_parse_from([
+        let cli = parse(&[
             "spycloud-relay",
             "serve",
             "--listen",
@@ -262,6 +409,6 @@ mod tests {
         assert_eq!(serve.audience.as_deref(), Some("https://relay"));
         assert_eq!(serve.spycloud.max_rps.get(), 3);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Masked);
-        assert!(Cli::try_parse_from(["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
+        assert!(parse(&["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
     }
 }

@@ -615,10 +615,11 @@ mod tests {
     }
 
     /// Records after a delay per email, catalogs after `catalog_delay`; remembers when each
-    /// catalog call started and what it asked for.
+    /// catalog call started and what it asked for. A call asking for a `failing` id fails.
     struct RecordingSource {
         records: HashMap<&'static str, (u64, Vec<u64>)>,
         catalog_delay: u64,
+        failing: Vec<u64>,
         calls: std::sync::Mutex<Vec<(Duration, Vec<u64>)>>,
         started: tokio::time::Instant,
     }
@@ -631,8 +632,16 @@ mod tests {
                     .map(|&(email, delay, ids)| (email, (delay, ids.to_vec())))
                     .collect(),
                 catalog_delay,
+                failing: Vec::new(),
                 calls: std::sync::Mutex::default(),
                 started: tokio::time::Instant::now(),
+            }
+        }
+
+        fn failing(self, ids: &[u64]) -> Self {
+            Self {
+                failing: ids.to_vec(),
+                ..self
             }
         }
     }
@@ -656,12 +665,16 @@ mod tests {
             _: &ApiKey,
             ids: &[CatalogId],
         ) -> Result<Vec<Catalog>, SourceError> {
-            let asked = ids.iter().map(|id| id.0).collect();
+            let asked: Vec<u64> = ids.iter().map(|id| id.0).collect();
+            let fails = asked.iter().any(|id| self.failing.contains(id));
             self.calls
                 .lock()
                 .unwrap()
                 .push((self.started.elapsed(), asked));
             tokio::time::sleep(Duration::from_millis(self.catalog_delay)).await;
+            if fails {
+                return Err(SourceError::Internal);
+            }
             Ok(ids.iter().map(|id| catalog(id.0)).collect())
         }
         async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
@@ -732,6 +745,95 @@ mod tests {
             .map(|i| i.title.clone().unwrap())
             .collect();
         assert_eq!(titles, ["T3", "T2", "T1", "T2", "T3", "T2"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_catalog_call_is_reported_once_at_the_first_email_that_needed_it() {
+        // c@x.com asks for 9 first and the call fails; b@x.com, before it in input order, needs
+        // 9 too but its records come in only after that. d@x.com, between them, is done before
+        // the call fails: it would be kept if the failure were c@x.com's or the first to come.
+        let source = Arc::new(
+            RecordingSource::new(
+                &[
+                    ("a@x.com", 5, &[1]),
+                    ("b@x.com", 50, &[9]),
+                    ("d@x.com", 2, &[2]),
+                    ("c@x.com", 10, &[9]),
+                ],
+                20,
+            )
+            .failing(&[9]),
+        );
+        let relay = Relay::new(
+            source.clone(),
+            Arc::new(decoder(100)),
+            RelaySettings::default(),
+        );
+        let input = observables(&[
+            ("email", "a@x.com"),
+            ("email", "b@x.com"),
+            ("email", "d@x.com"),
+            ("email", "c@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(
+            *source.calls.lock().unwrap(),
+            [
+                (Duration::from_millis(2), vec![2]),
+                (Duration::from_millis(5), vec![1]),
+                (Duration::from_millis(10), vec![9])
+            ]
+        );
+        assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
+        let titles: Vec<_> = bundle
+            .indicators
+            .iter()
+            .map(|i| i.title.clone().unwrap())
+            .collect();
+        assert_eq!(titles, ["T1"]);
+        assert_eq!(bundle.relationships.len(), 1);
+        assert_eq!(
+            messages(&bundle),
+            [(
+                "internal error".into(),
+                "The Spycloud internal error.".into()
+            )]
+        );
+        assert_eq!(bundle.into_response()["errors"][0]["type"], "fatal");
+    }
+
+    /// How long an observe request for nine emails takes when each one's records take 100 ms.
+    async fn nine_emails_of_100_ms(settings: RelaySettings) -> Duration {
+        const EMAILS: [&str; 9] = [
+            "e1@x.com", "e2@x.com", "e3@x.com", "e4@x.com", "e5@x.com", "e6@x.com", "e7@x.com",
+            "e8@x.com", "e9@x.com",
+        ];
+        let records: Vec<(&'static str, u64, &[u64])> =
+            EMAILS.iter().map(|&email| (email, 100, &[][..])).collect();
+        let source = Arc::new(RecordingSource::new(&records, 0));
+        let relay = Relay::new(source.clone(), Arc::new(decoder(100)), settings);
+        let input: Vec<_> = EMAILS.iter().map(|&email| ("email", email)).collect();
+        let started = tokio::time::Instant::now();
+        let bundle = relay.observe(&observables(&input), &CALLER).await;
+        assert_eq!(bundle.errors, []);
+        assert_eq!(*source.calls.lock().unwrap(), []);
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn eight_emails_are_looked_up_at_once_by_default() {
+        assert_eq!(
+            nine_emails_of_100_ms(RelaySettings::default()).await,
+            Duration::from_millis(200)
+        );
+        let nine_at_once = RelaySettings {
+            concurrency: 9,
+            ..RelaySettings::default()
+        };
+        assert_eq!(
+            nine_emails_of_100_ms(nine_at_once).await,
+            Duration::from_millis(100)
+        );
     }
 
     #[tokio::test]

@@ -336,6 +336,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn found_catalogs_expire_after_their_lifetime() {
+        let mut inner = MockBreachSource::new();
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[4, 5])))
+            .times(1)
+            .returning(answers_all_but(&[5]));
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[4])))
+            .times(1)
+            .returning(answers_all_but(&[]));
+        let settings = CacheSettings {
+            found_ttl: Duration::from_millis(100),
+            ..CacheSettings::default()
+        };
+        let cached = CachedCatalogs::with_settings(Arc::new(inner), settings);
+        let k = key("k1");
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
+            [4]
+        );
+        // Still found: no call.
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
+            [4]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The found entry expired, the missing one did not.
+        assert_eq!(
+            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
+            [4]
+        );
+        assert_eq!(cached.stats(), CacheStats { hits: 3, misses: 3 });
+    }
+
+    #[test]
+    fn default_settings_are_10_000_entries_an_hour_found_a_minute_missing() {
+        assert_eq!(
+            CacheSettings::default(),
+            CacheSettings {
+                capacity: 10_000,
+                found_ttl: Duration::from_secs(3600),
+                missing_ttl: Duration::from_secs(60),
+            }
+        );
+    }
+
+    #[tokio::test]
     async fn errors_are_not_cached() {
         let mut inner = MockBreachSource::new();
         let mut seq = mockall::Sequence::new();

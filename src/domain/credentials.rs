@@ -158,6 +158,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{ErrorKind, RelayError};
     use serde_json::json;
 
     #[test]
@@ -217,10 +218,46 @@ mod tests {
 
     #[test]
     fn reasons_are_the_contract_strings() {
-        assert_eq!(AuthError::Expired.to_string(), "Token has expired");
-        assert_eq!(
-            AuthError::WrongPayload.to_string(),
-            "Wrong JWT payload structure"
-        );
+        // The contract's authorization table, row by row.
+        let table = [
+            (AuthError::MissingHeader, "Authorization header is missing"),
+            (AuthError::WrongType, "Wrong authorization type"),
+            (AuthError::WrongStructure, "Wrong JWT structure"),
+            (
+                AuthError::JwksHostMissing,
+                "jwks_host is missing in JWT payload. Make sure custom_jwks_host field is present in module_type",
+            ),
+            (
+                AuthError::WrongJwksHost,
+                "Wrong jwks_host in JWT payload. Make sure domain follows the visibility.<region>.cisco.com structure",
+            ),
+            (
+                AuthError::KidNotFound,
+                "kid from JWT header not found in API response",
+            ),
+            (
+                AuthError::WrongKey,
+                "Failed to decode JWT with provided key. Make sure domain in custom_jwks_host corresponds to your SecureX instance region.",
+            ),
+            (
+                AuthError::WrongAudience,
+                "Wrong configuration-token-audience",
+            ),
+            (AuthError::WrongPayload, "Wrong JWT payload structure"),
+            (AuthError::Unauthorized, "Unauthorized"),
+            (AuthError::Expired, "Token has expired"),
+        ];
+        for (reason, text) in table {
+            assert_eq!(reason.to_string(), text);
+            let doc = RelayError::from(reason).to_doc();
+            assert_eq!(
+                (doc.kind, doc.code.as_str(), doc.message),
+                (
+                    ErrorKind::Fatal,
+                    "authorization error",
+                    format!("Authorization failed: {text}")
+                )
+            );
+        }
     }
 }

@@ -203,6 +203,13 @@ mod tests {
                 pair("unknown", "no answer in 10 s"),
             ),
             (Connection("refused".into()), pair("unknown", "refused")),
+            (
+                InvalidResponse("expected value at line 1 column 1".into()),
+                pair(
+                    "unknown",
+                    "SpyCloud sent a response the relay cannot read: expected value at line 1 column 1",
+                ),
+            ),
         ];
         for (error, expected) in cases {
             assert_eq!(doc(RelayError::Source(error)), expected);

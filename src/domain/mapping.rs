@@ -611,13 +611,31 @@ mod tests {
             [indicator_id(CatalogId(1)), indicator_id(CatalogId(2))]
         );
         assert_eq!(bundle.relationships.len(), 3);
-        for (relationship, sighting) in bundle.relationships.iter().zip(&bundle.sightings) {
-            assert_eq!(relationship.source_ref, sighting.id);
+        let targets = [1, 2, 1].map(|id| indicator_id(CatalogId(id)));
+        for ((relationship, sighting), target) in bundle
+            .relationships
+            .iter()
+            .zip(&bundle.sightings)
+            .zip(targets)
+        {
+            let uuid = relationship
+                .id
+                .strip_prefix("transient:relationship-")
+                .unwrap_or_else(|| panic!("{}", relationship.id));
+            assert!(Uuid::parse_str(uuid).is_ok(), "{}", relationship.id);
+            let value = serde_json::to_value(relationship).unwrap();
+            assert_eq!(
+                value,
+                json!({
+                    "id": relationship.id, "type": "relationship", "schema_version": "1.0.17",
+                    "relationship_type": "sighting-of", "source_ref": sighting.id,
+                    "target_ref": target, "source": "Spycloud"
+                })
+            );
         }
-        assert_eq!(
-            bundle.relationships[2].target_ref,
-            indicator_id(CatalogId(1))
-        );
+        let relationship_ids: std::collections::HashSet<_> =
+            bundle.relationships.iter().map(|r| &r.id).collect();
+        assert_eq!(relationship_ids.len(), 3);
         let messages: Vec<_> = bundle.errors.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, ["SpyCloud did not return results for 3"]);
         let ids: std::collections::HashSet<_> = bundle.sightings.iter().map(|s| &s.id).collect();

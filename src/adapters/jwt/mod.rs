@@ -405,6 +405,24 @@ mod tests {
     }
 
     #[test]
+    fn defaults_keep_a_jwks_an_hour_refetch_it_at_most_every_5_s_and_signatures_5_minutes() {
+        let settings = JwtSettings::default();
+        assert_eq!(
+            settings.allow_list.to_string(),
+            "visibility.amp.cisco.com,visibility.*.amp.cisco.com"
+        );
+        assert_eq!(settings.scheme, "https");
+        assert_eq!(settings.fetch_timeout, Duration::from_secs(10));
+        assert_eq!(settings.jwks_ttl, Duration::from_secs(60 * 60));
+        assert_eq!(settings.refetch_interval, Duration::from_secs(5));
+        let decoder = JwtDecoder::new(settings).unwrap();
+        assert_eq!(
+            decoder.verified.policy().time_to_live(),
+            Some(Duration::from_secs(5 * 60))
+        );
+    }
+
+    #[test]
     fn only_https_and_http_are_schemes() {
         let with = |scheme: &str| {
             JwtDecoder::new(JwtSettings {
