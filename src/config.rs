@@ -259,6 +259,7 @@ mod tests {
         // The README's own settings.
         assert_eq!(serve.request_timeout_secs, 25);
         assert_eq!(serve.shutdown_grace_secs, 20);
+        assert_eq!(serve.header_timeout_secs.get(), 30);
         assert_eq!(serve.output.passwords, Passwords::Plaintext);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
         assert_eq!(serve.worker_threads.get(), 1);
@@ -302,6 +303,7 @@ mod tests {
             [
                 ("api-url", "SPYCLOUD_API_URL"),
                 ("audience", "RELAY_AUDIENCE"),
+                ("header-timeout-secs", "RELAY_HEADER_TIMEOUT_SECS"),
                 ("jwks-hosts", "RELAY_JWKS_HOSTS"),
                 ("jwks-scheme", "RELAY_JWKS_SCHEME"),
                 ("listen", "RELAY_LISTEN"),
@@ -342,6 +344,8 @@ mod tests {
             "12",
             "--shutdown-grace-secs",
             "4",
+            "--header-timeout-secs",
+            "9",
             "--passwords",
             "omitted",
             "--worker-threads",
@@ -377,6 +381,7 @@ mod tests {
             assert_eq!(serve.spycloud.max_rps.get(), 3);
             assert_eq!(serve.request_timeout_secs, 12);
             assert_eq!(serve.shutdown_grace_secs, 4);
+            assert_eq!(serve.header_timeout_secs.get(), 9);
             assert_eq!(serve.worker_threads.get(), 2);
             assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
             assert_eq!(serve.log.filter, "debug");
