@@ -150,6 +150,10 @@ pub struct ServeArgs {
     /// connection is closed, so idle or trickling clients cannot hold connections for good.
     #[arg(long, env = "RELAY_HEADER_TIMEOUT_SECS", default_value_t = NonZeroU64::new(30).unwrap())]
     pub header_timeout_secs: NonZeroU64,
+    /// Connections served at once; more clients wait to be accepted. Bounds what a flood of
+    /// connections can take.
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(1024).unwrap())]
+    pub max_connections: NonZeroUsize,
     /// Threads serving requests. 1 (one event loop) suits SecureX's load: a request costs
     /// about half a millisecond of CPU, and more threads cost wake-ups and memory.
     #[arg(long, env = "RELAY_WORKER_THREADS", default_value_t = NonZeroUsize::new(1).unwrap())]
@@ -260,6 +264,7 @@ mod tests {
         assert_eq!(serve.request_timeout_secs, 25);
         assert_eq!(serve.shutdown_grace_secs, 20);
         assert_eq!(serve.header_timeout_secs.get(), 30);
+        assert_eq!(serve.max_connections.get(), 1024);
         assert_eq!(serve.output.passwords, Passwords::Plaintext);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
         assert_eq!(serve.worker_threads.get(), 1);
@@ -309,6 +314,7 @@ mod tests {
                 ("listen", "RELAY_LISTEN"),
                 ("log", "RELAY_LOG"),
                 ("log-format", "RELAY_LOG_FORMAT"),
+                ("max-connections", "RELAY_MAX_CONNECTIONS"),
                 ("max-rps", "SPYCLOUD_MAX_RPS"),
                 ("metrics-listen", "RELAY_METRICS_LISTEN"),
                 ("passwords", "RELAY_PASSWORDS"),
@@ -346,6 +352,8 @@ mod tests {
             "4",
             "--header-timeout-secs",
             "9",
+            "--max-connections",
+            "16",
             "--passwords",
             "omitted",
             "--worker-threads",
@@ -382,6 +390,7 @@ mod tests {
             assert_eq!(serve.request_timeout_secs, 12);
             assert_eq!(serve.shutdown_grace_secs, 4);
             assert_eq!(serve.header_timeout_secs.get(), 9);
+            assert_eq!(serve.max_connections.get(), 16);
             assert_eq!(serve.worker_threads.get(), 2);
             assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
             assert_eq!(serve.log.filter, "debug");

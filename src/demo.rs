@@ -77,9 +77,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
         audience: Some(base),
         ..HttpSettings::default()
     };
-    let header_read_timeout = http.header_read_timeout;
+    let limits = http.connections;
     let filter = jwks_route(jwks).or(http::routes(relay, http));
-    http::serve_with_until_signal(listener, filter, header_read_timeout, GRACE).await;
+    http::serve_with_until_signal(listener, filter, limits, GRACE).await;
     Ok(())
 }
 

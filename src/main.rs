@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use spycloud_relay::adapters::cache::CachedCatalogs;
 use spycloud_relay::adapters::fixed::FixedCredentials;
-use spycloud_relay::adapters::http::{self, HttpSettings};
+use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
 use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
@@ -91,7 +91,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     telemetry::announce(listener.local_addr()?);
     let http = HttpSettings {
         audience: args.audience.clone(),
-        header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
+            max_connections: args.max_connections.get(),
+        },
         ..HttpSettings::default()
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);

@@ -513,6 +513,39 @@ async fn idle_and_trickling_clients_are_disconnected_and_the_server_stays_up() {
 }
 
 #[tokio::test]
+async fn past_the_connection_limit_clients_wait_until_a_connection_closes() {
+    let app = spawn_app_with(&[
+        ("RELAY_MAX_CONNECTIONS", "2"),
+        ("RELAY_HEADER_TIMEOUT_SECS", "60"),
+    ])
+    .await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let first = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&host).await.unwrap();
+    // Both slots are held by clients that say nothing: a third is not served...
+    let version = || {
+        app.client
+            .post(format!("{}/version", app.address))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+    };
+    let waiting = version().await.unwrap_err();
+    assert!(waiting.is_timeout(), "{waiting:?}");
+    // ...until one of them goes.
+    drop(first);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            if let Ok(answer) = version().await {
+                return answer;
+            }
+        }
+    })
+    .await
+    .expect("a freed slot must serve the next client");
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
 async fn hostile_tokens_get_authorization_errors_and_the_server_stays_up() {
     let app = spawn_app().await;
     let body = json!([email("alice@example.com")]).to_string();

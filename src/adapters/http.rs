@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -32,9 +33,8 @@ pub struct HttpSettings {
     pub audience: Option<String>,
     /// The largest request body read, in bytes.
     pub body_limit: usize,
-    /// How long a client may take to send a request's headers, counted from its connection
-    /// or from the previous answer on it; then the connection is closed.
-    pub header_read_timeout: Duration,
+    /// What clients may hold.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for HttpSettings {
@@ -42,7 +42,26 @@ impl Default for HttpSettings {
         Self {
             audience: None,
             body_limit: 1024 * 1024,
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// How many connections clients may hold, and for how long without a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request's headers, counted from its connection
+    /// or from the previous answer on it; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// The most connections served at once; more clients wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
             header_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -85,23 +104,17 @@ pub async fn serve(
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let header_read_timeout = settings.header_read_timeout;
-    serve_with(
-        listener,
-        routes(relay, settings),
-        header_read_timeout,
-        shutdown,
-    )
-    .await;
+    let limits = settings.connections;
+    serve_with(listener, routes(relay, settings), limits, shutdown).await;
 }
 
 /// Serves any filter that never rejects, such as [`routes`] with extra routes in front of it
-/// (the demo adds its JWKS), until `shutdown` completes; requests in flight then finish. A
-/// connection whose request headers are not all in within `header_read_timeout` is closed.
+/// (the demo adds its JWKS), within `limits`, until `shutdown` completes; requests in flight
+/// then finish.
 pub async fn serve_with<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -112,11 +125,15 @@ pub async fn serve_with<F, R>(
     // are served here, by hyper with a timer.
     let service = warp::service(filter);
     let connections = GracefulShutdown::new();
+    // At the limit, no connection is accepted until one closes: clients wait in the
+    // listener's backlog, and a flood of them cannot exhaust memory or file descriptors.
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let header_read_timeout = limits.header_read_timeout;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+        let (slot, stream) = tokio::select! {
+            accepted = accept(&listener, &slots) => match accepted {
+                Ok(accepted) => accepted,
                 Err(error) => {
                     accept_failed(&error).await;
                     continue;
@@ -127,6 +144,7 @@ pub async fn serve_with<F, R>(
         let service = TowerToHyperService::new(service.clone());
         let watcher = connections.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             // hyper's timer starts with the first byte (it tells HTTP/1 from HTTP/2): a client
             // that sends none is given the same time, then dropped.
             // (`peek`, not `readable`: a new socket may report itself readable with nothing in.)
@@ -151,6 +169,21 @@ pub async fn serve_with<F, R>(
     connections.shutdown().await;
 }
 
+/// The next connection, once a slot is free for it.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(OwnedSemaphorePermit, tokio::net::TcpStream)> {
+    // The semaphore is never closed.
+    let slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    let (stream, _) = listener.accept().await?;
+    Ok((slot, stream))
+}
+
 /// A failed accept: a client that went away is nothing; anything else (out of file
 /// descriptors, say) is logged and accepting pauses a second rather than spinning.
 async fn accept_failed(error: &std::io::Error) {
@@ -170,30 +203,24 @@ pub async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     relay: Arc<Relay>,
     settings: HttpSettings,
-    grace: std::time::Duration,
+    grace: Duration,
 ) {
-    let header_read_timeout = settings.header_read_timeout;
-    serve_with_until_signal(
-        listener,
-        routes(relay, settings),
-        header_read_timeout,
-        grace,
-    )
-    .await;
+    let limits = settings.connections;
+    serve_with_until_signal(listener, routes(relay, settings), limits, grace).await;
 }
 
 /// [`serve_until_signal`] for any filter that never rejects, as [`serve_with`] takes.
 pub async fn serve_with_until_signal<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
     grace: Duration,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with(listener, filter, header_read_timeout, async {
+    let server = tokio::spawn(serve_with(listener, filter, limits, async {
         let _ = stopped.await;
     }));
     shutdown_signal().await;
