@@ -16,6 +16,7 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod demo;
 pub mod domain;
+mod flights;
 pub mod ports;
 pub mod relay;
 pub mod telemetry;

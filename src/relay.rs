@@ -2,10 +2,10 @@
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use crate::domain::mapping::{self, MappingOptions};
@@ -13,6 +13,7 @@ use crate::domain::{
     ApiKey, Breach, Bundle, Catalog, CatalogId, Credentials, EMAIL, Email, ErrorDoc, Observable,
     RelayError, SourceError, Warning, bearer_token,
 };
+use crate::flights::Flights;
 use crate::ports::{BreachSource, CredentialDecoder};
 
 /// How the relay behaves, beyond its ports.
@@ -209,15 +210,12 @@ struct Found {
 /// One catalog call's answer, shared by every email of the request that waits for it.
 type Fetched = Result<Arc<Vec<Catalog>>, SourceError>;
 
-/// A catalog call every email that needs one of its ids can wait for.
-type Call<'a> = Shared<BoxFuture<'a, Fetched>>;
-
 /// The catalog calls of one request, each id asked for once: an email asks for the ids no
 /// call of the request has asked for yet, and waits for the calls that did ask for the others.
 struct CatalogFetches<'a> {
     source: &'a dyn BreachSource,
     key: &'a ApiKey,
-    calls: Mutex<Vec<(Vec<CatalogId>, Call<'a>)>>,
+    calls: Flights<'a, CatalogId, Fetched>,
 }
 
 impl<'a> CatalogFetches<'a> {
@@ -225,7 +223,7 @@ impl<'a> CatalogFetches<'a> {
         Self {
             source,
             key,
-            calls: Mutex::new(Vec::new()),
+            calls: Flights::new(),
         }
     }
 
@@ -234,30 +232,11 @@ impl<'a> CatalogFetches<'a> {
     /// # Errors
     /// The error of any of those calls.
     async fn of(&self, ids: &[CatalogId]) -> Result<Vec<Arc<Vec<Catalog>>>, SourceError> {
-        let waits = {
-            let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut waits: Vec<Call<'a>> = Vec::new();
-            let mut new = Vec::new();
-            for &id in ids {
-                match calls.iter().find(|(asked, _)| asked.contains(&id)) {
-                    Some((_, call)) if !waits.iter().any(|w| w.ptr_eq(call)) => {
-                        waits.push(call.clone());
-                    }
-                    Some(_) => {}
-                    None => new.push(id),
-                }
-            }
-            if !new.is_empty() {
-                let (source, key, asked) = (self.source, self.key, new.clone());
-                let call = async move { source.catalogs(key, &asked).await.map(Arc::new) }
-                    .boxed()
-                    .shared();
-                calls.push((new, call.clone()));
-                waits.push(call);
-            }
-            waits
-        };
-        futures::future::try_join_all(waits).await
+        let (source, key) = (self.source, self.key);
+        let calls = self.calls.covering(ids, |asked| {
+            async move { source.catalogs(key, &asked).await.map(Arc::new) }.boxed()
+        });
+        futures::future::try_join_all(calls).await
     }
 }
 

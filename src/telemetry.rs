@@ -4,9 +4,9 @@
 //! Prometheus text when `RELAY_METRICS_LISTEN` is set. Nothing here ever sees a secret: labels
 //! are routes, outcome codes, endpoint names and statuses.
 
-use std::cell::Cell;
 use std::future::Future;
-
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Installs the global subscriber.
@@ -37,23 +37,32 @@ pub fn announce(address: std::net::SocketAddr) {
 
 tokio::task_local! {
     /// Upstream calls made while serving the current request.
-    static UPSTREAM_CALLS: Cell<u32>;
+    static UPSTREAM_CALLS: Arc<AtomicU32>;
 }
 
 /// Runs `work` counting the upstream calls it makes (for the request's log line).
 pub async fn counting_upstream_calls<F: Future>(work: F) -> (F::Output, u32) {
-    UPSTREAM_CALLS
-        .scope(Cell::new(0), async {
-            let output = work.await;
-            (output, UPSTREAM_CALLS.with(Cell::get))
-        })
-        .await
+    let calls = Arc::new(AtomicU32::new(0));
+    let output = UPSTREAM_CALLS.scope(calls.clone(), work).await;
+    (output, calls.load(Ordering::Relaxed))
+}
+
+/// `work` with its upstream calls counted for the request being served now, if any: for work a
+/// request hands to a task of its own.
+pub fn counted_for_this_request<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let calls = UPSTREAM_CALLS.try_with(Arc::clone).ok();
+    async move {
+        match calls {
+            Some(calls) => UPSTREAM_CALLS.scope(calls, work).await,
+            None => work.await,
+        }
+    }
 }
 
 /// Records one HTTP call to SpyCloud: `endpoint` (`emails`, `catalog`, `watchlist`) and the
 /// status it got (`200`, `429`, ..., or `error` when there was no answer).
 pub fn upstream_call(endpoint: &'static str, status: &str) {
-    let _ = UPSTREAM_CALLS.try_with(|calls| calls.set(calls.get() + 1));
+    let _ = UPSTREAM_CALLS.try_with(|calls| calls.fetch_add(1, Ordering::Relaxed));
     metrics::counter!("relay_upstream_calls_total", "endpoint" => endpoint, "status" => status.to_owned())
         .increment(1);
 }

@@ -5,19 +5,23 @@
 //! share answers and the cache never holds a key. An id the source did not return is remembered
 //! as missing for a short time only: it may be published soon. Errors are never remembered.
 //!
-//! Two concurrent requests that miss the same id may both fetch it; that costs one duplicate
-//! call and keeps the batching simple.
+//! Requests that miss an id another request is already fetching wait for that fetch rather than
+//! asking again. A fetch runs to its end even when the request that began it gives up (its
+//! deadline passed): what it brings is stored for the next.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use moka::Expiry;
 use moka::future::Cache;
 
 use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
+use crate::flights::Flights;
 use crate::ports::{BreachSource, SourceError};
 
 /// Size and lifetimes of the catalog cache; the default is 10 000 entries, 1 h, 60 s.
@@ -46,7 +50,8 @@ impl Default for CacheSettings {
 pub struct CacheStats {
     /// Ids answered from the cache (found or known missing).
     pub hits: u64,
-    /// Ids asked of the inner source.
+    /// Ids not in the cache: asked of the inner source, or waited for while another request
+    /// asked.
     pub misses: u64,
 }
 
@@ -90,10 +95,14 @@ impl Expiry<EntryKey, Entry> for EntryExpiry {
     }
 }
 
+/// What one fetch brought: an entry for each id it asked for.
+type Fetched = Result<Arc<HashMap<CatalogId, Entry>>, SourceError>;
+
 /// Any [`BreachSource`] with its catalogs cached; `breaches` and `probe` pass through.
 pub struct CachedCatalogs<S: ?Sized = dyn BreachSource> {
     inner: Arc<S>,
     cache: Cache<EntryKey, Entry>,
+    fetches: Arc<Flights<'static, EntryKey, Fetched>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -125,6 +134,7 @@ impl<S: BreachSource + ?Sized> CachedCatalogs<S> {
         Self {
             inner,
             cache,
+            fetches: Arc::new(Flights::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -141,8 +151,57 @@ impl<S: ?Sized> CachedCatalogs<S> {
     }
 }
 
+impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
+    /// Fetches `keys` (all of one API key) from the inner source on a task of its own and
+    /// stores the answer; errors are not stored.
+    fn fetch(&self, key: &ApiKey, keys: Vec<EntryKey>) -> BoxFuture<'static, Fetched> {
+        let (inner, cache, key) = (self.inner.clone(), self.cache.clone(), key.clone());
+        let landing = Landing {
+            fetches: self.fetches.clone(),
+            keys,
+        };
+        let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
+            let ids: Vec<CatalogId> = landing.keys.iter().map(|&(_, id)| id).collect();
+            let catalogs = inner.catalogs(&key, &ids).await?;
+            let mut entries: HashMap<CatalogId, Entry> =
+                ids.iter().map(|&id| (id, Entry::Missing)).collect();
+            for catalog in catalogs {
+                // Only what was asked for is stored or returned: a source that answers more
+                // must not fill the cache with it.
+                if let Some(entry) = entries.get_mut(&catalog.id) {
+                    *entry = Entry::Found(Arc::new(catalog));
+                }
+            }
+            for (&key, entry) in landing.keys.iter().zip(ids.iter().map(|id| &entries[id])) {
+                cache.insert(key, entry.clone()).await;
+            }
+            Ok(Arc::new(entries))
+        }));
+        async move {
+            task.await.unwrap_or_else(|_| {
+                Err(SourceError::Unexpected(
+                    "the catalog fetch stopped before it answered".to_owned(),
+                ))
+            })
+        }
+        .boxed()
+    }
+}
+
+/// Forgets a fetch once it ended, however it ended (its answer is stored by then, if any).
+struct Landing {
+    fetches: Arc<Flights<'static, EntryKey, Fetched>>,
+    keys: Vec<EntryKey>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        self.fetches.land(&self.keys);
+    }
+}
+
 #[async_trait]
-impl<S: BreachSource + ?Sized> BreachSource for CachedCatalogs<S> {
+impl<S: BreachSource + ?Sized + 'static> BreachSource for CachedCatalogs<S> {
     async fn breaches(
         &self,
         key: &ApiKey,
@@ -151,7 +210,8 @@ impl<S: BreachSource + ?Sized> BreachSource for CachedCatalogs<S> {
         self.inner.breaches(key, email).await
     }
 
-    /// Cached catalogs, and the rest from one call of the inner source.
+    /// Cached catalogs, and the rest from one call of the inner source, or from the calls
+    /// other requests already made for them.
     ///
     /// # Errors
     /// The inner source's error, which is not cached.
@@ -164,7 +224,7 @@ impl<S: BreachSource + ?Sized> BreachSource for CachedCatalogs<S> {
             match self.cache.get(&(fingerprint, id)).await {
                 Some(Entry::Found(catalog)) => found.push(Catalog::clone(&catalog)),
                 Some(Entry::Missing) => {}
-                None => wanted.push(id),
+                None => wanted.push((fingerprint, id)),
             }
         }
         let hits = (seen.len() - wanted.len()) as u64;
@@ -175,23 +235,13 @@ impl<S: BreachSource + ?Sized> BreachSource for CachedCatalogs<S> {
         }
         self.misses
             .fetch_add(wanted.len() as u64, Ordering::Relaxed);
-        let fetched = self.inner.catalogs(key, &wanted).await?;
-        let mut missing: HashSet<CatalogId> = wanted.into_iter().collect();
-        for catalog in fetched {
-            // Only what was asked for is stored or returned: a source that answers more
-            // must not fill the cache with it.
-            if missing.remove(&catalog.id) {
-                self.cache
-                    .insert(
-                        (fingerprint, catalog.id),
-                        Entry::Found(Arc::new(catalog.clone())),
-                    )
-                    .await;
-                found.push(catalog);
+        let fetches = self.fetches.covering(&wanted, |keys| self.fetch(key, keys));
+        let answers = futures::future::try_join_all(fetches).await?;
+        for (_, id) in wanted {
+            let entry = answers.iter().find_map(|answer| answer.get(&id));
+            if let Some(Entry::Found(catalog)) = entry {
+                found.push(Catalog::clone(catalog));
             }
-        }
-        for id in missing {
-            self.cache.insert((fingerprint, id), Entry::Missing).await;
         }
         Ok(found)
     }
@@ -407,6 +457,97 @@ mod tests {
         );
         assert_eq!(sorted(cached.catalogs(&k, &ids(&[9])).await.unwrap()), [9]);
         assert_eq!(sorted(cached.catalogs(&k, &ids(&[9])).await.unwrap()), [9]);
+    }
+
+    /// Catalogs after a delay, failing the first `failures` calls; remembers what each call
+    /// asked for.
+    struct SlowCatalogs {
+        delay: Duration,
+        failures: std::sync::Mutex<usize>,
+        calls: std::sync::Mutex<Vec<Vec<u64>>>,
+    }
+
+    impl SlowCatalogs {
+        fn new(delay_ms: u64, failures: usize) -> Arc<Self> {
+            Arc::new(Self {
+                delay: Duration::from_millis(delay_ms),
+                failures: std::sync::Mutex::new(failures),
+                calls: std::sync::Mutex::default(),
+            })
+        }
+
+        fn calls(&self) -> Vec<Vec<u64>> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl BreachSource for SlowCatalogs {
+        async fn breaches(&self, _: &ApiKey, _: &Email) -> Result<Vec<BreachRecord>, SourceError> {
+            Ok(Vec::new())
+        }
+        async fn catalogs(
+            &self,
+            _: &ApiKey,
+            ids: &[CatalogId],
+        ) -> Result<Vec<Catalog>, SourceError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(ids.iter().map(|id| id.0).collect());
+            tokio::time::sleep(self.delay).await;
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(SourceError::Internal);
+            }
+            Ok(ids.iter().map(|id| catalog(id.0)).collect())
+        }
+        async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_ask_for_each_missing_id_once() {
+        let inner = SlowCatalogs::new(100, 0);
+        let cached = CachedCatalogs::new(inner.clone());
+        let k = key("k1");
+        let (a, b) = (ids(&[1, 2]), ids(&[2, 3]));
+        let (first, second) = tokio::join!(cached.catalogs(&k, &a), cached.catalogs(&k, &b));
+        assert_eq!(sorted(first.unwrap()), [1, 2]);
+        assert_eq!(sorted(second.unwrap()), [2, 3]);
+        assert_eq!(inner.calls(), [vec![1, 2], vec![3]]);
+        // Another key shares nothing.
+        cached.catalogs(&key("k2"), &ids(&[2])).await.unwrap();
+        assert_eq!(inner.calls().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_outlives_the_request_that_began_it() {
+        let inner = SlowCatalogs::new(100, 0);
+        let cached = CachedCatalogs::new(inner.clone());
+        let k = key("k1");
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(10), cached.catalogs(&k, &ids(&[5]))).await;
+        assert!(gave_up.is_err());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sorted(cached.catalogs(&k, &ids(&[5])).await.unwrap()), [5]);
+        assert_eq!(inner.calls(), [vec![5]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_fetch_fails_everyone_waiting_and_is_asked_again_after() {
+        let inner = SlowCatalogs::new(100, 1);
+        let cached = CachedCatalogs::new(inner.clone());
+        let k = key("k1");
+        let seven = ids(&[7]);
+        let (first, second) =
+            tokio::join!(cached.catalogs(&k, &seven), cached.catalogs(&k, &seven));
+        assert_eq!(first, Err(SourceError::Internal));
+        assert_eq!(second, Err(SourceError::Internal));
+        assert_eq!(sorted(cached.catalogs(&k, &ids(&[7])).await.unwrap()), [7]);
+        assert_eq!(inner.calls(), [vec![7], vec![7]]);
     }
 
     #[tokio::test]
