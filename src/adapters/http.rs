@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -122,7 +122,7 @@ pub async fn serve_with<F, R>(
 {
     // warp's own server reads request headers without a time limit: a client that sends them
     // a byte at a time, or nothing at all, would hold its connection for good. So connections
-    // are served here, by hyper with a timer.
+    // are served here, by hyper's HTTP/1 (what SecureX speaks) with a timer.
     let service = warp::service(filter);
     let connections = GracefulShutdown::new();
     // At the limit, no connection is accepted until one closes: clients wait in the
@@ -145,20 +145,10 @@ pub async fn serve_with<F, R>(
         let watcher = connections.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            // hyper's timer starts with the first byte (it tells HTTP/1 from HTTP/2): a client
-            // that sends none is given the same time, then dropped.
-            // (`peek`, not `readable`: a new socket may report itself readable with nothing in.)
-            let mut first = [0u8; 1];
-            let first_byte = tokio::time::timeout(header_read_timeout, stream.peek(&mut first));
-            if !matches!(first_byte.await, Ok(Ok(1))) {
-                return;
-            }
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
