@@ -64,6 +64,29 @@ async fn breaches_answering(response: ResponseTemplate, expected_calls: u64) -> 
     error
 }
 
+/// A server whose email lookup answers `failures` once each, in turn, then one page of a
+/// record; each answer is expected exactly once.
+async fn failing_then_answering(failures: Vec<ResponseTemplate>) -> MockServer {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/emails/a@example.com");
+    for failure in failures {
+        Mock::given(method("GET"))
+            .and(at())
+            .respond_with(failure)
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(at())
+        .respond_with(page("", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 fn ids(list: impl IntoIterator<Item = u64>) -> Vec<CatalogId> {
     list.into_iter().map(CatalogId).collect()
 }
@@ -354,53 +377,19 @@ async fn unavailable_after_the_last_retry_is_unexpected() {
 
 #[tokio::test]
 async fn unavailable_twice_then_ok_succeeds() {
-    let server = MockServer::start().await;
-    let at = || path("/breach/data/emails/a@example.com");
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
-        .expect(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(page("", json!([{"n": 1}])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = failing_then_answering(vec![ResponseTemplate::new(503); 2]).await;
     let records = client(&server)
         .breaches(&key(), &email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
-    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    server.verify().await;
 }
 
 #[tokio::test]
 async fn bad_gateway_and_gateway_timeout_are_retried() {
-    let server = MockServer::start().await;
-    let at = || path("/breach/data/emails/a@example.com");
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(ResponseTemplate::new(504))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(page("", json!([{"n": 1}])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server =
+        failing_then_answering(vec![ResponseTemplate::new(502), ResponseTemplate::new(504)]).await;
     let records = client(&server)
         .breaches(&key(), &email("a@example.com"))
         .await
@@ -411,21 +400,8 @@ async fn bad_gateway_and_gateway_timeout_are_retried() {
 
 #[tokio::test]
 async fn a_retry_after_below_the_cap_is_waited_for() {
-    let server = MockServer::start().await;
-    let at = || path("/breach/data/emails/a@example.com");
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(at())
-        .respond_with(page("", json!([{"n": 1}])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let busy = ResponseTemplate::new(429).insert_header("Retry-After", "1");
+    let server = failing_then_answering(vec![busy]).await;
     let mut settings = settings(server.uri());
     settings.retry.max_retry_after = Duration::from_secs(5);
     let client = SpyCloudClient::new(settings).unwrap();

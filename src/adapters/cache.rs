@@ -349,8 +349,9 @@ mod tests {
         cached.catalogs(&key("tenant-b"), &ids(&[7])).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn missing_ids_are_remembered_briefly() {
+    /// Asks for 4 (found) and 5 (missing) three times under `settings`, waiting 300 ms before
+    /// the third: only `expired` is asked for again, and the third answer is `last`.
+    async fn ask_across_a_lifetime(settings: CacheSettings, expired: &'static [u64], last: &[u64]) {
         let mut inner = MockBreachSource::new();
         inner
             .expect_catalogs()
@@ -359,67 +360,38 @@ mod tests {
             .returning(answers_all_but(&[5]));
         inner
             .expect_catalogs()
-            .with(always(), eq(ids(&[5])))
+            .with(always(), eq(ids(expired)))
             .times(1)
             .returning(answers_all_but(&[]));
+        let cached = CachedCatalogs::with_settings(Arc::new(inner), settings);
+        let k = key("k1");
+        let ask = || cached.catalogs(&k, &[CatalogId(4), CatalogId(5)]);
+        assert_eq!(sorted(ask().await.unwrap()), [4]);
+        // Neither entry expired yet: no call.
+        assert_eq!(sorted(ask().await.unwrap()), [4]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sorted(ask().await.unwrap()), last);
+        assert_eq!(cached.stats(), CacheStats { hits: 3, misses: 3 });
+    }
+
+    #[tokio::test]
+    async fn missing_ids_are_remembered_briefly() {
         let settings = CacheSettings {
             missing_ttl: Duration::from_millis(100),
             ..CacheSettings::default()
         };
-        let cached = CachedCatalogs::with_settings(Arc::new(inner), settings);
-        let k = key("k1");
-        assert_eq!(
-            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
-            [4]
-        );
-        // Still known missing: no call.
-        assert_eq!(
-            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
-            [4]
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // The missing entry expired, the found one did not.
-        assert_eq!(
-            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
-            [4, 5]
-        );
+        // The missing entry expired and 5 is found now; the found one did not expire.
+        ask_across_a_lifetime(settings, &[5], &[4, 5]).await;
     }
 
     #[tokio::test]
     async fn found_catalogs_expire_after_their_lifetime() {
-        let mut inner = MockBreachSource::new();
-        inner
-            .expect_catalogs()
-            .with(always(), eq(ids(&[4, 5])))
-            .times(1)
-            .returning(answers_all_but(&[5]));
-        inner
-            .expect_catalogs()
-            .with(always(), eq(ids(&[4])))
-            .times(1)
-            .returning(answers_all_but(&[]));
         let settings = CacheSettings {
             found_ttl: Duration::from_millis(100),
             ..CacheSettings::default()
         };
-        let cached = CachedCatalogs::with_settings(Arc::new(inner), settings);
-        let k = key("k1");
-        assert_eq!(
-            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
-            [4]
-        );
-        // Still found: no call.
-        assert_eq!(
-            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
-            [4]
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // The found entry expired, the missing one did not.
-        assert_eq!(
-            sorted(cached.catalogs(&k, &ids(&[4, 5])).await.unwrap()),
-            [4]
-        );
-        assert_eq!(cached.stats(), CacheStats { hits: 3, misses: 3 });
+        // The found entry expired and is fetched again; the missing one did not expire.
+        ask_across_a_lifetime(settings, &[4], &[4]).await;
     }
 
     #[test]
