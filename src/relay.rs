@@ -300,6 +300,11 @@ mod tests {
         )
     }
 
+    /// A relay over a source the test keeps a handle on, with a token limit of 100.
+    fn watched_relay(source: Arc<dyn BreachSource>) -> Relay {
+        Relay::new(source, Arc::new(decoder(100)), RelaySettings::default())
+    }
+
     fn messages(bundle: &Bundle) -> Vec<(String, String)> {
         bundle
             .errors
@@ -667,11 +672,7 @@ mod tests {
             &[("a@x.com", 300, &[1]), ("b@x.com", 10, &[2])],
             50,
         ));
-        let relay = Relay::new(
-            source.clone(),
-            Arc::new(decoder(100)),
-            RelaySettings::default(),
-        );
+        let relay = watched_relay(source.clone());
         let input = observables(&[("email", "a@x.com"), ("email", "b@x.com")]);
         let bundle = relay.observe(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com"]);
@@ -694,11 +695,7 @@ mod tests {
             ],
             100,
         ));
-        let relay = Relay::new(
-            source.clone(),
-            Arc::new(decoder(100)),
-            RelaySettings::default(),
-        );
+        let relay = watched_relay(source.clone());
         let input = observables(&[
             ("email", "a@x.com"),
             ("email", "b@x.com"),
@@ -743,11 +740,7 @@ mod tests {
             )
             .failing(&[9]),
         );
-        let relay = Relay::new(
-            source.clone(),
-            Arc::new(decoder(100)),
-            RelaySettings::default(),
-        );
+        let relay = watched_relay(source.clone());
         let input = observables(&[
             ("email", "a@x.com"),
             ("email", "b@x.com"),

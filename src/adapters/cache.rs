@@ -172,8 +172,8 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
                     *entry = Entry::Found(Arc::new(catalog));
                 }
             }
-            for (&key, entry) in landing.keys.iter().zip(ids.iter().map(|id| &entries[id])) {
-                cache.insert(key, entry.clone()).await;
+            for &(fingerprint, id) in &landing.keys {
+                cache.insert((fingerprint, id), entries[&id].clone()).await;
             }
             Ok(Arc::new(entries))
         }));
