@@ -16,9 +16,13 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod demo;
 pub mod domain;
+#[cfg(feature = "spycloud")]
 mod flights;
 pub mod ports;
+#[cfg(feature = "spycloud")]
 pub mod relay;
+#[cfg(any(feature = "spycloud", feature = "jwt"))]
 pub mod telemetry;
 
+#[cfg(feature = "spycloud")]
 pub use relay::{Caller, Relay, RelaySettings};
