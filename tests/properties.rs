@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use spycloud_relay::domain::mapping::{MappingOptions, email_bundle};
+use spycloud_relay::domain::mapping::{MappingOptions, observable_bundle};
 use spycloud_relay::domain::{
     Breach, BreachRecord, Catalog, CatalogId, Observable, parse_observables,
 };
@@ -117,7 +117,7 @@ proptest! {
             .collect();
         let email = Observable { value: "a@example.com".into(), kind: "email".into() };
         let count = breaches.len();
-        let bundle = email_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
+        let bundle = observable_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
         prop_assert_eq!(bundle.sightings.len(), count);
         let response = bundle.into_response();
         prop_assert!(response.get("data").is_some());

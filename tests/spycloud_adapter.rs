@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
-use spycloud_relay::domain::{ApiKey, CatalogId, Email};
+use spycloud_relay::domain::{ApiKey, BreachQuery, BreachRecord, CatalogId, Lookup, ObservableType};
 use spycloud_relay::ports::{BreachSource, SourceError};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
@@ -36,8 +36,22 @@ fn key() -> ApiKey {
     ApiKey::parse(KEY).unwrap()
 }
 
-fn email(value: &str) -> Email {
-    Email::parse(value).unwrap()
+fn email(value: &str) -> Lookup {
+    Lookup::parse(ObservableType::Email, value).unwrap()
+}
+
+/// Every record a source hands over for a lookup without filters, as SpyCloud sent them.
+trait AllRecords {
+    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<BreachRecord>, SourceError>;
+}
+
+impl<S: BreachSource> AllRecords for S {
+    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<BreachRecord>, SourceError> {
+        let mut records = Vec::new();
+        self.breaches(&key(), lookup, &BreachQuery::default(), &mut records)
+            .await?;
+        Ok(records)
+    }
 }
 
 fn page(cursor: &str, results: Value) -> ResponseTemplate {
@@ -56,7 +70,7 @@ async fn breaches_answering(response: ResponseTemplate, expected_calls: u64) -> 
         .mount(&server)
         .await;
     let error = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     server.verify().await;
@@ -120,7 +134,7 @@ async fn every_request_carries_the_key_accept_and_user_agent() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -138,7 +152,7 @@ async fn the_email_is_percent_encoded_as_one_path_segment() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a+b/c?d#e%f@example.com"))
+        .all_records(&email("a+b/c?d#e%f@example.com"))
         .await
         .unwrap();
     assert!(records.is_empty());
@@ -161,7 +175,7 @@ async fn a_trailing_slash_on_the_base_url_is_tolerated() {
         .await;
     let client = SpyCloudClient::new(settings(format!("{}/enterprise-v2/", server.uri()))).unwrap();
     client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
 }
@@ -192,7 +206,7 @@ async fn all_pages_are_followed_in_order() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     let order: Vec<_> = records.iter().map(|r| r.0["n"].clone()).collect();
@@ -220,7 +234,7 @@ async fn a_repeated_cursor_is_an_invalid_response() {
         .mount(&server)
         .await;
     let error = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -254,7 +268,7 @@ async fn paging_past_100_pages_is_an_invalid_response() {
     })
     .unwrap();
     let error = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -276,7 +290,7 @@ async fn record_fields_keep_spycloud_order() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     let names: Vec<_> = records[0].0.keys().map(String::as_str).collect();
@@ -293,7 +307,7 @@ async fn bad_request_on_an_email_lookup_means_no_results() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert!(records.is_empty());
@@ -379,7 +393,7 @@ async fn unavailable_after_the_last_retry_is_unexpected() {
 async fn unavailable_twice_then_ok_succeeds() {
     let server = failing_then_answering(vec![ResponseTemplate::new(503); 2]).await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -391,7 +405,7 @@ async fn bad_gateway_and_gateway_timeout_are_retried() {
     let server =
         failing_then_answering(vec![ResponseTemplate::new(502), ResponseTemplate::new(504)]).await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -407,7 +421,7 @@ async fn a_retry_after_below_the_cap_is_waited_for() {
     let client = SpyCloudClient::new(settings).unwrap();
     let started = std::time::Instant::now();
     let records = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     // Only a lower bound: the retry came no sooner than SpyCloud asked.
@@ -438,7 +452,7 @@ async fn a_refused_connection_is_retried() {
     settings.retry.max_retry_after = Duration::from_secs(2);
     let records = SpyCloudClient::new(settings)
         .unwrap()
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -505,7 +519,7 @@ async fn no_answer_in_time_is_a_timeout_and_not_retried() {
     })
     .unwrap();
     let error = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -523,7 +537,7 @@ async fn connection_refused_is_a_connection_error() {
     };
     let client = SpyCloudClient::new(settings(format!("http://127.0.0.1:{port}"))).unwrap();
     let error = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     match &error {
