@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
-use spycloud_relay::domain::{ApiKey, BreachQuery, BreachRecord, CatalogId, Lookup, ObservableType};
+use spycloud_relay::domain::{
+    ApiKey, BreachCollector, BreachQuery, BreachRecord, CatalogId, Lookup, ObservableType,
+    SeverityFilter,
+};
 use spycloud_relay::ports::{BreachSource, SourceError};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
@@ -174,10 +177,7 @@ async fn a_trailing_slash_on_the_base_url_is_tolerated() {
         .mount(&server)
         .await;
     let client = SpyCloudClient::new(settings(format!("{}/enterprise-v2/", server.uri()))).unwrap();
-    client
-        .all_records(&email("a@example.com"))
-        .await
-        .unwrap();
+    client.all_records(&email("a@example.com")).await.unwrap();
 }
 
 #[tokio::test]
@@ -420,10 +420,7 @@ async fn a_retry_after_below_the_cap_is_waited_for() {
     settings.retry.max_retry_after = Duration::from_secs(5);
     let client = SpyCloudClient::new(settings).unwrap();
     let started = std::time::Instant::now();
-    let records = client
-        .all_records(&email("a@example.com"))
-        .await
-        .unwrap();
+    let records = client.all_records(&email("a@example.com")).await.unwrap();
     // Only a lower bound: the retry came no sooner than SpyCloud asked.
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(records.len(), 1);
@@ -752,4 +749,203 @@ async fn the_rate_limit_holds_back_one_key_and_not_another() {
         keys_seen(server.received_requests().await.unwrap()),
         ["key-a", "key-a", "key-b"]
     );
+}
+
+fn lookup(kind: ObservableType, value: &str) -> Lookup {
+    Lookup::parse(kind, value).unwrap()
+}
+
+#[tokio::test]
+async fn each_type_asks_its_endpoint_with_the_value_encoded() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(page("", json!([])))
+        .mount(&server)
+        .await;
+    let cases = [
+        (
+            ObservableType::Email,
+            "a+b@example.com",
+            "/breach/data/emails/a%2Bb@example.com",
+        ),
+        (
+            ObservableType::Domain,
+            "Example.COM.",
+            "/breach/data/domains/example.com",
+        ),
+        (
+            ObservableType::Ip,
+            "192.0.2.1",
+            "/breach/data/ips/192.0.2.1",
+        ),
+        (
+            ObservableType::Ipv6,
+            "2001:DB8:0:0:0:0:0:1",
+            "/breach/data/ips/2001%3Adb8%3A%3A1",
+        ),
+        (
+            ObservableType::User,
+            "jörg/admin ?#",
+            "/breach/data/usernames/j%C3%B6rg%2Fadmin%20%3F%23",
+        ),
+    ];
+    let client = client(&server);
+    for (kind, value, _) in &cases {
+        client.all_records(&lookup(*kind, value)).await.unwrap();
+    }
+    let requests = server.received_requests().await.unwrap();
+    let paths: Vec<_> = requests.iter().map(|r| r.url.path().to_owned()).collect();
+    let expected: Vec<_> = cases.iter().map(|(_, _, path)| path.to_owned()).collect();
+    assert_eq!(paths, expected);
+    assert!(requests.iter().all(|r| r.url.query().is_none()));
+}
+
+#[tokio::test]
+async fn severity_and_since_are_sent_on_every_page() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/domains/example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param_is_missing("cursor"))
+        .respond_with(page("c2", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param("cursor", "c2"))
+        .respond_with(page("", json!([{"n": 2}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let query = BreachQuery {
+        severity: SeverityFilter::parse("20, 25,30"),
+        since: "2024-02-29".parse().ok(),
+    };
+    let mut records: Vec<BreachRecord> = Vec::new();
+    client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Domain, "example.com"),
+            &query,
+            &mut records,
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    let queries: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.query().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "severity=20%2C25%2C30&since=2024-02-29",
+            "severity=20%2C25%2C30&since=2024-02-29&cursor=c2"
+        ]
+    );
+    server.verify().await;
+
+    let only_since = BreachQuery {
+        severity: None,
+        since: "2023-01-05".parse().ok(),
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/ips/192.0.2.1"))
+        .and(query_param("since", "2023-01-05"))
+        .and(query_param_is_missing("severity"))
+        .respond_with(page("", json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Ip, "192.0.2.1"),
+            &only_since,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap();
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn bad_request_on_any_lookup_means_no_results() {
+    for (kind, value) in [
+        (ObservableType::Domain, "example.com"),
+        (ObservableType::Ip, "192.0.2.1"),
+        (ObservableType::Ipv6, "::1"),
+        (ObservableType::User, "bob"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "bad"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let records = client(&server).all_records(&lookup(kind, value)).await;
+        assert_eq!(records, Ok(vec![]), "{kind}");
+        server.verify().await;
+    }
+}
+
+/// Pages of `per_page` dated records each, without end, `hits` saying 1 000 000; the newest
+/// dates come last.
+struct ManyPages {
+    per_page: usize,
+    served: AtomicUsize,
+}
+
+impl Respond for ManyPages {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let n = self.served.fetch_add(1, Ordering::Relaxed);
+        let results: Vec<Value> = (0..self.per_page)
+            .map(|i| {
+                let day = n * self.per_page + i;
+                json!({"document_id": day.to_string(), "spycloud_publish_date":
+                    format!("{}-01-01T00:00:00Z", 2000 + day)})
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(
+            json!({"cursor": format!("page-{}", n + 1), "hits": 1_000_000, "results": results}),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_full_collector_stops_the_paging_and_the_rest_of_a_page_is_not_read() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ManyPages {
+            per_page: 4,
+            served: AtomicUsize::new(0),
+        })
+        .expect(3)
+        .mount(&server)
+        .await;
+    // 10 records: two whole pages and half of the third; the fourth is never asked for.
+    let mut collector = BreachCollector::new(3, 10);
+    client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Domain, "example.com"),
+            &BreachQuery::default(),
+            &mut collector,
+        )
+        .await
+        .unwrap();
+    server.verify().await;
+    let collected = collector.finish();
+    assert_eq!((collected.read, collected.hits), (10, Some(1_000_000)));
+    let kept: Vec<_> = collected
+        .breaches
+        .iter()
+        .map(|b| b.document_id.clone().unwrap())
+        .collect();
+    assert_eq!(kept, ["9", "8", "7"]);
 }

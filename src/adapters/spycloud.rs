@@ -785,6 +785,34 @@ mod tests {
     }
 
     #[test]
+    fn metrics_name_the_endpoint_of_each_lookup() {
+        use crate::domain::ObservableType as T;
+        for (kind, value, endpoint) in [
+            (T::Email, "a@b.co", "emails"),
+            (T::Domain, "b.co", "domains"),
+            (T::Ip, "192.0.2.1", "ips"),
+            (T::Ipv6, "::1", "ips"),
+            (T::User, "emails", "usernames"),
+        ] {
+            let lookup = Lookup::parse(kind, value).unwrap();
+            let url = breach_data_url("https://api.test/v2", &lookup, &BreachQuery::default());
+            assert_eq!(endpoint_of(&url), endpoint, "{url}");
+        }
+        assert_eq!(
+            endpoint_of("https://api.test/v2/breach/catalog/1,2"),
+            "catalog"
+        );
+        assert_eq!(
+            endpoint_of("https://api.test/v2/watchlist/example.org"),
+            "watchlist"
+        );
+        assert_eq!(
+            endpoint_of("https://api.test/v2/breach/data/watchlist?since=x"),
+            "watchlist"
+        );
+    }
+
+    #[test]
     fn status_table() {
         let unauthorized = status_error(StatusCode::UNAUTHORIZED, br#"{"message":"bad key"}"#);
         assert_eq!(
