@@ -495,6 +495,17 @@ async fn a_success_that_is_not_the_documented_json_is_invalid() {
         breaches_answering(no_results, 1).await,
         invalid("SpyCloud's answer has no results array")
     );
+    let results_not_an_array =
+        ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "results": "none"}));
+    assert_eq!(
+        breaches_answering(results_not_an_array, 1).await,
+        invalid("SpyCloud's answer has no results array")
+    );
+    let not_an_object = ResponseTemplate::new(200).set_body_json(json!([{"n": 1}]));
+    assert_eq!(
+        breaches_answering(not_an_object, 1).await,
+        invalid("SpyCloud's answer has no results array")
+    );
     let not_objects = page("", json!([{"source_id": 1}, 2]));
     assert_eq!(
         breaches_answering(not_objects, 1).await,

@@ -616,8 +616,10 @@ impl<'de> Visitor<'de> for BreachPage<'_> {
                     }
                 }
                 PageField::Results => {
-                    self.shape.in_results = true;
-                    fields.next_value_seed(Records(&mut *self.into))?;
+                    fields.next_value_seed(Records {
+                        into: &mut *self.into,
+                        shape: &mut *self.shape,
+                    })?;
                     self.shape.in_results = false;
                     self.shape.results = true;
                 }
@@ -631,7 +633,10 @@ impl<'de> Visitor<'de> for BreachPage<'_> {
 }
 
 /// A `results` array, each record handed to the sink as soon as it is read.
-struct Records<'s>(&'s mut dyn RecordSink);
+struct Records<'s> {
+    into: &'s mut dyn RecordSink,
+    shape: &'s mut PageShape,
+}
 
 impl<'de> DeserializeSeed<'de> for Records<'_> {
     type Value = ();
@@ -649,9 +654,10 @@ impl<'de> Visitor<'de> for Records<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
-        while self.0.wants_more() {
+        self.shape.in_results = true;
+        while self.into.wants_more() {
             match records.next_element::<BreachRecord>()? {
-                Some(record) => self.0.add(record),
+                Some(record) => self.into.add(record),
                 None => return Ok(()),
             }
         }
