@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::{MappingOptions, PasswordPolicy};
+use crate::domain::email::truncate;
+use crate::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
 
 /// The relay's command line.
 #[derive(Debug, Parser)]
@@ -32,7 +33,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve the relay offline over a bundled sample dataset, with a ready token.
     Demo(DemoArgs),
-    /// Look up email addresses once and print the CTIM bundle as JSON.
+    /// Look up emails, domains, IP addresses or usernames once and print the CTIM bundle as JSON.
     Lookup(LookupArgs),
 }
 
@@ -161,6 +162,10 @@ pub struct ServeArgs {
     /// Address of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Breach records read for one observable at most; SpyCloud's `hits` beyond it give the
+    /// `too many results` warning.
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
+    pub max_records: NonZeroU64,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -189,15 +194,22 @@ pub struct DemoArgs {
 /// `lookup`'s settings.
 #[derive(Debug, Clone, Args)]
 pub struct LookupArgs {
-    /// The email addresses to look up.
-    #[arg(required = true)]
-    pub emails: Vec<String>,
+    /// The values to look up, each typed by its form: an address with `@` is an email, an IP
+    /// literal an `ip` or `ipv6`, a dotted name a domain (`--type` for anything else).
+    #[arg(required = true, value_name = "VALUE")]
+    pub values: Vec<String>,
+    /// The type of every value, whatever its form (`--type user` for usernames).
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<LookupType>,
     /// The SpyCloud API key.
     #[arg(long, env = "SPYCLOUD_API_KEY", hide_env_values = true)]
     pub api_key: String,
-    /// Breach records per email (newest first).
+    /// Breach records per value (newest first).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Breach records read for one value at most.
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
+    pub max_records: NonZeroU64,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -207,6 +219,70 @@ pub struct LookupArgs {
     /// Log settings.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// An observable type on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LookupType {
+    /// An email address.
+    Email,
+    /// A DNS name.
+    Domain,
+    /// An IPv4 address.
+    Ip,
+    /// An IPv6 address.
+    Ipv6,
+    /// A username.
+    User,
+}
+
+impl From<LookupType> for ObservableType {
+    fn from(kind: LookupType) -> Self {
+        match kind {
+            LookupType::Email => Self::Email,
+            LookupType::Domain => Self::Domain,
+            LookupType::Ip => Self::Ip,
+            LookupType::Ipv6 => Self::Ipv6,
+            LookupType::User => Self::User,
+        }
+    }
+}
+
+impl LookupArgs {
+    /// The values as observables, each of `--type` or typed by its form.
+    ///
+    /// # Errors
+    /// One line per value whose type cannot be told or that is not valid for its type, naming
+    /// the value (cut to 100 characters).
+    pub fn observables(&self) -> Result<Vec<Observable>, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut observables = Vec::new();
+        for value in &self.values {
+            let kind = self
+                .kind
+                .map(ObservableType::from)
+                .or_else(|| ObservableType::by_form(value));
+            let Some(kind) = kind else {
+                problems.push(format!(
+                    "cannot tell what {} is: give its type with --type (email, domain, ip, ipv6, user)",
+                    truncate(value, 100)
+                ));
+                continue;
+            };
+            match Lookup::parse(kind, value) {
+                Ok(_) => observables.push(Observable {
+                    value: value.as_str().into(),
+                    kind: kind.name().into(),
+                }),
+                Err(invalid) => problems.push(invalid.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            Ok(observables)
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +345,7 @@ mod tests {
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
         assert_eq!(serve.worker_threads.get(), 1);
         assert_eq!(serve.metrics_listen, None);
+        assert_eq!(serve.max_records.get(), 10_000);
         assert_eq!(serve.log.format, LogFormat::Text);
     }
 
@@ -278,9 +355,11 @@ mod tests {
         let Some(Command::Lookup(lookup)) = cli.command else {
             panic!("lookup expected")
         };
-        assert_eq!(lookup.emails, ["a@x.com"]);
+        assert_eq!(lookup.values, ["a@x.com"]);
         assert_eq!(lookup.api_key, "k");
         assert_eq!(lookup.limit, 100);
+        assert_eq!(lookup.max_records.get(), 10_000);
+        assert_eq!(lookup.kind, None);
         let command = Cli::command();
         let api_key = command
             .find_subcommand("lookup")
@@ -315,6 +394,7 @@ mod tests {
                 ("log", "RELAY_LOG"),
                 ("log-format", "RELAY_LOG_FORMAT"),
                 ("max-connections", "RELAY_MAX_CONNECTIONS"),
+                ("max-records", "RELAY_MAX_RECORDS"),
                 ("max-rps", "SPYCLOUD_MAX_RPS"),
                 ("metrics-listen", "RELAY_METRICS_LISTEN"),
                 ("passwords", "RELAY_PASSWORDS"),
@@ -360,6 +440,8 @@ mod tests {
             "2",
             "--metrics-listen",
             "127.0.0.1:9100",
+            "--max-records",
+            "2500",
             "--log",
             "debug",
             "--log-format",
@@ -393,6 +475,7 @@ mod tests {
             assert_eq!(serve.max_connections.get(), 16);
             assert_eq!(serve.worker_threads.get(), 2);
             assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(serve.max_records.get(), 2500);
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
         }
@@ -424,5 +507,67 @@ mod tests {
         assert_eq!(serve.spycloud.max_rps.get(), 3);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Masked);
         assert!(parse(&["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
+    }
+
+    fn lookup_args(args: &[&str]) -> LookupArgs {
+        let all: Vec<&str> = ["spycloud-relay", "lookup", "--api-key", "k"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        match parse(&all).unwrap().command {
+            Some(Command::Lookup(lookup)) => lookup,
+            other => panic!("lookup expected, got {other:?}"),
+        }
+    }
+
+    fn typed(args: &[&str]) -> Result<Vec<(String, String)>, Vec<String>> {
+        lookup_args(args).observables().map(|list| {
+            list.into_iter()
+                .map(|o| (o.kind.to_string(), o.value.to_string()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn lookup_types_values_by_their_form_unless_told() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            typed(&["a@x.com", "192.0.2.1", "2001:db8::1", "Example.com"]).unwrap(),
+            [
+                pair("email", "a@x.com"),
+                pair("ip", "192.0.2.1"),
+                pair("ipv6", "2001:db8::1"),
+                pair("domain", "Example.com")
+            ]
+        );
+        assert_eq!(
+            typed(&["--type", "user", "alice", "a@x.com"]).unwrap(),
+            [pair("user", "alice"), pair("user", "a@x.com")]
+        );
+        assert_eq!(
+            typed(&["alice", "a@", "--type", "domain"]).unwrap_err(),
+            ["alice is not a valid domain", "a@ is not a valid domain"]
+        );
+        assert_eq!(
+            typed(&["alice", "a@", "192.0.2.300"]).unwrap_err(),
+            [
+                "cannot tell what alice is: give its type with --type (email, domain, ip, ipv6, user)",
+                "a@ is not a valid email address",
+                "cannot tell what 192.0.2.300 is: give its type with --type (email, domain, ip, ipv6, user)",
+            ]
+        );
+        assert!(
+            parse(&[
+                "spycloud-relay",
+                "lookup",
+                "--api-key",
+                "k",
+                "--type",
+                "hash",
+                "x"
+            ])
+            .is_err()
+        );
     }
 }

@@ -1,7 +1,8 @@
 #![deny(missing_docs)]
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
 //!
-//! - [`domain`]: the pure model (email, breach, catalog, CTIM) and the mapping rules;
+//! - [`domain`]: the pure model (lookups, breach, catalog, module settings, CTIM) and the
+//!   mapping rules;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
 //! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
 //! - [`config`]: the command line and its environment variables;

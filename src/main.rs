@@ -12,9 +12,7 @@ use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
 use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
-use spycloud_relay::domain::{
-    ApiKey, Credentials, EMAIL, Email, EntitiesLimit, ErrorKind, Observable,
-};
+use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorKind, ModuleSettings};
 use spycloud_relay::ports::BreachSource;
 use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
@@ -77,6 +75,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     let settings = RelaySettings {
         mapping: args.output.mapping(),
         deadline: Duration::from_secs(args.request_timeout_secs),
+        max_records: args.max_records.get(),
         ..RelaySettings::default()
     };
     let relay = Arc::new(Relay::new(
@@ -102,7 +101,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// One-shot lookup: prints the bundle; fails on a fatal error or a value that is not an email.
+/// One-shot lookup: prints the bundle; fails on a fatal error, or (exit 2) on a value whose
+/// type cannot be told or that is not valid for its type.
 async fn lookup(args: LookupArgs) -> ExitCode {
     if let Err(error) = telemetry::init(&args.log) {
         return fail(error.as_ref());
@@ -113,21 +113,20 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         eprintln!("spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0");
         return ExitCode::from(2);
     };
-    // The domain's own message for a value that is not an address, one line each.
-    let invalid: Vec<_> = args
-        .emails
-        .iter()
-        .filter_map(|e| Email::parse(e).err())
-        .collect();
-    if !invalid.is_empty() {
-        for error in invalid {
-            eprintln!("spycloud-relay: {error}");
+    // The domain's own message for a value not valid for its type, one line each.
+    let observables = match args.observables() {
+        Ok(observables) => observables,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("spycloud-relay: {problem}");
+            }
+            return ExitCode::from(2);
         }
-        return ExitCode::from(2);
-    }
+    };
     let credentials = Credentials {
         api_key,
         entities_limit,
+        settings: ModuleSettings::default(),
     };
     let source = match spycloud(&args.spycloud) {
         Ok(source) => source,
@@ -135,6 +134,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     };
     let settings = RelaySettings {
         mapping: args.output.mapping(),
+        max_records: args.max_records.get(),
         ..RelaySettings::default()
     };
     let relay = Relay::new(
@@ -142,14 +142,6 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         Arc::new(FixedCredentials(credentials.clone())),
         settings,
     );
-    let observables: Vec<_> = args
-        .emails
-        .iter()
-        .map(|value| Observable {
-            value: value.as_str().into(),
-            kind: EMAIL.into(),
-        })
-        .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;
     let fatal = bundle
         .errors

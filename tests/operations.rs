@@ -161,18 +161,123 @@ async fn lookup_prints_the_bundle() {
 }
 
 #[tokio::test]
+async fn lookup_types_each_value_by_its_form_or_by_type() {
+    let server = fake_spycloud().await;
+    for (endpoint, value) in [
+        ("domains", "example.com"),
+        ("ips", "192.0.2.1"),
+        ("ips", "2001%3Adb8%3A%3A1"),
+        ("usernames", "alice77"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path_regex(format!("^/breach/data/{endpoint}/{value}$")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "cursor": "", "results": [sample::breach("alice@example.com")]
+            })))
+            .mount(&server)
+            .await;
+    }
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(
+            &[
+                "Example.com",
+                "192.0.2.1",
+                "2001:DB8::1",
+                "alice@example.com",
+            ],
+            &uri,
+            "cli-key",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let bundle: Value = serde_json::from_str(&stdout).unwrap();
+    let looked_up: Vec<(String, String)> = bundle["data"]["sightings"]["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let observable = &s["observables"][0];
+            (
+                observable["type"].to_string(),
+                observable["value"].to_string(),
+            )
+        })
+        .collect();
+    let first_of = |kind: &str| {
+        looked_up
+            .iter()
+            .find(|(k, _)| k == &format!("\"{kind}\""))
+            .cloned()
+    };
+    assert!(first_of("domain").is_some(), "{looked_up:?}");
+    assert!(first_of("ip").is_some(), "{looked_up:?}");
+    assert!(first_of("ipv6").is_some(), "{looked_up:?}");
+    assert!(first_of("email").is_some(), "{looked_up:?}");
+
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(&["--type", "user", "alice77"], &uri, "cli-key")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let bundle: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        bundle["data"]["sightings"]["docs"][0]["observables"],
+        json!([{"type": "user", "value": "alice77"}, {"type": "email", "value": "alice@example.com"}])
+    );
+}
+
+#[tokio::test]
 async fn lookup_fails_cleanly() {
     let server = fake_spycloud().await;
     let uri = server.uri();
-    let (code, stdout, stderr) =
-        tokio::task::spawn_blocking(move || lookup(&["not-an-email"], &uri, "cli-key"))
-            .await
-            .unwrap();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(
+            &["not-an-email@", "alice", "--type", "ip", "2001:db8::1"],
+            &uri,
+            "cli-key",
+        )
+    })
+    .await
+    .unwrap();
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert!(
-        stderr.contains("not-an-email is not a valid email address"),
+        stderr.contains("not-an-email@ is not a valid IPv4 address"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("alice is not a valid IPv4 address"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2001:db8::1 is not a valid IPv4 address"),
+        "{stderr}"
+    );
+
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(
+            &["not-an-email@", "alice", "a.example.com"],
+            &uri,
+            "cli-key",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert!(
+        stderr.contains("not-an-email@ is not a valid email address"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot tell what alice is: give its type with --type"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("a.example.com"), "{stderr}");
 
     let uri = server.uri();
     let (code, stdout, stderr) =

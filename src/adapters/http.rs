@@ -478,7 +478,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
+    use crate::domain::{ApiKey, AuthError, Credentials};
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;
     use serde_json::Value;
@@ -502,10 +502,7 @@ mod tests {
         let mut decoder = MockCredentialDecoder::new();
         decoder.expect_decode().returning(move |_, aud| {
             if aud == audience {
-                Ok(Credentials {
-                    api_key: ApiKey::parse("k").unwrap(),
-                    entities_limit: EntitiesLimit::DEFAULT,
-                })
+                Ok(Credentials::new(ApiKey::parse("k").unwrap()))
             } else {
                 Err(AuthError::WrongAudience)
             }
@@ -627,8 +624,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn observe_without_email_does_not_need_a_token() {
-        let request = post("/observe/observables").body(r#"[{"type":"ip","value":"1.1.1.1"}]"#);
+    async fn observe_without_a_supported_observable_does_not_need_a_token() {
+        let request = post("/observe/observables")
+            .body(r#"[{"type":"sha256","value":"ab12"},{"type":"url","value":"x"}]"#);
         assert_eq!(
             call(idle_relay(), HttpSettings::default(), request).await,
             (200, json!({"data": {}}))

@@ -29,6 +29,11 @@ impl Timestamp {
             .map(Self)
             .map_err(|_| InvalidTimestamp(value.to_owned()))
     }
+
+    /// The UTC date of this time.
+    pub fn date(&self) -> chrono::NaiveDate {
+        self.0.date()
+    }
 }
 
 /// `%Y-%m-%dT%H:%M:%S%.f`, spelled out once: `parse_from_str` would re-read the pattern for
@@ -155,6 +160,12 @@ mod tests {
         ] {
             assert!(Timestamp::parse(input).is_err(), "{input}");
         }
+    }
+
+    #[test]
+    fn the_date_is_the_utc_day() {
+        let time = Timestamp::parse("2021-12-31T23:59:58Z").unwrap();
+        assert_eq!(time.date().to_string(), "2021-12-31");
     }
 
     #[test]

@@ -1,22 +1,35 @@
 //! Where breach data comes from: SpyCloud in production, memory in the demo, anything an
 //! embedder brings.
 
+// mockall's copy of `&mut (dyn RecordSink + 'static)` sees the parentheses as unneeded; they
+// are not (without them the `+` is ambiguous).
+#![allow(unused_parens)]
+
 use async_trait::async_trait;
 
 pub use crate::domain::SourceError;
-use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email};
+use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, Lookup, RecordSink};
 
 /// A source of SpyCloud breach data.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait BreachSource: Send + Sync {
-    /// Every breach record of `email`, all pages, in any order.
+    /// Feeds the breach records of `lookup` that match `query` into `into`, page after page as
+    /// they arrive (following cursors), each page's `hits` too; stops asking for records once
+    /// `into` wants no more ([`RecordSink::wants_more`]). With a bounded sink
+    /// ([`crate::domain::BreachCollector`]) no lookup holds more records than it keeps.
     ///
     /// # Errors
-    /// Any [`SourceError`]; an email the source refuses as malformed (SpyCloud's 400) is not an
-    /// error but an empty list.
-    async fn breaches(&self, key: &ApiKey, email: &Email)
-    -> Result<Vec<BreachRecord>, SourceError>;
+    /// Any [`SourceError`]; a value the source refuses as malformed (SpyCloud's 400) is not an
+    /// error but no (more) records.
+    async fn breaches(
+        &self,
+        key: &ApiKey,
+        lookup: &Lookup,
+        query: &BreachQuery,
+        // 'static: sinks own what they collect, and mockall needs a named object lifetime.
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError>;
 
     /// The catalogs among `ids` that exist, in any order; an id with no catalog is left out.
     ///

@@ -18,10 +18,22 @@ use crate::ports::{BreachSource, CredentialDecoder};
 pub struct RelaySettings {
     /// Portal links and password handling.
     pub mapping: MappingOptions,
-    /// Emails of one request looked up at once.
+    /// Observables of one request looked up at once.
     pub concurrency: usize,
     /// Time one observe request may take before it answers with what it has.
     pub deadline: Duration,
+    /// Breach records read for one observable at most (`RELAY_MAX_RECORDS`).
+    pub max_records: u64,
+    /// Observables looked up per request at most; the rest give one warning. Bounds what one
+    /// request can make the relay (and SpyCloud) do.
+    pub max_lookups: usize,
+}
+
+impl RelaySettings {
+    /// The contract's `RELAY_MAX_RECORDS` default.
+    pub const DEFAULT_MAX_RECORDS: u64 = 10_000;
+    /// The default [`RelaySettings::max_lookups`].
+    pub const DEFAULT_MAX_LOOKUPS: usize = 100;
 }
 
 impl Default for RelaySettings {
@@ -30,6 +42,8 @@ impl Default for RelaySettings {
             mapping: MappingOptions::default(),
             concurrency: 8,
             deadline: Duration::from_secs(25),
+            max_records: Self::DEFAULT_MAX_RECORDS,
+            max_lookups: Self::DEFAULT_MAX_LOOKUPS,
         }
     }
 }

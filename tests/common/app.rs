@@ -171,8 +171,19 @@ impl TestApp {
         body
     }
 
+    /// The relay process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     /// Serves `pages` (each a `results` list) for `email`, chained by cursors.
     pub async fn mount_email(&self, email: &str, pages: Vec<Value>) {
+        self.mount_lookup("emails", email, pages).await;
+    }
+
+    /// Serves `pages` (each a `results` list) at `breach/data/<endpoint>/<value>` (the value as
+    /// it appears in the request's path), chained by cursors.
+    pub async fn mount_lookup(&self, endpoint: &str, value: &str, pages: Vec<Value>) {
         let count = pages.len();
         for (index, results) in pages.into_iter().enumerate() {
             let cursor = if index + 1 < count {
@@ -182,7 +193,7 @@ impl TestApp {
             };
             let body = json!({"cursor": cursor, "hits": results.as_array().map_or(0, Vec::len), "results": results});
             let mut mock =
-                Mock::given(method("GET")).and(path(format!("/breach/data/emails/{email}")));
+                Mock::given(method("GET")).and(path(format!("/breach/data/{endpoint}/{value}")));
             if index > 0 {
                 mock = mock.and(query_param("cursor", format!("page-{index}")));
             }
