@@ -21,9 +21,15 @@ impl Relay {
         if !observables.iter().any(is_email) {
             return Bundle::default();
         }
-        match self.authenticate(caller).await {
-            Ok(credentials) => self.observe_as(&credentials, observables).await,
-            Err(error) => Bundle::with_error(error.to_doc()),
+        // The deadline covers the whole request, the token check (a JWKS fetch) included.
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
+            Ok(Ok(credentials)) => {
+                self.observe_until(&credentials, observables, deadline)
+                    .await
+            }
+            Ok(Err(error)) => Bundle::with_error(error.to_doc()),
+            Err(_) => Bundle::with_error(self.deadline_passed().to_doc()),
         }
     }
 
@@ -41,6 +47,16 @@ impl Relay {
         observables: &[Observable],
     ) -> Bundle {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        self.observe_until(credentials, observables, deadline).await
+    }
+
+    /// [`Relay::observe_as`] within a deadline set by the caller.
+    async fn observe_until(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+        deadline: tokio::time::Instant,
+    ) -> Bundle {
         let fetches = CatalogFetches::new(self.source.as_ref(), &credentials.api_key);
         // Boxed so the stream's type names no closure: keeps the future `Send` for any caller.
         let lookups: Vec<BoxFuture<'_, Result<Bundle, RelayError>>> = observables
@@ -55,7 +71,7 @@ impl Relay {
                 Ok(Some(Ok(found))) => bundle.append(found),
                 Ok(None) => return bundle,
                 Ok(Some(Err(error))) => break error,
-                Err(_) => break RelayError::Deadline(self.settings.deadline.as_secs()),
+                Err(_) => break self.deadline_passed(),
             }
         };
         bundle.errors.push(fatal.to_doc());
