@@ -784,7 +784,7 @@ fn catalog(id: u64) -> Value {
         "title": format!("Site {n} Breach"),
         "short_title": format!("Site {n}"),
         "description": format!("In 2022, site {n} suffered a breach exposing emails and passwords of its users."),
-        "site": if n % 4 == 0 { "n/a".to_owned() } else { format!("site{n}.example.org") },
+        "site": if n.is_multiple_of(4) { "n/a".to_owned() } else { format!("site{n}.example.org") },
         "site_description": format!("Site {n} is an online community."),
         "confidence": 1 + n % 3,
         "combo_list_flag": if n == 5 { "YES" } else { "NO" },

@@ -1,6 +1,7 @@
 //! The command line: `serve` (the default), `demo` and `lookup`. Every setting is a `--flag`
 //! and the environment variable of the contract; `--help` lists them with their defaults.
 
+use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Look up emails, domains, IP addresses or usernames once and print the CTIM bundle as JSON.
     Lookup(LookupArgs),
+    /// Ask a relay on this machine whether it answers (`GET /watchdog`): exit 0 if it does,
+    /// 1 if not. For container health checks.
+    Healthcheck(HealthcheckArgs),
 }
 
 /// Log settings, shared by every subcommand.
@@ -125,9 +129,9 @@ impl SpyCloudArgs {
 /// `serve`'s settings.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to serve on.
+    /// Address to serve on (IP:port).
     #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
-    pub listen: String,
+    pub listen: SocketAddr,
     /// Allowed `jwks_host` values; `*` matches one DNS label; a port must match exactly.
     #[arg(
         long,
@@ -151,17 +155,23 @@ pub struct ServeArgs {
     /// connection is closed, so idle or trickling clients cannot hold connections for good.
     #[arg(long, env = "RELAY_HEADER_TIMEOUT_SECS", default_value_t = NonZeroU64::new(30).unwrap())]
     pub header_timeout_secs: NonZeroU64,
+    /// Seconds a client has to send a request's body, once its headers are in; then the
+    /// request is refused and its connection closed, so a body that never comes cannot hold
+    /// a connection.
+    #[arg(long, env = "RELAY_BODY_TIMEOUT_SECS", default_value_t = NonZeroU64::new(10).unwrap())]
+    pub body_timeout_secs: NonZeroU64,
     /// Connections served at once; more clients wait to be accepted. Bounds what a flood of
-    /// connections can take.
+    /// connections can take. Lowered at start when the open-files limit cannot hold it with
+    /// room for the relay's own calls.
     #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(1024).unwrap())]
     pub max_connections: NonZeroUsize,
     /// Threads serving requests. 1 (one event loop) suits SecureX's load: a request costs
     /// about half a millisecond of CPU, and more threads cost wake-ups and memory.
     #[arg(long, env = "RELAY_WORKER_THREADS", default_value_t = NonZeroUsize::new(1).unwrap())]
     pub worker_threads: NonZeroUsize,
-    /// Address of the Prometheus `/metrics` endpoint; unset: off.
+    /// Address (IP:port) of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
-    pub metrics_listen: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
     /// Breach records read for one observable at most; SpyCloud's `hits` beyond it give the
     /// `too many results` warning.
     #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
@@ -180,9 +190,9 @@ pub struct ServeArgs {
 /// `demo`'s settings.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Address to serve on.
-    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
-    pub listen: String,
+    /// Address to serve on (IP:port). Loopback by default: the demo's key and token are public.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
     /// Output settings.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -285,6 +295,32 @@ impl LookupArgs {
     }
 }
 
+/// `healthcheck`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The address the relay serves on (IP:port), as `serve` reads it; an unspecified address
+    /// (`0.0.0.0`, `::`) is reached over loopback.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = NonZeroU64::new(5).unwrap())]
+    pub timeout_secs: NonZeroU64,
+}
+
+impl HealthcheckArgs {
+    /// Where to ask: the listen address, over loopback when it names every interface.
+    pub fn target(&self) -> SocketAddr {
+        let mut target = self.listen;
+        if target.ip().is_unspecified() {
+            target.set_ip(match target.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        target
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +357,7 @@ mod tests {
         let cli = parse(&["spycloud-relay"]).unwrap();
         assert!(cli.command.is_none());
         let serve = cli.serve;
-        assert_eq!(serve.listen, "0.0.0.0:9090");
+        assert_eq!(serve.listen.to_string(), "0.0.0.0:9090");
         assert_eq!(
             serve.jwks_hosts,
             "visibility.amp.cisco.com,visibility.*.amp.cisco.com"
@@ -340,6 +376,7 @@ mod tests {
         assert_eq!(serve.request_timeout_secs, 25);
         assert_eq!(serve.shutdown_grace_secs, 20);
         assert_eq!(serve.header_timeout_secs.get(), 30);
+        assert_eq!(serve.body_timeout_secs.get(), 10);
         assert_eq!(serve.max_connections.get(), 1024);
         assert_eq!(serve.output.passwords, Passwords::Plaintext);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
@@ -387,6 +424,7 @@ mod tests {
             [
                 ("api-url", "SPYCLOUD_API_URL"),
                 ("audience", "RELAY_AUDIENCE"),
+                ("body-timeout-secs", "RELAY_BODY_TIMEOUT_SECS"),
                 ("header-timeout-secs", "RELAY_HEADER_TIMEOUT_SECS"),
                 ("jwks-hosts", "RELAY_JWKS_HOSTS"),
                 ("jwks-scheme", "RELAY_JWKS_SCHEME"),
@@ -432,6 +470,8 @@ mod tests {
             "4",
             "--header-timeout-secs",
             "9",
+            "--body-timeout-secs",
+            "3",
             "--max-connections",
             "16",
             "--passwords",
@@ -455,7 +495,7 @@ mod tests {
                 .copied()
                 .collect();
             let serve = serve_args(parse(&args).unwrap());
-            assert_eq!(serve.listen, "127.0.0.1:0");
+            assert_eq!(serve.listen.to_string(), "127.0.0.1:0");
             assert_eq!(serve.spycloud.api_url, "http://spycloud.test/v2");
             assert_eq!(
                 serve.output.mapping(),
@@ -472,9 +512,13 @@ mod tests {
             assert_eq!(serve.request_timeout_secs, 12);
             assert_eq!(serve.shutdown_grace_secs, 4);
             assert_eq!(serve.header_timeout_secs.get(), 9);
+            assert_eq!(serve.body_timeout_secs.get(), 3);
             assert_eq!(serve.max_connections.get(), 16);
             assert_eq!(serve.worker_threads.get(), 2);
-            assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(
+                serve.metrics_listen.map(|a| a.to_string()).as_deref(),
+                Some("127.0.0.1:9100")
+            );
             assert_eq!(serve.max_records.get(), 2500);
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
@@ -501,7 +545,7 @@ mod tests {
         let Some(Command::Serve(serve)) = cli.command else {
             panic!("serve expected")
         };
-        assert_eq!(serve.listen, "127.0.0.1:0");
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:0");
         assert_eq!(serve.jwks_scheme, "http");
         assert_eq!(serve.audience.as_deref(), Some("https://relay"));
         assert_eq!(serve.spycloud.max_rps.get(), 3);
@@ -569,5 +613,38 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_bad_address_names_its_flag() {
+        for (flag, value) in [("--listen", "nope"), ("--metrics-listen", "1.2.3.4")] {
+            let error = parse(&["spycloud-relay", "serve", flag, value]).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(error.to_string().contains(flag), "{error}");
+            assert_eq!(error.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn the_demo_listens_on_loopback_by_default() {
+        let Some(Command::Demo(demo)) = parse(&["spycloud-relay", "demo"]).unwrap().command else {
+            panic!("demo expected")
+        };
+        assert_eq!(demo.listen.to_string(), "127.0.0.1:9090");
+    }
+
+    #[test]
+    fn healthcheck_asks_over_loopback_when_serve_listens_everywhere() {
+        let target = |args: &[&str]| {
+            let mut all = vec!["spycloud-relay", "healthcheck"];
+            all.extend_from_slice(args);
+            let Some(Command::Healthcheck(check)) = parse(&all).unwrap().command else {
+                panic!("healthcheck expected")
+            };
+            check.target().to_string()
+        };
+        assert_eq!(target(&[]), "127.0.0.1:9090");
+        assert_eq!(target(&["--listen", "[::]:80"]), "[::1]:80");
+        assert_eq!(target(&["--listen", "192.0.2.1:9000"]), "192.0.2.1:9000");
     }
 }

@@ -49,7 +49,9 @@ const GRACE: Duration = Duration::from_secs(5);
 /// other than `::` (tokens name their JWKS host as `host:port`, which takes no IPv6 literal).
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     telemetry::init(&args.log)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {} (RELAY_LISTEN): {error}", args.listen))?;
     let bound = listener.local_addr()?;
     let local = reachable_address(bound)?;
     let host = local.to_string();
@@ -80,7 +82,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     };
     let limits = http.connections;
     let filter = jwks_route(jwks).or(http::routes(relay, http));
-    http::serve_with_until_signal(listener, filter, limits, GRACE).await;
+    http::serve_with_until_signal(listener, filter, limits, GRACE).await?;
     Ok(())
 }
 

@@ -298,11 +298,19 @@ impl SpyCloudClient {
             };
             match wait {
                 Some(wait) if attempt < self.retry.max_retries => {
-                    tracing::debug!(
-                        attempt,
+                    let endpoint = endpoint_of(url);
+                    let status = match &outcome {
+                        Ok(answer) => answer.status.as_str().to_owned(),
+                        Err(_) => "error".to_owned(),
+                    };
+                    tracing::info!(
+                        endpoint,
+                        status,
+                        retry = attempt + 1,
                         wait_ms = wait.as_millis() as u64,
                         "retrying a SpyCloud call"
                     );
+                    telemetry::upstream_retry(endpoint);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -314,7 +322,11 @@ impl SpyCloudClient {
     /// Waits until the key's token bucket allows a call. On tokio's timer rather than
     /// governor's `until_key_ready`, whose timer runs a thread of its own.
     async fn wait_for_turn(&self, fingerprint: &KeyFingerprint) {
+        let mut waited = false;
         while let Err(not_until) = self.limiter.check_key(fingerprint) {
+            if !std::mem::replace(&mut waited, true) {
+                telemetry::rate_limit_wait();
+            }
             let wait = not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()));
             tokio::time::sleep(wait).await;
         }
@@ -325,6 +337,7 @@ impl SpyCloudClient {
         let mut key_header = HeaderValue::from_str(key.expose())
             .map_err(|_| SourceError::Unauthorized("Unauthorized".to_owned()))?;
         key_header.set_sensitive(true);
+        let started = std::time::Instant::now();
         let mut response = self
             .http
             .get(url)
@@ -332,11 +345,11 @@ impl SpyCloudClient {
             .send()
             .await
             .map_err(|error| {
-                telemetry::upstream_call(endpoint_of(url), "error");
+                telemetry::upstream_call(endpoint_of(url), "error", started.elapsed());
                 transport_error(&error, self.timeout)
             })?;
         let status = response.status();
-        telemetry::upstream_call(endpoint_of(url), status.as_str());
+        telemetry::upstream_call(endpoint_of(url), status.as_str(), started.elapsed());
         let headers = response.headers();
         let retry_after = headers
             .get(RETRY_AFTER)

@@ -20,7 +20,8 @@ pub struct RelaySettings {
     pub mapping: MappingOptions,
     /// Observables of one request looked up at once.
     pub concurrency: usize,
-    /// Time one observe request may take before it answers with what it has.
+    /// Time one observe or health request may take, the token check included, before it
+    /// answers with what it has.
     pub deadline: Duration,
     /// Breach records read for one observable at most (`RELAY_MAX_RECORDS`).
     pub max_records: u64,
@@ -97,8 +98,19 @@ impl Relay {
     ///
     /// # Errors
     /// The authorization failure, or the source's failure.
+    /// Within the deadline, like an observe request.
     pub async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
-        let credentials = self.authenticate(caller).await?;
-        Ok(self.source.probe(&credentials.api_key).await?)
+        let checked = async {
+            let credentials = self.authenticate(caller).await?;
+            Ok(self.source.probe(&credentials.api_key).await?)
+        };
+        tokio::time::timeout(self.settings.deadline, checked)
+            .await
+            .unwrap_or_else(|_| Err(self.deadline_passed()))
+    }
+
+    /// The error of a request still running at the deadline.
+    fn deadline_passed(&self) -> RelayError {
+        RelayError::Deadline(self.settings.deadline.as_secs())
     }
 }

@@ -28,9 +28,16 @@ impl Relay {
         {
             return Bundle::default();
         }
-        match self.authenticate(caller).await {
-            Ok(credentials) => self.observe_as(&credentials, observables).await,
-            Err(error) => Bundle::with_error(error.to_doc()),
+        // The deadline covers the whole request, the token check (a JWKS fetch) included.
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
+            Ok(Ok(credentials)) => {
+                let today = chrono::Utc::now().date_naive();
+                self.observe_until(&credentials, observables, today, deadline)
+                    .await
+            }
+            Ok(Err(error)) => Bundle::with_error(error.to_doc()),
+            Err(_) => Bundle::with_error(self.deadline_passed().to_doc()),
         }
     }
 
@@ -63,6 +70,18 @@ impl Relay {
         today: NaiveDate,
     ) -> Bundle {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        self.observe_until(credentials, observables, today, deadline)
+            .await
+    }
+
+    /// [`Relay::observe_on`] within a deadline set by the caller.
+    async fn observe_until(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+        today: NaiveDate,
+        deadline: tokio::time::Instant,
+    ) -> Bundle {
         let query = credentials.settings.breach_query(today);
         let mapping = MappingOptions {
             passwords: credentials
@@ -92,7 +111,7 @@ impl Relay {
                 Ok(Some(Ok(found))) => bundle.append(found),
                 Ok(None) => return bundle,
                 Ok(Some(Err(error))) => break error,
-                Err(_) => break RelayError::Deadline(self.settings.deadline.as_secs()),
+                Err(_) => break self.deadline_passed(),
             }
         };
         bundle.errors.push(fatal.to_doc());

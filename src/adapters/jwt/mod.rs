@@ -160,7 +160,7 @@ impl CredentialDecoder for JwtDecoder {
         let host = jwks_host(&unverified.claims)?;
         if !self.allow_list.allows(host) {
             // Debug-formatted: the value is the caller's, and may hold line breaks.
-            tracing::warn!(jwks_host = ?host, "jwks_host is not in the allow-list");
+            tracing::warn!(jwks_host = ?crate::telemetry::cut(host), "jwks_host is not in the allow-list");
             return Err(AuthError::WrongJwksHost);
         }
         let jwk = self
