@@ -161,6 +161,14 @@ pub struct ServeArgs {
     /// Address of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Redis every replica shares rate limits and caches through (`redis://` or `rediss://`);
+    /// unset: all state in the process.
+    #[arg(long, env = "RELAY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Key of the keyed hash that names API keys in Redis (16 bytes or more, the same on every
+    /// replica); required with the Redis URL.
+    #[arg(long, env = "RELAY_REDIS_KEY_SECRET", hide_env_values = true)]
+    pub redis_key_secret: Option<String>,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -270,6 +278,8 @@ mod tests {
         assert_eq!(serve.worker_threads.get(), 1);
         assert_eq!(serve.metrics_listen, None);
         assert_eq!(serve.log.format, LogFormat::Text);
+        assert_eq!(serve.redis_url, None);
+        assert_eq!(serve.redis_key_secret, None);
     }
 
     #[test]
@@ -319,6 +329,8 @@ mod tests {
                 ("metrics-listen", "RELAY_METRICS_LISTEN"),
                 ("passwords", "RELAY_PASSWORDS"),
                 ("portal-url", "SPYCLOUD_PORTAL_URL"),
+                ("redis-key-secret", "RELAY_REDIS_KEY_SECRET"),
+                ("redis-url", "RELAY_REDIS_URL"),
                 ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
                 ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
                 ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
@@ -364,6 +376,10 @@ mod tests {
             "debug",
             "--log-format",
             "json",
+            "--redis-url",
+            "rediss://redis.test:6380/2",
+            "--redis-key-secret",
+            "0123456789abcdef",
         ];
         for subcommand in [&[][..], &["serve"]] {
             let args: Vec<&str> = ["spycloud-relay"]
@@ -395,6 +411,11 @@ mod tests {
             assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
+            assert_eq!(
+                serve.redis_url.as_deref(),
+                Some("rediss://redis.test:6380/2")
+            );
+            assert_eq!(serve.redis_key_secret.as_deref(), Some("0123456789abcdef"));
         }
     }
 

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use spycloud_relay::adapters::cache::CachedCatalogs;
+use spycloud_relay::adapters::cache::{CacheSettings, CachedCatalogs};
 use spycloud_relay::adapters::fixed::FixedCredentials;
 use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
+use spycloud_relay::adapters::local::{LocalCache, LocalRateLimiter};
+use spycloud_relay::adapters::redis::{self as shared, Redis, RedisSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
 use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
 use spycloud_relay::domain::{
     ApiKey, Credentials, EMAIL, Email, EntitiesLimit, ErrorKind, Observable,
 };
-use spycloud_relay::ports::BreachSource;
+use spycloud_relay::ports::{BreachSource, RateLimiter, SharedCache};
 use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
 fn main() -> ExitCode {
@@ -57,14 +59,57 @@ fn fail(error: &dyn Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn spycloud(args: &SpyCloudArgs) -> Result<Arc<dyn BreachSource>, Box<dyn Error>> {
-    let client = SpyCloudClient::new(SpyCloudSettings {
+/// The state requests share: the per-key rate limit and the cache, this process's own, or
+/// every replica's through Redis (falling back to this process's own).
+struct SharedState {
+    limiter: Arc<dyn RateLimiter>,
+    cache: Arc<dyn SharedCache>,
+}
+
+impl SharedState {
+    fn new(args: &SpyCloudArgs, redis: Option<&Redis>) -> Self {
+        let limiter = Arc::new(LocalRateLimiter::new(args.max_rps));
+        let cache = Arc::new(LocalCache::new(CacheSettings::default().capacity));
+        match redis {
+            Some(redis) => Self {
+                limiter: Arc::new(redis.rate_limiter(args.max_rps, limiter)),
+                cache: Arc::new(redis.cache(cache)),
+            },
+            None => Self { limiter, cache },
+        }
+    }
+}
+
+/// The Redis of `RELAY_REDIS_URL`, if set.
+fn redis(args: &ServeArgs) -> Result<Option<Redis>, Box<dyn Error>> {
+    let Some(url) = &args.redis_url else {
+        return Ok(None);
+    };
+    let redis = Redis::new(&RedisSettings {
+        url: url.clone(),
+        key_secret: args.redis_key_secret.clone().unwrap_or_default(),
+        timeout: shared::DEFAULT_TIMEOUT,
+    })?;
+    tracing::info!("rate limits and caches are shared through Redis");
+    Ok(Some(redis))
+}
+
+fn spycloud(
+    args: &SpyCloudArgs,
+    state: &SharedState,
+) -> Result<Arc<dyn BreachSource>, Box<dyn Error>> {
+    let settings = SpyCloudSettings {
         base_url: args.api_url.clone(),
         timeout: args.timeout(),
         max_rps: args.max_rps,
         retry: RetryPolicy::default(),
-    })?;
-    Ok(Arc::new(CachedCatalogs::new(Arc::new(client))))
+    };
+    let client = SpyCloudClient::with_rate_limiter(settings, state.limiter.clone())?;
+    Ok(Arc::new(CachedCatalogs::with_store(
+        Arc::new(client),
+        CacheSettings::default(),
+        state.cache.clone(),
+    )))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
@@ -79,8 +124,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         deadline: Duration::from_secs(args.request_timeout_secs),
         ..RelaySettings::default()
     };
+    let state = SharedState::new(&args.spycloud, redis(&args)?.as_ref());
     let relay = Arc::new(Relay::new(
-        spycloud(&args.spycloud)?,
+        spycloud(&args.spycloud, &state)?,
         Arc::new(decoder),
         settings,
     ));
@@ -129,7 +175,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         api_key,
         entities_limit,
     };
-    let source = match spycloud(&args.spycloud) {
+    let source = match spycloud(&args.spycloud, &SharedState::new(&args.spycloud, None)) {
         Ok(source) => source,
         Err(error) => return fail(error.as_ref()),
     };

@@ -114,3 +114,9 @@ pub fn serve_metrics(address: std::net::SocketAddr) -> Result<(), Box<dyn std::e
     tracing::info!(%address, "metrics at /metrics");
     Ok(())
 }
+
+/// Records one Redis call served by the process's own state instead (`what`: `rate_limit` or
+/// `cache`), because Redis failed, timed out or rests after a failure.
+pub fn redis_fallback(what: &'static str) {
+    metrics::counter!("relay_redis_fallbacks_total", "use" => what).increment(1);
+}

@@ -1,7 +1,10 @@
 //! Adapters: the ports implemented over real transports, and the transport that serves them.
 //!
 //! - [`spycloud`]: [`crate::ports::BreachSource`] over SpyCloud's HTTP API (reqwest);
-//! - [`cache`]: a catalog cache in front of any breach source;
+//! - [`cache`]: a catalog cache in front of any breach source, over a
+//!   [`crate::ports::SharedCache`];
+//! - [`local`]: [`crate::ports::RateLimiter`] and [`crate::ports::SharedCache`] in the process;
+//! - [`redis`]: the same two shared by every replica through Redis, falling back to [`local`];
 //! - [`memory`]: [`crate::ports::BreachSource`] over a dataset in memory (the demo's sample);
 //! - [`fixed`]: credentials known in advance (the `lookup` command, single-tenant embedders);
 //! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
@@ -12,5 +15,8 @@ pub mod fixed;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod jwt;
+pub mod local;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod spycloud;

@@ -15,8 +15,8 @@ use super::jwt::{KID_1, TokenMinter, default_claims, jwks_host, mount_jwks};
 pub struct TestApp {
     /// `http://127.0.0.1:<port>` of the relay.
     pub address: String,
-    /// SpyCloud and the JWKS host.
-    pub upstream: MockServer,
+    /// SpyCloud and the JWKS host (shared by the replicas of [`TestApp::spawn_replica`]).
+    pub upstream: Arc<MockServer>,
     /// A client for calling the relay.
     pub client: reqwest::Client,
     /// Everything the relay logged so far (stderr).
@@ -38,6 +38,11 @@ impl Drop for ChildGuard {
 pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     let upstream = MockServer::start().await;
     mount_jwks(&upstream).await;
+    spawn_relay(Arc::new(upstream), extra_env).await
+}
+
+/// Starts the relay binary against `upstream` (its JWKS mounted).
+async fn spawn_relay(upstream: Arc<MockServer>, extra_env: &[(&str, &str)]) -> TestApp {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"));
     command
         .arg("serve")
@@ -108,6 +113,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// Another relay process against the same upstream, with `extra_env` on top of the test
+    /// defaults: a second replica.
+    pub async fn spawn_replica(&self, extra_env: &[(&str, &str)]) -> TestApp {
+        spawn_relay(self.upstream.clone(), extra_env).await
+    }
+
     /// Sends SIGTERM and waits for the relay to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.0.id().to_string();
