@@ -161,6 +161,13 @@ pub struct ServeArgs {
     /// Address of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// PEM certificate chain to serve HTTPS with (TLS 1.2 and 1.3; with the key, or neither);
+    /// SIGHUP reloads it.
+    #[arg(long, env = "RELAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "RELAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Redis every replica shares rate limits and caches through (`redis://` or `rediss://`);
     /// unset: all state in the process.
     #[arg(long, env = "RELAY_REDIS_URL", hide_env_values = true)]
@@ -280,6 +287,7 @@ mod tests {
         assert_eq!(serve.log.format, LogFormat::Text);
         assert_eq!(serve.redis_url, None);
         assert_eq!(serve.redis_key_secret, None);
+        assert_eq!((serve.tls_cert, serve.tls_key), (None, None));
     }
 
     #[test]
@@ -334,6 +342,8 @@ mod tests {
                 ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
                 ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
                 ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
+                ("tls-cert", "RELAY_TLS_CERT"),
+                ("tls-key", "RELAY_TLS_KEY"),
                 ("worker-threads", "RELAY_WORKER_THREADS"),
             ]
         );
@@ -380,6 +390,10 @@ mod tests {
             "rediss://redis.test:6380/2",
             "--redis-key-secret",
             "0123456789abcdef",
+            "--tls-cert",
+            "/etc/relay/cert.pem",
+            "--tls-key",
+            "/etc/relay/key.pem",
         ];
         for subcommand in [&[][..], &["serve"]] {
             let args: Vec<&str> = ["spycloud-relay"]
@@ -416,6 +430,14 @@ mod tests {
                 Some("rediss://redis.test:6380/2")
             );
             assert_eq!(serve.redis_key_secret.as_deref(), Some("0123456789abcdef"));
+            assert_eq!(
+                serve.tls_cert.as_deref(),
+                Some(std::path::Path::new("/etc/relay/cert.pem"))
+            );
+            assert_eq!(
+                serve.tls_key.as_deref(),
+                Some(std::path::Path::new("/etc/relay/key.pem"))
+            );
         }
     }
 
@@ -445,5 +467,8 @@ mod tests {
         assert_eq!(serve.spycloud.max_rps.get(), 3);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Masked);
         assert!(parse(&["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
+        // A certificate without its key, or a key without its certificate, is refused.
+        assert!(parse(&["spycloud-relay", "--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["spycloud-relay", "serve", "--tls-key", "k.pem"]).is_err());
     }
 }

@@ -13,6 +13,7 @@ use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
 use spycloud_relay::adapters::local::{LocalCache, LocalRateLimiter};
 use spycloud_relay::adapters::redis::{self as shared, Redis, RedisSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::adapters::tls::{ServerTls, TlsFiles};
 use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
 use spycloud_relay::domain::{
     ApiKey, Credentials, EMAIL, Email, EntitiesLimit, ErrorKind, Observable,
@@ -133,19 +134,37 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     if let Some(address) = &args.metrics_listen {
         telemetry::serve_metrics(address.parse()?)?;
     }
+    let tls = tls(&args)?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    telemetry::announce(listener.local_addr()?);
+    telemetry::announce(listener.local_addr()?, tls.is_some());
     let http = HttpSettings {
         audience: args.audience.clone(),
         connections: ConnectionLimits {
             header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
             max_connections: args.max_connections.get(),
         },
+        tls,
         ..HttpSettings::default()
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     http::serve_until_signal(listener, relay, http, grace).await;
     Ok(())
+}
+
+/// HTTPS with `RELAY_TLS_CERT` and `RELAY_TLS_KEY` (clap makes sure both or neither are set),
+/// reloaded on SIGHUP; a pair that cannot be served stops the relay here, naming the file.
+fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let tls = ServerTls::load(TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    })
+    .map_err(|error| format!("RELAY_TLS_CERT/RELAY_TLS_KEY: {error}"))?;
+    #[cfg(unix)]
+    tls.reload_on_sighup()?;
+    Ok(Some(tls))
 }
 
 /// One-shot lookup: prints the bundle; fails on a fatal error or a value that is not an email.

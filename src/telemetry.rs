@@ -29,10 +29,12 @@ pub fn init(args: &crate::config::LogArgs) -> Result<(), Box<dyn std::error::Err
 }
 
 #[cfg(feature = "server")]
-/// Says where the relay listens: a log line, and a plain line on stdout for scripts and tests.
-pub fn announce(address: std::net::SocketAddr) {
-    tracing::info!(%address, "spycloud-relay listening");
-    println!("spycloud-relay listening on http://{address}");
+/// Says where the relay listens (`https` when it serves TLS): a log line, and a plain line on
+/// stdout for scripts and tests.
+pub fn announce(address: std::net::SocketAddr, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(%address, scheme, "spycloud-relay listening");
+    println!("spycloud-relay listening on {scheme}://{address}");
 }
 
 tokio::task_local! {

@@ -8,7 +8,8 @@
 //! - [`memory`]: [`crate::ports::BreachSource`] over a dataset in memory (the demo's sample);
 //! - [`fixed`]: credentials known in advance (the `lookup` command, single-tenant embedders);
 //! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
-//! - [`http`]: the warp routes SecureX calls.
+//! - [`http`]: the warp routes SecureX calls;
+//! - [`tls`]: HTTPS for them, with the certificate reloaded on SIGHUP.
 
 pub mod cache;
 pub mod fixed;
@@ -20,3 +21,5 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod spycloud;
+#[cfg(feature = "server")]
+pub mod tls;

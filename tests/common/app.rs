@@ -95,7 +95,7 @@ async fn spawn_relay(upstream: Arc<MockServer>, extra_env: &[(&str, &str)]) -> T
     .await
     .expect("reader thread");
     assert!(
-        address.starts_with("http://127.0.0.1:"),
+        address.starts_with("http://127.0.0.1:") || address.starts_with("https://127.0.0.1:"),
         "unexpected address line: {address}"
     );
     TestApp {
@@ -128,6 +128,27 @@ impl TestApp {
             .expect("kill runs");
         assert!(sent.success());
         self.child.0.wait().expect("the relay exits")
+    }
+
+    /// Sends SIGHUP (the relay reloads its TLS certificate).
+    pub fn hang_up(&self) {
+        let pid = self.child.0.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits (20 s at most) until the relay's log holds `text`.
+    pub async fn wait_for_log(&self, text: &str) {
+        for _ in 0..200 {
+            if self.log_text().contains(text) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the relay never logged {text:?}: {}", self.log_text());
     }
 
     /// The relay's log so far.
