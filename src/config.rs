@@ -29,6 +29,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the relay for SecureX (the default).
     Serve(ServeArgs),
@@ -176,6 +178,21 @@ pub struct ServeArgs {
     /// `too many results` warning.
     #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
     pub max_records: NonZeroU64,
+    /// PEM certificate chain to serve HTTPS with (TLS 1.2 and 1.3; with the key, or neither);
+    /// SIGHUP reloads it.
+    #[arg(long, env = "RELAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "RELAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Redis every replica shares rate limits and caches through (`redis://` or `rediss://`);
+    /// unset: all state in the process.
+    #[arg(long, env = "RELAY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Key of the keyed hash that names API keys in Redis (16 bytes or more, the same on every
+    /// replica); required with the Redis URL.
+    #[arg(long, env = "RELAY_REDIS_KEY_SECRET", hide_env_values = true)]
+    pub redis_key_secret: Option<String>,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -384,6 +401,9 @@ mod tests {
         assert_eq!(serve.metrics_listen, None);
         assert_eq!(serve.max_records.get(), 10_000);
         assert_eq!(serve.log.format, LogFormat::Text);
+        assert_eq!(serve.redis_url, None);
+        assert_eq!(serve.redis_key_secret, None);
+        assert_eq!((serve.tls_cert, serve.tls_key), (None, None));
     }
 
     #[test]
@@ -437,9 +457,13 @@ mod tests {
                 ("metrics-listen", "RELAY_METRICS_LISTEN"),
                 ("passwords", "RELAY_PASSWORDS"),
                 ("portal-url", "SPYCLOUD_PORTAL_URL"),
+                ("redis-key-secret", "RELAY_REDIS_KEY_SECRET"),
+                ("redis-url", "RELAY_REDIS_URL"),
                 ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
                 ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
                 ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
+                ("tls-cert", "RELAY_TLS_CERT"),
+                ("tls-key", "RELAY_TLS_KEY"),
                 ("worker-threads", "RELAY_WORKER_THREADS"),
             ]
         );
@@ -486,6 +510,14 @@ mod tests {
             "debug",
             "--log-format",
             "json",
+            "--redis-url",
+            "rediss://redis.test:6380/2",
+            "--redis-key-secret",
+            "0123456789abcdef",
+            "--tls-cert",
+            "/etc/relay/cert.pem",
+            "--tls-key",
+            "/etc/relay/key.pem",
         ];
         for subcommand in [&[][..], &["serve"]] {
             let args: Vec<&str> = ["spycloud-relay"]
@@ -522,6 +554,19 @@ mod tests {
             assert_eq!(serve.max_records.get(), 2500);
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
+            assert_eq!(
+                serve.redis_url.as_deref(),
+                Some("rediss://redis.test:6380/2")
+            );
+            assert_eq!(serve.redis_key_secret.as_deref(), Some("0123456789abcdef"));
+            assert_eq!(
+                serve.tls_cert.as_deref(),
+                Some(std::path::Path::new("/etc/relay/cert.pem"))
+            );
+            assert_eq!(
+                serve.tls_key.as_deref(),
+                Some(std::path::Path::new("/etc/relay/key.pem"))
+            );
         }
     }
 
@@ -551,6 +596,9 @@ mod tests {
         assert_eq!(serve.spycloud.max_rps.get(), 3);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Masked);
         assert!(parse(&["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
+        // A certificate without its key, or a key without its certificate, is refused.
+        assert!(parse(&["spycloud-relay", "--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["spycloud-relay", "serve", "--tls-key", "k.pem"]).is_err());
     }
 
     fn lookup_args(args: &[&str]) -> LookupArgs {

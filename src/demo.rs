@@ -72,7 +72,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
 
     let token = mint_token(&host, &base)?;
     print!("{}", instructions(&base, &samples, &token));
-    telemetry::announce(bound);
+    telemetry::announce(bound, false);
 
     let jwks: Value = serde_json::from_str(DEMO_JWKS)?;
     let http = HttpSettings {
@@ -82,7 +82,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     };
     let limits = http.connections;
     let filter = jwks_route(jwks).or(http::routes(relay, http));
-    http::serve_with_until_signal(listener, filter, limits, GRACE).await?;
+    http::serve_with_until_signal(listener, filter, limits, None, GRACE).await?;
     Ok(())
 }
 

@@ -3,11 +3,12 @@
 //!
 //! - [`domain`]: the pure model (lookups, breach, catalog, module settings, CTIM) and the
 //!   mapping rules;
-//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
+//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs,
+//!   and [`ports::RateLimiter`] and [`ports::SharedCache`], the state replicas may share;
 //! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
 //! - [`config`]: the command line and its environment variables;
-//! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport, and an
-//!   in-memory breach source;
+//! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport, an
+//!   in-memory breach source, and the shared state in the process or in Redis;
 //! - [`telemetry`]: logging, text or JSON, on stderr;
 //! - [`demo`]: the offline demo, the real relay over a bundled sample dataset.
 

@@ -9,16 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use spycloud_relay::adapters::cache::CachedCatalogs;
+use spycloud_relay::adapters::cache::{CacheSettings, CachedCatalogs};
 use spycloud_relay::adapters::fixed::FixedCredentials;
 use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings, InFlight};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
+use spycloud_relay::adapters::local::{LocalCache, LocalRateLimiter};
+use spycloud_relay::adapters::redis::{self as shared, Redis, RedisSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::adapters::tls::{ServerTls, TlsFiles};
 use spycloud_relay::config::{
     Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs,
 };
 use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorKind, ModuleSettings};
-use spycloud_relay::ports::BreachSource;
+use spycloud_relay::ports::{BreachSource, RateLimiter, SharedCache};
 use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
 /// mimalloc, which hands memory freed after a large answer back to the system; glibc's
@@ -83,14 +86,57 @@ fn fail(error: &dyn Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn spycloud(args: &SpyCloudArgs) -> Result<Arc<dyn BreachSource>, Box<dyn Error>> {
-    let client = SpyCloudClient::new(SpyCloudSettings {
+/// The state requests share: the per-key rate limit and the cache, this process's own, or
+/// every replica's through Redis (falling back to this process's own).
+struct SharedState {
+    limiter: Arc<dyn RateLimiter>,
+    cache: Arc<dyn SharedCache>,
+}
+
+impl SharedState {
+    fn new(args: &SpyCloudArgs, redis: Option<&Redis>) -> Self {
+        let limiter = Arc::new(LocalRateLimiter::new(args.max_rps));
+        let cache = Arc::new(LocalCache::new(CacheSettings::default().capacity));
+        match redis {
+            Some(redis) => Self {
+                limiter: Arc::new(redis.rate_limiter(args.max_rps, limiter)),
+                cache: Arc::new(redis.cache(cache)),
+            },
+            None => Self { limiter, cache },
+        }
+    }
+}
+
+/// The Redis of `RELAY_REDIS_URL`, if set.
+fn redis(args: &ServeArgs) -> Result<Option<Redis>, Box<dyn Error>> {
+    let Some(url) = &args.redis_url else {
+        return Ok(None);
+    };
+    let redis = Redis::new(&RedisSettings {
+        url: url.clone(),
+        key_secret: args.redis_key_secret.clone().unwrap_or_default(),
+        timeout: shared::DEFAULT_TIMEOUT,
+    })?;
+    tracing::info!("rate limits and caches are shared through Redis");
+    Ok(Some(redis))
+}
+
+fn spycloud(
+    args: &SpyCloudArgs,
+    state: &SharedState,
+) -> Result<Arc<dyn BreachSource>, Box<dyn Error>> {
+    let settings = SpyCloudSettings {
         base_url: args.api_url.clone(),
         timeout: args.timeout(),
         max_rps: args.max_rps,
         retry: RetryPolicy::default(),
-    })?;
-    Ok(Arc::new(CachedCatalogs::new(Arc::new(client))))
+    };
+    let client = SpyCloudClient::with_rate_limiter(settings, state.limiter.clone())?;
+    Ok(Arc::new(CachedCatalogs::with_store(
+        Arc::new(client),
+        CacheSettings::default(),
+        state.cache.clone(),
+    )))
 }
 
 /// Binds `address`, saying which one in the error.
@@ -139,8 +185,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         max_records: args.max_records.get(),
         ..RelaySettings::default()
     };
+    let state = SharedState::new(&args.spycloud, redis(&args)?.as_ref());
     let relay = Arc::new(Relay::new(
-        spycloud(&args.spycloud)?,
+        spycloud(&args.spycloud, &state)?,
         Arc::new(decoder),
         settings,
     ));
@@ -157,21 +204,40 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
             metrics_limits,
             "metrics",
             InFlight::default(),
+            None,
             std::future::pending(),
         ));
         tracing::info!(%address, "metrics at /metrics");
     }
+    let tls = tls(&args)?;
     let listener = bind(args.listen, "RELAY_LISTEN").await?;
     log_settings(&args, &limits, &files);
-    telemetry::announce(listener.local_addr()?);
+    telemetry::announce(listener.local_addr()?, tls.is_some());
     let http = HttpSettings {
         audience: args.audience.clone(),
         connections: limits,
+        tls,
         ..HttpSettings::default()
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     http::serve_until_signal(listener, relay, http, grace).await?;
     Ok(())
+}
+
+/// HTTPS with `RELAY_TLS_CERT` and `RELAY_TLS_KEY` (clap makes sure both or neither are set),
+/// reloaded on SIGHUP; a pair that cannot be served stops the relay here, naming the file.
+fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let tls = ServerTls::load(TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    })
+    .map_err(|error| format!("RELAY_TLS_CERT/RELAY_TLS_KEY: {error}"))?;
+    #[cfg(unix)]
+    tls.reload_on_sighup()?;
+    Ok(Some(tls))
 }
 
 /// One line with the settings in effect (none of them is a secret: the API key comes with
@@ -306,7 +372,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         entities_limit,
         settings: ModuleSettings::default(),
     };
-    let source = match spycloud(&args.spycloud) {
+    let source = match spycloud(&args.spycloud, &SharedState::new(&args.spycloud, None)) {
         Ok(source) => source,
         Err(error) => return fail(error.as_ref()),
     };

@@ -57,13 +57,15 @@ pub fn init(args: &crate::config::LogArgs) -> Result<(), Box<dyn std::error::Err
 }
 
 #[cfg(feature = "server")]
-/// Says where the relay listens: a log line, and a plain line on stdout for scripts and tests.
-/// A closed stdout is no reason to stop serving: the line is then only logged.
-pub fn announce(address: std::net::SocketAddr) {
+/// Says where the relay listens (`https` when it serves TLS): a log line, and a plain line on
+/// stdout for scripts and tests. A closed stdout is no reason to stop serving: the line is then
+/// only logged.
+pub fn announce(address: std::net::SocketAddr, tls: bool) {
     use std::io::Write;
-    tracing::info!(%address, "spycloud-relay listening");
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(%address, scheme, "spycloud-relay listening");
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "spycloud-relay listening on http://{address}");
+    let _ = writeln!(stdout, "spycloud-relay listening on {scheme}://{address}");
     let _ = stdout.flush();
 }
 
@@ -229,7 +231,20 @@ pub fn request_done(done: &Done<'_>) {
 /// The routes of the request metrics, zeroed at start.
 pub const ROUTES: [&str; 4] = ["/health", "/observe/observables", "/version", "/watchdog"];
 /// The SpyCloud endpoints of the upstream metrics, zeroed at start.
-pub const ENDPOINTS: [&str; 3] = ["emails", "catalog", "watchlist"];
+pub const ENDPOINTS: [&str; 6] = [
+    "emails",
+    "domains",
+    "ips",
+    "usernames",
+    "catalog",
+    "watchlist",
+];
+
+/// Records one Redis call served by the process's own state instead (`what`: `rate_limit` or
+/// `cache`), because Redis failed, timed out or rests after a failure.
+pub fn redis_fallback(what: &'static str) {
+    metrics::counter!("relay_redis_fallbacks_total", "use" => what).increment(1);
+}
 
 /// Describes every metric family (Prometheus `# HELP`) and sets each to zero, so a scrape
 /// shows them all from the start, before anything happened.
@@ -281,6 +296,10 @@ pub fn describe_metrics() {
         "relay_open_connections",
         "Client connections open now, by listener (main, metrics)."
     );
+    describe_counter!(
+        "relay_redis_fallbacks_total",
+        "Redis calls served by the process's own limiter or cache instead, by use (rate_limit, cache)."
+    );
     describe_gauge!(
         "relay_build_info",
         "Always 1; the relay's version is the label."
@@ -304,6 +323,9 @@ pub fn describe_metrics() {
         "relay_catalog_cache_misses_total",
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for what in ["rate_limit", "cache"] {
+        metrics::counter!("relay_redis_fallbacks_total", "use" => what).absolute(0);
     }
     for listener in ["main", "metrics"] {
         metrics::gauge!("relay_open_connections", "listener" => listener).set(0.0);

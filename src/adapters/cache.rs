@@ -8,26 +8,34 @@
 //! Requests that miss an id another request is already fetching wait for that fetch rather than
 //! asking again. A fetch runs to its end even when the request that began it gives up (its
 //! deadline passed): what it brings is stored for the next.
+//!
+//! Where entries are kept is a [`SharedCache`]: this process's own by default, or one every
+//! replica shares (Redis), so a catalog one replica fetched is not fetched again by another.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use moka::Expiry;
-use moka::future::Cache;
 
+use crate::adapters::local::LocalCache;
 use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink};
 use crate::flights::Flights;
-use crate::ports::{BreachSource, SourceError};
+use crate::ports::{BreachSource, CacheEntry, CacheKey, SharedCache, SourceError};
+
+/// The cache space of catalogs: an entry is a catalog's JSON, or empty for an id the source
+/// did not return.
+const SPACE: &str = "catalog";
 
 /// Size and lifetimes of the catalog cache; the default is 10 000 entries, 1 h, 60 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// The most entries (found or missing) kept.
+    /// The most entries (found or missing) kept in the process's own store (a shared store
+    /// given to [`CachedCatalogs::with_store`] has its own bounds).
     pub capacity: u64,
     /// How long a found catalog is kept.
     pub found_ttl: Duration,
@@ -64,34 +72,34 @@ enum Entry {
     Missing,
 }
 
-/// Found entries live long, missing ones briefly.
-struct EntryExpiry {
-    found: Duration,
-    missing: Duration,
-}
+impl Entry {
+    /// The entry a stored value stands for; `None` for a value that is no entry (written by
+    /// another version, say): a miss.
+    fn decode(value: &[u8]) -> Option<Self> {
+        if value.is_empty() {
+            return Some(Self::Missing);
+        }
+        serde_json::from_slice(value)
+            .ok()
+            .map(|catalog| Self::Found(Arc::new(catalog)))
+    }
 
-impl EntryExpiry {
-    fn ttl(&self, entry: &Entry) -> Duration {
-        match entry {
-            Entry::Found(_) => self.found,
-            Entry::Missing => self.missing,
+    fn encode(&self) -> Bytes {
+        match self {
+            // A catalog that came from JSON serializes back into it.
+            Self::Found(catalog) => serde_json::to_vec(catalog.as_ref())
+                .map(Bytes::from)
+                .unwrap_or_default(),
+            Self::Missing => Bytes::new(),
         }
     }
 }
 
-impl Expiry<EntryKey, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _: &EntryKey, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(self.ttl(entry))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &EntryKey,
-        entry: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.ttl(entry))
+fn cache_key((tenant, id): EntryKey) -> CacheKey {
+    CacheKey {
+        space: SPACE,
+        tenant,
+        item: id.to_string(),
     }
 }
 
@@ -101,7 +109,8 @@ type Fetched = Result<Arc<HashMap<CatalogId, Entry>>, SourceError>;
 /// Any [`BreachSource`] with its catalogs cached; `breaches` and `probe` pass through.
 pub struct CachedCatalogs<S: ?Sized = dyn BreachSource> {
     inner: Arc<S>,
-    cache: Cache<EntryKey, Entry>,
+    store: Arc<dyn SharedCache>,
+    ttl: Lifetimes,
     fetches: Arc<Flights<'static, EntryKey, Fetched>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -110,7 +119,6 @@ pub struct CachedCatalogs<S: ?Sized = dyn BreachSource> {
 impl<S: ?Sized> std::fmt::Debug for CachedCatalogs<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedCatalogs")
-            .field("entries", &self.cache.entry_count())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -122,23 +130,34 @@ impl<S: BreachSource + ?Sized> CachedCatalogs<S> {
         Self::with_settings(inner, CacheSettings::default())
     }
 
-    /// `inner` with the given cache size and lifetimes.
+    /// `inner` with the given cache size and lifetimes, in this process.
     pub fn with_settings(inner: Arc<S>, settings: CacheSettings) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(settings.capacity)
-            .expire_after(EntryExpiry {
-                found: settings.found_ttl,
-                missing: settings.missing_ttl,
-            })
-            .build();
+        let store = Arc::new(LocalCache::new(settings.capacity));
+        Self::with_store(inner, settings, store)
+    }
+
+    /// `inner` with its catalogs kept in `store` for the lifetimes of `settings` (its
+    /// `capacity` is the store's business).
+    pub fn with_store(inner: Arc<S>, settings: CacheSettings, store: Arc<dyn SharedCache>) -> Self {
         Self {
             inner,
-            cache,
+            store,
+            ttl: Lifetimes {
+                found: settings.found_ttl,
+                missing: settings.missing_ttl,
+            },
             fetches: Arc::new(Flights::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
+}
+
+/// Found entries live long, missing ones briefly.
+#[derive(Debug, Clone, Copy)]
+struct Lifetimes {
+    found: Duration,
+    missing: Duration,
 }
 
 impl<S: ?Sized> CachedCatalogs<S> {
@@ -155,7 +174,8 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
     /// Fetches `keys` (all of one API key) from the inner source on a task of its own and
     /// stores the answer; errors are not stored.
     fn fetch(&self, key: &ApiKey, keys: Vec<EntryKey>) -> BoxFuture<'static, Fetched> {
-        let (inner, cache, key) = (self.inner.clone(), self.cache.clone(), key.clone());
+        let (inner, store, key) = (self.inner.clone(), self.store.clone(), key.clone());
+        let ttl = self.ttl;
         let landing = Landing {
             fetches: self.fetches.clone(),
             keys,
@@ -172,9 +192,22 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
                     *entry = Entry::Found(Arc::new(catalog));
                 }
             }
-            for &(fingerprint, id) in &landing.keys {
-                cache.insert((fingerprint, id), entries[&id].clone()).await;
-            }
+            let stored = landing
+                .keys
+                .iter()
+                .map(|&(fingerprint, id)| {
+                    let entry = &entries[&id];
+                    CacheEntry {
+                        key: cache_key((fingerprint, id)),
+                        value: entry.encode(),
+                        ttl: match entry {
+                            Entry::Found(_) => ttl.found,
+                            Entry::Missing => ttl.missing,
+                        },
+                    }
+                })
+                .collect();
+            store.set_many(stored).await;
             Ok(Arc::new(entries))
         }));
         async move {
@@ -220,13 +253,23 @@ impl<S: BreachSource + ?Sized + 'static> BreachSource for CachedCatalogs<S> {
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
         let fingerprint = key.fingerprint();
         let mut seen = HashSet::new();
+        let unique: Vec<EntryKey> = ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .map(|&id| (fingerprint, id))
+            .collect();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<CacheKey> = unique.iter().copied().map(cache_key).collect();
+        let stored = self.store.get_many(&keys).await;
         let mut found = Vec::new();
         let mut wanted = Vec::new();
-        for &id in ids.iter().filter(|id| seen.insert(**id)) {
-            match self.cache.get(&(fingerprint, id)).await {
-                Some(Entry::Found(catalog)) => found.push(Catalog::clone(&catalog)),
+        for (entry_key, value) in unique.into_iter().zip(stored) {
+            match value.as_deref().and_then(Entry::decode) {
+                Some(Entry::Found(catalog)) => found.push(Arc::unwrap_or_clone(catalog)),
                 Some(Entry::Missing) => {}
-                None => wanted.push((fingerprint, id)),
+                None => wanted.push(entry_key),
             }
         }
         let hits = (seen.len() - wanted.len()) as u64;
@@ -310,6 +353,58 @@ mod tests {
             [1, 2]
         );
         assert_eq!(cached.stats(), CacheStats { hits: 2, misses: 2 });
+    }
+
+    #[tokio::test]
+    async fn caches_over_one_store_share_found_and_missing_entries() {
+        // Two replicas' caches over one store: the second asks its source for nothing.
+        let mut first = MockBreachSource::new();
+        first
+            .expect_catalogs()
+            .times(1)
+            .returning(answers_all_but(&[2]));
+        let mut second = MockBreachSource::new();
+        second.expect_catalogs().never();
+        let store: Arc<dyn SharedCache> = Arc::new(LocalCache::new(100));
+        let settings = CacheSettings::default();
+        let a = CachedCatalogs::with_store(Arc::new(first), settings, store.clone());
+        let b = CachedCatalogs::with_store(Arc::new(second), settings, store.clone());
+        let k = key("k1");
+        assert_eq!(sorted(a.catalogs(&k, &ids(&[1, 2])).await.unwrap()), [1]);
+        assert_eq!(sorted(b.catalogs(&k, &ids(&[2, 1])).await.unwrap()), [1]);
+        assert_eq!(b.stats(), CacheStats { hits: 2, misses: 0 });
+        // The entries are a catalog's JSON and, for the missing id, nothing.
+        let stored = store
+            .get_many(&[
+                cache_key((k.fingerprint(), CatalogId(1))),
+                cache_key((k.fingerprint(), CatalogId(2))),
+            ])
+            .await;
+        let found: Catalog = serde_json::from_slice(stored[0].as_ref().unwrap()).unwrap();
+        assert_eq!(found, catalog(1));
+        assert_eq!(stored[1].as_deref(), Some(&b""[..]));
+    }
+
+    #[tokio::test]
+    async fn a_stored_value_that_is_no_catalog_is_fetched_again() {
+        let mut inner = MockBreachSource::new();
+        inner
+            .expect_catalogs()
+            .with(always(), eq(ids(&[3])))
+            .times(1)
+            .returning(answers_all_but(&[]));
+        let store: Arc<dyn SharedCache> = Arc::new(LocalCache::new(100));
+        let k = key("k1");
+        store
+            .set(
+                cache_key((k.fingerprint(), CatalogId(3))),
+                Bytes::from_static(b"{not json"),
+                Duration::from_secs(60),
+            )
+            .await;
+        let cached = CachedCatalogs::with_store(Arc::new(inner), CacheSettings::default(), store);
+        assert_eq!(sorted(cached.catalogs(&k, &ids(&[3])).await.unwrap()), [3]);
+        assert_eq!(cached.stats(), CacheStats { hits: 0, misses: 1 });
     }
 
     #[tokio::test]

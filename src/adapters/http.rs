@@ -21,6 +21,7 @@ use warp::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::adapters::tls::ServerTls;
 use crate::domain::{Bundle, RelayError, parse_observables};
 use crate::relay::{Caller, Relay};
 use crate::telemetry;
@@ -37,6 +38,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// What clients may hold.
     pub connections: ConnectionLimits,
+    /// HTTPS only, with this certificate; `None`: plain HTTP.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for HttpSettings {
@@ -45,6 +48,7 @@ impl Default for HttpSettings {
             audience: None,
             body_limit: 1024 * 1024,
             connections: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
@@ -159,17 +163,18 @@ pub async fn serve(
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let limits = settings.connections;
-    serve_with(listener, routes(relay, settings), limits, shutdown).await;
+    let (limits, tls) = (settings.connections, settings.tls.clone());
+    serve_with(listener, routes(relay, settings), limits, tls, shutdown).await;
 }
 
 /// Serves any filter that never rejects, such as [`routes`] with extra routes in front of it
-/// (the demo adds its JWKS), within `limits`, until `shutdown` completes; requests in flight
-/// then finish.
+/// (the demo adds its JWKS), within `limits`, over `tls` when set, until `shutdown` completes;
+/// requests in flight then finish.
 pub async fn serve_with<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
     limits: ConnectionLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -181,6 +186,7 @@ pub async fn serve_with<F, R>(
         limits,
         "main",
         InFlight::default(),
+        tls,
         shutdown,
     )
     .await;
@@ -198,6 +204,7 @@ pub async fn serve_listener<F, R>(
     limits: ConnectionLimits,
     name: &'static str,
     in_flight: InFlight,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -245,9 +252,13 @@ pub async fn serve_listener<F, R>(
             }
         });
         let watcher = connections.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let _open = telemetry::OpenConnection::new(name);
+            let Some(stream) = secured(stream, tls.as_ref(), header_read_timeout).await else {
+                return;
+            };
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout)
@@ -275,6 +286,35 @@ fn request_id(headers: &HeaderMap) -> String {
         })
         .map(|id| String::from_utf8_lossy(id).into_owned())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// A stream both plain and TLS connections are served over.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+/// The connection as it is served: as accepted, or after its TLS handshake when `tls` is set.
+/// The handshake counts against the header time (and holds its connection slot), so a client
+/// that stalls it is dropped like one that stalls its headers; `None` then.
+async fn secured(
+    stream: tokio::net::TcpStream,
+    tls: Option<&ServerTls>,
+    header_read_timeout: Duration,
+) -> Option<Box<dyn Connection>> {
+    let Some(tls) = tls else {
+        return Some(Box::new(stream));
+    };
+    match tokio::time::timeout(header_read_timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake not done within the header time");
+            None
+        }
+    }
 }
 
 /// The next connection, once a slot is free for it.
@@ -356,8 +396,8 @@ pub async fn serve_until_signal(
     settings: HttpSettings,
     grace: Duration,
 ) -> Result<(), Stopped> {
-    let limits = settings.connections;
-    serve_with_until_signal(listener, routes(relay, settings), limits, grace).await
+    let (limits, tls) = (settings.connections, settings.tls.clone());
+    serve_with_until_signal(listener, routes(relay, settings), limits, tls, grace).await
 }
 
 /// [`serve_until_signal`] for any filter that never rejects, as [`serve_with`] takes.
@@ -368,6 +408,7 @@ pub async fn serve_with_until_signal<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
     limits: ConnectionLimits,
+    tls: Option<ServerTls>,
     grace: Duration,
 ) -> Result<(), Stopped>
 where
@@ -383,6 +424,7 @@ where
         limits,
         "main",
         in_flight.clone(),
+        tls,
         async {
             let _ = stopped.await;
         },
@@ -462,7 +504,7 @@ fn incoming(
         audience: settings
             .audience
             .clone()
-            .unwrap_or_else(|| request_root(&headers)),
+            .unwrap_or_else(|| request_root(&headers, settings.tls.is_some())),
         content_length: headers
             .get("content-length")
             .and_then(|v| v.to_str().ok())
@@ -470,14 +512,18 @@ fn incoming(
     })
 }
 
-/// `<scheme>://<Host>`: the scheme from `X-Forwarded-Proto` (first value) when present, else http.
-fn request_root(headers: &HeaderMap) -> String {
+/// `<scheme>://<Host>`: `https` when the relay serves TLS itself; else the scheme from
+/// `X-Forwarded-Proto` (first value) when present, else http.
+fn request_root(headers: &HeaderMap, tls: bool) -> String {
     let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
+    if tls {
+        return format!("https://{}", text("host").unwrap_or_default());
+    }
     let scheme = text("x-forwarded-proto")
         .and_then(|v| v.split(',').next())
         .map(str::trim)
@@ -909,6 +955,15 @@ mod tests {
             call(idle_relay(), HttpSettings::default(), request).await,
             (200, json!({"data": {}}))
         );
+    }
+
+    #[test]
+    fn served_over_tls_the_request_root_is_https_whatever_a_header_says() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "relay.example:9443".parse().unwrap());
+        headers.insert("x-forwarded-proto", "http".parse().unwrap());
+        assert_eq!(request_root(&headers, true), "https://relay.example:9443");
+        assert_eq!(request_root(&headers, false), "http://relay.example:9443");
     }
 
     #[tokio::test]

@@ -1,11 +1,15 @@
 //! Adapters: the ports implemented over real transports, and the transport that serves them.
 //!
 //! - [`spycloud`]: [`crate::ports::BreachSource`] over SpyCloud's HTTP API (reqwest);
-//! - [`cache`]: a catalog cache in front of any breach source;
+//! - [`cache`]: a catalog cache in front of any breach source, over a
+//!   [`crate::ports::SharedCache`];
+//! - [`local`]: [`crate::ports::RateLimiter`] and [`crate::ports::SharedCache`] in the process;
+//! - [`redis`]: the same two shared by every replica through Redis, falling back to [`local`];
 //! - [`memory`]: [`crate::ports::BreachSource`] over a dataset in memory (the demo's sample);
 //! - [`fixed`]: credentials known in advance (the `lookup` command, single-tenant embedders);
 //! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
-//! - [`http`]: the warp routes SecureX calls.
+//! - [`http`]: the warp routes SecureX calls;
+//! - [`tls`]: HTTPS for them, with the certificate reloaded on SIGHUP.
 
 #[cfg(feature = "spycloud")]
 pub mod cache;
@@ -14,6 +18,12 @@ pub mod fixed;
 pub mod http;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+#[cfg(feature = "spycloud")]
+pub mod local;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "spycloud")]
 pub mod spycloud;
+#[cfg(feature = "server")]
+pub mod tls;

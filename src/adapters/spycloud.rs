@@ -9,12 +9,10 @@
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::try_join_all;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::Rng;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
@@ -23,11 +21,10 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::adapters::local::LocalRateLimiter;
 use crate::domain::email::truncate;
-use crate::domain::{
-    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink,
-};
-use crate::ports::{BreachSource, SourceError};
+use crate::domain::{ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink};
+use crate::ports::{BreachSource, RateLimiter, SourceError};
 use crate::telemetry;
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
@@ -44,8 +41,6 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// How much of an unexpected answer's body becomes the error message.
 const MAX_ERROR_CHARS: usize = 1000;
-/// Drop idle keys from the rate limiter every this many requests.
-const RETAIN_EVERY: u64 = 1024;
 
 /// A looked-up value goes in a path segment: `@` and unreserved characters stay, everything
 /// else (`/ ? # % + :`, spaces, non-ASCII) is percent-encoded.
@@ -69,7 +64,8 @@ pub struct SpyCloudSettings {
     pub base_url: String,
     /// How long one upstream call (one HTTP attempt, body included) may take.
     pub timeout: Duration,
-    /// Requests per second per API key, also the burst.
+    /// Requests per second per API key, also the burst, of the in-process limiter
+    /// [`SpyCloudClient::new`] builds ([`SpyCloudClient::with_rate_limiter`] takes one instead).
     pub max_rps: NonZeroU32,
     /// What to retry and how long to wait in between.
     pub retry: RetryPolicy,
@@ -135,14 +131,13 @@ pub enum SpyCloudBuildError {
 /// The SpyCloud Enterprise API as a [`BreachSource`].
 ///
 /// Holds one connection pool and one rate limiter; share it (`Arc`) across requests so both
-/// are shared too.
+/// are shared too. Which limiter (this process's, or one shared by replicas) it does not know.
 pub struct SpyCloudClient {
     http: Client,
     base: String,
     timeout: Duration,
     retry: RetryPolicy,
-    limiter: Arc<DefaultKeyedRateLimiter<KeyFingerprint>>,
-    attempts: AtomicU64,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 impl std::fmt::Debug for SpyCloudClient {
@@ -162,6 +157,19 @@ impl SpyCloudClient {
     /// [`SpyCloudBuildError::InvalidUrl`] when the base is not an http(s) URL,
     /// [`SpyCloudBuildError::Client`] when reqwest cannot build its client.
     pub fn new(settings: SpyCloudSettings) -> Result<Self, SpyCloudBuildError> {
+        let limiter = Arc::new(LocalRateLimiter::new(settings.max_rps));
+        Self::with_rate_limiter(settings, limiter)
+    }
+
+    /// A client for `settings.base_url` that waits for `limiter` before every call
+    /// (`settings.max_rps` is then the limiter's business).
+    ///
+    /// # Errors
+    /// As [`SpyCloudClient::new`].
+    pub fn with_rate_limiter(
+        settings: SpyCloudSettings,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> Result<Self, SpyCloudBuildError> {
         let base = settings.base_url.trim().trim_end_matches('/').to_owned();
         match reqwest::Url::parse(&base) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
@@ -177,14 +185,12 @@ impl SpyCloudClient {
             .default_headers(headers)
             .timeout(settings.timeout)
             .build()?;
-        let quota = Quota::per_second(settings.max_rps).allow_burst(settings.max_rps);
         Ok(Self {
             http,
             base,
             timeout: settings.timeout,
             retry: settings.retry,
-            limiter: Arc::new(RateLimiter::keyed(quota)),
-            attempts: AtomicU64::new(0),
+            limiter,
         })
     }
 
@@ -265,10 +271,7 @@ impl SpyCloudClient {
         let fingerprint = key.fingerprint();
         let mut attempt = 0;
         loop {
-            self.wait_for_turn(&fingerprint).await;
-            if self.attempts.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
-                self.limiter.retain_recent();
-            }
+            self.limiter.until_ready(&fingerprint).await;
             let outcome = self.attempt(key, url).await;
             let wait = match &outcome {
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
@@ -316,19 +319,6 @@ impl SpyCloudClient {
                 }
                 _ => return outcome,
             }
-        }
-    }
-
-    /// Waits until the key's token bucket allows a call. On tokio's timer rather than
-    /// governor's `until_key_ready`, whose timer runs a thread of its own.
-    async fn wait_for_turn(&self, fingerprint: &KeyFingerprint) {
-        let mut waited = false;
-        while let Err(not_until) = self.limiter.check_key(fingerprint) {
-            if !std::mem::replace(&mut waited, true) {
-                telemetry::rate_limit_wait();
-            }
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()));
-            tokio::time::sleep(wait).await;
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::time::Timestamp;
@@ -28,6 +28,12 @@ impl fmt::Display for CatalogId {
     }
 }
 
+impl Serialize for CatalogId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for CatalogId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
@@ -38,7 +44,8 @@ impl<'de> Deserialize<'de> for CatalogId {
 
 /// A breach catalog entry. Every field but `id` may be missing: SpyCloud's data is not always
 /// complete, and a missing field leaves its CTIM field out rather than failing the lookup.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// It serializes to JSON it reads back as itself (the shared catalog cache stores it so).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Catalog {
     /// The catalog id records refer to as `source_id`.
     pub id: CatalogId,
@@ -138,6 +145,22 @@ mod tests {
             (c.id, c.title, c.assets, c.spycloud_publish_date),
             (CatalogId(9), None, None, None)
         );
+    }
+
+    #[test]
+    fn a_catalog_reads_back_as_itself() {
+        for value in [
+            json!({
+                "id": 5, "uuid": "u-1", "title": "T", "description": "D", "site": "ex.com",
+                "site_description": "SD", "confidence": 2, "combo_list_flag": "NO",
+                "spycloud_publish_date": "2020-01-02T03:04:05Z", "assets": {"b": 3, "a": 2}
+            }),
+            json!({"id": 7}),
+        ] {
+            let c = catalog(value);
+            let text = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Catalog>(&text).unwrap(), c, "{text}");
+        }
     }
 
     #[test]

@@ -15,8 +15,8 @@ use super::jwt::{KID_1, TokenMinter, default_claims, jwks_host, mount_jwks};
 pub struct TestApp {
     /// `http://127.0.0.1:<port>` of the relay.
     pub address: String,
-    /// SpyCloud and the JWKS host.
-    pub upstream: MockServer,
+    /// SpyCloud and the JWKS host (shared by the replicas of [`TestApp::spawn_replica`]).
+    pub upstream: Arc<MockServer>,
     /// A client for calling the relay.
     pub client: reqwest::Client,
     /// Everything the relay logged so far (stderr).
@@ -46,6 +46,16 @@ pub async fn spawn_app_adjusted(
 ) -> TestApp {
     let upstream = MockServer::start().await;
     mount_jwks(&upstream).await;
+    spawn_relay(Arc::new(upstream), extra_env, adjust).await
+}
+
+/// Starts the relay binary against `upstream` (its JWKS mounted), `adjust` applied to the
+/// command before it starts.
+async fn spawn_relay(
+    upstream: Arc<MockServer>,
+    extra_env: &[(&str, &str)],
+    adjust: impl FnOnce(&mut Command),
+) -> TestApp {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"));
     command
         .arg("serve")
@@ -99,7 +109,7 @@ pub async fn spawn_app_adjusted(
     .await
     .expect("reader thread");
     assert!(
-        address.starts_with("http://127.0.0.1:"),
+        address.starts_with("http://127.0.0.1:") || address.starts_with("https://127.0.0.1:"),
         "unexpected address line: {address}"
     );
     TestApp {
@@ -117,6 +127,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// Another relay process against the same upstream, with `extra_env` on top of the test
+    /// defaults: a second replica.
+    pub async fn spawn_replica(&self, extra_env: &[(&str, &str)]) -> TestApp {
+        spawn_relay(self.upstream.clone(), extra_env, |_| {}).await
+    }
+
     /// Sends SIGTERM and waits for the relay to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.0.id().to_string();
@@ -176,6 +192,22 @@ impl TestApp {
             .trim_start_matches("http://")
             .parse()
             .expect("an IP:port")
+    }
+
+    /// Sends SIGHUP (the relay reloads its TLS certificate).
+    pub fn hang_up(&self) {
+        self.signal("HUP");
+    }
+
+    /// Waits (20 s at most) until the relay's log holds `text`.
+    pub async fn wait_for_log(&self, text: &str) {
+        for _ in 0..200 {
+            if self.log_text().contains(text) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the relay never logged {text:?}: {}", self.log_text());
     }
 
     /// The relay's log so far.

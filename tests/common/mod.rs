@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod jwt;
+pub mod redis;
 pub mod snapshots;

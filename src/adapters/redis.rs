@@ -1,0 +1,550 @@
+//! The rate limiter and cache ports over one Redis every replica shares (`RELAY_REDIS_URL`).
+//!
+//! Shared, the replicas behave as one relay towards SpyCloud: one rate limit per API key (GCRA
+//! in one Lua script, on Redis's clock, so it is atomic however many replicas ask), and one
+//! catalog cache. Never worse than one replica: every Redis call is bounded by a short timeout;
+//! a call that fails or times out is served by the process's own limiter or cache instead
+//! (written through, so it holds what this replica fetched), and Redis is left alone for a
+//! moment before it is asked again. The connection manager reconnects by itself; the first
+//! answer after an outage resumes sharing. Outages are logged at most every 30 s and every
+//! fallback is counted (`relay_redis_fallbacks_total`).
+//!
+//! Key names: `spycloud-relay:<space>:<tenant>[:<item>]`, where `<tenant>` is the first 128 bits
+//! of HMAC-SHA-256(`RELAY_REDIS_KEY_SECRET`, SHA-256(API key)) in hex: without the secret, a
+//! key name neither reveals an API key nor confirms a guessed one. Spaces: `rate` (a key's
+//! GCRA state) and those of the cache's users (`catalog`, ...).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
+
+use crate::domain::KeyFingerprint;
+use crate::ports::{CacheEntry, CacheKey, RateLimiter, SharedCache};
+
+/// Every key the relay writes starts with this.
+pub const KEY_PREFIX: &str = "spycloud-relay:";
+/// The shortest `RELAY_REDIS_KEY_SECRET` accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+/// How long one Redis call may take by default before the process's own state answers: far
+/// above a round trip in one data centre, far below what a SecureX user notices.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long Redis is left alone after a failure before it is asked again.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(2);
+/// At most one log line about an outage this often.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+/// The longest a waiting call sleeps before asking the shared limiter again.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// An item longer than this is hashed in key names.
+const MAX_ITEM_CHARS: usize = 64;
+
+/// GCRA over one key: `KEYS[1]` holds the theoretical arrival time in µs (Redis's clock);
+/// `ARGV[1]` is the emission interval (1 s / rate) and `ARGV[2]` the burst window (interval ×
+/// burst), both in µs. Answers 0 when the call may go (and counts it), else the µs to wait.
+/// Numbers are written with `%.0f`: Lua would print an epoch in µs as `1.7e+15`.
+const GCRA: &str = r"
+local now = redis.call('TIME')
+local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tat < now_us then tat = now_us end
+local new_tat = tat + tonumber(ARGV[1])
+local wait = new_tat - tonumber(ARGV[2]) - now_us
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1)
+return 0
+";
+
+/// How the relay reaches Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` (TLS) URL, with credentials and database as Redis URLs take
+    /// them.
+    pub url: String,
+    /// The key of the keyed hash that names API keys, at least [`MIN_SECRET_BYTES`]; the same
+    /// on every replica, or they share nothing.
+    pub key_secret: String,
+    /// The longest one Redis call may take before the process's own state answers instead.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password, the secret is one.
+        f.debug_struct("RedisSettings")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the Redis adapters could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisBuildError {
+    /// Not a `redis://` or `rediss://` URL the client understands (the URL is not repeated:
+    /// it may hold a password).
+    #[error("RELAY_REDIS_URL is not a redis:// or rediss:// URL: {0}")]
+    InvalidUrl(String),
+    /// The keyed-hash secret is missing or too short.
+    #[error(
+        "RELAY_REDIS_KEY_SECRET must be set with RELAY_REDIS_URL, at least {MIN_SECRET_BYTES} bytes, the same on every replica"
+    )]
+    WeakSecret,
+}
+
+/// One Redis connection (reconnecting by itself) and the health of the last calls, shared by
+/// the limiter and the cache.
+pub struct Redis {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    connection: ConnectionManager,
+    secret: Hmac<Sha256>,
+    timeout: Duration,
+    health: Health,
+}
+
+impl Redis {
+    /// The adapters' shared connection to `settings.url`. It connects on first use and
+    /// reconnects by itself, so a Redis down at start delays nothing. Call inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    /// [`RedisBuildError::InvalidUrl`] for a URL that is not `redis://`/`rediss://`,
+    /// [`RedisBuildError::WeakSecret`] for a secret shorter than [`MIN_SECRET_BYTES`].
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisBuildError> {
+        if settings.key_secret.len() < MIN_SECRET_BYTES {
+            return Err(RedisBuildError::WeakSecret);
+        }
+        let scheme = settings.url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("redis" | "rediss")) {
+            return Err(RedisBuildError::InvalidUrl("unknown scheme".to_owned()));
+        }
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|error| RedisBuildError::InvalidUrl(error.to_string()))?;
+        // Each attempt is bounded; the manager tries once more, then again on the next call.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|error| RedisBuildError::InvalidUrl(error.to_string()))?;
+        let secret = Hmac::<Sha256>::new_from_slice(settings.key_secret.as_bytes())
+            .map_err(|_| RedisBuildError::WeakSecret)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connection,
+                secret,
+                timeout: settings.timeout,
+                health: Health::default(),
+            }),
+        })
+    }
+
+    /// A rate limiter of `rate` calls a second per key (burst `rate`) for all replicas
+    /// together; `fallback` limits while Redis does not answer.
+    pub fn rate_limiter(
+        &self,
+        rate: std::num::NonZeroU32,
+        fallback: Arc<dyn RateLimiter>,
+    ) -> RedisRateLimiter {
+        let interval_us = 1_000_000 / u64::from(rate.get());
+        RedisRateLimiter {
+            shared: self.shared.clone(),
+            script: redis::Script::new(GCRA),
+            interval_us,
+            window_us: interval_us * u64::from(rate.get()),
+            fallback,
+        }
+    }
+
+    /// A cache all replicas share; every entry is also written to `fallback`, which answers
+    /// while Redis does not.
+    pub fn cache(&self, fallback: Arc<dyn SharedCache>) -> RedisCache {
+        RedisCache {
+            shared: self.shared.clone(),
+            fallback,
+        }
+    }
+}
+
+impl Shared {
+    /// The name of a key's state: `spycloud-relay:<space>:<tenant>`.
+    fn tenant_key(&self, space: &str, tenant: &KeyFingerprint) -> String {
+        let mut mac = self.secret.clone();
+        mac.update(&tenant.0);
+        let digest = mac.finalize().into_bytes();
+        format!("{KEY_PREFIX}{space}:{}", hex(&digest[..16]))
+    }
+
+    /// The name of a cache entry: `spycloud-relay:<space>:<tenant>:<item>`.
+    fn entry_key(&self, key: &CacheKey) -> String {
+        let plain = key.item.len() <= MAX_ITEM_CHARS
+            && key
+                .item
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._,-".contains(&b));
+        let tenant = self.tenant_key(key.space, &key.tenant);
+        if plain {
+            format!("{tenant}:{}", key.item)
+        } else {
+            format!(
+                "{tenant}:h{}",
+                hex(&Sha256::digest(key.item.as_bytes())[..16])
+            )
+        }
+    }
+
+    /// Runs one Redis call (`call` over a connection) within the timeout; `None` when Redis
+    /// rests after a failure, fails or does not answer in time (the fallback is then recorded
+    /// for `what`).
+    ///
+    /// A call that finds the connection lost is made once more (within the same timeout): the
+    /// first call after an outage finds the old connection broken and sets the manager
+    /// reconnecting, and Redis, back by then, answers the second.
+    async fn call<T, F, Fut>(&self, what: &'static str, mut call: F) -> Option<T>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.health.ready() {
+            self.health.fell_back(what, None);
+            return None;
+        }
+        let attempts = async {
+            match call(self.connection.clone()).await {
+                Err(error) if connection_lost(&error) => call(self.connection.clone()).await,
+                answer => answer,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
+            Ok(Ok(value)) => {
+                self.health.answered();
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                self.health.fell_back(what, Some(&error.to_string()));
+                None
+            }
+            Err(_) => {
+                let reason = format!("no answer within {} ms", self.timeout.as_millis());
+                self.health.fell_back(what, Some(&reason));
+                None
+            }
+        }
+    }
+}
+
+/// Whether `error` says the connection is gone (rather than Redis refusing the command).
+fn connection_lost(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
+/// Whether Redis is worth asking now, and the outage log's pacing.
+#[derive(Default)]
+struct Health {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    /// Redis failed: not asked again before this.
+    resting_until: Option<Instant>,
+    /// In an outage (since the last failure, until an answer).
+    down: bool,
+    /// When the outage was last logged.
+    last_logged: Option<Instant>,
+    /// Fallbacks since that line.
+    unlogged: u64,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether to ask Redis: not while it rests after a failure.
+    fn ready(&self) -> bool {
+        self.lock()
+            .resting_until
+            .is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Redis answered: sharing (again).
+    fn answered(&self) {
+        let mut state = self.lock();
+        state.resting_until = None;
+        if state.down {
+            state.down = false;
+            tracing::info!(
+                fallbacks = state.unlogged,
+                "Redis answers again: rate limits and caches are shared again"
+            );
+            state.unlogged = 0;
+            state.last_logged = None;
+        }
+    }
+
+    /// A call was served without Redis: `reason` is why, when Redis was asked and failed.
+    fn fell_back(&self, what: &'static str, reason: Option<&str>) {
+        crate::telemetry::redis_fallback(what);
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.unlogged += 1;
+        if let Some(reason) = reason {
+            state.down = true;
+            state.resting_until = Some(now + PAUSE_AFTER_FAILURE);
+            if state
+                .last_logged
+                .is_none_or(|logged| now.duration_since(logged) >= LOG_EVERY)
+            {
+                tracing::warn!(
+                    reason = crate::domain::email::truncate(reason, 200),
+                    fallbacks = state.unlogged,
+                    "Redis is not answering: this replica limits and caches on its own until it does"
+                );
+                state.last_logged = Some(now);
+                state.unlogged = 0;
+            }
+        }
+    }
+}
+
+/// [`RateLimiter`] shared by every replica through Redis, the process's own while Redis does
+/// not answer.
+pub struct RedisRateLimiter {
+    shared: Arc<Shared>,
+    script: redis::Script,
+    interval_us: u64,
+    window_us: u64,
+    fallback: Arc<dyn RateLimiter>,
+}
+
+impl fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("interval_us", &self.interval_us)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn until_ready(&self, tenant: &KeyFingerprint) {
+        let key = &self.shared.tenant_key("rate", tenant);
+        let (script, interval, window) = (&self.script, self.interval_us, self.window_us);
+        loop {
+            let asked = self
+                .shared
+                .call("rate_limit", |mut connection| async move {
+                    let mut invocation = script.key(key);
+                    invocation.arg(interval).arg(window);
+                    invocation.invoke_async::<u64>(&mut connection).await
+                })
+                .await;
+            match asked {
+                Some(0) => return,
+                Some(wait_us) => {
+                    tokio::time::sleep(Duration::from_micros(wait_us).min(MAX_WAIT)).await;
+                }
+                None => return self.fallback.until_ready(tenant).await,
+            }
+        }
+    }
+}
+
+/// [`SharedCache`] shared by every replica through Redis, written through to the process's
+/// own, which answers while Redis does not.
+pub struct RedisCache {
+    shared: Arc<Shared>,
+    fallback: Arc<dyn SharedCache>,
+}
+
+impl fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SharedCache for RedisCache {
+    async fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Bytes>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let names: &Vec<String> = &keys.iter().map(|key| self.shared.entry_key(key)).collect();
+        let answer = self
+            .shared
+            .call("cache", |mut connection| async move {
+                let mut command = redis::cmd("MGET");
+                command.arg(names);
+                command
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
+                    .await
+            })
+            .await;
+        match answer {
+            Some(values) if values.len() == keys.len() => {
+                values.into_iter().map(|v| v.map(Bytes::from)).collect()
+            }
+            _ => self.fallback.get_many(keys).await,
+        }
+    }
+
+    async fn set_many(&self, entries: Vec<CacheEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut pipeline = redis::pipe();
+        for entry in &entries {
+            // At least a millisecond: PX refuses 0.
+            let ttl_ms = u64::try_from(entry.ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            pipeline
+                .cmd("SET")
+                .arg(self.shared.entry_key(&entry.key))
+                .arg(entry.value.as_ref())
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        self.fallback.set_many(entries).await;
+        let pipeline = &pipeline;
+        self.shared
+            .call("cache", |mut connection| async move {
+                pipeline.query_async::<()>(&mut connection).await
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(secret: &str) -> RedisSettings {
+        RedisSettings {
+            url: "redis://127.0.0.1:1".to_owned(),
+            key_secret: secret.to_owned(),
+            timeout: Duration::from_millis(100),
+        }
+    }
+
+    #[tokio::test]
+    async fn key_names_are_namespaced_and_hash_the_key_with_the_secret() {
+        let redis = Redis::new(&settings("0123456789abcdef")).unwrap();
+        let other = Redis::new(&settings("another secret of 16+")).unwrap();
+        let tenant = crate::domain::ApiKey::parse("sc-api-key")
+            .unwrap()
+            .fingerprint();
+        let name = redis.shared.tenant_key("rate", &tenant);
+        assert!(name.starts_with("spycloud-relay:rate:"), "{name}");
+        assert_eq!(name.len(), "spycloud-relay:rate:".len() + 32);
+        assert!(!name.contains("sc-api-key"));
+        // Not the plain SHA-256 of the key: that would confirm a guessed key.
+        assert!(!name.contains(&hex(&tenant.0[..16])));
+        assert_eq!(name, redis.shared.tenant_key("rate", &tenant));
+        assert_ne!(name, other.shared.tenant_key("rate", &tenant));
+        let entry = |item: &str| {
+            redis.shared.entry_key(&CacheKey {
+                space: "catalog",
+                tenant,
+                item: item.to_owned(),
+            })
+        };
+        assert_eq!(
+            entry("17494"),
+            format!("{}:17494", redis.shared.tenant_key("catalog", &tenant))
+        );
+        // Items a key name should not carry whole are hashed.
+        let odd = entry("last 7 days\n*");
+        assert!(odd.contains(":h") && !odd.contains(' '), "{odd}");
+        assert_eq!(odd.len(), entry(&"x".repeat(65)).len());
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_weak_secrets_are_refused() {
+        for url in [
+            "",
+            "http://127.0.0.1:6379",
+            "127.0.0.1:6379",
+            "redis://[::1",
+        ] {
+            let settings = RedisSettings {
+                url: url.to_owned(),
+                ..settings("0123456789abcdef")
+            };
+            assert!(
+                matches!(Redis::new(&settings), Err(RedisBuildError::InvalidUrl(_))),
+                "{url}"
+            );
+        }
+        assert!(matches!(
+            Redis::new(&settings("short")),
+            Err(RedisBuildError::WeakSecret)
+        ));
+        // Neither the URL (it may hold a password) nor the secret is printed.
+        let settings = RedisSettings {
+            url: "redis://:hunter2@127.0.0.1".to_owned(),
+            ..settings("0123456789abcdef")
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("0123456789abcdef"));
+    }
+
+    #[tokio::test]
+    async fn without_redis_the_process_state_answers() {
+        // Nothing listens on port 1: every call falls back at once.
+        let redis = Redis::new(&settings("0123456789abcdef")).unwrap();
+        let local = Arc::new(crate::adapters::local::LocalCache::new(10));
+        let cache = redis.cache(local.clone());
+        let key = CacheKey {
+            space: "catalog",
+            tenant: KeyFingerprint([1; 32]),
+            item: "1".to_owned(),
+        };
+        cache
+            .set_many(vec![CacheEntry {
+                key: key.clone(),
+                value: Bytes::from_static(b"v"),
+                ttl: Duration::from_secs(60),
+            }])
+            .await;
+        assert_eq!(
+            cache.get_many(std::slice::from_ref(&key)).await,
+            [Some(Bytes::from_static(b"v"))]
+        );
+        let limiter = redis.rate_limiter(
+            std::num::NonZeroU32::new(5).unwrap(),
+            Arc::new(crate::adapters::local::LocalRateLimiter::new(
+                std::num::NonZeroU32::new(5).unwrap(),
+            )),
+        );
+        limiter.until_ready(&KeyFingerprint([1; 32])).await;
+        assert!(!redis.shared.health.ready(), "Redis rests after a failure");
+    }
+}

@@ -1,0 +1,122 @@
+//! A real `redis-server` for the tests: on a free loopback port, nothing saved to disk, killed
+//! when dropped. When the binary is missing the tests that need it say so loudly and skip; CI
+//! (`.ci/run`) installs it, so there they always run.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `redis-server` process the test owns.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A fresh server, or `None` (after a loud message) when `redis-server` is not installed.
+    pub fn start() -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !!! SKIPPED: `redis-server` is not installed; the Redis tests did not run.\n\
+                 !!! Install it (Debian: apt-get install -y redis-server) or run .ci/run.\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            return None;
+        }
+        // A port the OS just handed out is free unless another process takes it in between:
+        // then try another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = Self { port, child: None };
+            if server.restart() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on a free loopback port");
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on its port, empty; whether it answers.
+    pub fn restart(&mut self) -> bool {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if self.ping() {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                // It exited: the port was taken.
+                self.child = None;
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        false
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
+    }
+
+    fn ping(&self) -> bool {
+        self.connection()
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
+            .is_ok()
+    }
+
+    /// Every key the server holds (SCAN, as an operator would list them).
+    pub fn keys(&self) -> Vec<String> {
+        let mut connection = self.connection().expect("redis answers");
+        let mut keys: Vec<String> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter::<String>(&mut connection)
+            .expect("SCAN")
+            .collect::<Result<_, _>>()
+            .expect("SCAN");
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}

@@ -1,0 +1,319 @@
+//! Replicas on one Redis: two real relay processes against one wiremock SpyCloud and one real
+//! `redis-server` (started by the test on a free port; skipped loudly when not installed).
+//! They hold one rate limit per key, share catalogs, keep answering when Redis dies and share
+//! again when it returns; Redis keys are namespaced and name no API key.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::app::{TestApp, sample, spawn_app_with};
+use common::jwt::API_KEY;
+use common::redis::{RedisServer, free_port};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+/// The keyed-hash secret both replicas share.
+const SECRET: &str = "replica-test-secret-0123456789";
+
+fn email(value: &str) -> Value {
+    json!({"type": "email", "value": value})
+}
+
+/// Two relays on `redis`, with `extra` settings each (the first also `first_only`).
+async fn two_replicas(
+    redis: &RedisServer,
+    extra: &[(&str, &str)],
+    first_only: &[(&str, &str)],
+) -> (TestApp, TestApp) {
+    let url = redis.url();
+    let mut env = vec![
+        ("RELAY_REDIS_URL", url.as_str()),
+        ("RELAY_REDIS_KEY_SECRET", SECRET),
+    ];
+    env.extend_from_slice(extra);
+    let second_env = env.clone();
+    env.extend_from_slice(first_only);
+    let first = spawn_app_with(&env).await;
+    let second = first.spawn_replica(&second_env).await;
+    (first, second)
+}
+
+/// Upstream requests whose path starts with `prefix`.
+async fn calls_to(app: &TestApp, prefix: &str) -> Vec<Request> {
+    app.upstream
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|request| request.url.path().starts_with(prefix))
+        .collect()
+}
+
+/// Every email gets one record of catalog `1000 + n` for `user<n>@example.com`; every
+/// catalog asked for exists.
+async fn mount_one_record_per_user(app: &TestApp) {
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/data/emails/"))
+        .respond_with(|request: &Request| {
+            let address = request.url.path().rsplit('/').next().unwrap_or_default();
+            let n: u64 = address
+                .trim_start_matches("user")
+                .split('@')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let record = json!({
+                "email": address, "document_id": format!("doc-{n}"), "source_id": 1000 + n,
+                "severity": 2, "spycloud_publish_date": "2020-01-01T00:00:00Z"
+            });
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": 1, "results": [record]}))
+        })
+        .mount(&app.upstream)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/catalog/[0-9,]+$"))
+        .respond_with(|request: &Request| {
+            let results: Vec<Value> = request
+                .url
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|id| id.parse::<u64>().ok())
+                .map(|id| json!({"id": id, "title": format!("Breach {id}")}))
+                .collect();
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": results.len(), "results": results}))
+        })
+        .mount(&app.upstream)
+        .await;
+}
+
+/// Observes `address` on `app` with `token` (minted once: RSA signing takes a while in a
+/// debug build): the status and body.
+async fn observe(app: &TestApp, token: &str, address: &str) -> (u16, Value) {
+    app.post(
+        "/observe/observables",
+        Some(token),
+        &json!([email(address)]).to_string(),
+    )
+    .await
+}
+
+/// Asserts the answer of one user's lookup is whole: 200, its sighting and indicator, no error.
+fn assert_whole(status: u16, body: &Value, address: &str) {
+    assert_eq!(status, 200, "{address}: {body}");
+    assert!(body.get("errors").is_none(), "{address}: {body}");
+    assert_eq!(body["data"]["sightings"]["count"], 1, "{address}: {body}");
+    assert_eq!(body["data"]["indicators"]["count"], 1, "{address}: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_hold_one_rate_limit_for_one_key() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    const RATE: u64 = 4;
+    let (a, b) = two_replicas(&redis, &[("SPYCLOUD_MAX_RPS", "4")], &[]).await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/data/emails/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": 0, "results": []})),
+        )
+        .mount(&a.upstream)
+        .await;
+    // 24 lookups of one key at once, half through each replica: 6 s of calls at 4 a second
+    // together, 3 s if each replica kept a limit of its own.
+    let tokens = [a.token(), b.token()];
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let started = Instant::now();
+    let lookups: Vec<_> = (0..24)
+        .map(|n| {
+            let app = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let token = tokens[n % 2].clone();
+            tokio::spawn(
+                async move { observe(&app, &token, &format!("user{n}@example.com")).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = calls_to(&a, "/breach/data/emails/").await.len() as u64;
+    let elapsed = started.elapsed().as_secs_f64();
+    // GCRA: a burst of RATE, then one call every 1/RATE s; one more for clock granularity.
+    let allowed = RATE + (RATE as f64 * elapsed).floor() as u64 + 1;
+    assert!(
+        seen <= allowed,
+        "{seen} calls in {elapsed:.2} s: more than one limit of {RATE}/s allows ({allowed})"
+    );
+    assert!(seen >= RATE, "the burst went through: {seen}");
+    for lookup in lookups {
+        let (status, body) = lookup.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({"data": {}}), "no records, no error");
+    }
+    assert_eq!(calls_to(&a, "/breach/data/emails/").await.len(), 24);
+    let rate_keys: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|key| key.starts_with("spycloud-relay:rate:"))
+        .collect();
+    assert_eq!(
+        rate_keys.len(),
+        1,
+        "one key, one shared limit: {rate_keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_catalogs_and_name_no_api_key_in_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = two_replicas(&redis, &[], &[]).await;
+    let alice = "alice@example.com";
+    a.mount_email(
+        alice,
+        vec![json!([
+            sample::breach(alice),
+            sample::infostealer(alice),
+            sample::combo(alice),
+            sample::orphan(alice)
+        ])],
+    )
+    .await;
+    a.mount_catalogs(sample::catalogs()).await;
+
+    let first = a.observe(json!([email(alice)])).await;
+    let catalog_calls = calls_to(&a, "/breach/catalog/").await.len();
+    assert_eq!(catalog_calls, 1, "one batch for the four ids");
+    let second = b.observe(json!([email(alice)])).await;
+    assert_eq!(
+        calls_to(&a, "/breach/catalog/").await.len(),
+        catalog_calls,
+        "the second replica found every catalog, and the missing one, in Redis"
+    );
+    // Same indicators (their ids are stable) and the same warning for the missing catalog.
+    assert_eq!(first["data"]["indicators"], second["data"]["indicators"]);
+    assert_eq!(first["errors"], second["errors"]);
+    assert_eq!(
+        second["errors"][0]["message"],
+        "SpyCloud did not return results for 99999"
+    );
+
+    let keys = redis.keys();
+    let digest: String = Sha256::digest(API_KEY.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("spycloud-relay:catalog:"))
+    );
+    assert!(keys.iter().any(|k| k.starts_with("spycloud-relay:rate:")));
+    for key in &keys {
+        assert!(key.starts_with("spycloud-relay:"), "{key}");
+        assert!(!key.contains(API_KEY), "{key}");
+        assert!(
+            !key.contains(&digest[..16]),
+            "the plain SHA-256 of the key: {key}"
+        );
+    }
+    // Four catalog entries (three found, one missing) and one rate limit, nothing else.
+    assert_eq!(keys.len(), 5, "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_survive_redis_dying_mid_load_and_share_again_after_it_returns() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let metrics_port = free_port().to_string();
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let (a, b) = two_replicas(
+        &redis,
+        // Info: the line saying sharing resumed.
+        &[("SPYCLOUD_MAX_RPS", "1000"), ("RELAY_LOG", "info")],
+        &[("RELAY_METRICS_LISTEN", &metrics_listen)],
+    )
+    .await;
+    mount_one_record_per_user(&a).await;
+    let tokens = [a.token(), b.token()];
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+
+    // 40 lookups spread over about 2 s, both replicas; Redis is killed after about 0.6 s.
+    let lookups: Vec<_> = (0..40u64)
+        .map(|n| {
+            let app = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let token = tokens[(n % 2) as usize].clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50 * n)).await;
+                let address = format!("user{}@example.com", n % 10);
+                let (status, body) = observe(&app, &token, &address).await;
+                (address, status, body)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    redis.kill();
+    for lookup in lookups {
+        let (address, status, body) = lookup.await.unwrap();
+        assert_whole(status, &body, &address);
+    }
+    // Each replica noticed, logged it once (at most one line per 30 s), and counted it.
+    for app in [&a, &b] {
+        let logs = app.log_text();
+        assert_eq!(
+            logs.matches("Redis is not answering").count(),
+            1,
+            "one outage line: {logs}"
+        );
+        assert!(!logs.contains(SECRET) && !logs.contains(API_KEY));
+    }
+    let metrics = reqwest::get(format!("http://{metrics_listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fallbacks: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("relay_redis_fallbacks_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(fallbacks > 0.0, "fallbacks counted: {metrics}");
+
+    // Redis returns, empty: each replica reconnects by itself (after leaving Redis alone a
+    // moment) and shares again: a catalog one fetches is not fetched by the other.
+    assert!(redis.restart(), "redis-server restarts on its port");
+    let mut fresh = 100..;
+    for (app, token) in [&a, &b].into_iter().zip(&tokens) {
+        for _ in 0..40 {
+            if app.log_text().contains("Redis answers again") {
+                break;
+            }
+            let address = format!("user{}@example.com", fresh.next().unwrap());
+            let (status, body) = observe(app, token, &address).await;
+            assert_whole(status, &body, &address);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(app.log_text().contains("Redis answers again"));
+    }
+    let n = fresh.next().unwrap();
+    let address = format!("user{n}@example.com");
+    let catalog = format!("/breach/catalog/{}", 1000 + n);
+    let (status, body) = observe(&a, &tokens[0], &address).await;
+    assert_whole(status, &body, &address);
+    let (status, body) = observe(&b, &tokens[1], &address).await;
+    assert_whole(status, &body, &address);
+    assert_eq!(
+        calls_to(&a, &catalog).await.len(),
+        1,
+        "the second replica found the catalog in Redis"
+    );
+}
