@@ -26,5 +26,6 @@ pub mod relay;
 #[cfg(any(feature = "spycloud", feature = "jwt"))]
 pub mod telemetry;
 
+pub use domain::Error;
 #[cfg(feature = "spycloud")]
-pub use relay::{Caller, Relay, RelaySettings};
+pub use relay::{BuildError, Caller, Relay, RelayBuilder, RelaySettings};

@@ -9,19 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use spycloud_relay::adapters::cache::{CacheSettings, CachedCatalogs};
-use spycloud_relay::adapters::fixed::FixedCredentials;
 use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings, InFlight};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
-use spycloud_relay::adapters::local::{LocalCache, LocalRateLimiter};
-use spycloud_relay::adapters::redis::{self as shared, Redis, RedisSettings};
-use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::adapters::redis::{self as shared, RedisSettings};
+use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudSettings};
 use spycloud_relay::adapters::tls::{ServerTls, TlsFiles};
 use spycloud_relay::config::{
     Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs,
 };
 use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorKind, ModuleSettings};
-use spycloud_relay::ports::{BreachSource, RateLimiter, SharedCache};
 use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
 /// mimalloc, which hands memory freed after a large answer back to the system; glibc's
@@ -86,57 +82,25 @@ fn fail(error: &dyn Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The state requests share: the per-key rate limit and the cache, this process's own, or
-/// every replica's through Redis (falling back to this process's own).
-struct SharedState {
-    limiter: Arc<dyn RateLimiter>,
-    cache: Arc<dyn SharedCache>,
-}
-
-impl SharedState {
-    fn new(args: &SpyCloudArgs, redis: Option<&Redis>) -> Self {
-        let limiter = Arc::new(LocalRateLimiter::new(args.max_rps));
-        let cache = Arc::new(LocalCache::new(CacheSettings::default().capacity));
-        match redis {
-            Some(redis) => Self {
-                limiter: Arc::new(redis.rate_limiter(args.max_rps, limiter)),
-                cache: Arc::new(redis.cache(cache)),
-            },
-            None => Self { limiter, cache },
-        }
-    }
-}
-
-/// The Redis of `RELAY_REDIS_URL`, if set.
-fn redis(args: &ServeArgs) -> Result<Option<Redis>, Box<dyn Error>> {
-    let Some(url) = &args.redis_url else {
-        return Ok(None);
-    };
-    let redis = Redis::new(&RedisSettings {
-        url: url.clone(),
-        key_secret: args.redis_key_secret.clone().unwrap_or_default(),
-        timeout: shared::DEFAULT_TIMEOUT,
-    })?;
-    tracing::info!("rate limits and caches are shared through Redis");
-    Ok(Some(redis))
-}
-
-fn spycloud(
-    args: &SpyCloudArgs,
-    state: &SharedState,
-) -> Result<Arc<dyn BreachSource>, Box<dyn Error>> {
-    let settings = SpyCloudSettings {
+/// The SpyCloud client's settings from the command line.
+fn spycloud(args: &SpyCloudArgs) -> SpyCloudSettings {
+    SpyCloudSettings {
         base_url: args.api_url.clone(),
         timeout: args.timeout(),
         max_rps: args.max_rps,
         retry: RetryPolicy::default(),
-    };
-    let client = SpyCloudClient::with_rate_limiter(settings, state.limiter.clone())?;
-    Ok(Arc::new(CachedCatalogs::with_store(
-        Arc::new(client),
-        CacheSettings::default(),
-        state.cache.clone(),
-    )))
+    }
+}
+
+/// The Redis of `RELAY_REDIS_URL`, if set.
+fn redis(args: &ServeArgs) -> Option<RedisSettings> {
+    let url = args.redis_url.as_ref()?;
+    tracing::info!("rate limits and caches are shared through Redis");
+    Some(RedisSettings {
+        url: url.clone(),
+        key_secret: args.redis_key_secret.clone().unwrap_or_default(),
+        timeout: shared::DEFAULT_TIMEOUT,
+    })
 }
 
 /// Binds `address`, saying which one in the error.
@@ -185,12 +149,14 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         max_records: args.max_records.get(),
         ..RelaySettings::default()
     };
-    let state = SharedState::new(&args.spycloud, redis(&args)?.as_ref());
-    let relay = Arc::new(Relay::new(
-        spycloud(&args.spycloud, &state)?,
-        Arc::new(decoder),
-        settings,
-    ));
+    let mut builder = Relay::builder()
+        .spycloud(spycloud(&args.spycloud))
+        .settings(settings)
+        .decoder(Arc::new(decoder));
+    if let Some(redis) = redis(&args) {
+        builder = builder.redis(redis);
+    }
+    let relay = Arc::new(builder.build()?);
     if let Some(address) = args.metrics_listen {
         let handle = telemetry::install_metrics()?;
         let listener = bind(address, "RELAY_METRICS_LISTEN").await?;
@@ -372,20 +338,19 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         entities_limit,
         settings: ModuleSettings::default(),
     };
-    let source = match spycloud(&args.spycloud, &SharedState::new(&args.spycloud, None)) {
-        Ok(source) => source,
-        Err(error) => return fail(error.as_ref()),
-    };
     let settings = RelaySettings {
         mapping: args.output.mapping(),
         max_records: args.max_records.get(),
         ..RelaySettings::default()
     };
-    let relay = Relay::new(
-        source,
-        Arc::new(FixedCredentials(credentials.clone())),
-        settings,
-    );
+    let built = Relay::builder()
+        .spycloud(spycloud(&args.spycloud))
+        .settings(settings)
+        .build();
+    let relay = match built {
+        Ok(relay) => relay,
+        Err(error) => return fail(&error),
+    };
     let bundle = relay.observe_as(&credentials, &observables).await;
     let fatal = bundle
         .errors

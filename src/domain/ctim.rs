@@ -24,6 +24,23 @@ pub struct Observable {
     pub kind: Arc<str>,
 }
 
+impl Observable {
+    /// An observable of type `kind` (compared case-insensitively, as SecureX's are) and `value`.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::Observable;
+    ///
+    /// let ip = Observable::new("IP", "203.0.113.77");
+    /// assert_eq!((&*ip.kind, &*ip.value), ("ip", "203.0.113.77"));
+    /// ```
+    pub fn new(kind: &str, value: &str) -> Self {
+        Self {
+            value: value.into(),
+            kind: kind.to_lowercase().into(),
+        }
+    }
+}
+
 /// When a sighting was observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ObservedTime {

@@ -121,6 +121,116 @@ impl RelayError {
     }
 }
 
+/// Why a lookup failed, for embedders to match on: a fatal error of the contract, by what it
+/// means. It still renders the contract's SecureX code and message ([`Error::code`],
+/// [`Error::message`], [`Error::to_doc`]).
+///
+/// ```
+/// use spycloud_relay::domain::{Error, RelayError, SourceError};
+///
+/// let error = Error::from(RelayError::Source(SourceError::RateLimited));
+/// assert_eq!(error, Error::RateLimited);
+/// assert_eq!(error.code(), "too many requests");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller's token, or the API key at SpyCloud (401, 403), was refused: why.
+    #[error("authorization failed: {reason}")]
+    Authorization {
+        /// The reason, as the contract words it.
+        reason: String,
+    },
+    /// SpyCloud's rate limit or quota, after retries.
+    #[error("rate limited by SpyCloud")]
+    RateLimited,
+    /// SpyCloud answered 404.
+    #[error("SpyCloud answered not found")]
+    NotFound,
+    /// SpyCloud failed otherwise: an internal error, another status, TLS, no answer in time, no
+    /// connection, an answer the relay cannot read.
+    #[error("SpyCloud failed: {0}")]
+    Upstream(SourceError),
+    /// The request's deadline passed before SpyCloud answered everything.
+    #[error("the {secs} s deadline passed")]
+    Deadline {
+        /// The deadline, in seconds.
+        secs: u64,
+    },
+    /// What was asked is not what the relay takes.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// The SecureX code (`invalid argument`, or `health check failed` for `/watchdog`).
+        code: &'static str,
+        /// The contract's message.
+        message: String,
+    },
+}
+
+impl From<RelayError> for Error {
+    fn from(error: RelayError) -> Self {
+        match error {
+            RelayError::Auth(reason) => Self::Authorization {
+                reason: reason.to_string(),
+            },
+            RelayError::Source(
+                SourceError::Unauthorized(reason) | SourceError::Forbidden(reason),
+            ) => Self::Authorization { reason },
+            RelayError::Source(SourceError::RateLimited) => Self::RateLimited,
+            RelayError::Source(SourceError::NotFound) => Self::NotFound,
+            RelayError::Source(other) => Self::Upstream(other),
+            RelayError::Deadline(secs) => Self::Deadline { secs },
+            invalid => Self::InvalidInput {
+                code: invalid.code(),
+                message: invalid.message(),
+            },
+        }
+    }
+}
+
+impl Error {
+    /// The SecureX code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Authorization { .. } => "authorization error",
+            Self::InvalidInput { code, .. } => code,
+            other => other.as_relay_error().map_or("unknown", |e| e.code()),
+        }
+    }
+
+    /// The SecureX message.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Authorization { reason } => format!("Authorization failed: {reason}"),
+            Self::InvalidInput { message, .. } => message.clone(),
+            other => other
+                .as_relay_error()
+                .map(|e| e.message())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The error as SecureX reads it.
+    pub fn to_doc(&self) -> ErrorDoc {
+        ErrorDoc {
+            kind: ErrorKind::Fatal,
+            code: self.code().to_owned(),
+            message: self.message(),
+        }
+    }
+
+    /// The relay error the contract's words come from, for the variants that keep one.
+    fn as_relay_error(&self) -> Option<RelayError> {
+        Some(match self {
+            Self::RateLimited => RelayError::Source(SourceError::RateLimited),
+            Self::NotFound => RelayError::Source(SourceError::NotFound),
+            Self::Upstream(error) => RelayError::Source(error.clone()),
+            Self::Deadline { secs } => RelayError::Deadline(*secs),
+            Self::Authorization { .. } | Self::InvalidInput { .. } => return None,
+        })
+    }
+}
+
 /// Something left out of an answer that otherwise stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
@@ -212,6 +322,43 @@ impl Warning {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_typed_error_keeps_the_contracts_code_and_message() {
+        let fatal = [
+            RelayError::Auth(AuthError::Expired),
+            RelayError::Source(SourceError::Forbidden("Forbidden".into())),
+            RelayError::Source(SourceError::RateLimited),
+            RelayError::Source(SourceError::NotFound),
+            RelayError::Source(SourceError::Internal),
+            RelayError::Source(SourceError::Timeout("no answer in 10 s".into())),
+            RelayError::Deadline(25),
+            RelayError::InvalidPayload("{}".into()),
+            RelayError::HealthCheck,
+        ];
+        for error in fatal {
+            let typed = Error::from(error.clone());
+            assert_eq!(typed.to_doc(), error.to_doc(), "{typed:?}");
+        }
+        assert_eq!(
+            Error::from(RelayError::Auth(AuthError::Expired)),
+            Error::Authorization {
+                reason: "Token has expired".into()
+            }
+        );
+        assert_eq!(
+            Error::from(RelayError::Source(SourceError::Unauthorized("x".into()))),
+            Error::Authorization { reason: "x".into() }
+        );
+        assert_eq!(
+            Error::from(RelayError::Deadline(3)),
+            Error::Deadline { secs: 3 }
+        );
+        assert!(matches!(
+            Error::from(RelayError::Source(SourceError::Internal)),
+            Error::Upstream(SourceError::Internal)
+        ));
+    }
 
     fn doc(error: RelayError) -> (String, String) {
         let doc = error.to_doc();

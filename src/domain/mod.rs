@@ -34,7 +34,7 @@ pub use credentials::{
 };
 pub use ctim::{Bundle, ErrorDoc, ErrorKind, Observable};
 pub use email::{Email, InvalidEmail};
-pub use error::{RelayError, SourceError, Warning};
+pub use error::{Error, RelayError, SourceError, Warning};
 pub use lookup::{Domain, InvalidLookup, Lookup, ObservableType, Username};
 pub use mapping::{MappingOptions, PasswordPolicy};
 pub use observable::{EMAIL, parse_observables};

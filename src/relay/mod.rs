@@ -2,15 +2,19 @@
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 //!
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
-//! - `observe`: observe requests.
+//! - `observe`: observe requests, and [`Relay::lookup`] for embedders;
+//! - `builder`: [`Relay::builder`], the real pipeline over SpyCloud in one call.
 
+mod builder;
 mod observe;
+
+pub use builder::{BuildError, RelayBuilder};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::mapping::MappingOptions;
-use crate::domain::{Credentials, RelayError, bearer_token};
+use crate::domain::{AuthError, Credentials, RelayError, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder};
 
 /// How the relay behaves, beyond its ports.
@@ -62,7 +66,7 @@ pub struct Caller<'a> {
 #[derive(Clone)]
 pub struct Relay {
     source: Arc<dyn BreachSource>,
-    decoder: Arc<dyn CredentialDecoder>,
+    decoder: Option<Arc<dyn CredentialDecoder>>,
     settings: RelaySettings,
 }
 
@@ -75,7 +79,7 @@ impl Relay {
     ) -> Self {
         Self {
             source,
-            decoder,
+            decoder: Some(decoder),
             settings,
         }
     }
@@ -88,10 +92,12 @@ impl Relay {
     /// Verifies the caller's bearer token.
     ///
     /// # Errors
-    /// [`RelayError::Auth`] with the first failing check.
+    /// [`RelayError::Auth`] with the first failing check; `Unauthorized` for any token when the
+    /// relay was built without a decoder.
     pub async fn authenticate(&self, caller: &Caller<'_>) -> Result<Credentials, RelayError> {
         let token = bearer_token(caller.authorization)?;
-        Ok(self.decoder.decode(token, caller.audience).await?)
+        let decoder = self.decoder.as_ref().ok_or(AuthError::Unauthorized)?;
+        Ok(decoder.decode(token, caller.audience).await?)
     }
 
     /// Authenticates the caller, then makes one authenticated call to the source.

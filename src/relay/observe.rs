@@ -10,11 +10,19 @@ use futures::{FutureExt, StreamExt};
 use super::{Caller, Relay};
 use crate::domain::mapping::{self, MappingOptions};
 use crate::domain::{
-    ApiKey, Breach, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials,
+    ApiKey, Breach, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, Error,
     ErrorDoc, Lookup, Observable, ObservableType, RelayError, SourceError, Warning,
 };
 use crate::flights::Flights;
 use crate::ports::BreachSource;
+
+/// The bundle as SecureX reads it: the fatal error, if any, last among the errors.
+fn with_fatal((mut bundle, fatal): (Bundle, Option<RelayError>)) -> Bundle {
+    if let Some(fatal) = fatal {
+        bundle.errors.push(fatal.to_doc());
+    }
+    bundle
+}
 
 /// One step of a request's answer, in input order: a lookup, or a warning ready at once.
 type Step<'a> = BoxFuture<'a, Result<Bundle, RelayError>>;
@@ -33,8 +41,10 @@ impl Relay {
         match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
             Ok(Ok(credentials)) => {
                 let today = chrono::Utc::now().date_naive();
-                self.observe_until(&credentials, observables, today, deadline)
-                    .await
+                with_fatal(
+                    self.observe_until(&credentials, observables, today, deadline)
+                        .await,
+                )
             }
             Ok(Err(error)) => Bundle::with_error(error.to_doc()),
             Err(_) => Bundle::with_error(self.deadline_passed().to_doc()),
@@ -70,18 +80,44 @@ impl Relay {
         today: NaiveDate,
     ) -> Bundle {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        self.observe_until(credentials, observables, today, deadline)
-            .await
+        with_fatal(
+            self.observe_until(credentials, observables, today, deadline)
+                .await,
+        )
     }
 
-    /// [`Relay::observe_on`] within a deadline set by the caller.
+    /// Looks up `observables` (`email`, `domain`, `ip`, `ipv6`, `user`; other types are
+    /// skipped) with known credentials: the bundle the server answers (warnings included), or
+    /// the fatal error that ended the request, typed. The embedder's entry point; see
+    /// [`Relay::builder`].
+    ///
+    /// # Errors
+    /// The first fatal error in input order ([`Error`]); what came before it is dropped (use
+    /// [`Relay::observe_as`] to keep it, as SecureX's answers do).
+    pub async fn lookup(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+    ) -> Result<Bundle, Error> {
+        let today = chrono::Utc::now().date_naive();
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        match self
+            .observe_until(credentials, observables, today, deadline)
+            .await
+        {
+            (bundle, None) => Ok(bundle),
+            (_, Some(fatal)) => Err(fatal.into()),
+        }
+    }
+
+    /// [`Relay::observe_on`] within a deadline set by the caller, the fatal error apart.
     async fn observe_until(
         &self,
         credentials: &Credentials,
         observables: &[Observable],
         today: NaiveDate,
         deadline: tokio::time::Instant,
-    ) -> Bundle {
+    ) -> (Bundle, Option<RelayError>) {
         let query = credentials.settings.breach_query(today);
         let mapping = MappingOptions {
             passwords: credentials
@@ -98,7 +134,7 @@ impl Relay {
                 query: &query,
                 mapping: &mapping,
             };
-            self.look_up(request, observable, lookup).boxed()
+            self.look_up_one(request, observable, lookup).boxed()
         };
         let steps = self.steps(observables, lookup);
         let mut results = futures::stream::iter(steps).buffered(self.settings.concurrency.max(1));
@@ -109,13 +145,12 @@ impl Relay {
         let fatal = loop {
             match tokio::time::timeout_at(deadline, results.next()).await {
                 Ok(Some(Ok(found))) => bundle.append(found),
-                Ok(None) => return bundle,
+                Ok(None) => return (bundle, None),
                 Ok(Some(Err(error))) => break error,
                 Err(_) => break self.deadline_passed(),
             }
         };
-        bundle.errors.push(fatal.to_doc());
-        bundle
+        (bundle, Some(fatal))
     }
 
     /// The steps of a request in input order: each supported observable's lookup, or the
@@ -156,7 +191,7 @@ impl Relay {
     }
 
     /// One observable: its records, then their catalogs, as entities.
-    async fn look_up(
+    async fn look_up_one(
         &self,
         request: Request<'_, '_>,
         observable: &Observable,
