@@ -394,6 +394,8 @@ async fn json_logs_are_one_object_per_line() {
         (request["status"].as_u64(), request["outcome"].as_str()),
         (Some(200), Some("ok"))
     );
+    let id = request["span"]["id"].as_str().expect("the request's id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{request}");
 }
 
 // ---- What operators see ----

@@ -101,10 +101,10 @@ impl Relay {
     }
 
     /// Authenticates the caller, then makes one authenticated call to the source.
+    /// Within the deadline, like an observe request.
     ///
     /// # Errors
-    /// The authorization failure, or the source's failure.
-    /// Within the deadline, like an observe request.
+    /// The authorization failure, the source's failure, or the deadline.
     pub async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
         let checked = async {
             let credentials = self.authenticate(caller).await?;
