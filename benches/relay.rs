@@ -15,6 +15,11 @@
 #[path = "../tests/common/jwt.rs"]
 mod jwt;
 
+// A redis-server of the benchmark's own, as the replica tests start one.
+#[allow(dead_code)]
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt::Write as _;
@@ -54,6 +59,10 @@ const BIG_DOMAIN: &str = "bigcorp.example.com";
 const BIG_PAGE: usize = 1000;
 /// The relay's `RELAY_MAX_RECORDS`: enough to read every record of the big domain.
 const RELAY_MAX_RECORDS: &str = "25000";
+/// `SPYCLOUD_MAX_RPS` of the two replicas whose shared rate limit is measured.
+const REPLICA_RATE: u64 = 20;
+/// The Redis key secret of the replicas.
+const REDIS_KEY_SECRET: &str = "bench-redis-key-secret-0123456789";
 
 /// How much work each phase does; each can be changed with the environment variable named.
 struct Plan {
@@ -71,6 +80,10 @@ struct Plan {
     domain_records: usize,
     /// `BENCH_BODY_REQUESTS`: 1 MiB bodies of 26 000 observables sent without a token.
     body_requests: usize,
+    /// `BENCH_REDIS_REQUESTS`: back-to-back warm one-email requests, with and without Redis.
+    redis_requests: usize,
+    /// `BENCH_RATE_SECS`: how long the two replicas are driven above their shared rate.
+    rate_secs: usize,
 }
 
 impl Plan {
@@ -86,6 +99,8 @@ impl Plan {
             client_requests: setting("BENCH_CLIENT_REQUESTS", pick(50, 2))?,
             domain_records: setting("BENCH_DOMAIN_RECORDS", pick(25_000, 2_000))?,
             body_requests: setting("BENCH_BODY_REQUESTS", pick(20, 1))?,
+            redis_requests: setting("BENCH_REDIS_REQUESTS", pick(1000, 3))?,
+            rate_secs: setting("BENCH_RATE_SECS", pick(5, 1))?,
         })
     }
 }
@@ -121,7 +136,7 @@ async fn run() -> Result<String> {
     }
     let plan = Plan::from_env(full)?;
     let fake = FakeSpyCloud::start(plan.domain_records).await;
-    let relay = RelayProcess::start(&fake)?;
+    let relay = RelayProcess::start(&fake, &[("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)])?;
     let client = reqwest::Client::new();
     let jwks_host = fake.server.address().to_string();
     let mut claims = jwt::default_claims(&jwks_host, AUDIENCE);
@@ -209,7 +224,6 @@ async fn run() -> Result<String> {
         bench.refused_without_token(&body).await?;
     }
     let body_cpu = (cpu_time(relay.pid())? - before_cpu) / plan.body_requests as u32;
-    let total_calls = fake.calls();
 
     // The report.
     let floor_cold = UPSTREAM_DELAY * 2;
@@ -354,6 +368,11 @@ async fn run() -> Result<String> {
         "",
         None,
     ));
+
+    // 7. Replicas on one Redis: what sharing costs a request, and the rate two replicas hold.
+    rows.extend(replicas(&fake, &bench, relay.pid(), &plan).await?);
+    let total_calls = fake.calls();
+
     rows.push(Row::new(
         "upstream calls, whole run",
         format!(
@@ -377,6 +396,17 @@ struct Bench {
 }
 
 impl Bench {
+    /// The same requests, sent to the relay at `base_url`.
+    fn at(&self, base_url: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            url: format!("{base_url}/observe/observables"),
+            token: self.token.clone(),
+            all: self.all.clone(),
+            one: self.one.clone(),
+        }
+    }
+
     /// One observe request, checked: every record of every email came back, without errors.
     async fn observe(&self, observables: &Value, emails: usize) -> Result<()> {
         let response = self
@@ -477,6 +507,128 @@ impl Bench {
         let wall = started.elapsed();
         Ok(((cpu_time(pid)? - before) / requests as u32, wall))
     }
+}
+
+/// Two relays on one `redis-server` (started here; the rows say so when it is not installed):
+/// the wall and CPU time of a warm one-email request with the rate limit and catalog cache in
+/// Redis against `local` (the relay above, all in its process), and the upstream calls two
+/// replicas at `REPLICA_RATE` each make when driven above it together.
+async fn replicas(
+    fake: &FakeSpyCloud,
+    local: &Bench,
+    local_pid: u32,
+    plan: &Plan,
+) -> Result<Vec<Row>> {
+    let Some(redis) = redis_server::RedisServer::start() else {
+        return Ok(vec![Row::new(
+            "replicas on one Redis",
+            "not measured: redis-server is not installed".to_owned(),
+            "",
+            None,
+        )]);
+    };
+    let url = redis.url();
+    let shared = [
+        ("RELAY_REDIS_URL", url.as_str()),
+        ("RELAY_REDIS_KEY_SECRET", REDIS_KEY_SECRET),
+    ];
+    fake.set_delay(Duration::ZERO);
+
+    // a. A request's cost of Redis: two round trips for a one-email lookup (the rate limit's
+    // script before the SpyCloud call, one MGET of its catalogs), the relay answering at once.
+    let with = |rate| [shared[0], shared[1], ("SPYCLOUD_MAX_RPS", rate)];
+    let on_redis = RelayProcess::start(fake, &with(RELAY_MAX_RPS))?;
+    let remote = local.at(&on_redis.base_url);
+    remote.observe(&remote.one, 1).await?;
+    let mut walls = Vec::new();
+    for bench in [local, &remote] {
+        let mut times = Vec::with_capacity(plan.redis_requests);
+        for _ in 0..plan.redis_requests {
+            let started = Instant::now();
+            bench.observe(&bench.one, 1).await?;
+            times.push(started.elapsed());
+        }
+        walls.push(Summary::of(times).median);
+    }
+    let (local_cpu, _) = local
+        .cpu_per_request(local_pid, plan.redis_requests, None)
+        .await?;
+    let (redis_cpu, _) = remote
+        .cpu_per_request(on_redis.pid(), plan.redis_requests, None)
+        .await?;
+    on_redis.stop();
+
+    // b. Two replicas at REPLICA_RATE each, eight clients over both, for `rate_secs`: the
+    // calls SpyCloud sees against what one limit allows (a burst of the rate, then the rate).
+    let rate = REPLICA_RATE.to_string();
+    let first = RelayProcess::start(fake, &with(&rate))?;
+    let second = RelayProcess::start(fake, &with(&rate))?;
+    let benches = [
+        Arc::new(local.at(&first.base_url)),
+        Arc::new(local.at(&second.base_url)),
+    ];
+    // Catalogs into Redis, then a second for the bucket to fill again.
+    benches[0].observe(&benches[0].one, 1).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fake.calls();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(plan.rate_secs as u64);
+    let clients: Vec<_> = (0..8)
+        .map(|n| {
+            let bench = benches[n % 2].clone();
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    bench.observe(&bench.one, 1).await?;
+                }
+                Ok::<_, Box<dyn Error + Send + Sync>>(())
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(deadline.into()).await;
+    let calls = (fake.calls() - before).emails;
+    let elapsed = started.elapsed().as_secs_f64();
+    for client in clients {
+        client.await??;
+    }
+    first.stop();
+    second.stop();
+    fake.set_delay(UPSTREAM_DELAY);
+    drop(redis);
+
+    let allowed = REPLICA_RATE as f64 * (1.0 + elapsed);
+    Ok(vec![
+        Row::new(
+            format!("warm 1-email request, median of {}", plan.redis_requests),
+            format!(
+                "{:.3} ms with Redis, {:.3} ms in the process: {:+.3} ms for 2 round trips",
+                millis(walls[1]),
+                millis(walls[0]),
+                millis(walls[1]) - millis(walls[0])
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            "  CPU per request, Redis / in the process",
+            format!(
+                "{:.3} / {:.3} ms: {:+.3} ms",
+                millis(redis_cpu),
+                millis(local_cpu),
+                millis(redis_cpu) - millis(local_cpu)
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            format!("2 replicas at {REPLICA_RATE}/s on one Redis, 8 clients"),
+            format!(
+                "{calls} SpyCloud calls in {elapsed:.2} s = {:.1}/s; one limit allows {allowed:.0}",
+                calls as f64 / elapsed
+            ),
+            "<= burst + rate x time",
+            Some(calls as f64 <= allowed + 1.0),
+        ),
+    ])
 }
 
 /// How much slower this machine runs a fixed computation (reading and writing one email's page
@@ -806,7 +958,8 @@ struct RelayProcess {
 }
 
 impl RelayProcess {
-    fn start(fake: &FakeSpyCloud) -> Result<Self> {
+    /// The relay against `fake`, with `env` on top of the benchmark's settings.
+    fn start(fake: &FakeSpyCloud, env: &[(&str, &str)]) -> Result<Self> {
         let binary = env!("CARGO_BIN_EXE_spycloud-relay");
         let address = fake.server.address().to_string();
         let mut child = Command::new(binary)
@@ -817,8 +970,8 @@ impl RelayProcess {
             .env("RELAY_JWKS_SCHEME", "http")
             .env("RELAY_AUDIENCE", AUDIENCE)
             .env("RELAY_LOG", "warn")
-            .env("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)
             .env("RELAY_MAX_RECORDS", RELAY_MAX_RECORDS)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

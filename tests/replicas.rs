@@ -317,3 +317,46 @@ async fn replicas_survive_redis_dying_mid_load_and_share_again_after_it_returns(
         "the second replica found the catalog in Redis"
     );
 }
+
+#[tokio::test]
+async fn the_redis_cache_answers_what_redis_lacks_from_what_this_replica_wrote() {
+    use spycloud_relay::adapters::local::LocalCache;
+    use spycloud_relay::adapters::redis::{DEFAULT_TIMEOUT, Redis, RedisSettings};
+    use spycloud_relay::domain::KeyFingerprint;
+    use spycloud_relay::ports::{CacheKey, SharedCache};
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_secret: SECRET.to_owned(),
+        timeout: DEFAULT_TIMEOUT,
+    };
+    let key = |item: &str| CacheKey {
+        space: "test",
+        tenant: KeyFingerprint([7; 32]),
+        item: item.to_owned(),
+    };
+    let ours: std::sync::Arc<dyn SharedCache> = std::sync::Arc::new(
+        Redis::new(&settings)
+            .unwrap()
+            .cache(std::sync::Arc::new(LocalCache::new(100))),
+    );
+    let theirs = Redis::new(&settings)
+        .unwrap()
+        .cache(std::sync::Arc::new(LocalCache::new(100)));
+    let value = |text: &'static str| Some(bytes::Bytes::from_static(text.as_bytes()));
+    ours.set(key("a"), value("1").unwrap(), Duration::from_secs(60))
+        .await;
+    // Shared: another replica reads it from Redis.
+    assert_eq!(
+        theirs.get_many(&[key("a"), key("b")]).await,
+        [value("1"), None]
+    );
+    // Redis restarts empty: the writer still answers from its own copy, the other cannot.
+    redis.kill();
+    assert!(redis.restart());
+    assert_eq!(ours.get(&key("a")).await, value("1"));
+    assert_eq!(theirs.get_many(&[key("a")]).await, [None]);
+    assert!(redis.keys().is_empty(), "{:?}", redis.keys());
+}

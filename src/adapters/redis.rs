@@ -377,7 +377,7 @@ impl RateLimiter for RedisRateLimiter {
 }
 
 /// [`SharedCache`] shared by every replica through Redis, written through to the process's
-/// own, which answers while Redis does not.
+/// own, which answers while Redis does not, and for what Redis lacks.
 pub struct RedisCache {
     shared: Arc<Shared>,
     fallback: Arc<dyn SharedCache>,
@@ -406,12 +406,22 @@ impl SharedCache for RedisCache {
                     .await
             })
             .await;
-        match answer {
-            Some(values) if values.len() == keys.len() => {
-                values.into_iter().map(|v| v.map(Bytes::from)).collect()
+        let Some(values) = answer.filter(|values| values.len() == keys.len()) else {
+            return self.fallback.get_many(keys).await;
+        };
+        let mut values: Vec<Option<Bytes>> =
+            values.into_iter().map(|v| v.map(Bytes::from)).collect();
+        // What Redis lacks (it restarted empty, say) this replica may still hold, written here
+        // with the same lifetime: no need to fetch it again.
+        let lacking: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
+        if !lacking.is_empty() {
+            let asked: Vec<CacheKey> = lacking.iter().map(|&i| keys[i].clone()).collect();
+            let own = self.fallback.get_many(&asked).await;
+            for (i, value) in lacking.into_iter().zip(own) {
+                values[i] = value;
             }
-            _ => self.fallback.get_many(keys).await,
         }
+        values
     }
 
     async fn set_many(&self, entries: Vec<CacheEntry>) {
