@@ -7,6 +7,7 @@
 //! - [`breach`], [`catalog`], [`time`]: what SpyCloud sends;
 //! - [`ctim`]: what SecureX reads, and the response envelope;
 //! - [`mapping`]: SpyCloud to CTIM;
+//! - [`tiles`]: the Employee ATO dashboard: tiles, periods, and a watchlist scan's figures;
 //! - [`error`]: every error and warning with its SecureX code and message.
 
 pub mod breach;
@@ -17,9 +18,10 @@ pub mod email;
 pub mod error;
 pub mod mapping;
 pub mod observable;
+pub mod tiles;
 pub mod time;
 
-pub use breach::{Breach, BreachRecord, InvalidBreach};
+pub use breach::{Breach, BreachRecord, InvalidBreach, SeverityBand};
 pub use catalog::{Catalog, CatalogId};
 pub use credentials::{
     ApiKey, AuthError, Credentials, EntitiesLimit, KeyFingerprint, bearer_token,
@@ -29,4 +31,4 @@ pub use email::{Email, InvalidEmail};
 pub use error::{RelayError, SourceError, Warning};
 pub use mapping::{MappingOptions, PasswordPolicy};
 pub use observable::{EMAIL, parse_observables};
-pub use time::{InvalidTimestamp, Timestamp};
+pub use time::{Day, InvalidTimestamp, Timestamp};
