@@ -161,6 +161,13 @@ pub struct ServeArgs {
     /// Address of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Breach records read for one observable at most; a tiles' watchlist scan reads 100
+    /// times as many.
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroUsize::new(10_000).unwrap())]
+    pub max_records: NonZeroUsize,
+    /// Seconds one watchlist scan serves the dashboard's tiles.
+    #[arg(long, env = "RELAY_TILES_CACHE_SECS", default_value_t = 600)]
+    pub tiles_cache_secs: u64,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -270,6 +277,8 @@ mod tests {
         assert_eq!(serve.worker_threads.get(), 1);
         assert_eq!(serve.metrics_listen, None);
         assert_eq!(serve.log.format, LogFormat::Text);
+        assert_eq!(serve.max_records.get(), 10_000);
+        assert_eq!(serve.tiles_cache_secs, 600);
     }
 
     #[test]
@@ -315,12 +324,14 @@ mod tests {
                 ("log", "RELAY_LOG"),
                 ("log-format", "RELAY_LOG_FORMAT"),
                 ("max-connections", "RELAY_MAX_CONNECTIONS"),
+                ("max-records", "RELAY_MAX_RECORDS"),
                 ("max-rps", "SPYCLOUD_MAX_RPS"),
                 ("metrics-listen", "RELAY_METRICS_LISTEN"),
                 ("passwords", "RELAY_PASSWORDS"),
                 ("portal-url", "SPYCLOUD_PORTAL_URL"),
                 ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
                 ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
+                ("tiles-cache-secs", "RELAY_TILES_CACHE_SECS"),
                 ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
                 ("worker-threads", "RELAY_WORKER_THREADS"),
             ]
@@ -360,6 +371,10 @@ mod tests {
             "2",
             "--metrics-listen",
             "127.0.0.1:9100",
+            "--max-records",
+            "50",
+            "--tiles-cache-secs",
+            "30",
             "--log",
             "debug",
             "--log-format",
@@ -393,6 +408,8 @@ mod tests {
             assert_eq!(serve.max_connections.get(), 16);
             assert_eq!(serve.worker_threads.get(), 2);
             assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(serve.max_records.get(), 50);
+            assert_eq!(serve.tiles_cache_secs, 30);
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
         }

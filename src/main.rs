@@ -77,6 +77,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     let settings = RelaySettings {
         mapping: args.output.mapping(),
         deadline: Duration::from_secs(args.request_timeout_secs),
+        max_records: args.max_records.get(),
+        tiles_cache: Duration::from_secs(args.tiles_cache_secs),
         ..RelaySettings::default()
     };
     let relay = Arc::new(Relay::new(

@@ -114,3 +114,9 @@ pub fn serve_metrics(address: std::net::SocketAddr) -> Result<(), Box<dyn std::e
     tracing::info!(%address, "metrics at /metrics");
     Ok(())
 }
+
+/// Records one watchlist scan made for the tiles: its period and `ok` or `error`.
+pub fn tile_scan(period: &'static str, outcome: &'static str) {
+    metrics::counter!("relay_tile_scans_total", "period" => period, "outcome" => outcome)
+        .increment(1);
+}

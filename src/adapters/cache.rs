@@ -21,8 +21,8 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
-use crate::flights::Flights;
-use crate::ports::{BreachSource, SourceError};
+use crate::flights::{Flights, Landing};
+use crate::ports::{BreachSource, Pages, SourceError, WatchlistQuery};
 
 /// Size and lifetimes of the catalog cache; the default is 10 000 entries, 1 h, 60 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,8 @@ impl Expiry<EntryKey, Entry> for EntryExpiry {
 /// What one fetch brought: an entry for each id it asked for.
 type Fetched = Result<Arc<HashMap<CatalogId, Entry>>, SourceError>;
 
-/// Any [`BreachSource`] with its catalogs cached; `breaches` and `probe` pass through.
+/// Any [`BreachSource`] with its catalogs cached; `breaches`, `watchlist` and `probe` pass
+/// through.
 pub struct CachedCatalogs<S: ?Sized = dyn BreachSource> {
     inner: Arc<S>,
     cache: Cache<EntryKey, Entry>,
@@ -157,7 +158,7 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
     fn fetch(&self, key: &ApiKey, keys: Vec<EntryKey>) -> BoxFuture<'static, Fetched> {
         let (inner, cache, key) = (self.inner.clone(), self.cache.clone(), key.clone());
         let landing = Landing {
-            fetches: self.fetches.clone(),
+            flights: self.fetches.clone(),
             keys,
         };
         let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
@@ -185,18 +186,6 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
             })
         }
         .boxed()
-    }
-}
-
-/// Forgets a fetch once it ended, however it ended (its answer is stored by then, if any).
-struct Landing {
-    fetches: Arc<Flights<'static, EntryKey, Fetched>>,
-    keys: Vec<EntryKey>,
-}
-
-impl Drop for Landing {
-    fn drop(&mut self) {
-        self.fetches.land(&self.keys);
     }
 }
 
@@ -244,6 +233,15 @@ impl<S: BreachSource + ?Sized + 'static> BreachSource for CachedCatalogs<S> {
             }
         }
         Ok(found)
+    }
+
+    async fn watchlist(
+        &self,
+        key: &ApiKey,
+        query: &WatchlistQuery,
+        on_page: &mut Pages,
+    ) -> Result<(), SourceError> {
+        self.inner.watchlist(key, query, on_page).await
     }
 
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {

@@ -7,10 +7,15 @@
 //! SpyCloud adapter does over HTTP. The chain is checked once, when the dataset is loaded, so a
 //! lookup cannot loop or lose a page.
 //!
+//! The watchlist (every employee's records, for the dashboard) is a plain list of records,
+//! served in pages of [`WATCHLIST_PAGE`]; the demo's is generated around the time it starts
+//! ([`sample_watchlist`]), so every period of the dashboard has records.
+//!
 //! ```json
 //! {"emails": {"a@example.com": [{"cursor": "c2", "hits": 1, "results": [{...}]},
 //!                               {"cursor": "", "hits": 1, "results": [{...}]}]},
-//!  "catalogs": [{"id": 1, "uuid": "...", "title": "...", ...}]}
+//!  "catalogs": [{"id": 1, "uuid": "...", "title": "...", ...}],
+//!  "watchlist": [{...}, {...}]}
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -18,8 +23,14 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email};
-use crate::ports::{BreachSource, SourceError};
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, Timestamp};
+use crate::ports::{BreachSource, Pages, SourceError, WatchlistPage, WatchlistQuery};
+
+/// Records per page of a watchlist scan.
+pub const WATCHLIST_PAGE: usize = 100;
 
 /// The dataset bundled with the crate: invented records and catalogs for the demo.
 pub const SAMPLE_JSON: &str = include_str!("../../demo/sample.json");
@@ -87,16 +98,18 @@ struct Dataset {
     emails: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     catalogs: Vec<Catalog>,
+    #[serde(default)]
+    watchlist: Vec<BreachRecord>,
 }
 
 /// One email's answers: the first page, and every other page under the cursor that leads to it.
 #[derive(Debug, Clone)]
-struct Pages {
+struct EmailPages {
     first: Page,
     by_cursor: HashMap<String, Page>,
 }
 
-impl Pages {
+impl EmailPages {
     /// Checks that the pages form one chain, first to last, and indexes them by cursor.
     fn chain(email: &str, pages: Vec<Page>) -> Result<Self, DatasetError> {
         let mut pages = pages.into_iter();
@@ -149,8 +162,9 @@ impl Pages {
 #[derive(Debug, Clone)]
 pub struct MemorySource {
     /// Keyed by the lower-cased email.
-    emails: HashMap<String, Pages>,
+    emails: HashMap<String, EmailPages>,
     catalogs: HashMap<CatalogId, Catalog>,
+    watchlist: Vec<BreachRecord>,
 }
 
 impl MemorySource {
@@ -168,7 +182,7 @@ impl MemorySource {
             if emails.contains_key(&key) {
                 return Err(DatasetError::DuplicateEmail(email));
             }
-            let chain = Pages::chain(&email, pages)?;
+            let chain = EmailPages::chain(&email, pages)?;
             emails.insert(key, chain);
         }
         let mut catalogs = HashMap::new();
@@ -177,7 +191,24 @@ impl MemorySource {
                 return Err(DatasetError::DuplicateCatalog(duplicate.id));
             }
         }
-        Ok(Self { emails, catalogs })
+        Ok(Self {
+            emails,
+            catalogs,
+            watchlist: dataset.watchlist,
+        })
+    }
+
+    /// The same dataset with `records` as its watchlist.
+    pub fn with_watchlist(self, records: Vec<BreachRecord>) -> Self {
+        Self {
+            watchlist: records,
+            ..self
+        }
+    }
+
+    /// The bundled sample dataset with [`sample_watchlist`] around `now`: the demo's data.
+    pub fn sample_at(now: Timestamp) -> Self {
+        Self::sample().with_watchlist(sample_watchlist(now))
     }
 
     /// The bundled sample dataset ([`SAMPLE_JSON`]).
@@ -203,7 +234,7 @@ impl BreachSource for MemorySource {
         Ok(self
             .emails
             .get(&email.as_str().to_lowercase())
-            .map(Pages::records)
+            .map(EmailPages::records)
             .unwrap_or_default())
     }
 
@@ -220,9 +251,122 @@ impl BreachSource for MemorySource {
             .collect())
     }
 
+    /// The watchlist's records published on or after `since` (and of the `severity` codes
+    /// asked for), in pages of [`WATCHLIST_PAGE`], each saying how many there are in all.
+    async fn watchlist(
+        &self,
+        _key: &ApiKey,
+        query: &WatchlistQuery,
+        on_page: &mut Pages,
+    ) -> Result<(), SourceError> {
+        let codes: Option<Vec<u64>> = query.severity.as_ref().map(|list| {
+            list.split(',')
+                .filter_map(|code| code.trim().parse().ok())
+                .collect()
+        });
+        let matching: Vec<&BreachRecord> = self
+            .watchlist
+            .iter()
+            .filter(|record| {
+                record
+                    .published()
+                    .is_some_and(|published| published.day() >= query.since)
+                    && codes.as_ref().is_none_or(|codes| {
+                        record.severity().is_some_and(|code| codes.contains(&code))
+                    })
+            })
+            .collect();
+        let hits = Some(matching.len() as u64);
+        for page in matching.chunks(WATCHLIST_PAGE) {
+            let records = page.iter().map(|&record| record.clone()).collect();
+            if on_page.page(WatchlistPage { hits, records }).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn probe(&self, _key: &ApiKey) -> Result<(), SourceError> {
         Ok(())
     }
+}
+
+/// The employees of the demo's watchlist; the first is exposed most.
+const DEMO_EMPLOYEES: [&str; 12] = [
+    "alex.rivera",
+    "jordan.lee",
+    "sam.taylor",
+    "casey.nguyen",
+    "morgan.smith",
+    "riley.chen",
+    "taylor.brooks",
+    "jamie.ortiz",
+    "drew.patel",
+    "quinn.murphy",
+    "avery.kim",
+    "reese.walker",
+];
+
+/// The demo's watchlist: 360 invented records of `example.com` employees, spread evenly over
+/// the 90 days before `now` (the newest at `now` itself): infostealer records with machines
+/// and plaintext passwords, breach and combo-list records, records of a catalog SpyCloud does
+/// not know, and every severity band. Deterministic for a given `now`.
+pub fn sample_watchlist(now: Timestamp) -> Vec<BreachRecord> {
+    const RECORDS: i64 = 360;
+    const SPAN_MINUTES: i64 = 90 * 24 * 60;
+    (0..RECORDS)
+        .map(|i| {
+            let published = now.minus(TimeDelta::minutes(i * SPAN_MINUTES / RECORDS + i % 7));
+            let employee = if i % 4 == 0 {
+                0
+            } else {
+                (i as usize * 5 + i as usize / 12) % DEMO_EMPLOYEES.len()
+            };
+            let name = DEMO_EMPLOYEES[employee];
+            // Now and then the address comes in another case: it is still one employee.
+            let email = if i % 9 == 0 {
+                format!("{}@Example.com", name.to_uppercase())
+            } else {
+                format!("{name}@example.com")
+            };
+            let mut record = json!({
+                "document_id": format!("demo-watchlist-{i}"),
+                "email": email,
+                "email_domain": "example.com",
+                "email_username": name,
+                "domain": "example.com",
+                "spycloud_publish_date": published.to_string(),
+            });
+            let stealer_severity = [25, 26, 30][(i % 3) as usize];
+            let kind = match i % 5 {
+                0 => json!({
+                    "source_id": if i % 2 == 0 { 36512 } else { 41234 },
+                    "password": "Winter2024!", "password_plaintext": "Winter2024!",
+                    "password_type": "plaintext", "target_url": "https://login.example.com",
+                    "infected_machine_id": format!("demo-machine-{employee}-{}", i % 3),
+                    "user_hostname": format!("{}-PC", name.to_uppercase()),
+                    "severity": stealer_severity,
+                }),
+                1 => json!({
+                    "source_id": 18001, "password": "5f4dcc3b5aa765d61d8327deb882cf99",
+                    "password_type": "md5", "severity": 5,
+                }),
+                2 => json!({
+                    "source_id": 20555, "password": "hunter2", "password_type": "plaintext",
+                    "severity": 20,
+                }),
+                3 => json!({"source_id": 40777, "password_type": "bcrypt", "severity": 2}),
+                _ => json!({"source_id": 99001}),
+            };
+            if let (Value::Object(fields), Value::Object(more)) = (&mut record, kind) {
+                fields.extend(more);
+            }
+            BreachRecord(match record {
+                Value::Object(fields) => fields,
+                _ => serde_json::Map::new(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -366,6 +510,67 @@ mod tests {
         let found: Vec<_> = found.iter().map(|c| c.id).collect();
         assert_eq!(found, [CatalogId(2), CatalogId(1)]);
         assert!(source.probe(&key()).await.is_ok());
+    }
+
+    /// Every page a scan of `source` hands over for `query`.
+    async fn scan(source: &MemorySource, query: &WatchlistQuery) -> Vec<WatchlistPage> {
+        struct Collect(Vec<WatchlistPage>);
+        impl crate::ports::PageSink for Collect {
+            fn page(&mut self, page: WatchlistPage) -> std::ops::ControlFlow<()> {
+                self.0.push(page);
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        let mut pages = Collect(Vec::new());
+        source.watchlist(&key(), query, &mut pages).await.unwrap();
+        pages.0
+    }
+
+    #[tokio::test]
+    async fn the_watchlist_answers_since_a_day_of_some_severities_in_pages() {
+        let now = Timestamp::parse("2026-03-10T12:00:00Z").unwrap();
+        let source = MemorySource::from_json("{}")
+            .unwrap()
+            .with_watchlist(sample_watchlist(now));
+        let everything = WatchlistQuery {
+            since: now.minus(TimeDelta::days(90)).day(),
+            severity: None,
+        };
+        let pages = scan(&source, &everything).await;
+        let sizes: Vec<_> = pages.iter().map(|p| (p.hits, p.records.len())).collect();
+        assert_eq!(
+            sizes,
+            [
+                (Some(360), 100),
+                (Some(360), 100),
+                (Some(360), 100),
+                (Some(360), 60)
+            ]
+        );
+        let recent = WatchlistQuery {
+            since: now.day(),
+            severity: Some("2,5".to_owned()),
+        };
+        let pages = scan(&source, &recent).await;
+        assert_eq!(pages.len(), 1);
+        assert!(!pages[0].records.is_empty());
+        for record in &pages[0].records {
+            assert!(record.published().unwrap().day() >= now.day());
+            assert!(matches!(record.severity(), Some(2 | 5)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_without_a_watchlist_answers_empty_pages_of_none() {
+        let pages = scan(
+            &MemorySource::sample(),
+            &WatchlistQuery {
+                since: Timestamp::parse("2020-01-01T00:00:00").unwrap().day(),
+                severity: None,
+            },
+        )
+        .await;
+        assert!(pages.is_empty());
     }
 
     #[tokio::test]

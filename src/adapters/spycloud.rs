@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 use crate::domain::email::truncate;
 use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
-use crate::ports::{BreachSource, SourceError};
+use crate::ports::{BreachSource, Pages, SourceError, WatchlistPage, WatchlistQuery};
 use crate::telemetry;
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
@@ -35,6 +36,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.spycloud.io/enterprise-v2";
 const CATALOG_BATCH: usize = 10;
 /// A cursor chain longer than this is a broken upstream, not a big breach.
 const MAX_PAGES: usize = 100;
+/// The same for a watchlist scan, which reads up to 100 times as many records (and stops at
+/// its record limit long before this with pages of 100 records or more).
+const MAX_SCAN_PAGES: usize = 10_000;
 /// The most of a response body read into memory; a hostile upstream cannot exhaust it.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// The most of an error answer's body read: enough for its message, and a huge one still
@@ -59,6 +63,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+/// A comma-separated list in a query value: the commas stay literal too.
+const QUERY_LIST: &AsciiSet = &QUERY_VALUE.remove(b',');
 
 /// How the client reaches SpyCloud; [`SpyCloudSettings::default`] holds the contract's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,20 +200,45 @@ impl SpyCloudClient {
         lookup: Lookup,
     ) -> Result<Vec<T>, SourceError> {
         let mut results = Vec::new();
+        self.each_page(key, url, lookup, MAX_PAGES, |page: Page<T>| {
+            results.extend(page.results);
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(results)
+    }
+
+    /// Every page of `url`, following cursors (at most `max_pages`), handed to `on_page` as it
+    /// arrives, until the pages end or `on_page` breaks.
+    async fn each_page<T: DeserializeOwned>(
+        &self,
+        key: &ApiKey,
+        url: &str,
+        lookup: Lookup,
+        max_pages: usize,
+        mut on_page: impl FnMut(Page<T>) -> ControlFlow<()>,
+    ) -> Result<(), SourceError> {
         let mut seen = HashSet::new();
         let mut next = url.to_owned();
-        for _ in 0..MAX_PAGES {
+        // The cursor joins the query the URL already has (the watchlist's `since`), if any.
+        let separator = if url.contains('?') { '&' } else { '?' };
+        for _ in 0..max_pages {
             let answer = self.get(key, &next).await?;
             if lookup == Lookup::Email && answer.status == StatusCode::BAD_REQUEST {
                 // SpyCloud refuses the address: no results (or, after a cursor, no more).
-                return Ok(results);
+                return Ok(());
             }
-            let page: Page<T> = parse_page(&success_body(answer)?)?;
-            results.extend(page.results);
-            match page.cursor {
+            let mut page: Page<T> = parse_page(&success_body(answer)?)?;
+            let cursor = page.cursor.take();
+            if on_page(page).is_break() {
+                return Ok(());
+            }
+            match cursor {
                 Some(Value::String(cursor)) if !cursor.is_empty() => {
-                    let url_for_cursor =
-                        format!("{url}?cursor={}", utf8_percent_encode(&cursor, QUERY_VALUE));
+                    let url_for_cursor = format!(
+                        "{url}{separator}cursor={}",
+                        utf8_percent_encode(&cursor, QUERY_VALUE)
+                    );
                     if !seen.insert(cursor) {
                         // Following it would loop; stopping would drop records without a word.
                         return Err(SourceError::InvalidResponse(
@@ -216,11 +247,11 @@ impl SpyCloudClient {
                     }
                     next = url_for_cursor;
                 }
-                _ => return Ok(results),
+                _ => return Ok(()),
             }
         }
         Err(SourceError::InvalidResponse(format!(
-            "SpyCloud kept paginating past {MAX_PAGES} pages"
+            "SpyCloud kept paginating past {max_pages} pages"
         )))
     }
 
@@ -397,6 +428,32 @@ impl BreachSource for SpyCloudClient {
         Ok(try_join_all(batches).await?.into_iter().flatten().collect())
     }
 
+    async fn watchlist(
+        &self,
+        key: &ApiKey,
+        query: &WatchlistQuery,
+        on_page: &mut Pages,
+    ) -> Result<(), SourceError> {
+        let mut url = format!("{}/breach/data/watchlist?since={}", self.base, query.since);
+        if let Some(severity) = &query.severity {
+            url.push_str("&severity=");
+            url.extend(utf8_percent_encode(severity, QUERY_LIST));
+        }
+        self.each_page(
+            key,
+            &url,
+            Lookup::Other,
+            MAX_SCAN_PAGES,
+            |page: Page<BreachRecord>| {
+                on_page.page(WatchlistPage {
+                    hits: page.hits.as_ref().and_then(Value::as_u64),
+                    records: page.results,
+                })
+            },
+        )
+        .await
+    }
+
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
         // The call the Python relay's health check made: cheap, and it needs a valid key.
         let url = format!("{}/watchlist/example.org", self.base);
@@ -435,11 +492,14 @@ struct Answer {
     body: Vec<u8>,
 }
 
-/// SpyCloud's page envelope; `hits` is not needed.
+/// SpyCloud's page envelope.
 #[derive(Deserialize)]
 struct Page<T> {
     #[serde(default)]
     cursor: Option<Value>,
+    /// How many records the whole answer holds (read by the watchlist scan only).
+    #[serde(default)]
+    hits: Option<Value>,
     results: Vec<T>,
 }
 

@@ -2,16 +2,28 @@
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 //!
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
-//! - `observe`: observe requests.
+//! - `observe`: observe requests;
+//! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period.
 
 mod observe;
+mod tiles;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::mapping::MappingOptions;
-use crate::domain::{Credentials, RelayError, bearer_token};
+use crate::domain::{Credentials, RelayError, Timestamp, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder};
+
+pub use tiles::Scans;
+
+/// Where the relay reads the time: the system clock, or a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| Timestamp::from_utc(chrono::Utc::now()))
+}
 
 /// How the relay behaves, beyond its ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +32,13 @@ pub struct RelaySettings {
     pub mapping: MappingOptions,
     /// Emails of one request looked up at once.
     pub concurrency: usize,
-    /// Time one observe request may take before it answers with what it has.
+    /// Time one observe or tile-data request may take before it answers with what it has.
     pub deadline: Duration,
+    /// Breach records read for one observable at most; a watchlist scan reads 100 times as
+    /// many (`RELAY_MAX_RECORDS`).
+    pub max_records: usize,
+    /// How long one watchlist scan serves the tiles (`RELAY_TILES_CACHE_SECS`).
+    pub tiles_cache: Duration,
 }
 
 impl Default for RelaySettings {
@@ -30,6 +47,8 @@ impl Default for RelaySettings {
             mapping: MappingOptions::default(),
             concurrency: 8,
             deadline: Duration::from_secs(25),
+            max_records: 10_000,
+            tiles_cache: Duration::from_secs(600),
         }
     }
 }
@@ -49,6 +68,8 @@ pub struct Relay {
     source: Arc<dyn BreachSource>,
     decoder: Arc<dyn CredentialDecoder>,
     settings: RelaySettings,
+    scans: Arc<Scans>,
+    clock: Clock,
 }
 
 impl Relay {
@@ -58,11 +79,19 @@ impl Relay {
         decoder: Arc<dyn CredentialDecoder>,
         settings: RelaySettings,
     ) -> Self {
+        let scans = Arc::new(Scans::new(settings.tiles_cache));
         Self {
             source,
             decoder,
             settings,
+            scans,
+            clock: system_clock(),
         }
+    }
+
+    /// The same relay reading the time from `clock` (tests fix it).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// The settings in use.
