@@ -2,14 +2,15 @@
 //! retries and the contract's status table.
 
 use std::num::NonZeroU32;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
-use spycloud_relay::domain::{ApiKey, CatalogId, Email};
-use spycloud_relay::ports::{BreachSource, SourceError};
+use spycloud_relay::domain::{ApiKey, CatalogId, Email, Timestamp};
+use spycloud_relay::ports::{BreachSource, PageSink, SourceError, WatchlistPage, WatchlistQuery};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -738,4 +739,176 @@ async fn the_rate_limit_holds_back_one_key_and_not_another() {
         keys_seen(server.received_requests().await.unwrap()),
         ["key-a", "key-a", "key-b"]
     );
+}
+
+/// What a watchlist scan handed over: each page's hits and record numbers; it stops after
+/// `stop_after` pages.
+struct Collected {
+    pages: Vec<(Option<u64>, Vec<Value>)>,
+    stop_after: usize,
+}
+
+impl PageSink for Collected {
+    fn page(&mut self, page: WatchlistPage) -> ControlFlow<()> {
+        let numbers = page.records.iter().map(|r| r.0["n"].clone()).collect();
+        self.pages.push((page.hits, numbers));
+        if self.pages.len() >= self.stop_after {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+fn collect(stop_after: usize) -> Collected {
+    Collected {
+        pages: Vec::new(),
+        stop_after,
+    }
+}
+
+fn watchlist_query(since: &str, severity: Option<&str>) -> WatchlistQuery {
+    WatchlistQuery {
+        since: Timestamp::parse(&format!("{since}T00:00:00"))
+            .unwrap()
+            .day(),
+        severity: severity.map(str::to_owned),
+    }
+}
+
+/// A watchlist page that says SpyCloud holds `hits` records in all.
+fn watchlist_page(cursor: &str, hits: u64, results: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"cursor": cursor, "hits": hits, "results": results}))
+}
+
+#[tokio::test]
+async fn the_watchlist_scan_asks_since_a_day_with_the_severity_and_hands_every_page_over() {
+    let server = MockServer::start().await;
+    let scan = || {
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .and(header("X-API-Key", KEY))
+            .and(query_param("since", "2026-03-03"))
+            .and(query_param("severity", "20,25"))
+    };
+    scan()
+        .and(query_param_is_missing("cursor"))
+        .respond_with(watchlist_page("c 2", 5, json!([{"n": 1}, {"n": 2}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    scan()
+        .and(query_param("cursor", "c 2"))
+        .respond_with(watchlist_page("c3", 5, json!([{"n": 3}, {"n": 4}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    scan()
+        .and(query_param("cursor", "c3"))
+        .respond_with(watchlist_page("", 5, json!([{"n": 5}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut pages = collect(usize::MAX);
+    client(&server)
+        .watchlist(
+            &key(),
+            &watchlist_query("2026-03-03", Some("20,25")),
+            &mut pages,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pages.pages,
+        [
+            (Some(5), vec![json!(1), json!(2)]),
+            (Some(5), vec![json!(3), json!(4)]),
+            (Some(5), vec![json!(5)]),
+        ]
+    );
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        requests[0].url.query(),
+        Some("since=2026-03-03&severity=20,25")
+    );
+    assert_eq!(
+        requests[1].url.query(),
+        Some("since=2026-03-03&severity=20,25&cursor=c%202")
+    );
+}
+
+#[tokio::test]
+async fn the_watchlist_scan_without_severity_sends_none_and_stops_when_told() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .and(query_param("since", "2025-12-10"))
+        .and(query_param_is_missing("severity"))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(watchlist_page("more", 9, json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .and(query_param("cursor", "more"))
+        .respond_with(watchlist_page("", 9, json!([{"n": 2}])))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let mut pages = collect(1);
+    client(&server)
+        .watchlist(&key(), &watchlist_query("2025-12-10", None), &mut pages)
+        .await
+        .unwrap();
+    assert_eq!(pages.pages, [(Some(9), vec![json!(1)])]);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn watchlist_failures_are_the_status_tables_and_the_cursor_guards_hold() {
+    for (status, expected) in [
+        (401, SourceError::Unauthorized("Unauthorized".into())),
+        (500, SourceError::Internal),
+        // Unlike an email lookup, a refused scan is not "no results".
+        (400, SourceError::Unexpected("bad since".into())),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .respond_with(ResponseTemplate::new(status).set_body_string("bad since"))
+            .mount(&server)
+            .await;
+        let error = client(&server)
+            .watchlist(
+                &key(),
+                &watchlist_query("2026-01-01", None),
+                &mut collect(9),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error, expected, "{status}");
+    }
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .respond_with(watchlist_page("again", 2, json!([{"n": 1}])))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut pages = collect(usize::MAX);
+    let error = client(&server)
+        .watchlist(&key(), &watchlist_query("2026-01-01", None), &mut pages)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::InvalidResponse("SpyCloud repeated a page cursor".into())
+    );
+    // What came before the broken cursor was handed over.
+    assert_eq!(pages.pages.len(), 2);
+    server.verify().await;
 }

@@ -1,0 +1,265 @@
+//! The dashboard's routes in process, over a watchlist in memory and a fixed clock: each
+//! tile's whole answer is pinned as a snapshot in `snapshots/` (the contract's memory).
+
+mod common;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use spycloud_relay::adapters::fixed::FixedCredentials;
+use spycloud_relay::adapters::http::{HttpSettings, routes};
+use spycloud_relay::adapters::memory::MemorySource;
+use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, Timestamp};
+use spycloud_relay::{Relay, RelaySettings};
+
+/// The dashboard's "now" in every scenario.
+const NOW: &str = "2026-03-10T12:00:00Z";
+
+fn record(date: &str, fields: Value) -> Value {
+    let mut record = json!({"spycloud_publish_date": date});
+    record
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    record
+}
+
+/// A small company's watchlist: every rule of the tiles shows in it.
+fn watchlist() -> Vec<Value> {
+    vec![
+        // Alice: an infostealer infection (two records, one machine), plaintext passwords.
+        record(
+            "2026-03-10T08:00:00Z",
+            json!({"email": "alice@example.com", "source_id": 2, "severity": 25,
+                   "infected_machine_id": "m-alice", "password_plaintext": "Winter2026!"}),
+        ),
+        record(
+            "2026-03-09T13:00:00Z",
+            json!({"email": "Alice@Example.com", "source_id": 2, "severity": 30,
+                   "infected_machine_id": "m-alice", "password": "hunter2", "password_type": "PlainText"}),
+        ),
+        // Bob: a hashed password and a combo list (its own severity counts here: 20 is high).
+        record(
+            "2026-03-08T00:00:00Z",
+            json!({"email": "bob@example.com", "source_id": 1, "severity": 5,
+                   "password": "5f4dcc3b", "password_type": "md5"}),
+        ),
+        record(
+            "2026-03-05T23:59:59Z",
+            json!({"email": "bob@example.com", "source_id": 3, "severity": 20,
+                   "password": "letmein", "password_type": "plaintext"}),
+        ),
+        // Carol|Dave: a pipe in the address; a low and an unscored record.
+        record(
+            "2026-03-07T10:00:00Z",
+            json!({"email": "carol|dave@example.com", "source_id": 1, "severity": 2}),
+        ),
+        record(
+            "2026-03-04T10:00:00Z",
+            json!({"email": "carol|dave@example.com", "source_id": 1}),
+        ),
+        // No email: a record, but no employee.
+        record(
+            "2026-03-06T00:00:00Z",
+            json!({"source_id": 4, "severity": 1, "infected_machine_id": "m-kiosk"}),
+        ),
+        // Older than a week, within 30 days.
+        record(
+            "2026-02-20T00:00:00Z",
+            json!({"email": "erin@example.com", "source_id": 1, "severity": 3}),
+        ),
+        record(
+            "2026-02-15T00:00:00Z",
+            json!({"email": "erin@example.com", "source_id": 4, "severity": 6}),
+        ),
+        // Just before the 7-day period starts (2026-03-03T12:00:00).
+        record(
+            "2026-03-03T11:59:59Z",
+            json!({"email": "frank@example.com", "source_id": 2, "severity": 25}),
+        ),
+    ]
+}
+
+fn catalogs() -> Vec<Value> {
+    vec![
+        json!({"id": 1, "title": "Example Forum", "uuid": "11111111-1111-4111-8111-111111111111"}),
+        json!({"id": 2, "title": "Stealer Logs", "uuid": "22222222-2222-4222-8222-222222222222"}),
+        json!({"id": 4, "uuid": "44444444-4444-4444-8444-444444444444"}),
+    ]
+}
+
+fn relay_over(watchlist: Vec<Value>, settings: RelaySettings) -> Arc<Relay> {
+    let dataset = json!({"catalogs": catalogs(), "watchlist": watchlist});
+    let source = MemorySource::from_json(&dataset.to_string()).expect("a valid dataset");
+    let credentials = Credentials {
+        api_key: ApiKey::parse("tiles-test-key").unwrap(),
+        entities_limit: EntitiesLimit::DEFAULT,
+    };
+    let now = Timestamp::parse(NOW).unwrap();
+    let relay = Relay::new(
+        Arc::new(source),
+        Arc::new(FixedCredentials(credentials)),
+        settings,
+    )
+    .with_clock(Arc::new(move || now));
+    Arc::new(relay)
+}
+
+async fn post(relay: &Arc<Relay>, path: &str, body: Value) -> Value {
+    let response = warp::test::request()
+        .method("POST")
+        .path(path)
+        .header("authorization", "Bearer any")
+        .body(body.to_string())
+        .reply(&routes(relay.clone(), HttpSettings::default()))
+        .await;
+    assert_eq!(response.status(), 200);
+    serde_json::from_slice(response.body()).expect("a JSON answer")
+}
+
+async fn tile_data(relay: &Arc<Relay>, tile: &str, period: &str) -> Value {
+    post(
+        relay,
+        "/tiles/tile-data",
+        json!({"tile_id": tile, "period": period}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_tile_definitions() {
+    let relay = relay_over(watchlist(), RelaySettings::default());
+    let all = post(&relay, "/tiles", json!(null)).await;
+    let one = post(
+        &relay,
+        "/tiles/tile",
+        json!({"tile_id": "spycloud_exposures_by_day"}),
+    )
+    .await;
+    assert_eq!(one["data"], all["data"][1]);
+    contract_snapshot!("tiles_definitions", all);
+}
+
+#[tokio::test]
+async fn the_exposure_summary_of_the_last_7_days() {
+    let relay = relay_over(watchlist(), RelaySettings::default());
+    let answer = tile_data(&relay, "spycloud_exposure_summary", "last_7_days").await;
+    // Alice (twice, in two cases), Bob, Carol|Dave; 7 records; 3 plaintext; 2 machines.
+    let values: Vec<_> = answer["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].clone())
+        .collect();
+    assert_eq!(values, [json!(3), json!(7), json!(3), json!(2)]);
+    contract_snapshot!("tile_exposure_summary_last_7_days", answer);
+}
+
+#[tokio::test]
+async fn the_exposures_by_day_of_the_last_7_days() {
+    let relay = relay_over(watchlist(), RelaySettings::default());
+    let answer = tile_data(&relay, "spycloud_exposures_by_day", "last_7_days").await;
+    assert_eq!(answer["data"]["data"].as_array().unwrap().len(), 8);
+    contract_snapshot!("tile_exposures_by_day_last_7_days", answer);
+}
+
+#[tokio::test]
+async fn the_top_breaches_of_the_last_30_days() {
+    let relay = relay_over(watchlist(), RelaySettings::default());
+    let answer = tile_data(&relay, "spycloud_top_breaches", "last_30_days").await;
+    let labels: Vec<_> = answer["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bar| bar["label"].as_str().unwrap().to_owned())
+        .collect();
+    // 1 has 4 records, 2 has 3, 4 has 2 (its catalog has no title), 3 has 1 (no catalog).
+    assert_eq!(
+        labels,
+        ["Example Forum", "Stealer Logs", "Breach 4", "Breach 3"]
+    );
+    contract_snapshot!("tile_top_breaches_last_30_days", answer);
+}
+
+#[tokio::test]
+async fn the_most_exposed_employees_of_the_last_30_days() {
+    let relay = relay_over(watchlist(), RelaySettings::default());
+    let answer = tile_data(&relay, "spycloud_most_exposed_employees", "last_30_days").await;
+    contract_snapshot!("tile_most_exposed_employees_last_30_days", answer);
+}
+
+#[tokio::test]
+async fn a_scan_cut_short_and_an_empty_period() {
+    let many: Vec<Value> = (0..150)
+        .map(|n| {
+            record(
+                "2026-03-10T11:00:00Z",
+                json!({"email": format!("e{n}@example.com"), "source_id": 1}),
+            )
+        })
+        .collect();
+    let settings = RelaySettings {
+        max_records: 1,
+        ..RelaySettings::default()
+    };
+    let cut = tile_data(
+        &relay_over(many, settings),
+        "spycloud_exposure_summary",
+        "last_24_hours",
+    )
+    .await;
+    assert_eq!(cut["data"]["data"][4]["value"], 50);
+
+    let quiet = relay_over(
+        vec![record(
+            "2025-01-01T00:00:00Z",
+            json!({"email": "old@example.com"}),
+        )],
+        RelaySettings::default(),
+    );
+    let mut answers = serde_json::Map::new();
+    answers.insert("summary cut short at 100 records".into(), cut);
+    for tile in [
+        "spycloud_exposure_summary",
+        "spycloud_exposures_by_day",
+        "spycloud_top_breaches",
+        "spycloud_most_exposed_employees",
+    ] {
+        let answer = tile_data(&quiet, tile, "last_24_hours").await;
+        answers.insert(format!("{tile} of an empty period"), answer);
+    }
+    contract_snapshot!("tiles_cut_short_and_empty", Value::Object(answers));
+}
+
+#[tokio::test]
+async fn tile_errors() {
+    let relay = relay_over(watchlist(), RelaySettings::default());
+    let mut answers = serde_json::Map::new();
+    for (name, path, body) in [
+        ("tile: not an object", "/tiles/tile", json!(["x"])),
+        ("tile: no tile_id", "/tiles/tile", json!({"id": "x"})),
+        (
+            "tile: unknown tile",
+            "/tiles/tile",
+            json!({"tile_id": "x".repeat(120)}),
+        ),
+        (
+            "tile-data: tile_id not a string",
+            "/tiles/tile-data",
+            json!({"tile_id": 1, "period": "last_7_days"}),
+        ),
+        (
+            "tile-data: no period",
+            "/tiles/tile-data",
+            json!({"tile_id": "spycloud_top_breaches"}),
+        ),
+        (
+            "tile-data: unknown period",
+            "/tiles/tile-data",
+            json!({"tile_id": "spycloud_top_breaches", "period": "last_year"}),
+        ),
+    ] {
+        answers.insert(name.into(), post(&relay, path, body).await);
+    }
+    contract_snapshot!("tile_errors", Value::Object(answers));
+}
