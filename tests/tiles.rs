@@ -263,3 +263,207 @@ async fn tile_errors() {
     }
     contract_snapshot!("tile_errors", Value::Object(answers));
 }
+
+/// End to end: the real binary against wiremock SpyCloud.
+mod binary {
+    use chrono::{Duration, SecondsFormat, Utc};
+    use serde_json::{Value, json};
+    use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use crate::common::app::{TestApp, sample, spawn_app_with};
+    use crate::common::jwt::API_KEY;
+
+    /// SpyCloud's time text for `hours` ago.
+    fn hours_ago(hours: i64) -> String {
+        (Utc::now() - Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    /// The watchlist of the last 7 days in two pages.
+    async fn mount_week(app: &TestApp) {
+        let since = (Utc::now() - Duration::days(7))
+            .format("%Y-%m-%d")
+            .to_string();
+        let mut first = sample::infostealer("alice@example.com");
+        first["spycloud_publish_date"] = json!(hours_ago(1));
+        let mut second = sample::breach("Alice@Example.com");
+        second["spycloud_publish_date"] = json!(hours_ago(30));
+        let mut third = sample::breach("bob@example.com");
+        third["spycloud_publish_date"] = json!(hours_ago(50));
+        let page = |cursor: &str, results: Value| {
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": cursor, "hits": 3, "results": results}))
+        };
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .and(query_param("since", since.as_str()))
+            .and(query_param_is_missing("cursor"))
+            .respond_with(page("page-2", json!([first, second])))
+            .mount(&app.upstream)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .and(query_param("since", since.as_str()))
+            .and(query_param("cursor", "page-2"))
+            .respond_with(page("", json!([third])))
+            .mount(&app.upstream)
+            .await;
+    }
+
+    async fn calls(app: &TestApp, prefix: &str) -> usize {
+        let requests = app.upstream.received_requests().await.unwrap();
+        requests
+            .iter()
+            .filter(|r| r.url.path().starts_with(prefix))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn four_tiles_at_once_cost_one_scan_and_one_catalog_call() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics_address = format!("127.0.0.1:{port}");
+        let mut app = spawn_app_with(&[
+            ("RELAY_METRICS_LISTEN", &metrics_address),
+            ("RELAY_LOG", "info"),
+        ])
+        .await;
+        mount_week(&app).await;
+        app.mount_catalogs(sample::catalogs()).await;
+        let token = app.token();
+
+        let (status, tiles) = app.post("/tiles", Some(&token), "").await;
+        assert_eq!(status, 200);
+        assert_eq!(tiles["data"].as_array().unwrap().len(), 4);
+        let (_, tile) = app
+            .post(
+                "/tiles/tile",
+                Some(&token),
+                r#"{"tile_id":"spycloud_most_exposed_employees"}"#,
+            )
+            .await;
+        assert_eq!(tile["data"], tiles["data"][3]);
+
+        let ids = [
+            "spycloud_exposure_summary",
+            "spycloud_exposures_by_day",
+            "spycloud_top_breaches",
+            "spycloud_most_exposed_employees",
+        ];
+        let asked = ids.map(|id| {
+            let body = json!({"tile_id": id, "period": "last_7_days"}).to_string();
+            let (app, token) = (&app, &token);
+            async move { app.post("/tiles/tile-data", Some(token), &body).await }
+        });
+        let answers = futures::future::join_all(asked).await;
+        for (status, answer) in &answers {
+            assert_eq!(*status, 200);
+            assert!(answer.get("errors").is_none(), "{answer}");
+        }
+        assert_eq!(calls(&app, "/breach/data/watchlist").await, 2);
+        assert_eq!(calls(&app, "/breach/catalog/").await, 1);
+
+        let summary = &answers[0].1["data"]["data"];
+        let values: Vec<_> = summary
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_u64().unwrap())
+            .collect();
+        assert_eq!(values, [2, 3, 1, 1]);
+        let breaches = &answers[2].1["data"]["data"];
+        assert_eq!(breaches[0]["label"], "Cracking Forum");
+        assert_eq!(breaches[0]["value"], 2);
+        let rows = &answers[3].1["data"]["data"];
+        assert_eq!(
+            rows[2],
+            "| alice@example.com | 2 | 1 | 1 | ".to_owned() + &hours_ago(1)[..10] + " |"
+        );
+        // valid_time ends when the scan expires: RELAY_TILES_CACHE_SECS (600) after it began.
+        let valid = &answers[1].1["data"]["valid_time"];
+        let start =
+            chrono::DateTime::parse_from_rfc3339(valid["start_time"].as_str().unwrap()).unwrap();
+        let end =
+            chrono::DateTime::parse_from_rfc3339(valid["end_time"].as_str().unwrap()).unwrap();
+        assert_eq!((end - start).num_seconds(), 600);
+
+        // Later: the kept scan answers.
+        let body = json!({"tile_id": ids[0], "period": "last_7_days"}).to_string();
+        let (_, again) = app.post("/tiles/tile-data", Some(&token), &body).await;
+        assert_eq!(again["data"]["data"], *summary);
+        assert_eq!(calls(&app, "/breach/data/watchlist").await, 2);
+
+        let metrics = reqwest::get(format!("http://{metrics_address}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for expected in [
+            r#"relay_requests_total{route="/tiles",outcome="ok"} 1"#,
+            r#"relay_requests_total{route="/tiles/tile",outcome="ok"} 1"#,
+            r#"relay_requests_total{route="/tiles/tile-data",outcome="ok"} 5"#,
+            r#"relay_upstream_calls_total{endpoint="watchlist",status="200"} 2"#,
+            r#"relay_tile_scans_total{period="last_7_days",outcome="ok"} 1"#,
+        ] {
+            assert!(
+                metrics.contains(expected),
+                "missing {expected} in:\n{metrics}"
+            );
+        }
+
+        app.terminate();
+        let logs = app.log_text();
+        let lines: Vec<_> = logs
+            .lines()
+            .filter(|l| l.contains("route=\"/tiles/tile-data\""))
+            .collect();
+        assert_eq!(lines.len(), 5, "one line per request:\n{logs}");
+        let upstream: u32 = lines
+            .iter()
+            .map(|line| {
+                let (_, rest) = line.split_once("upstream_calls=").expect("a count");
+                rest.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(upstream, 3, "two pages and one catalog call:\n{logs}");
+        for secret in [API_KEY, "alice@example.com", "Sup3rSecret!"] {
+            assert!(!logs.contains(secret), "{secret} logged");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_scan_and_a_missing_token_are_fatal_errors() {
+        let app = spawn_app_with(&[]).await;
+        app.mount_status("/breach/data/watchlist", 500, json!({}))
+            .await;
+        let body = r#"{"tile_id":"spycloud_exposure_summary","period":"last_90_days"}"#;
+        let (status, answer) = app.post("/tiles/tile-data", Some(&app.token()), body).await;
+        assert_eq!(
+            (status, answer),
+            (
+                200,
+                json!({"errors": [{"type": "fatal", "code": "internal error", "message": "The Spycloud internal error."}]})
+            )
+        );
+        let (_, answer) = app.post("/tiles", None, "").await;
+        assert_eq!(
+            answer["errors"][0]["message"],
+            "Authorization failed: Authorization header is missing"
+        );
+        let wrong = app
+            .client
+            .get(format!("{}/tiles/tile-data", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 405);
+    }
+}
