@@ -676,9 +676,22 @@ fn most_exposed(figures: &Figures) -> Vec<String> {
     lines
 }
 
-/// A value fit for one table cell: `|` escaped, line breaks (which would end the row) as spaces.
+/// A value fit for one table cell of SecureX's markdown: `|` (which would end the cell) and
+/// what could turn breach data into a link, an image, HTML or code (`\ [ ] < > ``) escaped
+/// with a backslash; line breaks (which would end the row) as spaces.
 fn markdown_cell(value: &str) -> String {
-    value.replace('|', "\\|").replace(['\r', '\n'], " ")
+    let mut cell = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '|' | '\\' | '[' | ']' | '<' | '>' | '`' => {
+                cell.push('\\');
+                cell.push(c);
+            }
+            '\r' | '\n' => cell.push(' '),
+            _ => cell.push(c),
+        }
+    }
+    cell
 }
 
 #[cfg(test)]
@@ -994,6 +1007,14 @@ mod tests {
         );
         assert_eq!(lines[11], "| z06@x.com | 1 | 0 | 0 | 2026-03-10 |");
         assert_eq!(markdown_cell("a\nb|c"), "a b\\|c");
+        assert_eq!(
+            markdown_cell("[x](http://e)<img>`c`\\@x.com"),
+            "\\[x\\](http://e)\\<img\\>\\`c\\`\\\\@x.com"
+        );
+        assert_eq!(
+            markdown_cell("first_last+tag@x.com"),
+            "first_last+tag@x.com"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::domain::mapping::MappingOptions;
 use crate::domain::{Credentials, RelayError, Timestamp, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder};
 
-pub use tiles::Scans;
+use tiles::Scans;
 
 /// Where the relay reads the time: the system clock, or a fixed one in tests.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;

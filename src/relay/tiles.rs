@@ -142,10 +142,14 @@ impl Relay {
                         if outcome.is_ok() { "ok" } else { "error" },
                     );
                     outcome?;
-                    Ok(Scan {
-                        figures: tally.finish(),
-                        expires,
-                    })
+                    let figures = tally.finish();
+                    tracing::debug!(
+                        period = period.as_str(),
+                        records = figures.records,
+                        not_read = figures.not_read,
+                        "watchlist scan done"
+                    );
+                    Ok(Scan { figures, expires })
                 }
                 .boxed()
             })
@@ -155,7 +159,7 @@ impl Relay {
 
 /// One finished scan: what the tiles show, and until when.
 #[derive(Debug)]
-pub struct Scan {
+struct Scan {
     figures: Figures,
     expires: Timestamp,
 }
@@ -173,7 +177,7 @@ type Scanned = Result<Arc<Scan>, SourceError>;
 
 /// The scans kept in this process, and those under way. Only [`Relay`] uses it; a store shared
 /// by replicas would take its place behind the same method.
-pub struct Scans {
+pub(crate) struct Scans {
     kept: Cache<ScanKey, Arc<Scan>>,
     flights: Arc<Flights<'static, ScanKey, Scanned>>,
 }
@@ -188,7 +192,7 @@ impl std::fmt::Debug for Scans {
 
 impl Scans {
     /// Scans kept `ttl` (the relay also checks each scan's own expiry against its clock).
-    pub fn new(ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             // Bounds memory: a scan is dropped at most `ttl` after it was made, by the
             // process's clock, whatever clock the relay reads.
