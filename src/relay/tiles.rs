@@ -21,6 +21,9 @@ use crate::ports::WatchlistQuery;
 
 /// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
 const SCAN_RECORDS_PER_LOOKUP_RECORD: u64 = 100;
+/// The longest a scan is kept, whatever `RELAY_TILES_CACHE_SECS` says (the cache refuses
+/// lifetimes of centuries, and a year-old scan is no dashboard).
+const LONGEST_KEPT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 impl Relay {
     /// `/tiles`: the four tile definitions, for an authorized caller.
@@ -125,8 +128,8 @@ impl Relay {
         let (source, api_key) = (self.source.clone(), credentials.api_key.clone());
         let limit =
             (self.settings.max_records as u64).saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD);
-        let expires =
-            now.plus(TimeDelta::from_std(self.settings.tiles_cache).unwrap_or(TimeDelta::MAX));
+        let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
+        let expires = now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX));
         let severity = key.severity.clone();
         self.scans
             .get_or_scan(key, now, move || {
@@ -197,7 +200,7 @@ impl Scans {
             // Bounds memory: a scan is dropped at most `ttl` after it was made, by the
             // process's clock, whatever clock the relay reads.
             kept: Cache::builder()
-                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .time_to_live(ttl.clamp(Duration::from_millis(1), LONGEST_KEPT))
                 .build(),
             flights: Arc::new(Flights::new()),
         }
@@ -720,6 +723,23 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(source.catalog_calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn any_cache_time_is_taken_a_year_at_most() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let settings = RelaySettings {
+            tiles_cache: Duration::from_secs(u64::MAX),
+            ..RelaySettings::default()
+        };
+        let (relay, _) = relay_over(source, settings);
+        let summary = data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days")
+            .await
+            .unwrap();
+        assert_eq!(
+            summary["valid_time"]["end_time"],
+            "2027-03-10T12:00:00.000000Z"
+        );
     }
 
     #[tokio::test]
