@@ -1,9 +1,10 @@
 #![deny(missing_docs)]
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
 //!
-//! - [`domain`]: the pure model (email, breach, catalog, CTIM) and the mapping rules;
+//! - [`domain`]: the pure model (email, breach, catalog, CTIM, tiles) and the mapping rules;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
-//! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
+//! - [`relay`]: the use case, [`Relay`]: observe, health and the dashboard's tiles over the
+//!   ports;
 //! - [`config`]: the command line and its environment variables;
 //! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport, and an
 //!   in-memory breach source;
