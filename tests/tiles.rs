@@ -279,13 +279,18 @@ mod binary {
         (Utc::now() - Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
-    /// The watchlist of the last 7 days in two pages.
-    async fn mount_week(app: &TestApp) {
-        let since = (Utc::now() - Duration::days(7))
+    /// The date of the 7-day period's start, as `since=` names it.
+    fn week_start() -> String {
+        (Utc::now() - Duration::days(7))
             .format("%Y-%m-%d")
-            .to_string();
+            .to_string()
+    }
+
+    /// The watchlist of the last 7 days in two pages; the newest record's time.
+    async fn mount_week(app: &TestApp) -> String {
+        let newest = hours_ago(1);
         let mut first = sample::infostealer("alice@example.com");
-        first["spycloud_publish_date"] = json!(hours_ago(1));
+        first["spycloud_publish_date"] = json!(newest);
         let mut second = sample::breach("Alice@Example.com");
         second["spycloud_publish_date"] = json!(hours_ago(30));
         let mut third = sample::breach("bob@example.com");
@@ -296,18 +301,17 @@ mod binary {
         };
         Mock::given(method("GET"))
             .and(path("/breach/data/watchlist"))
-            .and(query_param("since", since.as_str()))
             .and(query_param_is_missing("cursor"))
             .respond_with(page("page-2", json!([first, second])))
             .mount(&app.upstream)
             .await;
         Mock::given(method("GET"))
             .and(path("/breach/data/watchlist"))
-            .and(query_param("since", since.as_str()))
             .and(query_param("cursor", "page-2"))
             .respond_with(page("", json!([third])))
             .mount(&app.upstream)
             .await;
+        newest
     }
 
     async fn calls(app: &TestApp, prefix: &str) -> usize {
@@ -331,7 +335,8 @@ mod binary {
             ("RELAY_LOG", "info"),
         ])
         .await;
-        mount_week(&app).await;
+        let week_at_mount = week_start();
+        let newest = mount_week(&app).await;
         app.mount_catalogs(sample::catalogs()).await;
         let token = app.token();
 
@@ -365,6 +370,24 @@ mod binary {
         }
         assert_eq!(calls(&app, "/breach/data/watchlist").await, 2);
         assert_eq!(calls(&app, "/breach/catalog/").await, 1);
+        // Both pages ask since the period start's date (the test's clock may have passed a
+        // midnight in between: either date of the two is the relay's).
+        let requests = app.upstream.received_requests().await.unwrap();
+        for request in requests
+            .iter()
+            .filter(|r| r.url.path() == "/breach/data/watchlist")
+        {
+            let since: Vec<_> = request
+                .url
+                .query_pairs()
+                .filter(|(name, _)| name == "since")
+                .map(|(_, value)| value.into_owned())
+                .collect();
+            assert!(
+                since == [week_at_mount.clone()] || since == [week_start()],
+                "{since:?}"
+            );
+        }
 
         let summary = &answers[0].1["data"]["data"];
         let values: Vec<_> = summary
@@ -380,7 +403,7 @@ mod binary {
         let rows = &answers[3].1["data"]["data"];
         assert_eq!(
             rows[2],
-            "| alice@example.com | 2 | 1 | 1 | ".to_owned() + &hours_ago(1)[..10] + " |"
+            "| alice@example.com | 2 | 1 | 1 | ".to_owned() + &newest[..10] + " |"
         );
         // valid_time ends when the scan expires: RELAY_TILES_CACHE_SECS (600) after it began.
         let valid = &answers[1].1["data"]["valid_time"];
