@@ -3,6 +3,7 @@
 # The relay as a small image: `docker build -t spycloud-relay .`, then
 #   docker run --rm -p 9090:9090 spycloud-relay            (serve, for SecureX)
 #   docker run --rm -p 9090:9090 spycloud-relay demo       (the offline demo)
+#   docker inspect --format '{{.State.Health.Status}}' <container>   (the HEALTHCHECK below)
 # Configuration is by environment variable (RELAY_*, SPYCLOUD_*), see the README.
 
 # --- build ---------------------------------------------------------------------------------
@@ -38,5 +39,9 @@ COPY --from=builder /out/spycloud-relay /usr/local/bin/spycloud-relay
 USER relay:relay
 ENV RELAY_LISTEN=0.0.0.0:9090
 EXPOSE 9090
+# `GET /watchdog` over loopback by the relay binary itself: the image has no curl or shell tools
+# to spare. It reads RELAY_LISTEN as `serve` does.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/spycloud-relay", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/spycloud-relay"]
 CMD ["serve"]

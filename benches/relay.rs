@@ -4,10 +4,13 @@
 //! The lookup is the issue's: one observe request with 5 emails, 20 breach records each, spread
 //! over 8 catalogs. The report gives cold and warm wall time against the round-trip floor, the
 //! upstream calls made, the relay's CPU time per warm one-email request and its peak RSS after 8
-//! concurrent clients, each against its target. Then the dashboard: a fresh relay scans a
-//! 90-day watchlist of 200 000 records (after a 7-day scan of a fraction of them, so the two
-//! peaks show whether memory follows the records read), and the report gives the scan's time,
-//! its SpyCloud calls and the peak RSS. Missed targets are reported, not failed: the
+//! concurrent clients, each against its target. Then the big lookups: a corporate domain of
+//! 25 000 records of about 1 KB in pages of 1 000 (time and peak RSS), and a 1 MiB request body
+//! of 26 000 distinct observables (the CPU it costs before any token is checked). Then the
+//! dashboard: a fresh relay scans a 90-day watchlist of 200 000 records (after a 7-day scan of
+//! a fraction of them, so the two peaks show whether memory follows the records read), and the
+//! report gives the scan's time, its SpyCloud calls and the peak RSS. Missed targets are
+//! reported, not failed: the
 //! exit status is non-zero only when the benchmark itself could not run. `benches/README.md`
 //! says how to run it and what each figure means.
 
@@ -49,6 +52,12 @@ const AUDIENCE: &str = "http://bench";
 const RELAY_MAX_RPS: &str = "1000";
 /// The idle time before each request of the spaced CPU phase.
 const PAUSE: Duration = Duration::from_millis(10);
+/// The big domain of the last phases.
+const BIG_DOMAIN: &str = "bigcorp.example.com";
+/// Its records per page, as SpyCloud pages them.
+const BIG_PAGE: usize = 1000;
+/// The relay's `RELAY_MAX_RECORDS`: enough to read every record of the big domain.
+const RELAY_MAX_RECORDS: &str = "25000";
 /// Records per page of the fake's watchlist.
 const SCAN_PAGE: usize = 1000;
 /// Employees of the fake's watchlist ...
@@ -71,6 +80,10 @@ struct Plan {
     clients: usize,
     /// `BENCH_CLIENT_REQUESTS`: warm 5-email requests each of those clients makes.
     client_requests: usize,
+    /// `BENCH_DOMAIN_RECORDS`: records of the big domain (pages of 1 000).
+    domain_records: usize,
+    /// `BENCH_BODY_REQUESTS`: 1 MiB bodies of 26 000 observables sent without a token.
+    body_requests: usize,
     /// `BENCH_SCAN_RECORDS`: records of the watchlist, spread over the 90 days before the
     /// benchmark started.
     scan_records: usize,
@@ -87,6 +100,8 @@ impl Plan {
             spaced_requests: setting("BENCH_SPACED_REQUESTS", pick(300, 3))?,
             clients: setting("BENCH_CLIENTS", pick(8, 2))?,
             client_requests: setting("BENCH_CLIENT_REQUESTS", pick(50, 2))?,
+            domain_records: setting("BENCH_DOMAIN_RECORDS", pick(25_000, 2_000))?,
+            body_requests: setting("BENCH_BODY_REQUESTS", pick(20, 1))?,
             scan_records: setting("BENCH_SCAN_RECORDS", pick(200_000, 3_000))?,
         })
     }
@@ -122,7 +137,7 @@ async fn run() -> Result<String> {
         eprintln!("relay bench: not run by `cargo bench`: a smoke run, figures mean nothing");
     }
     let plan = Plan::from_env(full)?;
-    let fake = FakeSpyCloud::start(plan.scan_records).await;
+    let fake = FakeSpyCloud::start(plan.domain_records, plan.scan_records).await;
     let relay = RelayProcess::start(&fake, &[])?;
     let client = reqwest::Client::new();
     let jwks_host = fake.server.address().to_string();
@@ -193,6 +208,24 @@ async fn run() -> Result<String> {
     let concurrent_wall = started.elapsed();
     let concurrent = Summary::of(times);
     let after_rss = memory(relay.pid())?;
+
+    // 5. The big domain: every page read (1 000 records each, after the delay), folded into the
+    // newest 100. The peak so far was the concurrent phase's; a higher one is this lookup's.
+    let before = fake.calls();
+    let started = Instant::now();
+    bench.observe_domain(plan.domain_records).await?;
+    let domain_wall = started.elapsed();
+    let domain_pages = (fake.calls() - before).other;
+    let domain_rss = memory(relay.pid())?;
+
+    // 6. A 1 MiB body of 26 000 distinct observables, without a token: read, parsed and
+    // deduplicated before the token is looked at. Its CPU time per request.
+    let body = huge_body();
+    let before_cpu = cpu_time(relay.pid())?;
+    for _ in 0..plan.body_requests {
+        bench.refused_without_token(&body).await?;
+    }
+    let body_cpu = (cpu_time(relay.pid())? - before_cpu) / plan.body_requests as u32;
     let total_calls = fake.calls();
 
     // The report.
@@ -305,6 +338,39 @@ async fn run() -> Result<String> {
             None,
         ),
     ];
+    let domain_peak_mib = domain_rss.peak_kib as f64 / 1024.0;
+    let domain_floor = UPSTREAM_DELAY * domain_pages as u32;
+    rows.push(Row::new(
+        format!(
+            "big domain: {} records of ~1 KB, {BIG_PAGE} a page",
+            plan.domain_records
+        ),
+        format!(
+            "{:.0} ms for {domain_pages} pages (floor {} ms: one trip each)",
+            millis(domain_wall),
+            domain_floor.as_millis()
+        ),
+        "",
+        None,
+    ));
+    rows.push(Row::new(
+        "  peak RSS (VmHWM) after it",
+        format!(
+            "{domain_peak_mib:.1} MiB (now {:.1})",
+            domain_rss.rss_kib as f64 / 1024.0
+        ),
+        "< 40 MiB",
+        Some(domain_peak_mib < 40.0),
+    ));
+    rows.push(Row::new(
+        format!(
+            "CPU per 1 MiB body of 26 000 observables (n={})",
+            plan.body_requests
+        ),
+        format!("{:.1} ms, refused for its missing token", millis(body_cpu)),
+        "",
+        None,
+    ));
     rows.push(Row::new(
         "upstream calls, whole run",
         format!(
@@ -316,7 +382,7 @@ async fn run() -> Result<String> {
     ));
     relay.stop();
 
-    // 5. The dashboard, on a fresh relay so its peak RSS is the scans' alone.
+    // 7. The dashboard, on a fresh relay so its peak RSS is the scans' alone.
     rows.extend(dashboard(&fake, &bench.token, plan.scan_records).await?);
     Ok(report(&rows))
 }
@@ -471,6 +537,61 @@ impl Bench {
 }
 
 impl Bench {
+    /// The big domain's lookup, checked: the newest 100 of `records`, newest first, no errors.
+    async fn observe_domain(&self, records: usize) -> Result<()> {
+        let observables = json!([{"type": "domain", "value": BIG_DOMAIN}]);
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&observables)
+            .send()
+            .await?;
+        let body: Value = response.json().await?;
+        let sightings = body["data"]["sightings"]["docs"].as_array();
+        let newest = sightings
+            .and_then(|list| list.first())
+            .and_then(|s| s["observed_time"]["start_time"].as_str());
+        let expected_newest = format!("{}.000000Z", newest_domain_date(records));
+        if body.get("errors").is_some()
+            || sightings.map(Vec::len) != Some(100.min(records))
+            || newest != Some(expected_newest.as_str())
+        {
+            let mut shown = body.to_string();
+            shown.truncate(500);
+            return Err(format!("the big domain's answer is not its newest 100: {shown}").into());
+        }
+        Ok(())
+    }
+
+    /// Sends `body` without a token: the relay must answer with the missing-header error.
+    async fn refused_without_token(&self, body: &str) -> Result<()> {
+        let response = self
+            .client
+            .post(&self.url)
+            .body(body.to_owned())
+            .send()
+            .await?;
+        let answer: Value = response.json().await?;
+        if answer["errors"][0]["message"] != "Authorization failed: Authorization header is missing"
+        {
+            let mut shown = answer.to_string();
+            shown.truncate(500);
+            return Err(format!("a body without a token was not refused: {shown}").into());
+        }
+        Ok(())
+    }
+}
+
+/// A 1 MiB observe body: 26 000 distinct email observables.
+fn huge_body() -> String {
+    let items: Vec<Value> = (0..26_000)
+        .map(|n| json!({"type": "email", "value": format!("e{n:05}@x.co")}))
+        .collect();
+    Value::Array(items).to_string()
+}
+
+impl Bench {
     /// The relay's CPU time per warm one-email request over `requests` of them, each after
     /// `pause` of idle time if given; and the wall time of the whole run.
     async fn cpu_per_request(
@@ -560,6 +681,8 @@ impl std::ops::Sub for Calls {
 struct Upstream {
     delay_ms: AtomicU64,
     breaches: HashMap<String, Vec<u8>>,
+    /// The big domain's pages, by the cursor that asks for them (`""` for the first).
+    domain_pages: HashMap<String, Vec<u8>>,
     jwks: Vec<u8>,
     watchlist: Watchlist,
     emails: AtomicU64,
@@ -618,7 +741,7 @@ impl Watchlist {
             "domain": "bench.example.com",
             "username": format!("employee{employee}"),
             "password": format!("hunter{n}!"),
-            "password_type": if n % 3 == 0 { "plaintext" } else { "sha1" },
+            "password_type": if n.is_multiple_of(3) { "plaintext" } else { "sha1" },
             "target_url": format!("https://login.site{}.example.org/account", n % 8),
             "ip_addresses": [format!("203.0.113.{}", n % 250)],
             "severity": severity,
@@ -672,6 +795,18 @@ impl Respond for Responder {
                 .page(since, query.get("cursor").map(String::as_str));
             return json(body);
         }
+        if path == format!("/breach/data/domains/{BIG_DOMAIN}") {
+            upstream.other.fetch_add(1, Ordering::Relaxed);
+            let cursor = request
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "cursor")
+                .map(|(_, cursor)| cursor.into_owned())
+                .unwrap_or_default();
+            if let Some(page) = upstream.domain_pages.get(&cursor) {
+                return json(page.clone());
+            }
+        }
         if let Some(list) = path.strip_prefix("/breach/catalog/") {
             upstream.catalogs.fetch_add(1, Ordering::Relaxed);
             let found = list
@@ -699,7 +834,7 @@ struct FakeSpyCloud {
 }
 
 impl FakeSpyCloud {
-    async fn start(scan_records: usize) -> Self {
+    async fn start(domain_records: usize, scan_records: usize) -> Self {
         let emails: Vec<String> = (0..EMAILS)
             .map(|i| format!("user{i}.bench@example.com"))
             .collect();
@@ -716,6 +851,7 @@ impl FakeSpyCloud {
         let upstream = Arc::new(Upstream {
             delay_ms: AtomicU64::new(UPSTREAM_DELAY.as_millis() as u64),
             breaches,
+            domain_pages: domain_pages(domain_records),
             jwks: jwt::jwks().to_string().into_bytes(),
             watchlist: Watchlist {
                 now: chrono::Utc::now(),
@@ -768,6 +904,57 @@ fn page(results: Vec<Value>) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The big domain's pages of [`BIG_PAGE`] records, each about 1 KB, chained by cursors, keyed by
+/// the cursor that asks for each.
+fn domain_pages(records: usize) -> HashMap<String, Vec<u8>> {
+    let pages = records.div_ceil(BIG_PAGE);
+    (0..pages)
+        .map(|number| {
+            let results: Vec<Value> = (number * BIG_PAGE..records.min((number + 1) * BIG_PAGE))
+                .map(domain_record)
+                .collect();
+            let cursor = if number + 1 < pages {
+                format!("page-{}", number + 1)
+            } else {
+                String::new()
+            };
+            let key = if number == 0 {
+                String::new()
+            } else {
+                format!("page-{number}")
+            };
+            let body = json!({"cursor": cursor, "hits": records, "results": results});
+            (key, body.to_string().into_bytes())
+        })
+        .collect()
+}
+
+/// The publish date of the big domain's record `n`: spread over 2015–2024, in no order.
+fn domain_date(n: usize) -> String {
+    let m = (n * 7919) % 3650;
+    format!(
+        "{}-{:02}-{:02}T00:00:00",
+        2015 + m / 365,
+        1 + (m % 365) / 31 % 12,
+        1 + m % 28
+    )
+}
+
+/// The newest date among the big domain's first `records` records.
+fn newest_domain_date(records: usize) -> String {
+    (0..records).map(domain_date).max().unwrap_or_default()
+}
+
+/// Record `n` of the big domain: an employee's infostealer record of about 1 KB.
+fn domain_record(n: usize) -> Value {
+    let mut record = breach_record(&format!("employee{n}@{BIG_DOMAIN}"), n);
+    record["spycloud_publish_date"] = json!(format!("{}Z", domain_date(n)));
+    let size = record.to_string().len();
+    // Pads to about 1 KB, as SpyCloud's infostealer records with their machine details are.
+    record["user_agent"] = json!("Mozilla/5.0 ".repeat(1000usize.saturating_sub(size) / 12));
+    record
+}
+
 /// Record number `n` of the whole data set: an email breach or an infostealer record, with the
 /// fields SpyCloud sends; record `n` belongs to catalog `n mod 8`.
 fn breach_record(email: &str, n: usize) -> Value {
@@ -816,7 +1003,7 @@ fn catalog(id: u64) -> Value {
         "title": format!("Site {n} Breach"),
         "short_title": format!("Site {n}"),
         "description": format!("In 2022, site {n} suffered a breach exposing emails and passwords of its users."),
-        "site": if n % 4 == 0 { "n/a".to_owned() } else { format!("site{n}.example.org") },
+        "site": if n.is_multiple_of(4) { "n/a".to_owned() } else { format!("site{n}.example.org") },
         "site_description": format!("Site {n} is an online community."),
         "confidence": 1 + n % 3,
         "combo_list_flag": if n == 5 { "YES" } else { "NO" },
@@ -852,6 +1039,7 @@ impl RelayProcess {
             .env("RELAY_AUDIENCE", AUDIENCE)
             .env("RELAY_LOG", "warn")
             .env("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)
+            .env("RELAY_MAX_RECORDS", RELAY_MAX_RECORDS)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -17,13 +17,14 @@ use async_trait::async_trait;
 use serde_json::json;
 use spycloud_relay::adapters::fixed::FixedCredentials;
 use spycloud_relay::domain::{
-    ApiKey, BreachRecord, Catalog, CatalogId, Credentials, EMAIL, Email, EntitiesLimit, Observable,
-    SourceError,
+    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Credentials, EntitiesLimit, Lookup,
+    ModuleSettings, Observable, RecordSink, SourceError,
 };
 use spycloud_relay::ports::BreachSource;
 use spycloud_relay::{Relay, RelaySettings};
 
-/// An in-house breach store: one known account, one breach.
+/// An in-house breach store: one known account, one breach, found by the account's email or
+/// by its company's domain.
 struct InHouseStore;
 
 const BREACH: CatalogId = CatalogId(7);
@@ -33,23 +34,33 @@ impl BreachSource for InHouseStore {
     async fn breaches(
         &self,
         _key: &ApiKey,
-        email: &Email,
-    ) -> Result<Vec<BreachRecord>, SourceError> {
-        if !email.as_str().eq_ignore_ascii_case("pat@example.com") {
-            return Ok(Vec::new());
+        lookup: &Lookup,
+        _query: &BreachQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        let known = match lookup {
+            Lookup::Email(email) => email.as_str().eq_ignore_ascii_case("pat@example.com"),
+            Lookup::Domain(domain) => domain.as_str() == "example.com",
+            _ => false,
+        };
+        if !known {
+            return Ok(());
         }
         // Records keep SpyCloud's shape: typed fields the mapping reads, the rest shown as-is.
+        // The relay keeps the newest of what it is handed, as many as the entities limit.
         let record: BreachRecord = serde_json::from_value(json!({
             "document_id": "in-house-0001",
             "source_id": BREACH.0,
-            "email": email.as_str(),
+            "email": "pat@example.com",
             "username": "pat",
             "password_type": "sha256",
             "severity": 5,
             "spycloud_publish_date": "2024-01-15T00:00:00Z",
         }))
         .map_err(|error| SourceError::InvalidResponse(error.to_string()))?;
-        Ok(vec![record])
+        into.hits(1);
+        into.add(record);
+        Ok(())
     }
 
     async fn catalogs(
@@ -87,19 +98,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // This source ignores the key; a SpyCloud-backed one would send it upstream.
         api_key: ApiKey::parse("unused")?,
         entities_limit: EntitiesLimit::new(10).ok_or("the limit is above 0")?,
+        settings: ModuleSettings::default(),
     };
     let relay = Relay::new(
         Arc::new(InHouseStore),
         Arc::new(FixedCredentials(credentials.clone())),
         RelaySettings::default(),
     );
-    let observables: Vec<Observable> = ["pat@example.com", "nobody@example.com"]
-        .into_iter()
-        .map(|value| Observable {
-            value: value.into(),
-            kind: EMAIL.into(),
-        })
-        .collect();
+    let observables: Vec<Observable> = [
+        ("email", "pat@example.com"),
+        ("email", "nobody@example.com"),
+        ("domain", "Example.com"),
+    ]
+    .into_iter()
+    .map(|(kind, value)| Observable {
+        value: value.into(),
+        kind: kind.into(),
+    })
+    .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;
     println!("{:#}", bundle.into_response());
     Ok(())

@@ -1,12 +1,14 @@
 //! The command line: `serve` (the default), `demo` and `lookup`. Every setting is a `--flag`
 //! and the environment variable of the contract; `--help` lists them with their defaults.
 
+use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::{MappingOptions, PasswordPolicy};
+use crate::domain::email::truncate;
+use crate::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
 
 /// The relay's command line.
 #[derive(Debug, Parser)]
@@ -32,8 +34,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve the relay offline over a bundled sample dataset, with a ready token.
     Demo(DemoArgs),
-    /// Look up email addresses once and print the CTIM bundle as JSON.
+    /// Look up emails, domains, IP addresses or usernames once and print the CTIM bundle as JSON.
     Lookup(LookupArgs),
+    /// Ask a relay on this machine whether it answers (`GET /watchdog`): exit 0 if it does,
+    /// 1 if not. For container health checks.
+    Healthcheck(HealthcheckArgs),
 }
 
 /// Log settings, shared by every subcommand.
@@ -124,9 +129,9 @@ impl SpyCloudArgs {
 /// `serve`'s settings.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to serve on.
+    /// Address to serve on (IP:port).
     #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
-    pub listen: String,
+    pub listen: SocketAddr,
     /// Allowed `jwks_host` values; `*` matches one DNS label; a port must match exactly.
     #[arg(
         long,
@@ -150,21 +155,27 @@ pub struct ServeArgs {
     /// connection is closed, so idle or trickling clients cannot hold connections for good.
     #[arg(long, env = "RELAY_HEADER_TIMEOUT_SECS", default_value_t = NonZeroU64::new(30).unwrap())]
     pub header_timeout_secs: NonZeroU64,
+    /// Seconds a client has to send a request's body, once its headers are in; then the
+    /// request is refused and its connection closed, so a body that never comes cannot hold
+    /// a connection.
+    #[arg(long, env = "RELAY_BODY_TIMEOUT_SECS", default_value_t = NonZeroU64::new(10).unwrap())]
+    pub body_timeout_secs: NonZeroU64,
     /// Connections served at once; more clients wait to be accepted. Bounds what a flood of
-    /// connections can take.
+    /// connections can take. Lowered at start when the open-files limit cannot hold it with
+    /// room for the relay's own calls.
     #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(1024).unwrap())]
     pub max_connections: NonZeroUsize,
     /// Threads serving requests. 1 (one event loop) suits SecureX's load: a request costs
     /// about half a millisecond of CPU, and more threads cost wake-ups and memory.
     #[arg(long, env = "RELAY_WORKER_THREADS", default_value_t = NonZeroUsize::new(1).unwrap())]
     pub worker_threads: NonZeroUsize,
-    /// Address of the Prometheus `/metrics` endpoint; unset: off.
+    /// Address (IP:port) of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
-    pub metrics_listen: Option<String>,
-    /// Breach records read for one observable at most; a tiles' watchlist scan reads 100
-    /// times as many.
-    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroUsize::new(10_000).unwrap())]
-    pub max_records: NonZeroUsize,
+    pub metrics_listen: Option<SocketAddr>,
+    /// Breach records read for one observable at most; SpyCloud's `hits` beyond it give the
+    /// `too many results` warning. A tiles' watchlist scan reads 100 times as many.
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
+    pub max_records: NonZeroU64,
     /// Seconds one watchlist scan serves the dashboard's tiles.
     #[arg(long, env = "RELAY_TILES_CACHE_SECS", default_value_t = 600)]
     pub tiles_cache_secs: u64,
@@ -182,9 +193,9 @@ pub struct ServeArgs {
 /// `demo`'s settings.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Address to serve on.
-    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
-    pub listen: String,
+    /// Address to serve on (IP:port). Loopback by default: the demo's key and token are public.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
     /// Output settings.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -196,15 +207,22 @@ pub struct DemoArgs {
 /// `lookup`'s settings.
 #[derive(Debug, Clone, Args)]
 pub struct LookupArgs {
-    /// The email addresses to look up.
-    #[arg(required = true)]
-    pub emails: Vec<String>,
+    /// The values to look up, each typed by its form: an address with `@` is an email, an IP
+    /// literal an `ip` or `ipv6`, a dotted name a domain (`--type` for anything else).
+    #[arg(required = true, value_name = "VALUE")]
+    pub values: Vec<String>,
+    /// The type of every value, whatever its form (`--type user` for usernames).
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<LookupType>,
     /// The SpyCloud API key.
     #[arg(long, env = "SPYCLOUD_API_KEY", hide_env_values = true)]
     pub api_key: String,
-    /// Breach records per email (newest first).
+    /// Breach records per value (newest first).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Breach records read for one value at most.
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
+    pub max_records: NonZeroU64,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -214,6 +232,96 @@ pub struct LookupArgs {
     /// Log settings.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// An observable type on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LookupType {
+    /// An email address.
+    Email,
+    /// A DNS name.
+    Domain,
+    /// An IPv4 address.
+    Ip,
+    /// An IPv6 address.
+    Ipv6,
+    /// A username.
+    User,
+}
+
+impl From<LookupType> for ObservableType {
+    fn from(kind: LookupType) -> Self {
+        match kind {
+            LookupType::Email => Self::Email,
+            LookupType::Domain => Self::Domain,
+            LookupType::Ip => Self::Ip,
+            LookupType::Ipv6 => Self::Ipv6,
+            LookupType::User => Self::User,
+        }
+    }
+}
+
+impl LookupArgs {
+    /// The values as observables, each of `--type` or typed by its form.
+    ///
+    /// # Errors
+    /// One line per value whose type cannot be told or that is not valid for its type, naming
+    /// the value (cut to 100 characters).
+    pub fn observables(&self) -> Result<Vec<Observable>, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut observables = Vec::new();
+        for value in &self.values {
+            let kind = self
+                .kind
+                .map(ObservableType::from)
+                .or_else(|| ObservableType::by_form(value));
+            let Some(kind) = kind else {
+                problems.push(format!(
+                    "cannot tell what {} is: give its type with --type (email, domain, ip, ipv6, user)",
+                    truncate(value, 100)
+                ));
+                continue;
+            };
+            match Lookup::parse(kind, value) {
+                Ok(_) => observables.push(Observable {
+                    value: value.as_str().into(),
+                    kind: kind.name().into(),
+                }),
+                Err(invalid) => problems.push(invalid.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            Ok(observables)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// `healthcheck`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The address the relay serves on (IP:port), as `serve` reads it; an unspecified address
+    /// (`0.0.0.0`, `::`) is reached over loopback.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = NonZeroU64::new(5).unwrap())]
+    pub timeout_secs: NonZeroU64,
+}
+
+impl HealthcheckArgs {
+    /// Where to ask: the listen address, over loopback when it names every interface.
+    pub fn target(&self) -> SocketAddr {
+        let mut target = self.listen;
+        if target.ip().is_unspecified() {
+            target.set_ip(match target.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        target
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +360,7 @@ mod tests {
         let cli = parse(&["spycloud-relay"]).unwrap();
         assert!(cli.command.is_none());
         let serve = cli.serve;
-        assert_eq!(serve.listen, "0.0.0.0:9090");
+        assert_eq!(serve.listen.to_string(), "0.0.0.0:9090");
         assert_eq!(
             serve.jwks_hosts,
             "visibility.amp.cisco.com,visibility.*.amp.cisco.com"
@@ -271,13 +379,14 @@ mod tests {
         assert_eq!(serve.request_timeout_secs, 25);
         assert_eq!(serve.shutdown_grace_secs, 20);
         assert_eq!(serve.header_timeout_secs.get(), 30);
+        assert_eq!(serve.body_timeout_secs.get(), 10);
         assert_eq!(serve.max_connections.get(), 1024);
         assert_eq!(serve.output.passwords, Passwords::Plaintext);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Plaintext);
         assert_eq!(serve.worker_threads.get(), 1);
         assert_eq!(serve.metrics_listen, None);
-        assert_eq!(serve.log.format, LogFormat::Text);
         assert_eq!(serve.max_records.get(), 10_000);
+        assert_eq!(serve.log.format, LogFormat::Text);
         assert_eq!(serve.tiles_cache_secs, 600);
     }
 
@@ -287,9 +396,11 @@ mod tests {
         let Some(Command::Lookup(lookup)) = cli.command else {
             panic!("lookup expected")
         };
-        assert_eq!(lookup.emails, ["a@x.com"]);
+        assert_eq!(lookup.values, ["a@x.com"]);
         assert_eq!(lookup.api_key, "k");
         assert_eq!(lookup.limit, 100);
+        assert_eq!(lookup.max_records.get(), 10_000);
+        assert_eq!(lookup.kind, None);
         let command = Cli::command();
         let api_key = command
             .find_subcommand("lookup")
@@ -317,6 +428,7 @@ mod tests {
             [
                 ("api-url", "SPYCLOUD_API_URL"),
                 ("audience", "RELAY_AUDIENCE"),
+                ("body-timeout-secs", "RELAY_BODY_TIMEOUT_SECS"),
                 ("header-timeout-secs", "RELAY_HEADER_TIMEOUT_SECS"),
                 ("jwks-hosts", "RELAY_JWKS_HOSTS"),
                 ("jwks-scheme", "RELAY_JWKS_SCHEME"),
@@ -363,6 +475,8 @@ mod tests {
             "4",
             "--header-timeout-secs",
             "9",
+            "--body-timeout-secs",
+            "3",
             "--max-connections",
             "16",
             "--passwords",
@@ -372,7 +486,7 @@ mod tests {
             "--metrics-listen",
             "127.0.0.1:9100",
             "--max-records",
-            "50",
+            "2500",
             "--tiles-cache-secs",
             "30",
             "--log",
@@ -388,7 +502,7 @@ mod tests {
                 .copied()
                 .collect();
             let serve = serve_args(parse(&args).unwrap());
-            assert_eq!(serve.listen, "127.0.0.1:0");
+            assert_eq!(serve.listen.to_string(), "127.0.0.1:0");
             assert_eq!(serve.spycloud.api_url, "http://spycloud.test/v2");
             assert_eq!(
                 serve.output.mapping(),
@@ -405,10 +519,14 @@ mod tests {
             assert_eq!(serve.request_timeout_secs, 12);
             assert_eq!(serve.shutdown_grace_secs, 4);
             assert_eq!(serve.header_timeout_secs.get(), 9);
+            assert_eq!(serve.body_timeout_secs.get(), 3);
             assert_eq!(serve.max_connections.get(), 16);
             assert_eq!(serve.worker_threads.get(), 2);
-            assert_eq!(serve.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
-            assert_eq!(serve.max_records.get(), 50);
+            assert_eq!(
+                serve.metrics_listen.map(|a| a.to_string()).as_deref(),
+                Some("127.0.0.1:9100")
+            );
+            assert_eq!(serve.max_records.get(), 2500);
             assert_eq!(serve.tiles_cache_secs, 30);
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
@@ -435,11 +553,106 @@ mod tests {
         let Some(Command::Serve(serve)) = cli.command else {
             panic!("serve expected")
         };
-        assert_eq!(serve.listen, "127.0.0.1:0");
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:0");
         assert_eq!(serve.jwks_scheme, "http");
         assert_eq!(serve.audience.as_deref(), Some("https://relay"));
         assert_eq!(serve.spycloud.max_rps.get(), 3);
         assert_eq!(serve.output.mapping().passwords, PasswordPolicy::Masked);
         assert!(parse(&["spycloud-relay", "serve", "--jwks-scheme", "ftp"]).is_err());
+    }
+
+    fn lookup_args(args: &[&str]) -> LookupArgs {
+        let all: Vec<&str> = ["spycloud-relay", "lookup", "--api-key", "k"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        match parse(&all).unwrap().command {
+            Some(Command::Lookup(lookup)) => lookup,
+            other => panic!("lookup expected, got {other:?}"),
+        }
+    }
+
+    fn typed(args: &[&str]) -> Result<Vec<(String, String)>, Vec<String>> {
+        lookup_args(args).observables().map(|list| {
+            list.into_iter()
+                .map(|o| (o.kind.to_string(), o.value.to_string()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn lookup_types_values_by_their_form_unless_told() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            typed(&["a@x.com", "192.0.2.1", "2001:db8::1", "Example.com"]).unwrap(),
+            [
+                pair("email", "a@x.com"),
+                pair("ip", "192.0.2.1"),
+                pair("ipv6", "2001:db8::1"),
+                pair("domain", "Example.com")
+            ]
+        );
+        assert_eq!(
+            typed(&["--type", "user", "alice", "a@x.com"]).unwrap(),
+            [pair("user", "alice"), pair("user", "a@x.com")]
+        );
+        assert_eq!(
+            typed(&["alice", "a@", "--type", "domain"]).unwrap_err(),
+            ["alice is not a valid domain", "a@ is not a valid domain"]
+        );
+        assert_eq!(
+            typed(&["alice", "a@", "192.0.2.300"]).unwrap_err(),
+            [
+                "cannot tell what alice is: give its type with --type (email, domain, ip, ipv6, user)",
+                "a@ is not a valid email address",
+                "cannot tell what 192.0.2.300 is: give its type with --type (email, domain, ip, ipv6, user)",
+            ]
+        );
+        assert!(
+            parse(&[
+                "spycloud-relay",
+                "lookup",
+                "--api-key",
+                "k",
+                "--type",
+                "hash",
+                "x"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_bad_address_names_its_flag() {
+        for (flag, value) in [("--listen", "nope"), ("--metrics-listen", "1.2.3.4")] {
+            let error = parse(&["spycloud-relay", "serve", flag, value]).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(error.to_string().contains(flag), "{error}");
+            assert_eq!(error.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn the_demo_listens_on_loopback_by_default() {
+        let Some(Command::Demo(demo)) = parse(&["spycloud-relay", "demo"]).unwrap().command else {
+            panic!("demo expected")
+        };
+        assert_eq!(demo.listen.to_string(), "127.0.0.1:9090");
+    }
+
+    #[test]
+    fn healthcheck_asks_over_loopback_when_serve_listens_everywhere() {
+        let target = |args: &[&str]| {
+            let mut all = vec!["spycloud-relay", "healthcheck"];
+            all.extend_from_slice(args);
+            let Some(Command::Healthcheck(check)) = parse(&all).unwrap().command else {
+                panic!("healthcheck expected")
+            };
+            check.target().to_string()
+        };
+        assert_eq!(target(&[]), "127.0.0.1:9090");
+        assert_eq!(target(&["--listen", "[::]:80"]), "[::1]:80");
+        assert_eq!(target(&["--listen", "192.0.2.1:9000"]), "192.0.2.1:9000");
     }
 }

@@ -41,7 +41,8 @@ const GRACE: Duration = Duration::from_secs(5);
 
 /// Serves the demo until SIGTERM/SIGINT.
 ///
-/// Prints what it is, the sample emails, a token and ready-to-paste `curl` lines on stdout,
+/// Prints what it is, the sample observables (emails, a domain, an IP address, a username), a
+/// token and ready-to-paste `curl` lines on stdout,
 /// then the `spycloud-relay listening on ...` line, then serves.
 ///
 /// # Errors
@@ -49,7 +50,9 @@ const GRACE: Duration = Duration::from_secs(5);
 /// other than `::` (tokens name their JWKS host as `host:port`, which takes no IPv6 literal).
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     telemetry::init(&args.log)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {} (RELAY_LISTEN): {error}", args.listen))?;
     let bound = listener.local_addr()?;
     let local = reachable_address(bound)?;
     let host = local.to_string();
@@ -62,7 +65,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     })?;
     // The watchlist is spread over the 90 days before now, so every period has records.
     let source = MemorySource::sample_at(Timestamp::from_utc(chrono::Utc::now()));
-    let emails: Vec<String> = source.emails().into_iter().map(str::to_owned).collect();
+    let samples = samples(&source);
     let settings = RelaySettings {
         mapping: args.output.mapping(),
         ..RelaySettings::default()
@@ -70,7 +73,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     let relay = Arc::new(Relay::new(Arc::new(source), Arc::new(decoder), settings));
 
     let token = mint_token(&host, &base)?;
-    print!("{}", instructions(&base, &emails, &token));
+    print!("{}", instructions(&base, &samples, &token));
     telemetry::announce(bound);
 
     let jwks: Value = serde_json::from_str(DEMO_JWKS)?;
@@ -81,7 +84,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     };
     let limits = http.connections;
     let filter = jwks_route(jwks).or(http::routes(relay, http));
-    http::serve_with_until_signal(listener, filter, limits, GRACE).await;
+    http::serve_with_until_signal(listener, filter, limits, GRACE).await?;
     Ok(())
 }
 
@@ -126,14 +129,36 @@ pub fn mint_token(jwks_host: &str, audience: &str) -> Result<String, jsonwebtoke
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(DEMO_KEY_PEM)?)
 }
 
+/// The dataset's values as observables: its emails, then its domains, IP addresses and
+/// usernames (the observable type of each endpoint).
+fn samples(source: &MemorySource) -> Vec<(&'static str, String)> {
+    let ip_type = |ip: &str| if ip.contains(':') { "ipv6" } else { "ip" };
+    let mut samples = Vec::new();
+    for (endpoint, kind) in [
+        ("emails", "email"),
+        ("domains", "domain"),
+        ("ips", "ip"),
+        ("usernames", "user"),
+    ] {
+        for value in source.values_of(endpoint) {
+            let kind = if kind == "ip" { ip_type(value) } else { kind };
+            samples.push((kind, value.to_owned()));
+        }
+    }
+    samples
+}
+
 /// What the demo prints before serving.
-fn instructions(base: &str, emails: &[String], token: &str) -> String {
-    let observables = emails
+fn instructions(base: &str, samples: &[(&str, String)], token: &str) -> String {
+    let observables = samples
         .iter()
-        .map(|email| json!({"type": "email", "value": email}))
+        .map(|(kind, value)| json!({"type": kind, "value": value}))
         .collect::<Vec<_>>();
     let body = Value::Array(observables);
-    let email_lines: String = emails.iter().map(|e| format!("  {e}\n")).collect();
+    let sample_lines: String = samples
+        .iter()
+        .map(|(kind, value)| format!("  {kind:<7}{value}\n"))
+        .collect();
     let tile_lines: String = [
         ("spycloud_exposure_summary", "last_24_hours"),
         ("spycloud_exposures_by_day", "last_7_days"),
@@ -154,8 +179,8 @@ sample of invented SpyCloud data. Nothing leaves this machine: tokens are checke
 relay's own JWKS at {base}/.well-known/jwks, and the key that signs them
 (demo/demo-key.pem) is public and only good for this demo.
 
-Sample emails:
-{email_lines}
+Sample observables (type, value):
+{sample_lines}
 Token (RS256, kid {DEMO_KID}, no expiry, entities limit {DEMO_ENTITIES_LIMIT}):
 Authorization: Bearer {token}
 
@@ -193,6 +218,26 @@ mod tests {
         assert_eq!(decoded.claims["jwks_host"], "127.0.0.1:1");
         assert_eq!(decoded.claims["CTR_ENTITIES_LIMIT"], 100);
         assert_eq!(decoded.header.kid.as_deref(), Some(DEMO_KID));
+    }
+
+    #[test]
+    fn the_sample_observables_are_every_type_the_demo_shows() {
+        let samples = samples(&MemorySource::sample());
+        let kinds: Vec<&str> = samples.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(
+            kinds,
+            ["email", "email", "email", "email", "domain", "ip", "user"]
+        );
+        let text = instructions("http://127.0.0.1:9090", &samples, "t0k3n");
+        assert!(text.contains("  domain acme.test\n"), "{text}");
+        assert!(
+            text.contains(r#"{"type":"ip","value":"203.0.113.77"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{"type":"user","value":"arivera"}"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #![deny(missing_docs)]
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
 //!
-//! - [`domain`]: the pure model (email, breach, catalog, CTIM, tiles) and the mapping rules;
+//! - [`domain`]: the pure model (lookups, breach, catalog, module settings, CTIM, tiles) and
+//!   the mapping rules;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
 //! - [`relay`]: the use case, [`Relay`]: observe, health and the dashboard's tiles over the
 //!   ports;
@@ -17,9 +18,13 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod demo;
 pub mod domain;
+#[cfg(feature = "spycloud")]
 mod flights;
 pub mod ports;
+#[cfg(feature = "spycloud")]
 pub mod relay;
+#[cfg(any(feature = "spycloud", feature = "jwt"))]
 pub mod telemetry;
 
+#[cfg(feature = "spycloud")]
 pub use relay::{Caller, Relay, RelaySettings};

@@ -1,6 +1,9 @@
-//! The composition root: command line -> logging -> adapters -> serve (or demo, or lookup).
+//! The composition root: command line -> logging -> adapters -> serve (or demo, lookup,
+//! healthcheck).
 
 use std::error::Error;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,22 +11,42 @@ use std::time::Duration;
 use clap::Parser;
 use spycloud_relay::adapters::cache::CachedCatalogs;
 use spycloud_relay::adapters::fixed::FixedCredentials;
-use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings};
+use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings, InFlight};
 use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
-use spycloud_relay::config::{Cli, Command, LookupArgs, ServeArgs, SpyCloudArgs};
-use spycloud_relay::domain::{
-    ApiKey, Credentials, EMAIL, Email, EntitiesLimit, ErrorKind, Observable,
+use spycloud_relay::config::{
+    Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs,
 };
+use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorKind, ModuleSettings};
 use spycloud_relay::ports::BreachSource;
 use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
 
+/// mimalloc, which hands memory freed after a large answer back to the system; glibc's
+/// allocator kept most of it (see `tests/hardening.rs`,
+/// `memory_is_given_back_after_a_large_answer`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (the same place in its v2 and v3 option lists).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Makes mimalloc give freed memory back at once. By default it waits a second, and only does
+/// so when the thread allocates again: an idle relay would keep the peak of its last request.
+fn give_memory_back_at_once() {
+    // SAFETY: sets one option, before any other thread runs.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// Connections the metrics port serves at once (a scraper needs one or two).
+const METRICS_CONNECTIONS: usize = 16;
+
 fn main() -> ExitCode {
+    give_memory_back_at_once();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     let threads = match &command {
         Command::Serve(args) => args.worker_threads.get(),
-        Command::Demo(_) | Command::Lookup(_) => 1,
+        Command::Demo(_) | Command::Lookup(_) | Command::Healthcheck(_) => 1,
     };
     let runtime = match runtime(threads) {
         Ok(runtime) => runtime,
@@ -33,7 +56,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Lookup(args) => return runtime.block_on(lookup(args)),
+        Command::Healthcheck(args) => return runtime.block_on(healthcheck(args)),
     };
+    // Tasks still running (requests cut off at shutdown) are dropped, not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error.as_ref()),
@@ -53,7 +79,7 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn fail(error: &dyn Error) -> ExitCode {
-    eprintln!("spycloud-relay: {error}");
+    let _ = writeln!(std::io::stderr(), "spycloud-relay: {error}");
     ExitCode::FAILURE
 }
 
@@ -67,8 +93,41 @@ fn spycloud(args: &SpyCloudArgs) -> Result<Arc<dyn BreachSource>, Box<dyn Error>
     Ok(Arc::new(CachedCatalogs::new(Arc::new(client))))
 }
 
+/// Binds `address`, saying which one in the error.
+async fn bind(address: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Box<dyn Error>> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| format!("cannot listen on {address} ({what}): {error}").into())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     telemetry::init(&args.log)?;
+    let files = open_files::raise();
+    let metrics_connections = if args.metrics_listen.is_some() {
+        METRICS_CONNECTIONS
+    } else {
+        0
+    };
+    let max_connections = match files.limit {
+        Some(limit) => {
+            http::connections_within(limit, args.max_connections.get(), metrics_connections)
+        }
+        None => args.max_connections.get(),
+    };
+    if max_connections < args.max_connections.get() {
+        tracing::warn!(
+            configured = args.max_connections.get(),
+            serving = max_connections,
+            open_files_limit = files.limit,
+            "RELAY_MAX_CONNECTIONS lowered to fit the open-files limit with room for the relay's own calls; raise the hard limit (ulimit -Hn) to serve more"
+        );
+    }
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
+        body_read_timeout: Duration::from_secs(args.body_timeout_secs.get()),
+        max_connections,
+    };
+
     let decoder = JwtDecoder::new(JwtSettings {
         allow_list: args.jwks_hosts.parse()?,
         scheme: args.jwks_scheme.clone(),
@@ -86,25 +145,142 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         Arc::new(decoder),
         settings,
     ));
-    if let Some(address) = &args.metrics_listen {
-        telemetry::serve_metrics(address.parse()?)?;
+    if let Some(address) = args.metrics_listen {
+        let handle = telemetry::install_metrics()?;
+        let listener = bind(address, "RELAY_METRICS_LISTEN").await?;
+        let metrics_limits = ConnectionLimits {
+            max_connections: metrics_connections,
+            ..limits
+        };
+        tokio::spawn(http::serve_listener(
+            listener,
+            telemetry::metrics_routes(handle),
+            metrics_limits,
+            "metrics",
+            InFlight::default(),
+            std::future::pending(),
+        ));
+        tracing::info!(%address, "metrics at /metrics");
     }
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let listener = bind(args.listen, "RELAY_LISTEN").await?;
+    log_settings(&args, &limits, &files);
     telemetry::announce(listener.local_addr()?);
     let http = HttpSettings {
         audience: args.audience.clone(),
-        connections: ConnectionLimits {
-            header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
-            max_connections: args.max_connections.get(),
-        },
+        connections: limits,
         ..HttpSettings::default()
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    http::serve_until_signal(listener, relay, http, grace).await;
+    http::serve_until_signal(listener, relay, http, grace).await?;
     Ok(())
 }
 
-/// One-shot lookup: prints the bundle; fails on a fatal error or a value that is not an email.
+/// One line with the settings in effect (none of them is a secret: the API key comes with
+/// each token).
+fn log_settings(args: &ServeArgs, limits: &ConnectionLimits, files: &open_files::Raised) {
+    let passwords = match args.output.passwords {
+        Passwords::Plaintext => "plaintext",
+        Passwords::Masked => "masked",
+        Passwords::Omitted => "omitted",
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %args.listen,
+        metrics_listen = args.metrics_listen.map(|a| a.to_string()),
+        jwks_hosts = %args.jwks_hosts,
+        jwks_scheme = %args.jwks_scheme,
+        audience = args.audience.as_deref().unwrap_or("(the request's own URL root)"),
+        spycloud_api_url = %without_credentials(&args.spycloud.api_url),
+        spycloud_timeout_secs = args.spycloud.timeout_secs,
+        spycloud_max_rps = args.spycloud.max_rps.get(),
+        portal_url = %without_credentials(&args.output.portal_url),
+        passwords,
+        request_timeout_secs = args.request_timeout_secs,
+        shutdown_grace_secs = args.shutdown_grace_secs,
+        header_timeout_secs = limits.header_read_timeout.as_secs(),
+        body_timeout_secs = limits.body_read_timeout.as_secs(),
+        max_connections = limits.max_connections,
+        worker_threads = args.worker_threads.get(),
+        max_records = args.max_records.get(),
+        tiles_cache_secs = args.tiles_cache_secs,
+        open_files_limit = files.limit,
+        open_files_raised_from = files.raised_from,
+        "settings"
+    );
+}
+
+/// A URL without any user or password it may carry.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The open-files limit (RLIMIT_NOFILE).
+mod open_files {
+    /// The soft limit after [`raise`], and what it was before when it was raised.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Raised {
+        /// The soft limit now; `None` when it cannot be read (or is unlimited).
+        pub limit: Option<u64>,
+        /// The soft limit before, when it was raised.
+        pub raised_from: Option<u64>,
+    }
+
+    /// Raises the soft open-files limit to the hard one (a process may always do so).
+    #[cfg(unix)]
+    pub fn raise() -> Raised {
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        unsafe {
+            let mut limit = std::mem::zeroed::<libc::rlimit>();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Raised::default();
+            }
+            let before = limit.rlim_cur;
+            // Linux refuses an unlimited soft limit for open files; its usual ceiling is 2^20.
+            let target = if limit.rlim_max == libc::RLIM_INFINITY {
+                1 << 20
+            } else {
+                limit.rlim_max
+            };
+            let known = |value: libc::rlim_t| (value != libc::RLIM_INFINITY).then_some(value);
+            if before == libc::RLIM_INFINITY || before >= target {
+                return Raised {
+                    limit: known(before),
+                    raised_from: None,
+                };
+            }
+            let raised = libc::rlimit {
+                rlim_cur: target,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                Raised {
+                    limit: Some(target),
+                    raised_from: Some(before),
+                }
+            } else {
+                Raised {
+                    limit: Some(before),
+                    raised_from: None,
+                }
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn raise() -> Raised {
+        Raised::default()
+    }
+}
+
+/// One-shot lookup: prints the bundle; fails on a fatal error, or (exit 2) on a value whose
+/// type cannot be told or that is not valid for its type.
 async fn lookup(args: LookupArgs) -> ExitCode {
     if let Err(error) = telemetry::init(&args.log) {
         return fail(error.as_ref());
@@ -112,24 +288,26 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     let (Ok(api_key), Some(entities_limit)) =
         (ApiKey::parse(&args.api_key), EntitiesLimit::new(args.limit))
     else {
-        eprintln!("spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0");
+        let _ = writeln!(
+            std::io::stderr(),
+            "spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0"
+        );
         return ExitCode::from(2);
     };
-    // The domain's own message for a value that is not an address, one line each.
-    let invalid: Vec<_> = args
-        .emails
-        .iter()
-        .filter_map(|e| Email::parse(e).err())
-        .collect();
-    if !invalid.is_empty() {
-        for error in invalid {
-            eprintln!("spycloud-relay: {error}");
+    // The domain's own message for a value not valid for its type, one line each.
+    let observables = match args.observables() {
+        Ok(observables) => observables,
+        Err(problems) => {
+            for problem in problems {
+                let _ = writeln!(std::io::stderr(), "spycloud-relay: {problem}");
+            }
+            return ExitCode::from(2);
         }
-        return ExitCode::from(2);
-    }
+    };
     let credentials = Credentials {
         api_key,
         entities_limit,
+        settings: ModuleSettings::default(),
     };
     let source = match spycloud(&args.spycloud) {
         Ok(source) => source,
@@ -137,6 +315,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     };
     let settings = RelaySettings {
         mapping: args.output.mapping(),
+        max_records: args.max_records.get(),
         ..RelaySettings::default()
     };
     let relay = Relay::new(
@@ -144,26 +323,82 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         Arc::new(FixedCredentials(credentials.clone())),
         settings,
     );
-    let observables: Vec<_> = args
-        .emails
-        .iter()
-        .map(|value| Observable {
-            value: value.as_str().into(),
-            kind: EMAIL.into(),
-        })
-        .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;
     let fatal = bundle
         .errors
         .iter()
         .find(|e| e.kind == ErrorKind::Fatal)
         .cloned();
-    println!("{:#}", bundle.into_response());
+    let text = format!("{:#}\n", bundle.into_response());
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
     match fatal {
         Some(error) => {
-            eprintln!("spycloud-relay: {}: {}", error.code, error.message);
+            let _ = writeln!(
+                std::io::stderr(),
+                "spycloud-relay: {}: {}",
+                error.code,
+                error.message
+            );
             ExitCode::FAILURE
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// `GET /watchdog` of the relay on this machine, with a `Health-Check` header it must echo:
+/// 0 when it does, 1 (and why, on stderr) when not.
+async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    const PROBE: &str = "spycloud-relay-healthcheck";
+    let url = format!("http://{}/watchdog", args.target());
+    let checked = async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(args.timeout_secs.get()))
+            .no_proxy()
+            .build()?;
+        let response = client
+            .get(&url)
+            .header("Health-Check", PROBE)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        if status.is_success() && body["data"] == PROBE {
+            Ok(())
+        } else {
+            Err(format!("{url} answered {status}: {body}").into())
+        }
+    };
+    let result: Result<(), Box<dyn Error>> = checked.await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "spycloud-relay: {url}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_set_is_the_purge_delay() {
+        // SAFETY: reads one option.
+        let default = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(default, 1000, "mimalloc v3's default purge delay (ms)");
+        give_memory_back_at_once();
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            0
+        );
     }
 }

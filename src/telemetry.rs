@@ -3,11 +3,34 @@
 //! through the `metrics` facade (free when no recorder is installed) and are served as
 //! Prometheus text when `RELAY_METRICS_LISTEN` is set. Nothing here ever sees a secret: labels
 //! are routes, outcome codes, endpoint names and statuses.
+//!
+//! Every request is served inside a `request` span carrying its id (see the transport), so
+//! every line logged while serving it names the request; work a request hands to a task of its
+//! own keeps the span through [`counted_for_this_request`].
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tracing::Instrument;
+
+/// The most characters of a caller-supplied value a log line shows.
+pub const MAX_LOGGED_CHARS: usize = 100;
+
+/// `value` cut to [`MAX_LOGGED_CHARS`] characters, with `…` when cut: for any value a caller
+/// chose (a `jwks_host`, a request id) before it goes into a log line.
+pub fn cut(value: &str) -> std::borrow::Cow<'_, str> {
+    cut_to(value, MAX_LOGGED_CHARS)
+}
+
+/// `value` cut to `max` characters, with `…` when cut.
+pub fn cut_to(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &value[..end]).into(),
+        None => value.into(),
+    }
+}
 
 /// Installs the global subscriber.
 #[cfg(feature = "server")]
@@ -23,48 +46,109 @@ pub fn init(args: &crate::config::LogArgs) -> Result<(), Box<dyn std::error::Err
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let installed = match args.format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
     installed.map_err(|error| error as Box<dyn std::error::Error>)
 }
 
 #[cfg(feature = "server")]
 /// Says where the relay listens: a log line, and a plain line on stdout for scripts and tests.
+/// A closed stdout is no reason to stop serving: the line is then only logged.
 pub fn announce(address: std::net::SocketAddr) {
+    use std::io::Write;
     tracing::info!(%address, "spycloud-relay listening");
-    println!("spycloud-relay listening on http://{address}");
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "spycloud-relay listening on http://{address}");
+    let _ = stdout.flush();
 }
 
-tokio::task_local! {
-    /// Upstream calls made while serving the current request.
-    static UPSTREAM_CALLS: Arc<AtomicU32>;
+/// What the upstream calls made while serving one request came to.
+#[derive(Debug, Default)]
+pub struct UpstreamSummary {
+    calls: AtomicU32,
+    /// The last call that failed: its endpoint and status (`429`, `error`, ...).
+    last_failure: Mutex<Option<(&'static str, String)>>,
 }
 
-/// Runs `work` counting the upstream calls it makes (for the request's log line).
-pub async fn counting_upstream_calls<F: Future>(work: F) -> (F::Output, u32) {
-    let calls = Arc::new(AtomicU32::new(0));
-    let output = UPSTREAM_CALLS.scope(calls.clone(), work).await;
-    (output, calls.load(Ordering::Relaxed))
-}
+impl UpstreamSummary {
+    /// Calls made.
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
 
-/// `work` with its upstream calls counted for the request being served now, if any: for work a
-/// request hands to a task of its own.
-pub fn counted_for_this_request<F: Future>(work: F) -> impl Future<Output = F::Output> {
-    let calls = UPSTREAM_CALLS.try_with(Arc::clone).ok();
-    async move {
-        match calls {
-            Some(calls) => UPSTREAM_CALLS.scope(calls, work).await,
-            None => work.await,
-        }
+    /// `"<endpoint> <status>"` of the last call that did not succeed, if any.
+    pub fn last_failure(&self) -> Option<String> {
+        let failure = self.last_failure.lock().ok()?;
+        failure
+            .as_ref()
+            .map(|(endpoint, status)| format!("{endpoint} {status}"))
     }
 }
 
-/// Records one HTTP call to SpyCloud: `endpoint` (`emails`, `catalog`, `watchlist`) and the
-/// status it got (`200`, `429`, ..., or `error` when there was no answer).
-pub fn upstream_call(endpoint: &'static str, status: &str) {
-    let _ = UPSTREAM_CALLS.try_with(|calls| calls.fetch_add(1, Ordering::Relaxed));
+tokio::task_local! {
+    /// The upstream calls of the request being served now.
+    static UPSTREAM: Arc<UpstreamSummary>;
+}
+
+/// Runs `work` counting the upstream calls it makes (for the request's log line).
+pub async fn counting_upstream_calls<F: Future>(work: F) -> (F::Output, Arc<UpstreamSummary>) {
+    let summary = Arc::new(UpstreamSummary::default());
+    let output = UPSTREAM.scope(summary.clone(), work).await;
+    (output, summary)
+}
+
+/// `work` with its upstream calls counted, and its log lines in the span, of the request being
+/// served now, if any: for work a request hands to a task of its own.
+pub fn counted_for_this_request<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let summary = UPSTREAM.try_with(Arc::clone).ok();
+    let span = tracing::Span::current();
+    async move {
+        match summary {
+            Some(summary) => UPSTREAM.scope(summary, work).await,
+            None => work.await,
+        }
+    }
+    .instrument(span)
+}
+
+/// Records one HTTP call to SpyCloud: `endpoint` (`emails`, `catalog`, `watchlist`), the
+/// status it got (`200`, `429`, ..., or `error` when there was no answer) and how long it took.
+pub fn upstream_call(endpoint: &'static str, status: &str, duration: Duration) {
+    let _ = UPSTREAM.try_with(|summary| {
+        summary.calls.fetch_add(1, Ordering::Relaxed);
+        if !status.starts_with('2')
+            && let Ok(mut failure) = summary.last_failure.lock()
+        {
+            *failure = Some((endpoint, status.to_owned()));
+        }
+    });
     metrics::counter!("relay_upstream_calls_total", "endpoint" => endpoint, "status" => status.to_owned())
         .increment(1);
+    metrics::histogram!("relay_upstream_call_duration_seconds", "endpoint" => endpoint)
+        .record(duration.as_secs_f64());
+}
+
+/// Records a SpyCloud call about to be retried.
+pub fn upstream_retry(endpoint: &'static str) {
+    metrics::counter!("relay_upstream_retries_total", "endpoint" => endpoint).increment(1);
+}
+
+/// Records a SpyCloud call that waited for the per-key rate limit.
+pub fn rate_limit_wait() {
+    metrics::counter!("relay_rate_limit_waits_total").increment(1);
+}
+
+/// Records one JWKS fetch and whether it failed.
+pub fn jwks_fetch(failed: bool) {
+    metrics::counter!("relay_jwks_fetches_total").increment(1);
+    if failed {
+        metrics::counter!("relay_jwks_fetch_failures_total").increment(1);
+    }
 }
 
 /// Records catalog cache lookups.
@@ -73,50 +157,245 @@ pub fn catalog_cache(hits: u64, misses: u64) {
     metrics::counter!("relay_catalog_cache_misses_total").increment(misses);
 }
 
-/// Records one answered request and logs its line: route, status, duration, upstream calls
-/// and outcome (`ok`, or the code of the fatal error).
-pub fn request_done(
-    route: &'static str,
-    status: u16,
-    outcome: &str,
-    duration: Duration,
-    upstream_calls: u32,
-) {
-    tracing::info!(
-        route,
-        status,
-        duration_ms = duration.as_millis() as u64,
-        upstream_calls,
-        outcome,
-        "request"
-    );
-    metrics::counter!("relay_requests_total", "route" => route, "outcome" => outcome.to_owned())
+/// A connection opened on `listener` (`main` or `metrics`); it counts as open until dropped.
+pub struct OpenConnection(&'static str);
+
+impl OpenConnection {
+    /// Counts a connection as open.
+    pub fn new(listener: &'static str) -> Self {
+        metrics::gauge!("relay_open_connections", "listener" => listener).increment(1.0);
+        Self(listener)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("relay_open_connections", "listener" => self.0).decrement(1.0);
+    }
+}
+
+/// How one request ended, for its log line and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Done<'a> {
+    /// The route, or `-` for an unknown path.
+    pub route: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// `ok`, or the code of the fatal error.
+    pub outcome: &'a str,
+    /// Why it failed, in words (never a secret; caller-supplied parts cut), if it did.
+    pub reason: Option<&'a str>,
+    /// How long it took.
+    pub duration: Duration,
+    /// The SpyCloud calls it made.
+    pub upstream: Option<&'a UpstreamSummary>,
+}
+
+/// Records one answered request and logs its line: route, status, duration (milliseconds with
+/// microseconds), upstream calls, outcome (`ok`, or the code of the fatal error), and for a
+/// failure its reason and the last SpyCloud call that failed (endpoint and status).
+pub fn request_done(done: &Done<'_>) {
+    let duration_ms = done.duration.as_micros() as f64 / 1000.0;
+    let upstream_calls = done.upstream.map_or(0, UpstreamSummary::calls);
+    let upstream_failure = done.upstream.and_then(UpstreamSummary::last_failure);
+    match (done.reason, upstream_failure) {
+        (None, None) => tracing::info!(
+            route = done.route,
+            status = done.status,
+            duration_ms,
+            upstream_calls,
+            outcome = done.outcome,
+            "request"
+        ),
+        (reason, failure) => tracing::info!(
+            route = done.route,
+            status = done.status,
+            duration_ms,
+            upstream_calls,
+            outcome = done.outcome,
+            reason = reason
+                .map(|reason| cut_to(reason, 2 * MAX_LOGGED_CHARS))
+                .as_deref(),
+            upstream_failure = failure.as_deref(),
+            "request"
+        ),
+    }
+    metrics::counter!("relay_requests_total", "route" => done.route, "outcome" => done.outcome.to_owned())
         .increment(1);
-    metrics::histogram!("relay_request_duration_seconds", "route" => route)
-        .record(duration.as_secs_f64());
+    metrics::histogram!("relay_request_duration_seconds", "route" => done.route)
+        .record(done.duration.as_secs_f64());
+}
+
+/// The routes of the request metrics, zeroed at start.
+pub const ROUTES: [&str; 7] = [
+    "/health",
+    "/observe/observables",
+    "/tiles",
+    "/tiles/tile",
+    "/tiles/tile-data",
+    "/version",
+    "/watchdog",
+];
+/// The SpyCloud endpoints of the upstream metrics, zeroed at start.
+pub const ENDPOINTS: [&str; 3] = ["emails", "catalog", "watchlist"];
+
+/// Describes every metric family (Prometheus `# HELP`) and sets each to zero, so a scrape
+/// shows them all from the start, before anything happened.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "relay_requests_total",
+        "Requests answered, by route and outcome (ok, or the fatal error's code)."
+    );
+    describe_histogram!(
+        "relay_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a request, by route."
+    );
+    describe_counter!(
+        "relay_upstream_calls_total",
+        "HTTP calls to SpyCloud, by endpoint and status (error: no answer)."
+    );
+    describe_histogram!(
+        "relay_upstream_call_duration_seconds",
+        Unit::Seconds,
+        "Time of one HTTP call to SpyCloud, until its answer's headers, by endpoint."
+    );
+    describe_counter!(
+        "relay_upstream_retries_total",
+        "SpyCloud calls retried (429, 502, 503, 504, connection failures), by endpoint."
+    );
+    describe_counter!(
+        "relay_rate_limit_waits_total",
+        "SpyCloud calls that waited for the per-key request rate."
+    );
+    describe_counter!(
+        "relay_jwks_fetches_total",
+        "JWKS documents fetched from SecureX hosts, failures included."
+    );
+    describe_counter!(
+        "relay_jwks_fetch_failures_total",
+        "JWKS fetches that failed (no answer, an error status, not a JWKS)."
+    );
+    describe_counter!(
+        "relay_catalog_cache_hits_total",
+        "Breach catalogs found in the cache."
+    );
+    describe_counter!(
+        "relay_catalog_cache_misses_total",
+        "Breach catalogs not in the cache, asked of SpyCloud."
+    );
+    describe_counter!(
+        "relay_tile_scans_total",
+        "Watchlist scans made for the dashboard's tiles, by period and outcome (ok, error)."
+    );
+    describe_gauge!(
+        "relay_open_connections",
+        "Client connections open now, by listener (main, metrics)."
+    );
+    describe_gauge!(
+        "relay_build_info",
+        "Always 1; the relay's version is the label."
+    );
+
+    for route in ROUTES {
+        metrics::counter!("relay_requests_total", "route" => route, "outcome" => "ok").absolute(0);
+        let _ = metrics::histogram!("relay_request_duration_seconds", "route" => route);
+    }
+    for endpoint in ENDPOINTS {
+        metrics::counter!("relay_upstream_calls_total", "endpoint" => endpoint, "status" => "200")
+            .absolute(0);
+        let _ = metrics::histogram!("relay_upstream_call_duration_seconds", "endpoint" => endpoint);
+        metrics::counter!("relay_upstream_retries_total", "endpoint" => endpoint).absolute(0);
+    }
+    for name in [
+        "relay_rate_limit_waits_total",
+        "relay_jwks_fetches_total",
+        "relay_jwks_fetch_failures_total",
+        "relay_catalog_cache_hits_total",
+        "relay_catalog_cache_misses_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    for period in crate::domain::tiles::Period::ALL {
+        metrics::counter!("relay_tile_scans_total", "period" => period.as_str(), "outcome" => "ok")
+            .absolute(0);
+    }
+    for listener in ["main", "metrics"] {
+        metrics::gauge!("relay_open_connections", "listener" => listener).set(0.0);
+    }
+    metrics::gauge!("relay_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 #[cfg(feature = "server")]
-/// Serves Prometheus text on `address` (any path, `/metrics` included). Call inside the runtime.
+/// Installs the Prometheus recorder, with every family described and zeroed, and keeps its
+/// histograms current. Call inside the runtime; serve [`metrics_routes`] of the handle.
 ///
 /// # Errors
-/// When the recorder cannot be installed or the address bound.
-pub fn serve_metrics(address: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(address)
+/// When a recorder is already installed.
+pub fn install_metrics()
+-> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn std::error::Error>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".to_owned()),
             &[
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0,
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0,
             ],
         )?
-        .install()?;
-    tracing::info!(%address, "metrics at /metrics");
-    Ok(())
+        .install_recorder()?;
+    describe_metrics();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+#[cfg(feature = "server")]
+/// `GET /metrics`: Prometheus text; any other path 404, any other method 405.
+pub fn metrics_routes(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) -> impl warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone
+{
+    use warp::Filter;
+    use warp::Reply;
+    use warp::http::StatusCode;
+    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
+        warp::reply::with_header(handle.render(), "content-type", "text/plain; version=0.0.4")
+            .into_response()
+    });
+    let other = warp::path::full().map(|path: warp::path::FullPath| {
+        let status = if path.as_str() == "/metrics" {
+            StatusCode::METHOD_NOT_ALLOWED
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        warp::reply::with_status(status.canonical_reason().unwrap_or_default(), status)
+            .into_response()
+    });
+    metrics.or(other).unify()
 }
 
 /// Records one watchlist scan made for the tiles: its period and `ok` or `error`.
 pub fn tile_scan(period: &'static str, outcome: &'static str) {
     metrics::counter!("relay_tile_scans_total", "period" => period, "outcome" => outcome)
         .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_to_100_characters() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(300);
+        let logged = cut(&long);
+        assert_eq!(logged.chars().count(), MAX_LOGGED_CHARS + 1);
+        assert!(logged.ends_with('…'));
+    }
 }

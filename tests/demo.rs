@@ -1,5 +1,5 @@
 //! The `demo` subcommand, black-box: the real binary on 127.0.0.1:0, driven with the token and
-//! the emails it prints, as a person following its instructions would.
+//! the observables it prints, as a person following its instructions would.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// The sample emails and how many records each has in `demo/sample.json`.
-const SAMPLE: [(&str, usize); 4] = [
-    ("alex.rivera@example.com", 5),
-    ("casey.nguyen@example.net", 0),
-    ("jordan.lee@example.org", 2),
-    ("sam.taylor@acme.test", 1),
+/// The sample observables, and how many records each has in `demo/sample.json`.
+const SAMPLE: [(&str, &str, usize); 7] = [
+    ("email", "alex.rivera@example.com", 5),
+    ("email", "casey.nguyen@example.net", 0),
+    ("email", "jordan.lee@example.org", 2),
+    ("email", "sam.taylor@acme.test", 1),
+    ("domain", "acme.test", 3),
+    ("ip", "203.0.113.77", 1),
+    ("user", "arivera", 1),
 ];
 
 /// Kills the demo when the test ends, however it ends.
@@ -96,18 +99,20 @@ async fn post(demo: &Demo, path: &str, token: Option<&str>, body: Option<Value>)
 fn sample_observables() -> Value {
     SAMPLE
         .iter()
-        .map(|(email, _)| json!({"type": "email", "value": email}))
+        .map(|(kind, value, _)| json!({"type": kind, "value": value}))
         .collect()
 }
 
 #[tokio::test]
-async fn the_demo_prints_its_emails_and_answers_with_the_token_it_prints() {
+async fn the_demo_prints_its_observables_and_answers_with_the_token_it_prints() {
     let demo = start_demo();
     assert!(demo.base.starts_with("http://127.0.0.1:"), "{}", demo.base);
-    for (email, _) in SAMPLE {
+    for (kind, value, _) in SAMPLE {
         assert!(
-            demo.printed.iter().any(|line| line.trim() == email),
-            "{email} is listed"
+            demo.printed
+                .iter()
+                .any(|line| line.split_whitespace().eq([kind, value])),
+            "{kind} {value} is listed"
         );
     }
     for path in ["/observe/observables", "/health", "/version"] {
@@ -128,18 +133,27 @@ async fn the_demo_prints_its_emails_and_answers_with_the_token_it_prints() {
     .await;
     let data = &answer["data"];
     let sightings = data["sightings"]["docs"].as_array().expect("sightings");
-    let records: usize = SAMPLE.iter().map(|(_, n)| n).sum();
+    let records: usize = SAMPLE.iter().map(|(_, _, n)| n).sum();
     assert_eq!(data["sightings"]["count"], records);
-    for (email, expected) in SAMPLE {
+    for (kind, value, expected) in SAMPLE {
         let found = sightings
             .iter()
-            .filter(|s| s["observables"][0]["value"] == email)
+            .filter(|s| s["observables"][0] == json!({"type": kind, "value": value}))
             .count();
-        // Alex's records are spread over three pages: all of them are there.
-        assert_eq!(found, expected, "sightings of {email}");
+        // Alex's records are spread over three pages, acme.test's over two: all are there.
+        assert_eq!(found, expected, "sightings of {value}");
+        // Beyond emails, each sighting names the employee's email too.
+        if kind != "email" && expected > 0 {
+            let first = sightings
+                .iter()
+                .find(|s| s["observables"][0]["value"] == value)
+                .unwrap();
+            assert_eq!(first["observables"][1]["type"], "email", "{value}");
+        }
     }
-    // Five catalogs are used; the one source_id without a catalog gives no indicator.
-    assert_eq!(data["indicators"]["count"], 6);
+    // One indicator per distinct catalog of each observable (the source_id without a catalog
+    // gives none): 6 for the emails, 3 for the domain, 1 each for the IP and the username.
+    assert_eq!(data["indicators"]["count"], 11);
     assert_eq!(data["relationships"]["count"], records - 1);
     assert_eq!(
         answer["errors"],

@@ -33,7 +33,7 @@ async fn app_with_alice() -> TestApp {
 async fn observe_maps_every_kind_of_record() {
     let app = app_with_alice().await;
     let body = app
-        .observe(json!([email("alice@example.com"), {"type": "ip", "value": "192.0.2.1"}]))
+        .observe(json!([email("alice@example.com"), {"type": "sha256", "value": "e3b0c442"}]))
         .await;
 
     // Newest first across all three pages; the orphan's catalog is missing: one warning.
@@ -155,7 +155,7 @@ async fn no_supported_observable_needs_no_token() {
         .post(
             "/observe/observables",
             None,
-            &json!([{"type": "ip", "value": "192.0.2.1"}]).to_string(),
+            &json!([{"type": "sha256", "value": "e3b0c442"}, {"type": "url", "value": "https://x"}]).to_string(),
         )
         .await;
     assert_eq!((status, body), (200, json!({"data": {}})));

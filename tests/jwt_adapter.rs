@@ -754,7 +754,7 @@ async fn a_jwks_older_than_its_ttl_is_refetched() {
 }
 
 #[tokio::test]
-async fn a_failed_fetch_is_not_cached() {
+async fn a_failed_fetch_is_remembered_for_the_refetch_interval() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(JWKS_PATH))
@@ -764,11 +764,60 @@ async fn a_failed_fetch_is_not_cached() {
         .mount(&server)
         .await;
     jwks_mock(jwks()).expect(1).mount(&server).await;
-    let host = Host::over(server);
-    let token = host.token(json!({}));
-    assert_eq!(host.decode(&token).await, Err(AuthError::WrongJwksHost));
-    assert!(host.decode(&token).await.is_ok());
-    assert!(host.decode(&token).await.is_ok());
+    let decoder = JwtDecoder::new(JwtSettings {
+        refetch_interval: Duration::from_millis(300),
+        ..settings_for(&server)
+    })
+    .unwrap();
+    let token = TokenMinter.mint(KID_1, &default_claims(&jwks_host(&server), AUDIENCE));
+    // The failure stands for the interval: the host is not asked again...
+    for _ in 0..3 {
+        assert_eq!(
+            decoder.decode(&token, AUDIENCE).await,
+            Err(AuthError::WrongJwksHost)
+        );
+    }
+    // ...and is asked once it is over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(decoder.decode(&token, AUDIENCE).await.is_ok());
+    assert!(decoder.decode(&token, AUDIENCE).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_known_kid_is_answered_while_another_kid_is_refetched() {
+    let server = MockServer::start().await;
+    jwks_mock(jwks()).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(jwks())
+                .set_delay(Duration::from_secs(1)),
+        )
+        .mount(&server)
+        .await;
+    let decoder = std::sync::Arc::new(
+        JwtDecoder::new(JwtSettings {
+            refetch_interval: Duration::ZERO,
+            ..settings_for(&server)
+        })
+        .unwrap(),
+    );
+    let claims = default_claims(&jwks_host(&server), AUDIENCE);
+    let known = TokenMinter.mint(KID_1, &claims);
+    assert!(decoder.decode(&known, AUDIENCE).await.is_ok());
+    let unknown = TokenMinter.mint_as(KID_1, Some("unknown"), &claims);
+    let refetch = {
+        let decoder = decoder.clone();
+        tokio::spawn(async move { decoder.decode(&unknown, AUDIENCE).await })
+    };
+    while server.received_requests().await.unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = std::time::Instant::now();
+    assert!(decoder.decode(&known, AUDIENCE).await.is_ok());
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(refetch.await.unwrap(), Err(AuthError::KidNotFound));
 }
 
 #[tokio::test]

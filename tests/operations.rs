@@ -161,18 +161,123 @@ async fn lookup_prints_the_bundle() {
 }
 
 #[tokio::test]
+async fn lookup_types_each_value_by_its_form_or_by_type() {
+    let server = fake_spycloud().await;
+    for (endpoint, value) in [
+        ("domains", "example.com"),
+        ("ips", "192.0.2.1"),
+        ("ips", "2001%3Adb8%3A%3A1"),
+        ("usernames", "alice77"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path_regex(format!("^/breach/data/{endpoint}/{value}$")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "cursor": "", "results": [sample::breach("alice@example.com")]
+            })))
+            .mount(&server)
+            .await;
+    }
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(
+            &[
+                "Example.com",
+                "192.0.2.1",
+                "2001:DB8::1",
+                "alice@example.com",
+            ],
+            &uri,
+            "cli-key",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let bundle: Value = serde_json::from_str(&stdout).unwrap();
+    let looked_up: Vec<(String, String)> = bundle["data"]["sightings"]["docs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let observable = &s["observables"][0];
+            (
+                observable["type"].to_string(),
+                observable["value"].to_string(),
+            )
+        })
+        .collect();
+    let first_of = |kind: &str| {
+        looked_up
+            .iter()
+            .find(|(k, _)| k == &format!("\"{kind}\""))
+            .cloned()
+    };
+    assert!(first_of("domain").is_some(), "{looked_up:?}");
+    assert!(first_of("ip").is_some(), "{looked_up:?}");
+    assert!(first_of("ipv6").is_some(), "{looked_up:?}");
+    assert!(first_of("email").is_some(), "{looked_up:?}");
+
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(&["--type", "user", "alice77"], &uri, "cli-key")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let bundle: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        bundle["data"]["sightings"]["docs"][0]["observables"],
+        json!([{"type": "user", "value": "alice77"}, {"type": "email", "value": "alice@example.com"}])
+    );
+}
+
+#[tokio::test]
 async fn lookup_fails_cleanly() {
     let server = fake_spycloud().await;
     let uri = server.uri();
-    let (code, stdout, stderr) =
-        tokio::task::spawn_blocking(move || lookup(&["not-an-email"], &uri, "cli-key"))
-            .await
-            .unwrap();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(
+            &["not-an-email@", "alice", "--type", "ip", "2001:db8::1"],
+            &uri,
+            "cli-key",
+        )
+    })
+    .await
+    .unwrap();
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert!(
-        stderr.contains("not-an-email is not a valid email address"),
+        stderr.contains("not-an-email@ is not a valid IPv4 address"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("alice is not a valid IPv4 address"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2001:db8::1 is not a valid IPv4 address"),
+        "{stderr}"
+    );
+
+    let uri = server.uri();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        lookup(
+            &["not-an-email@", "alice", "a.example.com"],
+            &uri,
+            "cli-key",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert!(
+        stderr.contains("not-an-email@ is not a valid email address"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot tell what alice is: give its type with --type"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("a.example.com"), "{stderr}");
 
     let uri = server.uri();
     let (code, stdout, stderr) =
@@ -289,4 +394,273 @@ async fn json_logs_are_one_object_per_line() {
         (request["status"].as_u64(), request["outcome"].as_str()),
         (Some(200), Some("ok"))
     );
+}
+
+// ---- What operators see ----
+
+#[tokio::test]
+async fn every_line_of_a_request_names_its_id_and_the_answer_carries_it() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "info")]).await;
+    // A token naming a host outside the allow-list: a warning inside the request, then its line.
+    let token = app.token_with(json!({"jwks_host": "elsewhere.example"}));
+    let response = app
+        .client
+        .post(format!("{}/health", app.address))
+        .bearer_auth(&token)
+        .header("X-Request-Id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    let made = app
+        .client
+        .post(format!("{}/version", app.address))
+        .send()
+        .await
+        .unwrap();
+    let id = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "a new id: {id}");
+    app.terminate();
+
+    let logs = app.log_text();
+    let tagged: Vec<_> = logs.lines().filter(|l| l.contains("req-42")).collect();
+    assert_eq!(tagged.len(), 2, "the warning and the request line:\n{logs}");
+    assert!(
+        tagged[0].contains("jwks_host is not in the allow-list"),
+        "{logs}"
+    );
+    assert!(tagged[1].contains("route=\"/health\""), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&id) && l.contains("route=\"/version\"")),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn failed_requests_say_why_and_retries_are_logged_at_info() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "info")]).await;
+    let token = app.token();
+    // Authorization: the contract's reason.
+    app.post("/health", Some(&token.replace('.', "")), "").await;
+    // SpyCloud: a 503 retried, then a 429 with the quota spent.
+    let busy = "busy@example.com";
+    Mock::given(method("GET"))
+        .and(path_regex(format!("^/breach/data/emails/{busy}$")))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&app.upstream)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(format!("^/breach/data/emails/{busy}$")))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("x-amzn-ErrorType", "LimitExceededException"),
+        )
+        .mount(&app.upstream)
+        .await;
+    let body = app.observe(json!([{"type": "email", "value": busy}])).await;
+    assert_eq!(body["errors"][0]["code"], "too many requests");
+    app.terminate();
+
+    let logs = app.log_text();
+    let line = |route: &str, outcome: &str| {
+        logs.lines()
+            .find(|l| l.contains(&format!("route=\"{route}\"")) && l.contains(outcome))
+            .unwrap_or_else(|| panic!("no {route} line with {outcome}:\n{logs}"))
+            .to_owned()
+    };
+    let refused = line("/health", "authorization error");
+    assert!(
+        refused.contains("reason=\"Authorization failed: Wrong JWT structure\""),
+        "{refused}"
+    );
+    let limited = line("/observe/observables", "too many requests");
+    assert!(
+        limited.contains("upstream_failure=\"emails 429\"") && limited.contains("reason="),
+        "{limited}"
+    );
+    let retry = logs
+        .lines()
+        .find(|l| l.contains("retrying a SpyCloud call"))
+        .unwrap_or_else(|| panic!("no retry line:\n{logs}"));
+    assert!(
+        retry.contains("INFO")
+            && retry.contains("endpoint=\"emails\"")
+            && retry.contains("status=\"503\""),
+        "{retry}"
+    );
+    // Durations below the millisecond show.
+    let version_like = line("/observe/observables", "duration_ms=");
+    let duration = version_like
+        .split("duration_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    assert!(duration.contains('.'), "{version_like}");
+}
+
+#[tokio::test]
+async fn the_startup_line_lists_the_settings_in_effect() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "info"), ("RELAY_BODY_TIMEOUT_SECS", "7")]).await;
+    app.terminate();
+    let logs = app.log_text();
+    let settings = logs
+        .lines()
+        .find(|l| l.contains(" settings "))
+        .unwrap_or_else(|| panic!("no settings line:\n{logs}"));
+    for expected in [
+        "listen=127.0.0.1:0",
+        "body_timeout_secs=7",
+        "header_timeout_secs=30",
+        "request_timeout_secs=25",
+        "max_connections=1024",
+        "spycloud_timeout_secs=2",
+        "passwords=\"plaintext\"",
+        "open_files_limit=",
+    ] {
+        assert!(settings.contains(expected), "{expected} in {settings}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_described_and_present_from_the_start() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_address = format!("127.0.0.1:{port}");
+    let app = spawn_app_with(&[("RELAY_METRICS_LISTEN", &metrics_address)]).await;
+    let scrape = || async {
+        reqwest::get(format!("http://{metrics_address}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let first = scrape().await;
+    let families = [
+        "relay_requests_total",
+        "relay_request_duration_seconds",
+        "relay_upstream_calls_total",
+        "relay_upstream_call_duration_seconds",
+        "relay_upstream_retries_total",
+        "relay_rate_limit_waits_total",
+        "relay_jwks_fetches_total",
+        "relay_jwks_fetch_failures_total",
+        "relay_catalog_cache_hits_total",
+        "relay_catalog_cache_misses_total",
+        "relay_tile_scans_total",
+        "relay_open_connections",
+        "relay_build_info",
+    ];
+    for family in families {
+        assert!(
+            first.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}:\n{first}"
+        );
+        assert!(
+            first
+                .lines()
+                .any(|l| l.starts_with(family) && !l.starts_with('#')),
+            "no sample of {family} before any request:\n{first}"
+        );
+    }
+    assert!(
+        first.contains(&format!(
+            "relay_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{first}"
+    );
+    // Every family line is described: no family without HELP.
+    for line in first.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let family = line.split(' ').nth(2).unwrap();
+        assert!(first.contains(&format!("# HELP {family} ")), "{family}");
+    }
+
+    let alice = "alice@example.com";
+    app.mount_email(alice, vec![json!([sample::breach(alice)])])
+        .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    app.observe(json!([{"type": "email", "value": alice}]))
+        .await;
+    let after = scrape().await;
+    for expected in [
+        "relay_jwks_fetches_total 1",
+        "relay_jwks_fetch_failures_total 0",
+        r#"relay_upstream_call_duration_seconds_count{endpoint="emails"} 1"#,
+        r#"relay_open_connections{listener="metrics"} "#,
+        r#"relay_open_connections{listener="main"} "#,
+    ] {
+        assert!(after.contains(expected), "missing {expected} in:\n{after}");
+    }
+    let status = reqwest::get(format!("http://{metrics_address}/other"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_addresses_name_their_flag_and_a_failed_bind_names_the_address() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+            .args(args)
+            .env_clear()
+            .env("RELAY_LOG", "warn")
+            .output()
+            .expect("the binary runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["serve", "--listen", "localhost"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+    let (code, stderr) = run(&["serve", "--metrics-listen", "9100"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--metrics-listen"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = run(&["serve", "--listen", &address]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_when_the_relay_answers_and_1_when_not() {
+    let app = spawn_app_with(&[]).await;
+    let listen = app.address.trim_start_matches("http://").to_owned();
+    let check = move |listen: String| {
+        Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+            .args(["healthcheck", "--listen", &listen, "--timeout-secs", "2"])
+            .env_clear()
+            .output()
+            .expect("the binary runs")
+    };
+    let up = {
+        let listen = listen.clone();
+        tokio::task::spawn_blocking(move || check(listen))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        up.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    drop(app);
+    let down = tokio::task::spawn_blocking(move || check(listen))
+        .await
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("/watchdog"));
 }

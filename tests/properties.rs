@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use spycloud_relay::domain::mapping::{MappingOptions, email_bundle};
+use spycloud_relay::domain::mapping::{MappingOptions, observable_bundle};
 use spycloud_relay::domain::{
-    Breach, BreachRecord, Catalog, CatalogId, Observable, parse_observables,
+    Breach, BreachCollector, BreachRecord, Catalog, CatalogId, Lookup, ModuleSettings, Observable,
+    ObservableType, RecordSink, parse_observables,
 };
 use spycloud_relay::ports::CredentialDecoder;
 
@@ -117,10 +118,81 @@ proptest! {
             .collect();
         let email = Observable { value: "a@example.com".into(), kind: "email".into() };
         let count = breaches.len();
-        let bundle = email_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
+        let bundle = observable_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
         prop_assert_eq!(bundle.sightings.len(), count);
         let response = bundle.into_response();
         prop_assert!(response.get("data").is_some());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_value_of_any_type_is_a_lookup_sent_in_a_stable_form_or_the_contracts_warning(
+        kind in prop::sample::select(ObservableType::ALL.to_vec()),
+        value in prop_oneof![
+            ".{0,40}",
+            "[A-Za-z0-9.:@_-]{0,40}",
+            "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+            "[0-9a-fA-F:]{2,39}",
+        ],
+    ) {
+        match Lookup::parse(kind, &value) {
+            // What is sent is itself valid, and sent the same way again.
+            Ok(lookup) => {
+                prop_assert_eq!(lookup.kind(), kind);
+                let sent = lookup.to_string();
+                let again = Lookup::parse(kind, &sent).unwrap();
+                prop_assert_eq!(again.to_string(), sent);
+            }
+            Err(invalid) => {
+                let message = invalid.to_string();
+                let expected_end = format!(" is not a valid {}", kind.what());
+                prop_assert!(message.ends_with(&expected_end));
+            }
+        }
+    }
+
+    #[test]
+    fn the_collector_keeps_what_sorting_everything_would(
+        years in prop::collection::vec(2000u32..2010, 0..200),
+        keep in 1usize..20,
+        max_read in 1u64..250,
+    ) {
+        let mut collector = BreachCollector::new(keep, max_read);
+        for (n, year) in years.iter().enumerate() {
+            let record: BreachRecord = serde_json::from_value(json!({
+                "document_id": n.to_string(),
+                "spycloud_publish_date": format!("{year}-01-01T00:00:00Z"),
+            }))
+            .unwrap();
+            collector.add(record);
+        }
+        let mut read: Vec<(usize, u32)> =
+            years.iter().copied().enumerate().take(max_read as usize).collect();
+        read.sort_by_key(|(_, year)| std::cmp::Reverse(*year));
+        let expected: Vec<String> = read.iter().take(keep).map(|(n, _)| n.to_string()).collect();
+        let kept: Vec<String> = collector
+            .finish()
+            .breaches
+            .into_iter()
+            .map(|b| b.document_id.unwrap())
+            .collect();
+        prop_assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn any_module_settings_are_read_without_panic_and_each_bad_one_warns_once(
+        severity in json_value(), since in json_value(), passwords in json_value(),
+    ) {
+        let claims = json!({"SEVERITY": severity, "SINCE_DAYS": since, "PASSWORDS": passwords});
+        let settings = ModuleSettings::from_claims(claims.as_object().unwrap());
+        let set = usize::from(settings.severity.is_some())
+            + usize::from(settings.since_days.is_some())
+            + usize::from(settings.passwords.is_some());
+        prop_assert!(set + settings.invalid.len() <= 3);
+        prop_assert_eq!(settings.warnings().len(), settings.invalid.len());
     }
 }
 

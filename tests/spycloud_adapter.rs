@@ -2,15 +2,17 @@
 //! retries and the contract's status table.
 
 use std::num::NonZeroU32;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
-use spycloud_relay::domain::{ApiKey, CatalogId, Email, Timestamp};
-use spycloud_relay::ports::{BreachSource, PageSink, SourceError, WatchlistPage, WatchlistQuery};
+use spycloud_relay::domain::{
+    ApiKey, BreachCollector, BreachQuery, BreachRecord, CatalogId, Lookup, ObservableType,
+    RecordSink, SeverityFilter, Timestamp,
+};
+use spycloud_relay::ports::{BreachSource, SourceError, WatchlistQuery};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -37,8 +39,22 @@ fn key() -> ApiKey {
     ApiKey::parse(KEY).unwrap()
 }
 
-fn email(value: &str) -> Email {
-    Email::parse(value).unwrap()
+fn email(value: &str) -> Lookup {
+    Lookup::parse(ObservableType::Email, value).unwrap()
+}
+
+/// Every record a source hands over for a lookup without filters, as SpyCloud sent them.
+trait AllRecords {
+    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<BreachRecord>, SourceError>;
+}
+
+impl<S: BreachSource> AllRecords for S {
+    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<BreachRecord>, SourceError> {
+        let mut records = Vec::new();
+        self.breaches(&key(), lookup, &BreachQuery::default(), &mut records)
+            .await?;
+        Ok(records)
+    }
 }
 
 fn page(cursor: &str, results: Value) -> ResponseTemplate {
@@ -57,7 +73,7 @@ async fn breaches_answering(response: ResponseTemplate, expected_calls: u64) -> 
         .mount(&server)
         .await;
     let error = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     server.verify().await;
@@ -121,7 +137,7 @@ async fn every_request_carries_the_key_accept_and_user_agent() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -139,7 +155,7 @@ async fn the_email_is_percent_encoded_as_one_path_segment() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a+b/c?d#e%f@example.com"))
+        .all_records(&email("a+b/c?d#e%f@example.com"))
         .await
         .unwrap();
     assert!(records.is_empty());
@@ -161,10 +177,7 @@ async fn a_trailing_slash_on_the_base_url_is_tolerated() {
         .mount(&server)
         .await;
     let client = SpyCloudClient::new(settings(format!("{}/enterprise-v2/", server.uri()))).unwrap();
-    client
-        .breaches(&key(), &email("a@example.com"))
-        .await
-        .unwrap();
+    client.all_records(&email("a@example.com")).await.unwrap();
 }
 
 #[tokio::test]
@@ -193,7 +206,7 @@ async fn all_pages_are_followed_in_order() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     let order: Vec<_> = records.iter().map(|r| r.0["n"].clone()).collect();
@@ -221,7 +234,7 @@ async fn a_repeated_cursor_is_an_invalid_response() {
         .mount(&server)
         .await;
     let error = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -255,7 +268,7 @@ async fn paging_past_100_pages_is_an_invalid_response() {
     })
     .unwrap();
     let error = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -277,7 +290,7 @@ async fn record_fields_keep_spycloud_order() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     let names: Vec<_> = records[0].0.keys().map(String::as_str).collect();
@@ -294,7 +307,7 @@ async fn bad_request_on_an_email_lookup_means_no_results() {
         .mount(&server)
         .await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert!(records.is_empty());
@@ -380,7 +393,7 @@ async fn unavailable_after_the_last_retry_is_unexpected() {
 async fn unavailable_twice_then_ok_succeeds() {
     let server = failing_then_answering(vec![ResponseTemplate::new(503); 2]).await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -392,7 +405,7 @@ async fn bad_gateway_and_gateway_timeout_are_retried() {
     let server =
         failing_then_answering(vec![ResponseTemplate::new(502), ResponseTemplate::new(504)]).await;
     let records = client(&server)
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -407,10 +420,7 @@ async fn a_retry_after_below_the_cap_is_waited_for() {
     settings.retry.max_retry_after = Duration::from_secs(5);
     let client = SpyCloudClient::new(settings).unwrap();
     let started = std::time::Instant::now();
-    let records = client
-        .breaches(&key(), &email("a@example.com"))
-        .await
-        .unwrap();
+    let records = client.all_records(&email("a@example.com")).await.unwrap();
     // Only a lower bound: the retry came no sooner than SpyCloud asked.
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(records.len(), 1);
@@ -439,7 +449,7 @@ async fn a_refused_connection_is_retried() {
     settings.retry.max_retry_after = Duration::from_secs(2);
     let records = SpyCloudClient::new(settings)
         .unwrap()
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -485,6 +495,17 @@ async fn a_success_that_is_not_the_documented_json_is_invalid() {
         breaches_answering(no_results, 1).await,
         invalid("SpyCloud's answer has no results array")
     );
+    let results_not_an_array =
+        ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "results": "none"}));
+    assert_eq!(
+        breaches_answering(results_not_an_array, 1).await,
+        invalid("SpyCloud's answer has no results array")
+    );
+    let not_an_object = ResponseTemplate::new(200).set_body_json(json!([{"n": 1}]));
+    assert_eq!(
+        breaches_answering(not_an_object, 1).await,
+        invalid("SpyCloud's answer has no results array")
+    );
     let not_objects = page("", json!([{"source_id": 1}, 2]));
     assert_eq!(
         breaches_answering(not_objects, 1).await,
@@ -506,7 +527,7 @@ async fn no_answer_in_time_is_a_timeout_and_not_retried() {
     })
     .unwrap();
     let error = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -524,7 +545,7 @@ async fn connection_refused_is_a_connection_error() {
     };
     let client = SpyCloudClient::new(settings(format!("http://127.0.0.1:{port}"))).unwrap();
     let error = client
-        .breaches(&key(), &email("a@example.com"))
+        .all_records(&email("a@example.com"))
         .await
         .unwrap_err();
     match &error {
@@ -741,29 +762,34 @@ async fn the_rate_limit_holds_back_one_key_and_not_another() {
     );
 }
 
-/// What a watchlist scan handed over: each page's hits and record numbers; it stops after
-/// `stop_after` pages.
-struct Collected {
-    pages: Vec<(Option<u64>, Vec<Value>)>,
-    stop_after: usize,
+/// What a watchlist scan fed: each page's hits and the records' numbers; it wants at most
+/// `max` records.
+struct Scanned {
+    hits: Vec<u64>,
+    numbers: Vec<Value>,
+    max: usize,
 }
 
-impl PageSink for Collected {
-    fn page(&mut self, page: WatchlistPage) -> ControlFlow<()> {
-        let numbers = page.records.iter().map(|r| r.0["n"].clone()).collect();
-        self.pages.push((page.hits, numbers));
-        if self.pages.len() >= self.stop_after {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+impl RecordSink for Scanned {
+    fn wants_more(&self) -> bool {
+        self.numbers.len() < self.max
+    }
+
+    fn hits(&mut self, hits: u64) {
+        self.hits.push(hits);
+    }
+
+    fn add(&mut self, record: BreachRecord) {
+        self.numbers
+            .push(record.0.get("n").cloned().unwrap_or(Value::Null));
     }
 }
 
-fn collect(stop_after: usize) -> Collected {
-    Collected {
-        pages: Vec::new(),
-        stop_after,
+fn collect(max: usize) -> Scanned {
+    Scanned {
+        hits: Vec::new(),
+        numbers: Vec::new(),
+        max,
     }
 }
 
@@ -772,7 +798,7 @@ fn watchlist_query(since: &str, severity: Option<&str>) -> WatchlistQuery {
         since: Timestamp::parse(&format!("{since}T00:00:00"))
             .unwrap()
             .day(),
-        severity: severity.map(str::to_owned),
+        severity: severity.map(|codes| SeverityFilter::parse(codes).unwrap()),
     }
 }
 
@@ -819,23 +845,18 @@ async fn the_watchlist_scan_asks_since_a_day_with_the_severity_and_hands_every_p
         )
         .await
         .unwrap();
-    assert_eq!(
-        pages.pages,
-        [
-            (Some(5), vec![json!(1), json!(2)]),
-            (Some(5), vec![json!(3), json!(4)]),
-            (Some(5), vec![json!(5)]),
-        ]
-    );
+    assert_eq!(pages.hits, [5, 5, 5]);
+    assert_eq!(pages.numbers, [1, 2, 3, 4, 5].map(|n| json!(n)));
     server.verify().await;
+    // The severity is sent as on the lookups' calls; the cursor joins the query with `&`.
     let requests = server.received_requests().await.unwrap();
     assert_eq!(
         requests[0].url.query(),
-        Some("since=2026-03-03&severity=20,25")
+        Some("since=2026-03-03&severity=20%2C25")
     );
     assert_eq!(
         requests[1].url.query(),
-        Some("since=2026-03-03&severity=20,25&cursor=c%202")
+        Some("since=2026-03-03&severity=20%2C25&cursor=c%202")
     );
 }
 
@@ -863,7 +884,7 @@ async fn the_watchlist_scan_without_severity_sends_none_and_stops_when_told() {
         .watchlist(&key(), &watchlist_query("2025-12-10", None), &mut pages)
         .await
         .unwrap();
-    assert_eq!(pages.pages, [(Some(9), vec![json!(1)])]);
+    assert_eq!((pages.hits, pages.numbers), (vec![9], vec![json!(1)]));
     server.verify().await;
 }
 
@@ -908,7 +929,255 @@ async fn watchlist_failures_are_the_status_tables_and_the_cursor_guards_hold() {
         error,
         SourceError::InvalidResponse("SpyCloud repeated a page cursor".into())
     );
-    // What came before the broken cursor was handed over.
-    assert_eq!(pages.pages.len(), 2);
+    // What came before the broken cursor was fed.
+    assert_eq!(pages.numbers.len(), 2);
     server.verify().await;
+}
+
+fn lookup(kind: ObservableType, value: &str) -> Lookup {
+    Lookup::parse(kind, value).unwrap()
+}
+
+#[tokio::test]
+async fn each_type_asks_its_endpoint_with_the_value_encoded() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(page("", json!([])))
+        .mount(&server)
+        .await;
+    let cases = [
+        (
+            ObservableType::Email,
+            "a+b@example.com",
+            "/breach/data/emails/a%2Bb@example.com",
+        ),
+        (
+            ObservableType::Domain,
+            "Example.COM.",
+            "/breach/data/domains/example.com",
+        ),
+        (
+            ObservableType::Ip,
+            "192.0.2.1",
+            "/breach/data/ips/192.0.2.1",
+        ),
+        (
+            ObservableType::Ipv6,
+            "2001:DB8:0:0:0:0:0:1",
+            "/breach/data/ips/2001%3Adb8%3A%3A1",
+        ),
+        (
+            ObservableType::User,
+            "jörg/admin ?#",
+            "/breach/data/usernames/j%C3%B6rg%2Fadmin%20%3F%23",
+        ),
+    ];
+    let client = client(&server);
+    for (kind, value, _) in &cases {
+        client.all_records(&lookup(*kind, value)).await.unwrap();
+    }
+    let requests = server.received_requests().await.unwrap();
+    let paths: Vec<_> = requests.iter().map(|r| r.url.path().to_owned()).collect();
+    let expected: Vec<_> = cases.iter().map(|(_, _, path)| path.to_owned()).collect();
+    assert_eq!(paths, expected);
+    assert!(requests.iter().all(|r| r.url.query().is_none()));
+}
+
+#[tokio::test]
+async fn severity_and_since_are_sent_on_every_page() {
+    let server = MockServer::start().await;
+    let at = || path("/breach/data/domains/example.com");
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param_is_missing("cursor"))
+        .respond_with(page("c2", json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(at())
+        .and(query_param("cursor", "c2"))
+        .respond_with(page("", json!([{"n": 2}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let query = BreachQuery {
+        severity: SeverityFilter::parse("20, 25,30"),
+        since: "2024-02-29".parse().ok(),
+    };
+    let mut records: Vec<BreachRecord> = Vec::new();
+    client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Domain, "example.com"),
+            &query,
+            &mut records,
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    let queries: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.query().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "severity=20%2C25%2C30&since=2024-02-29",
+            "severity=20%2C25%2C30&since=2024-02-29&cursor=c2"
+        ]
+    );
+    server.verify().await;
+
+    let only_since = BreachQuery {
+        severity: None,
+        since: "2023-01-05".parse().ok(),
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/ips/192.0.2.1"))
+        .and(query_param("since", "2023-01-05"))
+        .and(query_param_is_missing("severity"))
+        .respond_with(page("", json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Ip, "192.0.2.1"),
+            &only_since,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap();
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn bad_request_on_any_lookup_means_no_results() {
+    for (kind, value) in [
+        (ObservableType::Domain, "example.com"),
+        (ObservableType::Ip, "192.0.2.1"),
+        (ObservableType::Ipv6, "::1"),
+        (ObservableType::User, "bob"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "bad"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let records = client(&server).all_records(&lookup(kind, value)).await;
+        assert_eq!(records, Ok(vec![]), "{kind}");
+        server.verify().await;
+    }
+}
+
+/// Pages of `per_page` dated records each, without end, `hits` saying 1 000 000; the newest
+/// dates come last.
+struct ManyPages {
+    per_page: usize,
+    served: AtomicUsize,
+}
+
+impl Respond for ManyPages {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let n = self.served.fetch_add(1, Ordering::Relaxed);
+        let results: Vec<Value> = (0..self.per_page)
+            .map(|i| {
+                let day = n * self.per_page + i;
+                json!({"document_id": day.to_string(), "spycloud_publish_date":
+                    format!("{}-01-01T00:00:00Z", 2000 + day)})
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(
+            json!({"cursor": format!("page-{}", n + 1), "hits": 1_000_000, "results": results}),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_full_collector_stops_the_paging_and_the_rest_of_a_page_is_not_read() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ManyPages {
+            per_page: 4,
+            served: AtomicUsize::new(0),
+        })
+        .expect(3)
+        .mount(&server)
+        .await;
+    // 10 records: two whole pages and half of the third; the fourth is never asked for.
+    let mut collector = BreachCollector::new(3, 10);
+    client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Domain, "example.com"),
+            &BreachQuery::default(),
+            &mut collector,
+        )
+        .await
+        .unwrap();
+    server.verify().await;
+    let collected = collector.finish();
+    assert_eq!((collected.read, collected.hits), (10, Some(1_000_000)));
+    let kept: Vec<_> = collected
+        .breaches
+        .iter()
+        .map(|b| b.document_id.clone().unwrap())
+        .collect();
+    assert_eq!(kept, ["9", "8", "7"]);
+}
+
+#[tokio::test]
+async fn a_watchlist_scan_follows_more_pages_than_a_lookup_may() {
+    let endless = || ManyPages {
+        per_page: 1,
+        served: AtomicUsize::new(0),
+    };
+    // A scan reads up to 100 x RELAY_MAX_RECORDS records: 150 pages are no broken upstream.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .respond_with(endless())
+        .expect(150)
+        .mount(&server)
+        .await;
+    let mut scanned = collect(150);
+    client(&server)
+        .watchlist(&key(), &watchlist_query("2026-01-01", None), &mut scanned)
+        .await
+        .unwrap();
+    assert_eq!(scanned.numbers.len(), 150);
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        requests[149].url.query(),
+        Some("since=2026-01-01&cursor=page-149")
+    );
+
+    // A lookup's chain still stops at 100 pages.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(endless())
+        .expect(100)
+        .mount(&server)
+        .await;
+    let error = client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Domain, "example.com"),
+            &BreachQuery::default(),
+            &mut BreachCollector::new(3, 150),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::InvalidResponse("SpyCloud kept paginating past 100 pages".into())
+    );
 }

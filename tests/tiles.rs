@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use spycloud_relay::adapters::fixed::FixedCredentials;
 use spycloud_relay::adapters::http::{HttpSettings, routes};
 use spycloud_relay::adapters::memory::MemorySource;
-use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, Timestamp};
+use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ModuleSettings, Timestamp};
 use spycloud_relay::{Relay, RelaySettings};
 
 /// The dashboard's "now" in every scenario.
@@ -89,11 +89,17 @@ fn catalogs() -> Vec<Value> {
 }
 
 fn relay_over(watchlist: Vec<Value>, settings: RelaySettings) -> Arc<Relay> {
+    relay_for(watchlist, settings, json!({}))
+}
+
+/// A relay whose every token carries `claims` (the module settings among them).
+fn relay_for(watchlist: Vec<Value>, settings: RelaySettings, claims: Value) -> Arc<Relay> {
     let dataset = json!({"catalogs": catalogs(), "watchlist": watchlist});
     let source = MemorySource::from_json(&dataset.to_string()).expect("a valid dataset");
     let credentials = Credentials {
         api_key: ApiKey::parse("tiles-test-key").unwrap(),
         entities_limit: EntitiesLimit::DEFAULT,
+        settings: ModuleSettings::from_claims(claims.as_object().unwrap()),
     };
     let now = Timestamp::parse(NOW).unwrap();
     let relay = Relay::new(

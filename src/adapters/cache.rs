@@ -20,9 +20,9 @@ use futures::future::BoxFuture;
 use moka::Expiry;
 use moka::future::Cache;
 
-use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
+use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink};
 use crate::flights::{Flights, Landing};
-use crate::ports::{BreachSource, Pages, SourceError, WatchlistQuery};
+use crate::ports::{BreachSource, SourceError, WatchlistQuery};
 
 /// Size and lifetimes of the catalog cache; the default is 10 000 entries, 1 h, 60 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,9 +194,11 @@ impl<S: BreachSource + ?Sized + 'static> BreachSource for CachedCatalogs<S> {
     async fn breaches(
         &self,
         key: &ApiKey,
-        email: &Email,
-    ) -> Result<Vec<BreachRecord>, SourceError> {
-        self.inner.breaches(key, email).await
+        lookup: &Lookup,
+        query: &BreachQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        self.inner.breaches(key, lookup, query, into).await
     }
 
     /// Cached catalogs, and the rest from one call of the inner source, or from the calls
@@ -239,9 +241,9 @@ impl<S: BreachSource + ?Sized + 'static> BreachSource for CachedCatalogs<S> {
         &self,
         key: &ApiKey,
         query: &WatchlistQuery,
-        on_page: &mut Pages,
+        into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
-        self.inner.watchlist(key, query, on_page).await
+        self.inner.watchlist(key, query, into).await
     }
 
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
@@ -453,8 +455,14 @@ mod tests {
 
     #[async_trait]
     impl BreachSource for SlowCatalogs {
-        async fn breaches(&self, _: &ApiKey, _: &Email) -> Result<Vec<BreachRecord>, SourceError> {
-            Ok(Vec::new())
+        async fn breaches(
+            &self,
+            _: &ApiKey,
+            _: &Lookup,
+            _: &BreachQuery,
+            _: &mut (dyn RecordSink + 'static),
+        ) -> Result<(), SourceError> {
+            Ok(())
         }
         async fn catalogs(
             &self,
@@ -528,15 +536,20 @@ mod tests {
             .expect_probe()
             .times(1)
             .returning(|_| Err(SourceError::NotFound));
-        inner
-            .expect_breaches()
-            .times(1)
-            .returning(|_, _| Ok(vec![BreachRecord::default()]));
+        inner.expect_breaches().times(1).returning(|_, _, _, into| {
+            into.add(crate::domain::BreachRecord::default());
+            Ok(())
+        });
         let cached: CachedCatalogs = CachedCatalogs::new(Arc::new(inner));
         let k = key("k1");
         assert_eq!(cached.catalogs(&k, &[]).await, Ok(vec![]));
         assert_eq!(cached.probe(&k).await, Err(SourceError::NotFound));
-        let email = Email::parse("a@example.com").unwrap();
-        assert_eq!(cached.breaches(&k, &email).await.unwrap().len(), 1);
+        let email = Lookup::parse(crate::domain::ObservableType::Email, "a@example.com").unwrap();
+        let mut records = Vec::new();
+        cached
+            .breaches(&k, &email, &BreachQuery::default(), &mut records)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1);
     }
 }

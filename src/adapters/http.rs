@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -15,7 +16,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use warp::http::{HeaderMap, StatusCode};
+use tracing::Instrument;
+use warp::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -55,12 +57,15 @@ impl Default for HttpSettings {
     }
 }
 
-/// How many connections clients may hold, and for how long without a request.
+/// How many connections clients may hold, and for how long without sending what they owe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// How long a client may take to send a request's headers, counted from its connection
     /// or from the previous answer on it; then the connection is closed.
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body once its headers are in; then
+    /// the request is refused and the connection closed.
+    pub body_read_timeout: Duration,
     /// The most connections served at once; more clients wait to be accepted.
     pub max_connections: usize,
 }
@@ -69,9 +74,59 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
         }
     }
+}
+
+/// Descriptors the process needs besides client connections and outgoing calls: standard
+/// streams, listeners, the event loop's own, resolver files.
+const BASE_FILES: u64 = 32;
+/// The least room kept for outgoing calls (SpyCloud, JWKS hosts).
+const MIN_OUTGOING_FILES: u64 = 64;
+
+/// The most client connections that fit an open-files limit of `open_files`, with
+/// `other_connections` more (the metrics port's) served beside them: what is left after the
+/// process's own files and room for outgoing calls (a quarter of the rest, at least 64), and
+/// never more than `configured`. At least 1.
+pub fn connections_within(open_files: u64, configured: usize, other_connections: usize) -> usize {
+    let available = open_files.saturating_sub(BASE_FILES + other_connections as u64);
+    let outgoing = (available / 4).max(MIN_OUTGOING_FILES);
+    let fit = usize::try_from(available.saturating_sub(outgoing)).unwrap_or(usize::MAX);
+    configured.min(fit).max(1)
+}
+
+/// Requests being served now: counted so that a shutdown can say how many it cut off.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Requests being served now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(self.0.clone())
+    }
+}
+
+struct InFlightGuard(Arc<AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why serving stopped with work undone.
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    /// Requests were still being served when the grace ended or a second signal came.
+    #[error("stopped with {0} request(s) in flight cut off")]
+    CutOff(usize),
 }
 
 /// Who sent a request, as the headers tell it.
@@ -131,6 +186,34 @@ pub async fn serve_with<F, R>(
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply,
 {
+    serve_listener(
+        listener,
+        filter,
+        limits,
+        "main",
+        InFlight::default(),
+        shutdown,
+    )
+    .await;
+}
+
+/// [`serve_with`] for a listener named `name` in metrics and logs (`main`, `metrics`),
+/// counting its requests in `in_flight`.
+///
+/// Every request is served in a `request` span with its id: the client's `X-Request-Id` when
+/// it is a short printable value, else a new UUID; the answer carries it back in
+/// `X-Request-Id`.
+pub async fn serve_listener<F, R>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    limits: ConnectionLimits,
+    name: &'static str,
+    in_flight: InFlight,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
     // warp's own server reads request headers without a time limit: a client that sends them
     // a byte at a time, or nothing at all, would hold its connection for good. So connections
     // are served here, by hyper's HTTP/1 (what SecureX speaks) with a timer.
@@ -140,22 +223,42 @@ pub async fn serve_with<F, R>(
     // listener's backlog, and a flood of them cannot exhaust memory or file descriptors.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let header_read_timeout = limits.header_read_timeout;
+    let mut failures = AcceptFailures::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (slot, stream) = tokio::select! {
             accepted = accept(&listener, &slots) => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    failures.recovered();
+                    accepted
+                }
                 Err(error) => {
-                    accept_failed(&error).await;
+                    failures.failed(name, &error).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(service.clone());
+        let in_flight = in_flight.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let id = request_id(request.headers());
+            let span = tracing::info_span!("request", id = %id);
+            let guard = in_flight.enter();
+            let call = span.in_scope(|| hyper::service::Service::call(&service, request));
+            async move {
+                let mut response = call.instrument(span).await?;
+                drop(guard);
+                if let Ok(value) = HeaderValue::from_str(&id) {
+                    response.headers_mut().insert("x-request-id", value);
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
         let watcher = connections.watcher();
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = telemetry::OpenConnection::new(name);
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout)
@@ -168,6 +271,21 @@ pub async fn serve_with<F, R>(
     // No new connections; those open finish their requests in flight.
     drop(listener);
     connections.shutdown().await;
+}
+
+/// The longest request id taken from a client; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 100;
+
+/// The client's `X-Request-Id` when it is 1 to 100 printable ASCII characters, else a new UUID.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .map(HeaderValue::as_bytes)
+        .filter(|id| {
+            (1..=MAX_REQUEST_ID).contains(&id.len()) && id.iter().all(|b| b.is_ascii_graphic())
+        })
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// The next connection, once a slot is free for it.
@@ -185,76 +303,160 @@ async fn accept(
     Ok((slot, stream))
 }
 
-/// A failed accept: a client that went away is nothing; anything else (out of file
-/// descriptors, say) is logged and accepting pauses a second rather than spinning.
-async fn accept_failed(error: &std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
+/// Failed accepts in a row: they back off (10 ms doubling to 1 s) rather than spin, and are
+/// logged at most once a minute, with how many there were, rather than once each.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    /// The pause before the next attempt.
+    backoff: Option<Duration>,
+    /// When a failure was last logged.
+    logged_at: Option<Instant>,
+    /// Failures since then, not logged.
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+    const MAX_BACKOFF: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(60);
+
+    /// A client that went away is nothing; anything else (out of file descriptors, say) pauses
+    /// accepting.
+    async fn failed(&mut self, listener: &'static str, error: &std::io::Error) {
+        use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionRefused | ConnectionReset
+        ) {
+            return;
+        }
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Self::LOG_EVERY)
+        {
+            tracing::warn!(
+                listener,
+                %error,
+                failures = self.unlogged,
+                "could not accept connections; pausing (logged at most once a minute)"
+            );
+            self.logged_at = Some(Instant::now());
+            self.unlogged = 0;
+        }
+        let backoff = self
+            .backoff
+            .map_or(Self::FIRST_BACKOFF, |b| (b * 2).min(Self::MAX_BACKOFF));
+        self.backoff = Some(backoff);
+        tokio::time::sleep(backoff).await;
     }
-    tracing::error!(%error, "could not accept a connection");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    fn recovered(&mut self) {
+        self.backoff = None;
+    }
 }
 
 /// Serves until SIGTERM or SIGINT, then gives requests in flight `grace` to finish.
+///
+/// # Errors
+/// [`Stopped::CutOff`] when requests were still in flight at the end of the grace, or when a
+/// second signal came before they finished (it stops at once).
 pub async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     relay: Arc<Relay>,
     settings: HttpSettings,
     grace: Duration,
-) {
+) -> Result<(), Stopped> {
     let limits = settings.connections;
-    serve_with_until_signal(listener, routes(relay, settings), limits, grace).await;
+    serve_with_until_signal(listener, routes(relay, settings), limits, grace).await
 }
 
 /// [`serve_until_signal`] for any filter that never rejects, as [`serve_with`] takes.
+///
+/// # Errors
+/// As [`serve_until_signal`].
 pub async fn serve_with_until_signal<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
     limits: ConnectionLimits,
     grace: Duration,
-) where
+) -> Result<(), Stopped>
+where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
+    let mut signals = Signals::new();
+    let in_flight = InFlight::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_with(listener, filter, limits, async {
-        let _ = stopped.await;
-    }));
-    shutdown_signal().await;
-    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    let mut server = tokio::spawn(serve_listener(
+        listener,
+        filter,
+        limits,
+        "main",
+        in_flight.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    tokio::select! {
+        _ = &mut server => return Ok(()),
+        () = signals.next() => {}
+    }
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: no new connections, finishing requests in flight (a second signal stops at once)"
+    );
     let _ = stop.send(());
-    if tokio::time::timeout(grace, server).await.is_err() {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "requests still in flight after the grace period"
-        );
+    let why = tokio::select! {
+        _ = &mut server => return Ok(()),
+        () = tokio::time::sleep(grace) => "the grace period ended",
+        () = signals.next() => "a second signal came",
+    };
+    server.abort();
+    match in_flight.count() {
+        0 => Ok(()),
+        requests => {
+            tracing::warn!(
+                requests,
+                "{why}: stopping with {requests} request(s) in flight cut off"
+            );
+            Err(Stopped::CutOff(requests))
+        }
     }
 }
 
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT (Ctrl-C), as often as they come.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = signal(SignalKind::terminate())
+                .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+                .ok();
+            Self { unix }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((terminate, interrupt)) = &mut self.unix {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn with<T: Clone + Send>(value: T) -> impl Filter<Extract = (T,), Error = Infallible> + Clone {
@@ -305,17 +507,17 @@ fn health(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let (outcome, calls) =
+            let (outcome, upstream) =
                 telemetry::counting_upstream_calls(relay.health(&incoming.caller())).await;
             match outcome {
                 Ok(()) => answer(
                     "/health",
                     started,
-                    calls,
-                    "ok",
+                    Some(&upstream),
+                    ("ok", None),
                     &json!({"data": {"status": "ok"}}),
                 ),
-                Err(error) => fatal("/health", started, calls, &error),
+                Err(error) => fatal("/health", started, Some(&upstream), &error),
             }
         })
 }
@@ -325,6 +527,7 @@ fn observe(
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = settings.body_limit;
+    let body_timeout = settings.connections.body_read_timeout;
     warp::path!("observe" / "observables")
         .and(warp::post())
         .and(incoming(settings))
@@ -334,20 +537,28 @@ fn observe(
             move |incoming: Incoming, body, relay: Arc<Relay>| async move {
                 let started = Instant::now();
                 let observed = async {
-                    let body = read_body(incoming.content_length, body, limit).await?;
+                    let body =
+                        read_body(incoming.content_length, body, limit, body_timeout).await?;
                     let observables = parse_observables(&body)?;
                     Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
                 };
-                let (outcome, calls) = telemetry::counting_upstream_calls(observed).await;
+                let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
                 let route = "/observe/observables";
                 match outcome {
                     Ok(bundle) => {
                         // Warnings ride along with an answer that stands: only a fatal error
                         // changes the outcome.
-                        let outcome = bundle.fatal_code().unwrap_or("ok");
-                        answer(route, started, calls, outcome, &bundle)
+                        let fatal = bundle
+                            .errors
+                            .iter()
+                            .find(|e| e.kind == crate::domain::ErrorKind::Fatal);
+                        let outcome = match fatal {
+                            Some(error) => (error.code.as_str(), Some(error.message.as_str())),
+                            None => ("ok", None),
+                        };
+                        answer(route, started, Some(&upstream), outcome, &bundle)
                     }
-                    Err(error) => fatal(route, started, calls, &error),
+                    Err(error) => fatal(route, started, Some(&upstream), &error),
                 }
             },
         )
@@ -364,17 +575,17 @@ fn tiles(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let (outcome, calls) =
+            let (outcome, upstream) =
                 telemetry::counting_upstream_calls(relay.tiles(&incoming.caller())).await;
             match outcome {
                 Ok(definitions) => answer(
                     "/tiles",
                     started,
-                    calls,
-                    "ok",
+                    Some(&upstream),
+                    ("ok", None),
                     &json!({ "data": definitions }),
                 ),
-                Err(error) => fatal("/tiles", started, calls, &error),
+                Err(error) => fatal("/tiles", started, Some(&upstream), &error),
             }
         })
 }
@@ -385,6 +596,7 @@ fn tile(
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = settings.body_limit;
+    let body_timeout = settings.connections.body_read_timeout;
     warp::path!("tiles" / "tile")
         .and(warp::post())
         .and(incoming(settings))
@@ -394,30 +606,33 @@ fn tile(
             move |incoming: Incoming, body, relay: Arc<Relay>| async move {
                 let started = Instant::now();
                 let described = async {
-                    let body = read_body(incoming.content_length, body, limit).await?;
+                    let body =
+                        read_body(incoming.content_length, body, limit, body_timeout).await?;
                     relay.tile(&incoming.caller(), &body).await
                 };
-                let (outcome, calls) = telemetry::counting_upstream_calls(described).await;
+                let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
                 match outcome {
                     Ok(definition) => answer(
                         "/tiles/tile",
                         started,
-                        calls,
-                        "ok",
+                        Some(&upstream),
+                        ("ok", None),
                         &json!({ "data": definition }),
                     ),
-                    Err(error) => fatal("/tiles/tile", started, calls, &error),
+                    Err(error) => fatal("/tiles/tile", started, Some(&upstream), &error),
                 }
             },
         )
 }
 
-/// `/tiles/tile-data`: one tile's figures for a period.
+/// `/tiles/tile-data`: one tile's figures for a period, with the token's invalid module
+/// settings as warnings beside them.
 fn tile_data(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = settings.body_limit;
+    let body_timeout = settings.connections.body_read_timeout;
     warp::path!("tiles" / "tile-data")
         .and(warp::post())
         .and(incoming(settings))
@@ -427,20 +642,23 @@ fn tile_data(
             move |incoming: Incoming, body, relay: Arc<Relay>| async move {
                 let started = Instant::now();
                 let drawn = async {
-                    let body = read_body(incoming.content_length, body, limit).await?;
-                    // SEVERITY: wired when module settings land
-                    relay.tile_data(&incoming.caller(), &body, None).await
+                    let body =
+                        read_body(incoming.content_length, body, limit, body_timeout).await?;
+                    Ok::<_, RelayError>(relay.tile_data(&incoming.caller(), &body).await)
                 };
-                let (outcome, calls) = telemetry::counting_upstream_calls(drawn).await;
+                let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
+                let route = "/tiles/tile-data";
                 match outcome {
-                    Ok(data) => answer(
-                        "/tiles/tile-data",
-                        started,
-                        calls,
-                        "ok",
-                        &json!({ "data": data }),
-                    ),
-                    Err(error) => fatal("/tiles/tile-data", started, calls, &error),
+                    Ok(drawn) => {
+                        // Warnings ride along with an answer that stands: only a fatal error
+                        // changes the outcome.
+                        let outcome = match drawn.fatal() {
+                            Some(error) => (error.code.as_str(), Some(error.message.as_str())),
+                            None => ("ok", None),
+                        };
+                        answer(route, started, Some(&upstream), outcome, &drawn)
+                    }
+                    Err(error) => fatal(route, started, Some(&upstream), &error),
                 }
             },
         )
@@ -449,7 +667,7 @@ fn tile_data(
 fn version() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("version").and(warp::post()).map(|| {
         let version = json!({"version": env!("CARGO_PKG_VERSION")});
-        answer("/version", Instant::now(), 0, "ok", &version)
+        answer("/version", Instant::now(), None, ("ok", None), &version)
     })
 }
 
@@ -462,9 +680,9 @@ fn watchdog() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
             match headers.get("health-check") {
                 Some(value) => {
                     let echo = json!({"data": String::from_utf8_lossy(value.as_bytes())});
-                    answer("/watchdog", started, 0, "ok", &echo)
+                    answer("/watchdog", started, None, ("ok", None), &echo)
                 }
-                None => fatal("/watchdog", started, 0, &RelayError::HealthCheck),
+                None => fatal("/watchdog", started, None, &RelayError::HealthCheck),
             }
         })
 }
@@ -477,7 +695,14 @@ fn fallback() -> impl Filter<Extract = (Response,), Error = Infallible> + Clone 
         } else {
             StatusCode::NOT_FOUND
         };
-        telemetry::request_done("-", status.as_u16(), "-", std::time::Duration::ZERO, 0);
+        telemetry::request_done(&telemetry::Done {
+            route: "-",
+            status: status.as_u16(),
+            outcome: "-",
+            reason: None,
+            duration: Duration::ZERO,
+            upstream: None,
+        });
         status_reply(status)
     })
 }
@@ -502,22 +727,37 @@ fn status_reply(status: StatusCode) -> Response {
 fn fatal(
     route: &'static str,
     started: Instant,
-    upstream_calls: u32,
+    upstream: Option<&telemetry::UpstreamSummary>,
     error: &RelayError,
 ) -> Response {
-    let body = Bundle::with_error(error.to_doc());
-    answer(route, started, upstream_calls, error.code(), &body)
+    let doc = error.to_doc();
+    let body = Bundle::with_error(doc.clone());
+    answer(
+        route,
+        started,
+        upstream,
+        (error.code(), Some(&doc.message)),
+        &body,
+    )
 }
 
-/// Answers 200 with `body`, after recording the request (never its headers or body).
+/// Answers 200 with `body`, after recording the request (never its headers or body) and its
+/// outcome: `ok`, or the fatal error's code and message.
 fn answer(
     route: &'static str,
     started: Instant,
-    upstream_calls: u32,
-    outcome: &str,
+    upstream: Option<&telemetry::UpstreamSummary>,
+    (outcome, reason): (&str, Option<&str>),
     body: &impl serde::Serialize,
 ) -> Response {
-    telemetry::request_done(route, 200, outcome, started.elapsed(), upstream_calls);
+    telemetry::request_done(&telemetry::Done {
+        route,
+        status: 200,
+        outcome,
+        reason,
+        duration: started.elapsed(),
+        upstream,
+    });
     json_reply(body, StatusCode::OK)
 }
 
@@ -545,28 +785,50 @@ fn json_reply(body: &impl serde::Serialize, status: StatusCode) -> Response {
     }
 }
 
-/// Reads at most `limit` bytes of body; a larger one is refused without being read whole.
+/// The most of a refused body read and thrown away before answering, so that a client that
+/// writes its whole body before reading (many HTTP clients do) reads the answer instead of a
+/// broken connection: nginx's lingering close. A larger body is answered at once.
+const MAX_DISCARDED_BODY: u64 = 4 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of body within `timeout`. A larger body is refused without
+/// being kept (the rest of it read and thrown away, up to [`MAX_DISCARDED_BODY`] and the same
+/// timeout); a body that does not arrive in time is refused, and its connection then closes.
 async fn read_body<S, B>(
     declared: Option<u64>,
     body: S,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Vec<u8>, RelayError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    let deadline = tokio::time::Instant::now() + timeout;
     let too_large =
         || RelayError::InvalidPayload(format!("The request body is larger than {limit} bytes."));
+    let unreadable = || RelayError::InvalidPayload("The request body could not be read.".into());
+    futures::pin_mut!(body);
     if declared.is_some_and(|n| n > limit as u64) {
+        discard_rest(body, 0, declared, deadline).await;
         return Err(too_large());
     }
     let mut buffer = BytesMut::new();
-    futures::pin_mut!(body);
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| {
-            RelayError::InvalidPayload("The request body could not be read.".into())
-        })?;
+    loop {
+        let mut chunk = match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(_))) => return Err(unreadable()),
+            Err(_) => {
+                return Err(RelayError::InvalidPayload(format!(
+                    "The request body did not arrive within {} s.",
+                    timeout.as_secs_f64()
+                )));
+            }
+        };
         if buffer.len() + chunk.remaining() > limit {
+            let read = (buffer.len() + chunk.remaining()) as u64;
+            drop(buffer);
+            discard_rest(body, read, declared, deadline).await;
             return Err(too_large());
         }
         while chunk.has_remaining() {
@@ -579,10 +841,33 @@ where
     Ok(buffer.to_vec())
 }
 
+/// Reads what is left of a refused body, `read` bytes of it in already, and throws it away:
+/// unless it is announced or turns out larger than [`MAX_DISCARDED_BODY`], or `deadline`
+/// passes first.
+async fn discard_rest<S, B>(
+    mut body: std::pin::Pin<&mut S>,
+    mut read: u64,
+    declared: Option<u64>,
+    deadline: tokio::time::Instant,
+) where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    if declared.is_some_and(|n| n > MAX_DISCARDED_BODY) {
+        return;
+    }
+    while read <= MAX_DISCARDED_BODY {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.remaining() as u64,
+            _ => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
+    use crate::domain::{ApiKey, AuthError, Credentials};
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;
     use serde_json::Value;
@@ -606,10 +891,7 @@ mod tests {
         let mut decoder = MockCredentialDecoder::new();
         decoder.expect_decode().returning(move |_, aud| {
             if aud == audience {
-                Ok(Credentials {
-                    api_key: ApiKey::parse("k").unwrap(),
-                    entities_limit: EntitiesLimit::DEFAULT,
-                })
+                Ok(Credentials::new(ApiKey::parse("k").unwrap()))
             } else {
                 Err(AuthError::WrongAudience)
             }
@@ -735,8 +1017,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn observe_without_email_does_not_need_a_token() {
-        let request = post("/observe/observables").body(r#"[{"type":"ip","value":"1.1.1.1"}]"#);
+    async fn observe_without_a_supported_observable_does_not_need_a_token() {
+        let request = post("/observe/observables")
+            .body(r#"[{"type":"sha256","value":"ab12"},{"type":"url","value":"x"}]"#);
         assert_eq!(
             call(idle_relay(), HttpSettings::default(), request).await,
             (200, json!({"data": {}}))
@@ -769,15 +1052,13 @@ mod tests {
     #[tokio::test]
     async fn tile_routes_answer_in_the_envelope() {
         let mut source = MockBreachSource::new();
-        source.expect_watchlist().times(1).returning(|_, _, pages| {
+        source.expect_watchlist().times(1).returning(|_, _, into| {
             let record = serde_json::from_value(
                 json!({"email": "a@x.com", "spycloud_publish_date": "2000-01-01T00:00:00Z"}),
             )
             .unwrap();
-            let _ = pages.page(crate::ports::WatchlistPage {
-                hits: Some(1),
-                records: vec![record],
-            });
+            into.hits(1);
+            into.add(record);
             Ok(())
         });
         let relay = relay_with(source, decoder_for("http://relay"));
@@ -864,5 +1145,33 @@ mod tests {
             body["errors"][0]["message"],
             "Authorization failed: Wrong configuration-token-audience"
         );
+    }
+
+    #[test]
+    fn connections_leave_room_for_outgoing_calls_within_the_open_files_limit() {
+        // A common hard limit: the configured cap fits.
+        assert_eq!(connections_within(1_048_576, 1024, 16), 1024);
+        // 1 024 open files cannot hold 1 024 connections and the relay's own calls.
+        let fit = connections_within(1024, 1024, 16);
+        assert_eq!(fit, 732);
+        assert!(fit as u64 + 32 + 16 + 64 <= 1024);
+        assert_eq!(connections_within(256, 1024, 16), 144);
+        assert_eq!(connections_within(256, 100, 0), 100);
+        assert_eq!(connections_within(10, 1024, 0), 1);
+    }
+
+    #[test]
+    fn a_short_printable_request_id_is_kept_and_anything_else_replaced() {
+        let id = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-request-id", HeaderValue::from_str(value).unwrap());
+            request_id(&headers)
+        };
+        assert_eq!(id("abc-123"), "abc-123");
+        for replaced in ["", "a b", &"x".repeat(101)] {
+            let new = id(replaced);
+            assert!(uuid::Uuid::parse_str(&new).is_ok(), "{replaced:?} -> {new}");
+        }
+        assert!(uuid::Uuid::parse_str(&request_id(&HeaderMap::new())).is_ok());
     }
 }

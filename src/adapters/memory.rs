@@ -2,18 +2,22 @@
 //! relay behaviour without a network.
 //!
 //! The dataset is written the way SpyCloud answers, so what works against it works against the
-//! API: each email maps to the pages SpyCloud would send for it, in order, and a page's `cursor`
-//! names the page that follows it. Lookups follow that cursor chain from the first page, as the
-//! SpyCloud adapter does over HTTP. The chain is checked once, when the dataset is loaded, so a
-//! lookup cannot loop or lose a page.
+//! API: each value of each endpoint (`emails`, `domains`, `ips`, `usernames`) maps to the pages
+//! SpyCloud would send for it, in order, and a page's `cursor` names the page that follows it.
+//! Lookups follow that cursor chain from the first page, as the SpyCloud adapter does over HTTP,
+//! and keep, as SpyCloud would, only the records of the query's `severity` codes published on
+//! or after its `since` date. The chain is checked once, when the dataset is loaded, so a lookup
+//! cannot loop or lose a page. Values are compared case-insensitively; an IPv6 address is
+//! written in its canonical compressed form (as the relay sends it).
 //!
 //! The watchlist (every employee's records, for the dashboard) is a plain list of records,
-//! served in pages of [`WATCHLIST_PAGE`]; the demo's is generated around the time it starts
+//! filtered the same way; the demo's is generated around the time it starts
 //! ([`sample_watchlist`]), so every period of the dashboard has records.
 //!
 //! ```json
 //! {"emails": {"a@example.com": [{"cursor": "c2", "hits": 1, "results": [{...}]},
 //!                               {"cursor": "", "hits": 1, "results": [{...}]}]},
+//!  "domains": {"example.com": [...]}, "ips": {"192.0.2.1": [...]}, "usernames": {"bob": [...]},
 //!  "catalogs": [{"id": 1, "uuid": "...", "title": "...", ...}],
 //!  "watchlist": [{...}, {...}]}
 //! ```
@@ -26,11 +30,10 @@ use serde::Deserialize;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
-use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, Timestamp};
-use crate::ports::{BreachSource, Pages, SourceError, WatchlistPage, WatchlistQuery};
-
-/// Records per page of a watchlist scan.
-pub const WATCHLIST_PAGE: usize = 100;
+use crate::domain::{
+    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink, Timestamp,
+};
+use crate::ports::{BreachSource, SourceError, WatchlistQuery};
 
 /// The dataset bundled with the crate: invented records and catalogs for the demo.
 pub const SAMPLE_JSON: &str = include_str!("../../demo/sample.json");
@@ -42,11 +45,11 @@ pub enum DatasetError {
     /// without an `id`, ...).
     #[error("the dataset is not valid: {0}")]
     Json(#[from] serde_json::Error),
-    /// An email with no page at all: SpyCloud always answers at least one.
+    /// A value with no page at all: SpyCloud always answers at least one.
     #[error("{0} has no pages")]
     NoPages(String),
-    /// The same email twice, differing only in case.
-    #[error("{0} appears more than once (emails are compared case-insensitively)")]
+    /// The same value of an endpoint twice, differing only in case.
+    #[error("{0} appears more than once (values are compared case-insensitively)")]
     DuplicateEmail(String),
     /// The last page of an email still names a cursor: the page it points to is missing.
     #[error("the last page of {email} has cursor {cursor:?}, but no page follows it")]
@@ -97,19 +100,61 @@ struct Dataset {
     #[serde(default)]
     emails: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
+    domains: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    ips: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    usernames: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
     catalogs: Vec<Catalog>,
     #[serde(default)]
     watchlist: Vec<BreachRecord>,
 }
 
+/// The SpyCloud endpoint a lookup asks, as the dataset names it.
+fn endpoint(lookup: &Lookup) -> &'static str {
+    match lookup {
+        Lookup::Email(_) => "emails",
+        Lookup::Domain(_) => "domains",
+        Lookup::Ip(_) | Lookup::Ipv6(_) => "ips",
+        Lookup::Username(_) => "usernames",
+    }
+}
+
+/// Whether SpyCloud would send `record` for `query`: a severity among its codes, a publish
+/// date on or after its `since`.
+fn matches(record: &BreachRecord, query: &BreachQuery) -> bool {
+    let severity_ok = query.severity.as_ref().is_none_or(|codes| {
+        record
+            .0
+            .get("severity")
+            .and_then(serde_json::Value::as_u64)
+            .is_some_and(|severity| {
+                codes
+                    .codes()
+                    .iter()
+                    .any(|&code| u64::from(code) == severity)
+            })
+    });
+    let since_ok = query.since.is_none_or(|since| {
+        record
+            .0
+            .get("spycloud_publish_date")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|date| Timestamp::parse(date).ok())
+            .is_some_and(|published| published.date() >= since)
+    });
+    severity_ok && since_ok
+}
+
 /// One email's answers: the first page, and every other page under the cursor that leads to it.
 #[derive(Debug, Clone)]
-struct EmailPages {
+struct Pages {
     first: Page,
     by_cursor: HashMap<String, Page>,
 }
 
-impl EmailPages {
+impl Pages {
     /// Checks that the pages form one chain, first to last, and indexes them by cursor.
     fn chain(email: &str, pages: Vec<Page>) -> Result<Self, DatasetError> {
         let mut pages = pages.into_iter();
@@ -144,25 +189,20 @@ impl EmailPages {
     }
 
     /// Every record, following the cursors from the first page.
-    fn records(&self) -> Vec<BreachRecord> {
-        let mut records = Vec::new();
-        let mut page = &self.first;
-        loop {
-            records.extend(page.results.iter().cloned());
-            // `chain` proved every cursor leads to a page and none repeats.
-            match page.next().and_then(|cursor| self.by_cursor.get(cursor)) {
-                Some(next) => page = next,
-                None => return records,
-            }
-        }
+    fn records(&self) -> impl Iterator<Item = &BreachRecord> {
+        // `chain` proved every cursor leads to a page and none repeats.
+        std::iter::successors(Some(&self.first), |page| {
+            page.next().and_then(|cursor| self.by_cursor.get(cursor))
+        })
+        .flat_map(|page| page.results.iter())
     }
 }
 
 /// A [`BreachSource`] answering from a dataset in memory; every API key is accepted.
 #[derive(Debug, Clone)]
 pub struct MemorySource {
-    /// Keyed by the lower-cased email.
-    emails: HashMap<String, EmailPages>,
+    /// Keyed by endpoint and the lower-cased value.
+    values: HashMap<(&'static str, String), Pages>,
     catalogs: HashMap<CatalogId, Catalog>,
     watchlist: Vec<BreachRecord>,
 }
@@ -175,15 +215,22 @@ impl MemorySource {
     /// one straight line from the first page to a last page without a cursor.
     pub fn from_json(json: &str) -> Result<Self, DatasetError> {
         let dataset: Dataset = serde_json::from_str(json)?;
-        let mut emails = HashMap::new();
-        for (email, pages) in dataset.emails {
-            let pages: Vec<Page> = serde_json::from_value(pages)?;
-            let key = email.to_lowercase();
-            if emails.contains_key(&key) {
-                return Err(DatasetError::DuplicateEmail(email));
+        let mut values = HashMap::new();
+        for (endpoint, entries) in [
+            ("emails", dataset.emails),
+            ("domains", dataset.domains),
+            ("ips", dataset.ips),
+            ("usernames", dataset.usernames),
+        ] {
+            for (value, pages) in entries {
+                let pages: Vec<Page> = serde_json::from_value(pages)?;
+                let key = (endpoint, value.to_lowercase());
+                if values.contains_key(&key) {
+                    return Err(DatasetError::DuplicateEmail(value));
+                }
+                let chain = Pages::chain(&value, pages)?;
+                values.insert(key, chain);
             }
-            let chain = EmailPages::chain(&email, pages)?;
-            emails.insert(key, chain);
         }
         let mut catalogs = HashMap::new();
         for catalog in dataset.catalogs {
@@ -192,7 +239,7 @@ impl MemorySource {
             }
         }
         Ok(Self {
-            emails,
+            values,
             catalogs,
             watchlist: dataset.watchlist,
         })
@@ -218,9 +265,20 @@ impl MemorySource {
 
     /// The emails the dataset knows, lower-cased and sorted.
     pub fn emails(&self) -> Vec<&str> {
-        let mut emails: Vec<&str> = self.emails.keys().map(String::as_str).collect();
-        emails.sort_unstable();
-        emails
+        self.values_of("emails")
+    }
+
+    /// The values the dataset knows for one endpoint (`emails`, `domains`, `ips`,
+    /// `usernames`), lower-cased and sorted.
+    pub fn values_of(&self, endpoint: &str) -> Vec<&str> {
+        let mut values: Vec<&str> = self
+            .values
+            .keys()
+            .filter(|(of, _)| *of == endpoint)
+            .map(|(_, value)| value.as_str())
+            .collect();
+        values.sort_unstable();
+        values
     }
 }
 
@@ -229,13 +287,23 @@ impl BreachSource for MemorySource {
     async fn breaches(
         &self,
         _key: &ApiKey,
-        email: &Email,
-    ) -> Result<Vec<BreachRecord>, SourceError> {
-        Ok(self
-            .emails
-            .get(&email.as_str().to_lowercase())
-            .map(EmailPages::records)
-            .unwrap_or_default())
+        lookup: &Lookup,
+        query: &BreachQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        let key = (endpoint(lookup), lookup.to_string().to_lowercase());
+        let Some(pages) = self.values.get(&key) else {
+            return Ok(());
+        };
+        let matching = || pages.records().filter(|record| matches(record, query));
+        into.hits(matching().count() as u64);
+        for record in matching() {
+            if !into.wants_more() {
+                break;
+            }
+            into.add(record.clone());
+        }
+        Ok(())
     }
 
     async fn catalogs(
@@ -252,36 +320,28 @@ impl BreachSource for MemorySource {
     }
 
     /// The watchlist's records published on or after `since` (and of the `severity` codes
-    /// asked for), in pages of [`WATCHLIST_PAGE`], each saying how many there are in all.
+    /// asked for), as the lookups' records: `hits` first, then each record while wanted.
     async fn watchlist(
         &self,
         _key: &ApiKey,
         query: &WatchlistQuery,
-        on_page: &mut Pages,
+        into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
-        let codes: Option<Vec<u64>> = query.severity.as_ref().map(|list| {
-            list.split(',')
-                .filter_map(|code| code.trim().parse().ok())
-                .collect()
-        });
-        let matching: Vec<&BreachRecord> = self
-            .watchlist
-            .iter()
-            .filter(|record| {
-                record
-                    .published()
-                    .is_some_and(|published| published.day() >= query.since)
-                    && codes.as_ref().is_none_or(|codes| {
-                        record.severity().is_some_and(|code| codes.contains(&code))
-                    })
-            })
-            .collect();
-        let hits = Some(matching.len() as u64);
-        for page in matching.chunks(WATCHLIST_PAGE) {
-            let records = page.iter().map(|&record| record.clone()).collect();
-            if on_page.page(WatchlistPage { hits, records }).is_break() {
+        let query = BreachQuery {
+            severity: query.severity.clone(),
+            since: Some(query.since.date()),
+        };
+        let matching = || {
+            self.watchlist
+                .iter()
+                .filter(|record| matches(record, &query))
+        };
+        into.hits(matching().count() as u64);
+        for record in matching() {
+            if !into.wants_more() {
                 break;
             }
+            into.add(record.clone());
         }
         Ok(())
     }
@@ -378,8 +438,22 @@ mod tests {
         ApiKey::parse("any-key").unwrap()
     }
 
-    fn email(value: &str) -> Email {
-        Email::parse(value).unwrap()
+    fn email(value: &str) -> Lookup {
+        Lookup::parse(crate::domain::ObservableType::Email, value).unwrap()
+    }
+
+    /// Every record of `lookup` matching `query`, as the source hands them over.
+    async fn records_of(
+        source: &MemorySource,
+        lookup: &Lookup,
+        query: &BreachQuery,
+    ) -> Vec<BreachRecord> {
+        let mut records = Vec::new();
+        source
+            .breaches(&key(), lookup, query, &mut records)
+            .await
+            .unwrap();
+        records
     }
 
     fn record(id: &str) -> Value {
@@ -410,7 +484,7 @@ mod tests {
             page("", &["4"]),
         ]}))
         .unwrap();
-        let records = source.breaches(&key(), &email("a@x.com")).await.unwrap();
+        let records = records_of(&source, &email("a@x.com"), &BreachQuery::default()).await;
         assert_eq!(ids(&records), ["1", "2", "3", "4"]);
     }
 
@@ -422,7 +496,7 @@ mod tests {
         }))
         .unwrap();
         for (address, expected) in [("a@x.com", "1"), ("b@x.com", "2")] {
-            let records = source.breaches(&key(), &email(address)).await.unwrap();
+            let records = records_of(&source, &email(address), &BreachQuery::default()).await;
             assert_eq!(ids(&records), [expected]);
         }
     }
@@ -430,17 +504,89 @@ mod tests {
     #[tokio::test]
     async fn emails_are_looked_up_case_insensitively_and_unknown_ones_have_no_records() {
         let source = load(json!({"Mixed.Case@Example.com": [page("", &["1"])]})).unwrap();
-        let records = source
-            .breaches(&key(), &email("mixed.case@EXAMPLE.COM"))
-            .await
-            .unwrap();
+        let records = records_of(
+            &source,
+            &email("mixed.case@EXAMPLE.COM"),
+            &BreachQuery::default(),
+        )
+        .await;
         assert_eq!(ids(&records), ["1"]);
-        let none = source
-            .breaches(&key(), &email("nobody@x.com"))
-            .await
-            .unwrap();
+        let none = records_of(&source, &email("nobody@x.com"), &BreachQuery::default()).await;
         assert!(none.is_empty());
         assert_eq!(source.emails(), ["mixed.case@example.com"]);
+    }
+
+    fn lookup(kind: crate::domain::ObservableType, value: &str) -> Lookup {
+        Lookup::parse(kind, value).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_endpoint_has_its_own_values() {
+        use crate::domain::ObservableType::{Domain, Ip, Ipv6, User};
+        let source = MemorySource::from_json(
+            &json!({
+                "domains": {"Example.com": [page("", &["d"])]},
+                "ips": {"192.0.2.1": [page("", &["4"])], "2001:db8::1": [page("", &["6"])]},
+                "usernames": {"example.com": [page("", &["u"])]},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let all = BreachQuery::default();
+        for (lookup, expected) in [
+            (lookup(Domain, "EXAMPLE.com."), vec!["d"]),
+            (lookup(User, "example.com"), vec!["u"]),
+            (lookup(Ip, "192.0.2.1"), vec!["4"]),
+            (lookup(Ipv6, "2001:DB8:0::1"), vec!["6"]),
+            (lookup(Domain, "other.com"), vec![]),
+        ] {
+            assert_eq!(
+                ids(&records_of(&source, &lookup, &all).await),
+                expected,
+                "{lookup}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn only_records_of_the_querys_severities_and_dates_are_sent() {
+        let dated = |id: &str, severity: u64, date: &str| json!({"document_id": id, "severity": severity, "spycloud_publish_date": date});
+        let source = load(json!({"a@x.com": [{"cursor": "", "results": [
+            dated("old-20", 20, "2020-01-01T00:00:00Z"),
+            dated("new-20", 20, "2024-02-29T00:00:00Z"),
+            dated("new-2", 2, "2024-03-01T00:00:00Z"),
+            {"document_id": "no-severity", "spycloud_publish_date": "2024-03-01T00:00:00Z"},
+        ]}]}))
+        .unwrap();
+        let query = |severity: Option<&str>, since: Option<&str>| BreachQuery {
+            severity: severity.and_then(crate::domain::SeverityFilter::parse),
+            since: since.map(|date| date.parse().unwrap()),
+        };
+        let a = email("a@x.com");
+        for (q, expected) in [
+            (query(Some("20,25"), None), "old-20 new-20"),
+            (query(None, Some("2024-02-29")), "new-20 new-2 no-severity"),
+            (query(Some("2"), Some("2024-02-29")), "new-2"),
+        ] {
+            assert_eq!(ids(&records_of(&source, &a, &q).await).join(" "), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_sink_is_not_fed_more_and_hits_counts_what_matches() {
+        let source = load(json!({"a@x.com": [page("c2", &["1", "2"]), page("", &["3"])]})).unwrap();
+        let mut collector = crate::domain::BreachCollector::new(10, 2);
+        source
+            .breaches(
+                &key(),
+                &email("a@x.com"),
+                &BreachQuery::default(),
+                &mut collector,
+            )
+            .await
+            .unwrap();
+        let collected = collector.finish();
+        assert_eq!((collected.read, collected.hits), (2, Some(3)));
     }
 
     #[test]
@@ -512,22 +658,27 @@ mod tests {
         assert!(source.probe(&key()).await.is_ok());
     }
 
-    /// Every page a scan of `source` hands over for `query`.
-    async fn scan(source: &MemorySource, query: &WatchlistQuery) -> Vec<WatchlistPage> {
-        struct Collect(Vec<WatchlistPage>);
-        impl crate::ports::PageSink for Collect {
-            fn page(&mut self, page: WatchlistPage) -> std::ops::ControlFlow<()> {
-                self.0.push(page);
-                std::ops::ControlFlow::Continue(())
+    /// Every record a scan of `source` feeds for `query`, and the hits it said.
+    async fn scan(source: &MemorySource, query: &WatchlistQuery) -> (Vec<u64>, Vec<BreachRecord>) {
+        struct Collect(Vec<u64>, Vec<BreachRecord>);
+        impl RecordSink for Collect {
+            fn wants_more(&self) -> bool {
+                true
+            }
+            fn hits(&mut self, hits: u64) {
+                self.0.push(hits);
+            }
+            fn add(&mut self, record: BreachRecord) {
+                self.1.push(record);
             }
         }
-        let mut pages = Collect(Vec::new());
-        source.watchlist(&key(), query, &mut pages).await.unwrap();
-        pages.0
+        let mut fed = Collect(Vec::new(), Vec::new());
+        source.watchlist(&key(), query, &mut fed).await.unwrap();
+        (fed.0, fed.1)
     }
 
     #[tokio::test]
-    async fn the_watchlist_answers_since_a_day_of_some_severities_in_pages() {
+    async fn the_watchlist_answers_since_a_day_of_some_severities() {
         let now = Timestamp::parse("2026-03-10T12:00:00Z").unwrap();
         let source = MemorySource::from_json("{}")
             .unwrap()
@@ -536,33 +687,32 @@ mod tests {
             since: now.minus(TimeDelta::days(90)).day(),
             severity: None,
         };
-        let pages = scan(&source, &everything).await;
-        let sizes: Vec<_> = pages.iter().map(|p| (p.hits, p.records.len())).collect();
-        assert_eq!(
-            sizes,
-            [
-                (Some(360), 100),
-                (Some(360), 100),
-                (Some(360), 100),
-                (Some(360), 60)
-            ]
-        );
+        let (hits, records) = scan(&source, &everything).await;
+        assert_eq!((hits, records.len()), (vec![360], 360));
         let recent = WatchlistQuery {
             since: now.day(),
-            severity: Some("2,5".to_owned()),
+            severity: crate::domain::SeverityFilter::parse("2,5"),
         };
-        let pages = scan(&source, &recent).await;
-        assert_eq!(pages.len(), 1);
-        assert!(!pages[0].records.is_empty());
-        for record in &pages[0].records {
+        let (hits, records) = scan(&source, &recent).await;
+        assert!(!records.is_empty());
+        assert_eq!(hits, [records.len() as u64]);
+        for record in &records {
             assert!(record.published().unwrap().day() >= now.day());
             assert!(matches!(record.severity(), Some(2 | 5)));
         }
+        // A full sink is fed no more.
+        let mut few = crate::domain::BreachCollector::new(10, 7);
+        source
+            .watchlist(&key(), &everything, &mut few)
+            .await
+            .unwrap();
+        let few = few.finish();
+        assert_eq!((few.read, few.hits), (7, Some(360)));
     }
 
     #[tokio::test]
-    async fn a_source_without_a_watchlist_answers_empty_pages_of_none() {
-        let pages = scan(
+    async fn a_source_without_a_watchlist_feeds_no_record() {
+        let (hits, records) = scan(
             &MemorySource::sample(),
             &WatchlistQuery {
                 since: Timestamp::parse("2020-01-01T00:00:00").unwrap().day(),
@@ -570,20 +720,34 @@ mod tests {
             },
         )
         .await;
-        assert!(pages.is_empty());
+        assert_eq!((hits, records.len()), (vec![0], 0));
     }
 
     #[tokio::test]
     async fn the_sample_has_what_the_demo_shows() {
         let source = MemorySource::sample();
         assert_eq!(source.emails().len(), 4);
-        assert_eq!(source.emails["alex.rivera@example.com"].by_cursor.len(), 2);
+        assert_eq!(source.values_of("domains"), ["acme.test"]);
+        assert_eq!(source.values_of("ips"), ["203.0.113.77"]);
+        assert_eq!(source.values_of("usernames"), ["arivera"]);
+        assert_eq!(
+            source.values[&("emails", "alex.rivera@example.com".to_owned())]
+                .by_cursor
+                .len(),
+            2
+        );
 
         let mut severities = Vec::new();
         let mut source_ids = Vec::new();
         let mut infostealer = false;
-        for address in source.emails() {
-            for record in source.breaches(&key(), &email(address)).await.unwrap() {
+        let mut lookups: Vec<Lookup> = source.emails().into_iter().map(email).collect();
+        lookups.push(lookup(crate::domain::ObservableType::Domain, "acme.test"));
+        lookups.push(lookup(crate::domain::ObservableType::Ip, "203.0.113.77"));
+        lookups.push(lookup(crate::domain::ObservableType::User, "arivera"));
+        for lookup in &lookups {
+            let records = records_of(&source, lookup, &BreachQuery::default()).await;
+            assert!(!records.is_empty() || lookup.to_string() == "casey.nguyen@example.net");
+            for record in records {
                 let fields = &record.0;
                 severities.extend(fields.get("severity").and_then(Value::as_u64));
                 source_ids.extend(fields.get("source_id").and_then(CatalogId::from_value));

@@ -7,10 +7,13 @@
 //! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
 //! - [`http`]: the warp routes SecureX calls.
 
+#[cfg(feature = "spycloud")]
 pub mod cache;
 pub mod fixed;
 #[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod memory;
+#[cfg(feature = "spycloud")]
 pub mod spycloud;

@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,12 +20,15 @@ use rand::Rng;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::domain::email::truncate;
-use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Email, KeyFingerprint};
-use crate::ports::{BreachSource, Pages, SourceError, WatchlistPage, WatchlistQuery};
+use crate::domain::{
+    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink,
+    SeverityFilter,
+};
+use crate::ports::{BreachSource, SourceError, WatchlistQuery};
 use crate::telemetry;
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
@@ -36,9 +38,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.spycloud.io/enterprise-v2";
 const CATALOG_BATCH: usize = 10;
 /// A cursor chain longer than this is a broken upstream, not a big breach.
 const MAX_PAGES: usize = 100;
-/// The same for a watchlist scan, which reads up to 100 times as many records (and stops at
-/// its record limit long before this with pages of 100 records or more).
-const MAX_SCAN_PAGES: usize = 10_000;
+/// The same for a watchlist scan, which reads up to 100 times as many records as a lookup
+/// (100 x `RELAY_MAX_RECORDS`), so may follow 100 times as many pages.
+const MAX_SCAN_PAGES: usize = 100 * MAX_PAGES;
 /// The most of a response body read into memory; a hostile upstream cannot exhaust it.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// The most of an error answer's body read: enough for its message, and a huge one still
@@ -49,8 +51,8 @@ const MAX_ERROR_CHARS: usize = 1000;
 /// Drop idle keys from the rate limiter every this many requests.
 const RETAIN_EVERY: u64 = 1024;
 
-/// The email goes in a path segment: `@` and unreserved characters stay, everything else
-/// (`/ ? # % +`, spaces, non-ASCII) is percent-encoded.
+/// A looked-up value goes in a path segment: `@` and unreserved characters stay, everything
+/// else (`/ ? # % + :`, spaces, non-ASCII) is percent-encoded.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -63,8 +65,6 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
-/// A comma-separated list in a query value: the commas stay literal too.
-const QUERY_LIST: &AsciiSet = &QUERY_VALUE.remove(b',');
 
 /// How the client reaches SpyCloud; [`SpyCloudSettings::default`] holds the contract's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,67 +192,52 @@ impl SpyCloudClient {
         })
     }
 
-    /// Every page of `url`, following cursors: the results, each read as a `T`.
+    /// Every page of `url`, following cursors: the results, each read as a `T`. For catalogs,
+    /// whose answers are as small as the ids asked for.
     async fn all_pages<T: DeserializeOwned>(
         &self,
         key: &ApiKey,
         url: &str,
-        lookup: Lookup,
     ) -> Result<Vec<T>, SourceError> {
         let mut results = Vec::new();
-        self.each_page(key, url, lookup, MAX_PAGES, |page: Page<T>| {
+        let mut cursors = Cursors::new(url, MAX_PAGES);
+        let mut next = url.to_owned();
+        loop {
+            let answer = self.get(key, &next).await?;
+            let page: Page<T> = parse_page(&success_body(answer)?)?;
             results.extend(page.results);
-            ControlFlow::Continue(())
-        })
-        .await?;
-        Ok(results)
+            match cursors.follow(page.cursor)? {
+                Some(url) => next = url,
+                None => return Ok(results),
+            }
+        }
     }
 
-    /// Every page of `url`, following cursors (at most `max_pages`), handed to `on_page` as it
-    /// arrives, until the pages end or `on_page` breaks.
-    async fn each_page<T: DeserializeOwned>(
+    /// The pages of a breach-data `url`, each folded into `into` as it arrives (records are
+    /// read one by one out of the page, so a page never exists as a list of records); stops
+    /// when `into` wants no more. `paging` says how many pages at most and what a 400 means.
+    async fn breach_pages(
         &self,
         key: &ApiKey,
         url: &str,
-        lookup: Lookup,
-        max_pages: usize,
-        mut on_page: impl FnMut(Page<T>) -> ControlFlow<()>,
+        paging: Paging,
+        into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
-        let mut seen = HashSet::new();
+        let mut cursors = Cursors::new(url, paging.max_pages);
         let mut next = url.to_owned();
-        // The cursor joins the query the URL already has (the watchlist's `since`), if any.
-        let separator = if url.contains('?') { '&' } else { '?' };
-        for _ in 0..max_pages {
+        while into.wants_more() {
             let answer = self.get(key, &next).await?;
-            if lookup == Lookup::Email && answer.status == StatusCode::BAD_REQUEST {
-                // SpyCloud refuses the address: no results (or, after a cursor, no more).
+            if paging.refused_is_empty && answer.status == StatusCode::BAD_REQUEST {
+                // SpyCloud refuses the value: no results (or, after a cursor, no more).
                 return Ok(());
             }
-            let mut page: Page<T> = parse_page(&success_body(answer)?)?;
-            let cursor = page.cursor.take();
-            if on_page(page).is_break() {
-                return Ok(());
-            }
-            match cursor {
-                Some(Value::String(cursor)) if !cursor.is_empty() => {
-                    let url_for_cursor = format!(
-                        "{url}{separator}cursor={}",
-                        utf8_percent_encode(&cursor, QUERY_VALUE)
-                    );
-                    if !seen.insert(cursor) {
-                        // Following it would loop; stopping would drop records without a word.
-                        return Err(SourceError::InvalidResponse(
-                            "SpyCloud repeated a page cursor".to_owned(),
-                        ));
-                    }
-                    next = url_for_cursor;
-                }
-                _ => return Ok(()),
+            let cursor = fold_breach_page(&success_body(answer)?, into)?;
+            match cursors.follow(cursor)? {
+                Some(url) => next = url,
+                None => return Ok(()),
             }
         }
-        Err(SourceError::InvalidResponse(format!(
-            "SpyCloud kept paginating past {max_pages} pages"
-        )))
+        Ok(())
     }
 
     /// Catalogs of one batch of at most [`CATALOG_BATCH`] ids.
@@ -267,7 +252,7 @@ impl SpyCloudClient {
             .collect::<Vec<_>>()
             .join(",");
         let url = format!("{}/breach/catalog/{list}", self.base);
-        let values: Vec<Value> = self.all_pages(key, &url, Lookup::Other).await?;
+        let values: Vec<Value> = self.all_pages(key, &url).await?;
         Ok(values
             .into_iter()
             .filter_map(|value| match serde_json::from_value::<Catalog>(value) {
@@ -318,11 +303,19 @@ impl SpyCloudClient {
             };
             match wait {
                 Some(wait) if attempt < self.retry.max_retries => {
-                    tracing::debug!(
-                        attempt,
+                    let endpoint = endpoint_of(url);
+                    let status = match &outcome {
+                        Ok(answer) => answer.status.as_str().to_owned(),
+                        Err(_) => "error".to_owned(),
+                    };
+                    tracing::info!(
+                        endpoint,
+                        status,
+                        retry = attempt + 1,
                         wait_ms = wait.as_millis() as u64,
                         "retrying a SpyCloud call"
                     );
+                    telemetry::upstream_retry(endpoint);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -334,7 +327,11 @@ impl SpyCloudClient {
     /// Waits until the key's token bucket allows a call. On tokio's timer rather than
     /// governor's `until_key_ready`, whose timer runs a thread of its own.
     async fn wait_for_turn(&self, fingerprint: &KeyFingerprint) {
+        let mut waited = false;
         while let Err(not_until) = self.limiter.check_key(fingerprint) {
+            if !std::mem::replace(&mut waited, true) {
+                telemetry::rate_limit_wait();
+            }
             let wait = not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()));
             tokio::time::sleep(wait).await;
         }
@@ -345,6 +342,7 @@ impl SpyCloudClient {
         let mut key_header = HeaderValue::from_str(key.expose())
             .map_err(|_| SourceError::Unauthorized("Unauthorized".to_owned()))?;
         key_header.set_sensitive(true);
+        let started = std::time::Instant::now();
         let mut response = self
             .http
             .get(url)
@@ -352,11 +350,11 @@ impl SpyCloudClient {
             .send()
             .await
             .map_err(|error| {
-                telemetry::upstream_call(endpoint_of(url), "error");
+                telemetry::upstream_call(endpoint_of(url), "error", started.elapsed());
                 transport_error(&error, self.timeout)
             })?;
         let status = response.status();
-        telemetry::upstream_call(endpoint_of(url), status.as_str());
+        telemetry::upstream_call(endpoint_of(url), status.as_str(), started.elapsed());
         let headers = response.headers();
         let retry_after = headers
             .get(RETRY_AFTER)
@@ -409,14 +407,12 @@ impl BreachSource for SpyCloudClient {
     async fn breaches(
         &self,
         key: &ApiKey,
-        email: &Email,
-    ) -> Result<Vec<BreachRecord>, SourceError> {
-        let url = format!(
-            "{}/breach/data/emails/{}",
-            self.base,
-            utf8_percent_encode(email.as_str(), PATH_SEGMENT)
-        );
-        self.all_pages(key, &url, Lookup::Email).await
+        lookup: &Lookup,
+        query: &BreachQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        let url = breach_data_url(&self.base, lookup, query);
+        self.breach_pages(key, &url, Paging::LOOKUP, into).await
     }
 
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
@@ -432,26 +428,10 @@ impl BreachSource for SpyCloudClient {
         &self,
         key: &ApiKey,
         query: &WatchlistQuery,
-        on_page: &mut Pages,
+        into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
-        let mut url = format!("{}/breach/data/watchlist?since={}", self.base, query.since);
-        if let Some(severity) = &query.severity {
-            url.push_str("&severity=");
-            url.extend(utf8_percent_encode(severity, QUERY_LIST));
-        }
-        self.each_page(
-            key,
-            &url,
-            Lookup::Other,
-            MAX_SCAN_PAGES,
-            |page: Page<BreachRecord>| {
-                on_page.page(WatchlistPage {
-                    hits: page.hits.as_ref().and_then(Value::as_u64),
-                    records: page.results,
-                })
-            },
-        )
-        .await
+        let url = watchlist_url(&self.base, query);
+        self.breach_pages(key, &url, Paging::SCAN, into).await
     }
 
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
@@ -465,22 +445,146 @@ impl BreachSource for SpyCloudClient {
     }
 }
 
+/// The breach-data endpoint of each kind of lookup: the one place a lookup's kind decides
+/// anything in the adapter. A new SpyCloud lookup is one variant and one arm.
+fn endpoint(lookup: &Lookup) -> &'static str {
+    match lookup {
+        Lookup::Email(_) => "emails",
+        Lookup::Domain(_) => "domains",
+        Lookup::Ip(_) | Lookup::Ipv6(_) => "ips",
+        Lookup::Username(_) => "usernames",
+    }
+}
+
+/// `{base}/breach/data/<endpoint>/<value, percent-encoded>`, with `severity=` and `since=`
+/// when the query sets them.
+fn breach_data_url(base: &str, lookup: &Lookup, query: &BreachQuery) -> String {
+    let value = lookup.to_string();
+    let mut url = format!(
+        "{base}/breach/data/{}/{}",
+        endpoint(lookup),
+        utf8_percent_encode(&value, PATH_SEGMENT)
+    );
+    let mut separator = '?';
+    if let Some(severity) = &query.severity {
+        url.push(separator);
+        push_severity(&mut url, severity);
+        separator = '&';
+    }
+    if let Some(since) = query.since {
+        url.push(separator);
+        url.push_str(&format!("since={}", since.format("%Y-%m-%d")));
+    }
+    url
+}
+
+/// `{base}/breach/data/watchlist?since=<day>`, with `&severity=` when the query sets it.
+fn watchlist_url(base: &str, query: &WatchlistQuery) -> String {
+    let mut url = format!("{base}/breach/data/watchlist?since={}", query.since);
+    if let Some(severity) = &query.severity {
+        url.push('&');
+        push_severity(&mut url, severity);
+    }
+    url
+}
+
+/// `severity=<codes>`, the module setting `SEVERITY` on a breach-data call.
+fn push_severity(url: &mut String, severity: &SeverityFilter) {
+    url.push_str("severity=");
+    url.extend(utf8_percent_encode(&severity.query_value(), QUERY_VALUE));
+}
+
+/// How one paged breach-data call follows its pages.
+#[derive(Debug, Clone, Copy)]
+struct Paging {
+    /// The most pages it follows ([`Cursors`]).
+    max_pages: usize,
+    /// Whether a 400 means no (more) records, SpyCloud refusing the looked-up value, rather
+    /// than an error.
+    refused_is_empty: bool,
+}
+
+impl Paging {
+    /// A lookup (email, domain, IP, username): SpyCloud's 400 refuses the value.
+    const LOOKUP: Self = Self {
+        max_pages: MAX_PAGES,
+        refused_is_empty: true,
+    };
+    /// The watchlist scan: there is no value to refuse, so a 400 is an error like any other.
+    const SCAN: Self = Self {
+        max_pages: MAX_SCAN_PAGES,
+        refused_is_empty: false,
+    };
+}
+
 /// The endpoint a URL calls, as a metrics label.
 fn endpoint_of(url: &str) -> &'static str {
-    if url.contains("/breach/data/emails/") {
-        "emails"
-    } else if url.contains("/breach/catalog/") {
+    const LOOKUPS: [&str; 4] = ["emails", "domains", "ips", "usernames"];
+    if let Some(rest) = url.split("/breach/data/").nth(1) {
+        let endpoint = rest.split('/').next().unwrap_or_default();
+        return LOOKUPS
+            .into_iter()
+            .find(|known| *known == endpoint)
+            .unwrap_or("watchlist");
+    }
+    if url.contains("/breach/catalog/") {
         "catalog"
     } else {
         "watchlist"
     }
 }
 
-/// Whether a 400 means "no results" (email lookups) or is an error like any other status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lookup {
-    Email,
-    Other,
+/// The cursors of one paged call: each leads to the next page's URL (the cursor joins the
+/// query the URL already has, if any), none may repeat, and a chain may not pass its page cap
+/// ([`MAX_PAGES`] for a lookup or a catalog call, [`MAX_SCAN_PAGES`] for a watchlist scan).
+struct Cursors<'a> {
+    url: &'a str,
+    seen: HashSet<String>,
+    pages: usize,
+    max_pages: usize,
+}
+
+impl<'a> Cursors<'a> {
+    /// The cursors of the call to `url`, which may follow `max_pages` pages in all.
+    fn new(url: &'a str, max_pages: usize) -> Self {
+        Self {
+            url,
+            seen: HashSet::new(),
+            pages: 1,
+            max_pages,
+        }
+    }
+
+    /// The URL of the page a page's `cursor` names; `None` after the last page.
+    ///
+    /// # Errors
+    /// A repeated cursor, or one more page than the cap: following them would loop or
+    /// exhaust the relay, and stopping would drop records without a word.
+    fn follow(&mut self, cursor: Option<Value>) -> Result<Option<String>, SourceError> {
+        let cursor = match cursor {
+            Some(Value::String(cursor)) if !cursor.is_empty() => cursor,
+            _ => return Ok(None),
+        };
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let next = format!(
+            "{}{separator}cursor={}",
+            self.url,
+            utf8_percent_encode(&cursor, QUERY_VALUE)
+        );
+        if !self.seen.insert(cursor) {
+            return Err(SourceError::InvalidResponse(
+                "SpyCloud repeated a page cursor".to_owned(),
+            ));
+        }
+        if self.pages >= self.max_pages {
+            return Err(SourceError::InvalidResponse(format!(
+                "SpyCloud kept paginating past {} pages",
+                self.max_pages
+            )));
+        }
+        self.pages += 1;
+        Ok(Some(next))
+    }
 }
 
 /// What one HTTP attempt brought back.
@@ -492,15 +596,146 @@ struct Answer {
     body: Vec<u8>,
 }
 
-/// SpyCloud's page envelope.
+/// SpyCloud's page envelope; `hits` is not needed.
 #[derive(Deserialize)]
 struct Page<T> {
     #[serde(default)]
     cursor: Option<Value>,
-    /// How many records the whole answer holds (read by the watchlist scan only).
-    #[serde(default)]
-    hits: Option<Value>,
     results: Vec<T>,
+}
+
+/// Folds one breach-data page into `into`, record by record as the JSON is read, and returns
+/// its cursor. Records past what `into` wants are skipped unread.
+fn fold_breach_page(body: &[u8], into: &mut dyn RecordSink) -> Result<Option<Value>, SourceError> {
+    let text = std::str::from_utf8(body).map_err(|_| invalid_json())?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let mut shape = PageShape::default();
+    let folded = BreachPage {
+        into,
+        shape: &mut shape,
+    }
+    .deserialize(&mut reader)
+    .and_then(|cursor| reader.end().map(|()| cursor));
+    match folded {
+        Ok(cursor) if shape.results => Ok(cursor),
+        Ok(_) => Err(SourceError::InvalidResponse(
+            "SpyCloud's answer has no results array".to_owned(),
+        )),
+        Err(error) if error.is_data() && shape.in_results => Err(SourceError::InvalidResponse(
+            "a breach record is not a JSON object".to_owned(),
+        )),
+        Err(error) if error.is_data() => Err(SourceError::InvalidResponse(
+            "SpyCloud's answer has no results array".to_owned(),
+        )),
+        Err(_) => Err(invalid_json()),
+    }
+}
+
+fn invalid_json() -> SourceError {
+    SourceError::InvalidResponse("SpyCloud answered with invalid JSON".to_owned())
+}
+
+/// What reading a page showed about its shape, to say what was wrong with it.
+#[derive(Default)]
+struct PageShape {
+    /// A `results` array was read to its end.
+    results: bool,
+    /// Reading was inside the `results` array.
+    in_results: bool,
+}
+
+/// The fields of a page the relay reads.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum PageField {
+    Cursor,
+    Hits,
+    Results,
+    #[serde(other)]
+    Other,
+}
+
+/// A page `{"cursor", "hits", "results": [...]}` read into a sink; its value is the cursor.
+struct BreachPage<'s> {
+    into: &'s mut dyn RecordSink,
+    shape: &'s mut PageShape,
+}
+
+impl<'de> DeserializeSeed<'de> for BreachPage<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<Self::Value, D::Error> {
+        reader.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BreachPage<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a page of breach records")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Self::Value, A::Error> {
+        let mut cursor = None;
+        while let Some(field) = fields.next_key::<PageField>()? {
+            match field {
+                PageField::Cursor => cursor = fields.next_value::<Option<Value>>()?,
+                PageField::Hits => {
+                    if let Some(hits) = fields.next_value::<Value>()?.as_u64() {
+                        self.into.hits(hits);
+                    }
+                }
+                PageField::Results => {
+                    fields.next_value_seed(Records {
+                        into: &mut *self.into,
+                        shape: &mut *self.shape,
+                    })?;
+                    self.shape.in_results = false;
+                    self.shape.results = true;
+                }
+                PageField::Other => {
+                    fields.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(cursor)
+    }
+}
+
+/// A `results` array, each record handed to the sink as soon as it is read.
+struct Records<'s> {
+    into: &'s mut dyn RecordSink,
+    shape: &'s mut PageShape,
+}
+
+impl<'de> DeserializeSeed<'de> for Records<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<(), D::Error> {
+        reader.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Records<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of breach records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
+        self.shape.in_results = true;
+        while self.into.wants_more() {
+            match records.next_element::<BreachRecord>()? {
+                Some(record) => self.into.add(record),
+                None => return Ok(()),
+            }
+        }
+        // The sink is full: the rest of the page is skipped, not built.
+        while records.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
 }
 
 /// One pass straight into typed results (UTF-8 checked once for the whole body, not per
@@ -623,6 +858,34 @@ mod tests {
         assert_eq!(
             encode("a+b/c?d#e%f g@example.com"),
             "a%2Bb%2Fc%3Fd%23e%25f%20g@example.com"
+        );
+    }
+
+    #[test]
+    fn metrics_name_the_endpoint_of_each_lookup() {
+        use crate::domain::ObservableType as T;
+        for (kind, value, endpoint) in [
+            (T::Email, "a@b.co", "emails"),
+            (T::Domain, "b.co", "domains"),
+            (T::Ip, "192.0.2.1", "ips"),
+            (T::Ipv6, "::1", "ips"),
+            (T::User, "emails", "usernames"),
+        ] {
+            let lookup = Lookup::parse(kind, value).unwrap();
+            let url = breach_data_url("https://api.test/v2", &lookup, &BreachQuery::default());
+            assert_eq!(endpoint_of(&url), endpoint, "{url}");
+        }
+        assert_eq!(
+            endpoint_of("https://api.test/v2/breach/catalog/1,2"),
+            "catalog"
+        );
+        assert_eq!(
+            endpoint_of("https://api.test/v2/watchlist/example.org"),
+            "watchlist"
+        );
+        assert_eq!(
+            endpoint_of("https://api.test/v2/breach/data/watchlist?since=x"),
+            "watchlist"
         );
     }
 

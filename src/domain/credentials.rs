@@ -7,6 +7,8 @@ use std::num::NonZeroUsize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::settings::ModuleSettings;
+
 /// A SpyCloud API key that can be sent as an HTTP header value.
 ///
 /// Its `Debug` and `Display` never show the key, so it cannot leak into a log line by accident.
@@ -96,6 +98,19 @@ pub struct Credentials {
     pub api_key: ApiKey,
     /// The per-request entities limit from `CTR_ENTITIES_LIMIT`.
     pub entities_limit: EntitiesLimit,
+    /// The module instance's settings (`SEVERITY`, `SINCE_DAYS`, `PASSWORDS`).
+    pub settings: ModuleSettings,
+}
+
+impl Credentials {
+    /// Credentials with the default entities limit and no module settings.
+    pub fn new(api_key: ApiKey) -> Self {
+        Self {
+            api_key,
+            entities_limit: EntitiesLimit::DEFAULT,
+            settings: ModuleSettings::default(),
+        }
+    }
 }
 
 /// Every reason a request is not authorized; `Display` is the contract's reason text.

@@ -13,7 +13,7 @@ pub const SCHEMA_VERSION: &str = "1.0.17";
 /// How the relay names SpyCloud as a source and producer.
 pub const SOURCE_NAME: &str = "Spycloud";
 
-/// An observable as SecureX sends and receives it. Cheap to clone: every sighting of an email
+/// An observable as SecureX sends and receives it. Cheap to clone: every sighting of an observable
 /// repeats it three times.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Observable {
@@ -99,14 +99,14 @@ pub struct ExternalReference {
     pub external_id: Option<String>,
 }
 
-/// A CTIM sighting: the email seen in one breach record.
+/// A CTIM sighting: the looked-up observable seen in one breach record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sighting {
     /// `transient:sighting-<uuid>`.
     pub id: String,
     /// How often the record was seen.
     pub count: u64,
-    /// The email.
+    /// The looked-up observable, and the record's email for other types.
     pub observables: Vec<Observable>,
     /// When SpyCloud published the record.
     pub observed_time: ObservedTime,
@@ -116,7 +116,7 @@ pub struct Sighting {
     pub external_ids: Vec<String>,
     /// `Low`, `Medium`, `High` or `Unknown`.
     pub severity: &'static str,
-    /// The email as target.
+    /// The target: an email account, with the sighting's observables.
     pub targets: Vec<Target>,
     /// The record's other fields.
     pub data: DataTable,

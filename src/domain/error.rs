@@ -5,7 +5,9 @@ use super::breach::InvalidBreach;
 use super::catalog::CatalogId;
 use super::credentials::AuthError;
 use super::ctim::{ErrorDoc, ErrorKind};
-use super::email::{Email, InvalidEmail, truncate};
+use super::email::truncate;
+use super::lookup::InvalidLookup;
+use super::settings::InvalidSetting;
 
 /// Why a source could not answer. The relay turns each into the contract's SecureX error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,26 +134,81 @@ impl RelayError {
 /// Something left out of an answer that otherwise stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
-    /// An `email` observable whose value is not an address.
-    InvalidEmail(InvalidEmail),
+    /// An observable whose value is not valid for its type.
+    InvalidValue(InvalidLookup),
     /// A `source_id` whose catalog SpyCloud did not return.
     MissingCatalog(CatalogId),
-    /// A record that cannot become a sighting.
-    SkippedRecord(Email, InvalidBreach),
+    /// Records of one lookup that cannot become sightings, for one reason.
+    SkippedRecords {
+        /// The value looked up.
+        value: String,
+        /// Why they cannot.
+        why: InvalidBreach,
+        /// How many.
+        count: u64,
+    },
+    /// SpyCloud holds more records for a lookup than the relay reads.
+    TooManyResults {
+        /// The value looked up.
+        value: String,
+        /// The records SpyCloud holds (`hits`).
+        hits: u64,
+        /// The records read.
+        read: u64,
+    },
+    /// A module setting not of its form, ignored.
+    InvalidSetting(InvalidSetting),
+    /// More observables in one request than the relay looks up.
+    TooManyObservables {
+        /// The most looked up per request.
+        max: usize,
+        /// The supported observables left out.
+        left_out: usize,
+    },
 }
 
 impl Warning {
     /// The warning as SecureX reads it.
     pub fn to_doc(&self) -> ErrorDoc {
         let (code, message) = match self {
-            Self::InvalidEmail(invalid) => ("invalid argument", invalid.to_string()),
+            Self::InvalidValue(invalid) => ("invalid argument", invalid.to_string()),
             Self::MissingCatalog(id) => (
                 "not found",
                 format!("SpyCloud did not return results for {id}"),
             ),
-            Self::SkippedRecord(email, why) => (
+            Self::SkippedRecords {
+                value,
+                why,
+                count: 1,
+            } => (
                 "unknown",
-                format!("Skipped a SpyCloud record of {email}: {why}"),
+                format!("Skipped a SpyCloud record of {value}: {why}"),
+            ),
+            Self::SkippedRecords { value, why, count } => (
+                "unknown",
+                format!("Skipped {count} SpyCloud records of {value}: {why}"),
+            ),
+            Self::TooManyResults { value, hits, read } => (
+                "too many results",
+                format!(
+                    "SpyCloud holds {hits} records for {value}; the relay read {read}. \
+                     Narrow them with the SEVERITY or SINCE_DAYS module settings."
+                ),
+            ),
+            Self::InvalidSetting(setting) => (
+                "invalid argument",
+                format!(
+                    "The module setting {} is not valid and was ignored: {}",
+                    setting.name,
+                    truncate(&setting.value, 100)
+                ),
+            ),
+            Self::TooManyObservables { max, left_out } => (
+                "invalid argument",
+                format!(
+                    "The relay looks up at most {max} observables per request; \
+                     the other {left_out} were not looked up."
+                ),
             ),
         };
         ErrorDoc {
@@ -271,10 +328,72 @@ mod tests {
                 "SpyCloud did not return results for 42"
             )
         );
-        let invalid = Warning::InvalidEmail(InvalidEmail("nope".into())).to_doc();
+        let invalid = Warning::InvalidValue(InvalidLookup {
+            kind: super::super::ObservableType::Ip,
+            value: "nope".into(),
+        })
+        .to_doc();
         assert_eq!(
             (invalid.code.as_str(), invalid.message.as_str()),
-            ("invalid argument", "nope is not a valid email address")
+            ("invalid argument", "nope is not a valid IPv4 address")
+        );
+    }
+
+    fn warning(warning: Warning) -> (String, String) {
+        let doc = warning.to_doc();
+        assert_eq!(doc.kind, ErrorKind::Warning);
+        (doc.code, doc.message)
+    }
+
+    #[test]
+    fn skipped_records_are_one_warning_that_says_how_many() {
+        let skipped = |count| Warning::SkippedRecords {
+            value: "example.com".into(),
+            why: InvalidBreach::PublishDate,
+            count,
+        };
+        assert_eq!(
+            warning(skipped(1)),
+            pair(
+                "unknown",
+                "Skipped a SpyCloud record of example.com: spycloud_publish_date is missing or not a date"
+            )
+        );
+        assert_eq!(
+            warning(skipped(500)),
+            pair(
+                "unknown",
+                "Skipped 500 SpyCloud records of example.com: spycloud_publish_date is missing or not a date"
+            )
+        );
+    }
+
+    #[test]
+    fn too_many_results_names_the_settings_that_narrow_them() {
+        assert_eq!(
+            warning(Warning::TooManyResults {
+                value: "example.com".into(),
+                hits: 250_000,
+                read: 10_000
+            }),
+            pair(
+                "too many results",
+                "SpyCloud holds 250000 records for example.com; the relay read 10000. Narrow them with the SEVERITY or SINCE_DAYS module settings."
+            )
+        );
+    }
+
+    #[test]
+    fn too_many_observables_says_how_many_were_left_out() {
+        assert_eq!(
+            warning(Warning::TooManyObservables {
+                max: 100,
+                left_out: 7
+            }),
+            pair(
+                "invalid argument",
+                "The relay looks up at most 100 observables per request; the other 7 were not looked up."
+            )
         );
     }
 }

@@ -10,6 +10,7 @@ use super::ctim::{
     Relationship, SCHEMA_VERSION, SOURCE_NAME, Sighting, Target, ValidTime,
 };
 use super::error::Warning;
+use super::observable::EMAIL;
 
 /// How the relay shows secrets found in breach records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -172,6 +173,22 @@ fn mask(value: Value) -> Value {
     Value::String(masked)
 }
 
+/// A sighting's observables (and its target's): the looked-up observable; for a type other
+/// than `email`, followed by the record's `email` when it has a non-empty one.
+pub fn sighting_observables(observable: &Observable, breach: &Breach) -> Vec<Observable> {
+    let mut observables = vec![observable.clone()];
+    if *observable.kind != *EMAIL
+        && let Some(Value::String(email)) = breach.data.get("email")
+        && !email.is_empty()
+    {
+        observables.push(Observable {
+            value: email.as_str().into(),
+            kind: EMAIL.into(),
+        });
+    }
+    observables
+}
+
 /// The sighting of `observable` in one breach record.
 pub fn sighting(
     observable: &Observable,
@@ -184,17 +201,18 @@ pub fn sighting(
         end_time: breach.published,
     };
     let title = catalog.and_then(|c| c.title.as_deref()).unwrap_or("breach");
+    let observables = sighting_observables(observable, &breach);
     Sighting {
         id: transient_id("sighting"),
         count: breach.sighting_count,
-        observables: vec![observable.clone()],
+        observables: observables.clone(),
         observed_time,
         relations: relations(observable, catalog),
         external_ids: external_ids(&breach),
         severity: severity(&breach, catalog),
         targets: vec![Target {
             kind: "email",
-            observables: vec![observable.clone()],
+            observables,
             observed_time,
         }],
         data: data_table(breach.data, options.passwords),
@@ -276,11 +294,11 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
     }
 }
 
-/// The entities of one email: a sighting per breach (in the given order), an indicator per
+/// The entities of one looked-up observable: a sighting per breach (in the given order), an indicator per
 /// distinct catalog in order of first appearance, a relationship per sighting with a catalog,
 /// and one warning per `source_id` whose catalog is missing. `catalog` looks a catalog up by id,
 /// e.g. `|id| map.get(&id)`.
-pub fn email_bundle<'c>(
+pub fn observable_bundle<'c>(
     observable: &Observable,
     breaches: Vec<Breach>,
     catalog: impl Fn(CatalogId) -> Option<&'c Catalog>,
@@ -344,6 +362,66 @@ mod tests {
             value: "Bob@Example.com".into(),
             kind: "email".into(),
         }
+    }
+
+    fn observable(kind: &str, value: &str) -> Observable {
+        Observable {
+            value: value.into(),
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn other_types_add_the_records_email_to_observables_and_targets() {
+        let with_email = || breach(json!({"email": "bob@example.com", "source_id": 7}));
+        let site = catalog(json!({"id": 7, "site": "big.com"}));
+        for kind in ["domain", "ip", "ipv6", "user"] {
+            let looked_up = observable(kind, "Value-As-Given");
+            let s = sighting(
+                &looked_up,
+                with_email(),
+                Some(&site),
+                &MappingOptions::default(),
+            );
+            let expected = [looked_up.clone(), observable("email", "bob@example.com")];
+            assert_eq!(s.observables, expected, "{kind}");
+            assert_eq!(s.targets[0].observables, expected, "{kind}");
+            assert_eq!(s.targets[0].kind, "email");
+            // Leaked_From starts at the looked-up observable, not at the record's email.
+            assert_eq!(s.relations[0].source, looked_up, "{kind}");
+            // The record's email is still a column of the data table.
+            assert_eq!(s.data.columns[0].name, "email");
+        }
+        for no_email in [
+            json!({}),
+            json!({"email": ""}),
+            json!({"email": null}),
+            json!({"email": 7}),
+        ] {
+            let s = sighting(
+                &observable("domain", "example.com"),
+                breach(no_email.clone()),
+                None,
+                &MappingOptions::default(),
+            );
+            assert_eq!(
+                s.observables,
+                [observable("domain", "example.com")],
+                "{no_email}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_email_lookup_does_not_repeat_the_records_email() {
+        let s = sighting(
+            &email(),
+            breach(json!({"email": "other@example.com"})),
+            None,
+            &MappingOptions::default(),
+        );
+        assert_eq!(s.observables, [email()]);
+        assert_eq!(s.targets[0].observables, [email()]);
     }
 
     #[test]
@@ -593,7 +671,7 @@ mod tests {
         let catalogs: HashMap<_, _> = [1, 2]
             .map(|id| (CatalogId(id), catalog(json!({"id": id}))))
             .into();
-        let bundle = email_bundle(
+        let bundle = observable_bundle(
             &email(),
             breaches.to_vec(),
             |id| catalogs.get(&id),

@@ -1,12 +1,15 @@
 //! The observe request body: a JSON array of `{"type", "value"}` objects, read the way the
 //! Python relay's schema read it (and with its error shape, `{"<index>": {"<field>": [...]}}`).
+//! It is read before any token is checked, so every step is linear in the body's size.
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
 use super::ctim::Observable;
 use super::error::RelayError;
 
-/// The one observable type the relay looks up.
+/// The `email` observable type's name.
 pub const EMAIL: &str = "email";
 
 /// Reads an observe body: the observables with their type lower-cased, exact duplicates
@@ -23,10 +26,13 @@ pub fn parse_observables(body: &[u8]) -> Result<Vec<Observable>, RelayError> {
     };
     let mut problems = Map::new();
     let mut observables = Vec::with_capacity(items.len());
+    // Duplicates are found by hash: a body of 26 000 distinct observables costs 26 000 look-ups,
+    // not 26 000 squared over two.
+    let mut seen = HashSet::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         match read_item(item) {
             Ok(observable) => {
-                if !observables.contains(&observable) {
+                if seen.insert(observable.clone()) {
                     observables.push(observable);
                 }
             }
@@ -140,6 +146,17 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn many_distinct_observables_are_all_kept_in_order_and_repeats_dropped() {
+        let items: Vec<String> = (0..30_000)
+            .map(|n| format!(r#"{{"type":"email","value":"user{}@x.com"}}"#, n % 26_000))
+            .collect();
+        let parsed = parse(&format!("[{}]", items.join(","))).unwrap();
+        assert_eq!(parsed.len(), 26_000);
+        assert_eq!(parsed[0], obs("email", "user0@x.com"));
+        assert_eq!(parsed[25_999], obs("email", "user25999@x.com"));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 
 use chrono::TimeDelta;
 use serde::Serialize;
@@ -17,6 +16,8 @@ use serde_json::{Value, json};
 
 use super::breach::{BreachRecord, SeverityBand};
 use super::catalog::CatalogId;
+use super::collector::RecordSink;
+use super::ctim::{ErrorDoc, ErrorKind};
 use super::error::RelayError;
 use super::time::{Day, Timestamp};
 
@@ -282,26 +283,6 @@ impl Tally {
         self.first_day
     }
 
-    /// Counts one page of the scan: `hits` is what SpyCloud says it holds (the first page's
-    /// figure is kept). Reads records up to the limit, and says to stop once it is reached.
-    pub fn page(&mut self, hits: Option<u64>, records: Vec<BreachRecord>) -> ControlFlow<()> {
-        if self.hits.is_none() {
-            self.hits = hits;
-        }
-        for record in records {
-            if self.read >= self.limit {
-                break;
-            }
-            self.read += 1;
-            self.count(&record);
-        }
-        if self.read >= self.limit {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    }
-
     /// Counts one record, when it was published within the period.
     fn count(&mut self, record: &BreachRecord) {
         let Some(published) = record.published() else {
@@ -323,10 +304,10 @@ impl Tally {
         let plaintext = has_plaintext_password(record);
         self.plaintext += u64::from(plaintext);
         let device = record.text("infected_machine_id");
-        if let Some(device) = device {
-            if !self.devices.contains(device) {
-                self.devices.insert(device.to_owned());
-            }
+        if let Some(device) = device
+            && !self.devices.contains(device)
+        {
+            self.devices.insert(device.to_owned());
         }
         if let Some(id) = record.source_id() {
             *self.breaches.entry(id).or_default() += 1;
@@ -336,10 +317,10 @@ impl Tally {
             let employee = self.employees.entry(email).or_default();
             employee.records += 1;
             employee.plaintext += u64::from(plaintext);
-            if let Some(device) = device {
-                if !employee.devices.contains(device) {
-                    employee.devices.insert(device.to_owned());
-                }
+            if let Some(device) = device
+                && !employee.devices.contains(device)
+            {
+                employee.devices.insert(device.to_owned());
             }
             employee.latest = employee.latest.max(Some(published));
         }
@@ -395,6 +376,28 @@ impl Tally {
             top_breaches: breaches,
             top_employees: employees,
         }
+    }
+}
+
+/// A scan's records are folded one by one as the source reads them: at most the limit are
+/// read, and SpyCloud's `hits` (the first page's figure is kept) says how many were not.
+impl RecordSink for Tally {
+    fn wants_more(&self) -> bool {
+        self.read < self.limit
+    }
+
+    fn hits(&mut self, hits: u64) {
+        if self.hits.is_none() {
+            self.hits = Some(hits);
+        }
+    }
+
+    fn add(&mut self, record: BreachRecord) {
+        if self.read >= self.limit {
+            return;
+        }
+        self.read += 1;
+        self.count(&record);
     }
 }
 
@@ -455,6 +458,34 @@ pub struct EmployeeFigures {
     pub devices: u64,
     /// The day of the newest record.
     pub latest: Day,
+}
+
+/// A `/tiles/tile-data` answer as SecureX reads it: `{"data": <tile data>}`, with `"errors"`
+/// beside it when there are any (the token's invalid module settings as warnings, then at most
+/// one fatal error, last, and no data).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TileAnswer {
+    /// The tile's figures; none after a fatal error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<TileData>,
+    /// Warnings, then at most one fatal error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorDoc>,
+}
+
+impl TileAnswer {
+    /// An answer holding only `error`'s fatal error.
+    pub fn failed(error: &RelayError) -> Self {
+        Self {
+            data: None,
+            errors: vec![error.to_doc()],
+        }
+    }
+
+    /// The fatal error, if the answer has one.
+    pub fn fatal(&self) -> Option<&ErrorDoc> {
+        self.errors.iter().find(|e| e.kind == ErrorKind::Fatal)
+    }
 }
 
 /// A tile's answer.
@@ -714,9 +745,24 @@ mod tests {
         record(fields)
     }
 
+    /// One page fed as a source feeds it: its `hits` (when said), then records while the
+    /// tally wants more; whether it still wants more after the page.
+    fn page(tally: &mut Tally, hits: Option<u64>, records: Vec<BreachRecord>) -> bool {
+        if let Some(hits) = hits {
+            tally.hits(hits);
+        }
+        for record in records {
+            if !tally.wants_more() {
+                break;
+            }
+            tally.add(record);
+        }
+        tally.wants_more()
+    }
+
     fn scan(period: Period, records: Vec<BreachRecord>) -> Figures {
         let mut tally = Tally::new(period, now(), 1_000);
-        let _ = tally.page(Some(records.len() as u64), records);
+        page(&mut tally, Some(records.len() as u64), records);
         tally.finish()
     }
 
@@ -1058,11 +1104,13 @@ mod tests {
 
     #[test]
     fn a_scan_stops_at_its_limit_and_says_how_many_records_it_did_not_read() {
-        let page = |n: usize| (0..n).map(|_| at(NOW, json!({}))).collect::<Vec<_>>();
+        let records = |n: usize| (0..n).map(|_| at(NOW, json!({}))).collect::<Vec<_>>();
         let mut tally = Tally::new(Period::Last7Days, now(), 5);
-        assert_eq!(tally.page(Some(12), page(3)), ControlFlow::Continue(()));
+        assert!(page(&mut tally, Some(12), records(3)));
         // The second page's hits do not replace the first's; only 2 of its 3 records are read.
-        assert_eq!(tally.page(Some(99), page(3)), ControlFlow::Break(()));
+        assert!(!page(&mut tally, Some(99), records(3)));
+        // A record offered past the limit anyway is not counted.
+        tally.add(at(NOW, json!({})));
         let figures = tally.finish();
         assert_eq!((figures.records, figures.not_read), (5, Some(7)));
         let summary = data(TileId::ExposureSummary, &figures);
@@ -1072,10 +1120,10 @@ mod tests {
         );
         // Every record read, or no hits said: no fifth figure.
         let mut whole = Tally::new(Period::Last7Days, now(), 5);
-        assert_eq!(whole.page(Some(3), page(3)), ControlFlow::Continue(()));
+        assert!(page(&mut whole, Some(3), records(3)));
         assert_eq!(whole.finish().not_read, None);
         let mut silent = Tally::new(Period::Last7Days, now(), 2);
-        assert_eq!(silent.page(None, page(3)), ControlFlow::Break(()));
+        assert!(!page(&mut silent, None, records(3)));
         assert_eq!(silent.finish().not_read, None);
     }
 

@@ -29,6 +29,11 @@ impl Timestamp {
             .map(Self)
             .map_err(|_| InvalidTimestamp(value.to_owned()))
     }
+
+    /// The UTC date of this time.
+    pub fn date(&self) -> chrono::NaiveDate {
+        self.0.date()
+    }
 }
 
 impl Timestamp {
@@ -66,6 +71,11 @@ impl Timestamp {
 pub struct Day(NaiveDate);
 
 impl Day {
+    /// The calendar date.
+    pub fn date(self) -> NaiveDate {
+        self.0
+    }
+
     /// The day after this one (the last representable day is its own successor).
     pub fn next(self) -> Self {
         Self(self.0.succ_opt().unwrap_or(self.0))
@@ -239,6 +249,12 @@ mod tests {
         // Out of range saturates instead of panicking.
         assert!(at.minus(TimeDelta::MAX) < earlier);
         assert!(at.plus(TimeDelta::MAX) > at);
+    }
+
+    #[test]
+    fn the_date_is_the_utc_day() {
+        let time = Timestamp::parse("2021-12-31T23:59:58Z").unwrap();
+        assert_eq!(time.date().to_string(), "2021-12-31");
     }
 
     #[test]

@@ -1,67 +1,48 @@
 //! Where breach data comes from: SpyCloud in production, memory in the demo, anything an
 //! embedder brings.
 
-use std::ops::ControlFlow;
+// mockall's copy of `&mut (dyn RecordSink + 'static)` sees the parentheses as unneeded; they
+// are not (without them the `+` is ambiguous).
+#![allow(unused_parens)]
 
 use async_trait::async_trait;
 
 pub use crate::domain::SourceError;
-use crate::domain::tiles::Tally;
-use crate::domain::{ApiKey, BreachRecord, Catalog, CatalogId, Day, Email};
+use crate::domain::{
+    ApiKey, BreachQuery, Catalog, CatalogId, Day, Lookup, RecordSink, SeverityFilter,
+};
 
 /// What a watchlist scan asks for: the records published since a day, optionally only some
-/// severities.
+/// severities. (The module setting `SINCE_DAYS` does not apply: the tile's period decides.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WatchlistQuery {
     /// The first UTC day of records wanted (SpyCloud's `since`).
     pub since: Day,
-    /// A comma-separated list of SpyCloud severity codes (SpyCloud's `severity`), already
-    /// checked; `None`: every severity.
-    pub severity: Option<String>,
-}
-
-/// Takes a scan's pages as they arrive; any `FnMut(WatchlistPage) -> ControlFlow<()>` is one.
-pub trait PageSink: Send {
-    /// Takes one page; [`ControlFlow::Break`] stops the scan (no further page is fetched).
-    fn page(&mut self, page: WatchlistPage) -> ControlFlow<()>;
-}
-
-impl<F: FnMut(WatchlistPage) -> ControlFlow<()> + Send> PageSink for F {
-    fn page(&mut self, page: WatchlistPage) -> ControlFlow<()> {
-        self(page)
-    }
-}
-
-impl PageSink for Tally {
-    fn page(&mut self, page: WatchlistPage) -> ControlFlow<()> {
-        Tally::page(self, page.hits, page.records)
-    }
-}
-
-/// Where a scan's pages go: an owned [`PageSink`] (a `'static` one, so the ports can be
-/// mocked).
-pub type Pages = dyn PageSink + 'static;
-
-/// One page of a watchlist scan, as it arrives.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct WatchlistPage {
-    /// How many records the source says the whole scan holds, when it says.
-    pub hits: Option<u64>,
-    /// The page's records.
-    pub records: Vec<BreachRecord>,
+    /// Only records of these SpyCloud severity codes (the module setting `SEVERITY`, sent as
+    /// `severity=`); `None`: every severity.
+    pub severity: Option<SeverityFilter>,
 }
 
 /// A source of SpyCloud breach data.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait BreachSource: Send + Sync {
-    /// Every breach record of `email`, all pages, in any order.
+    /// Feeds the breach records of `lookup` that match `query` into `into`, page after page as
+    /// they arrive (following cursors), each page's `hits` too; stops asking for records once
+    /// `into` wants no more ([`RecordSink::wants_more`]). With a bounded sink
+    /// ([`crate::domain::BreachCollector`]) no lookup holds more records than it keeps.
     ///
     /// # Errors
-    /// Any [`SourceError`]; an email the source refuses as malformed (SpyCloud's 400) is not an
-    /// error but an empty list.
-    async fn breaches(&self, key: &ApiKey, email: &Email)
-    -> Result<Vec<BreachRecord>, SourceError>;
+    /// Any [`SourceError`]; a value the source refuses as malformed (SpyCloud's 400) is not an
+    /// error but no (more) records.
+    async fn breaches(
+        &self,
+        key: &ApiKey,
+        lookup: &Lookup,
+        query: &BreachQuery,
+        // 'static: sinks own what they collect, and mockall needs a named object lifetime.
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError>;
 
     /// The catalogs among `ids` that exist, in any order; an id with no catalog is left out.
     ///
@@ -69,22 +50,23 @@ pub trait BreachSource: Send + Sync {
     /// Any [`SourceError`] that stops the whole fetch.
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError>;
 
-    /// The breach records of the key's whole watchlist (every employee) that `query` asks for,
-    /// handed to `on_page` page by page as they arrive, so the caller holds one page at a
-    /// time. Stops when the pages end or `on_page` breaks.
+    /// Feeds the breach records of the key's whole watchlist (every employee) that `query` asks
+    /// for into `into`, page after page as they arrive (following cursors), each page's `hits`
+    /// too, so the caller holds at most one record at a time; stops asking for records once
+    /// `into` wants no more ([`RecordSink::wants_more`]).
     ///
     /// A source without a watchlist keeps this default, which answers
     /// [`SourceError::Unexpected`]: the dashboard then shows that error.
     ///
     /// # Errors
-    /// Any [`SourceError`]; pages handed over before it stay handed over.
+    /// Any [`SourceError`]; records fed before it stay fed.
     async fn watchlist(
         &self,
         key: &ApiKey,
         query: &WatchlistQuery,
-        on_page: &mut Pages,
+        into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
-        let _ = (key, query, on_page);
+        let _ = (key, query, into);
         Err(SourceError::Unexpected(
             "This breach source has no watchlist to scan.".to_owned(),
         ))

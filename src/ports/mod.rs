@@ -3,9 +3,7 @@
 mod breach_source;
 mod credential_decoder;
 
-pub use breach_source::{
-    BreachSource, PageSink, Pages, SourceError, WatchlistPage, WatchlistQuery,
-};
+pub use breach_source::{BreachSource, SourceError, WatchlistQuery};
 pub use credential_decoder::CredentialDecoder;
 
 #[cfg(any(test, feature = "mocks"))]

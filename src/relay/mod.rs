@@ -30,15 +30,26 @@ pub fn system_clock() -> Clock {
 pub struct RelaySettings {
     /// Portal links and password handling.
     pub mapping: MappingOptions,
-    /// Emails of one request looked up at once.
+    /// Observables of one request looked up at once.
     pub concurrency: usize,
-    /// Time one observe or tile-data request may take before it answers with what it has.
+    /// Time one observe, health or tile-data request may take, the token check included,
+    /// before it answers with what it has.
     pub deadline: Duration,
-    /// Breach records read for one observable at most; a watchlist scan reads 100 times as
-    /// many (`RELAY_MAX_RECORDS`).
-    pub max_records: usize,
+    /// Breach records read for one observable at most (`RELAY_MAX_RECORDS`); a watchlist
+    /// scan reads 100 times as many.
+    pub max_records: u64,
+    /// Observables looked up per request at most; the rest give one warning. Bounds what one
+    /// request can make the relay (and SpyCloud) do.
+    pub max_lookups: usize,
     /// How long one watchlist scan serves the tiles (`RELAY_TILES_CACHE_SECS`).
     pub tiles_cache: Duration,
+}
+
+impl RelaySettings {
+    /// The contract's `RELAY_MAX_RECORDS` default.
+    pub const DEFAULT_MAX_RECORDS: u64 = 10_000;
+    /// The default [`RelaySettings::max_lookups`].
+    pub const DEFAULT_MAX_LOOKUPS: usize = 100;
 }
 
 impl Default for RelaySettings {
@@ -47,7 +58,8 @@ impl Default for RelaySettings {
             mapping: MappingOptions::default(),
             concurrency: 8,
             deadline: Duration::from_secs(25),
-            max_records: 10_000,
+            max_records: Self::DEFAULT_MAX_RECORDS,
+            max_lookups: Self::DEFAULT_MAX_LOOKUPS,
             tiles_cache: Duration::from_secs(600),
         }
     }
@@ -112,8 +124,19 @@ impl Relay {
     ///
     /// # Errors
     /// The authorization failure, or the source's failure.
+    /// Within the deadline, like an observe request.
     pub async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
-        let credentials = self.authenticate(caller).await?;
-        Ok(self.source.probe(&credentials.api_key).await?)
+        let checked = async {
+            let credentials = self.authenticate(caller).await?;
+            Ok(self.source.probe(&credentials.api_key).await?)
+        };
+        tokio::time::timeout(self.settings.deadline, checked)
+            .await
+            .unwrap_or_else(|_| Err(self.deadline_passed()))
+    }
+
+    /// The error of a request still running at the deadline.
+    fn deadline_passed(&self) -> RelayError {
+        RelayError::Deadline(self.settings.deadline.as_secs())
     }
 }

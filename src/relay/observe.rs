@@ -3,77 +3,170 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::{Caller, Relay};
-use crate::domain::mapping;
+use crate::domain::mapping::{self, MappingOptions};
 use crate::domain::{
-    ApiKey, Breach, Bundle, Catalog, CatalogId, Credentials, EMAIL, Email, ErrorDoc, Observable,
-    RelayError, SourceError, Warning,
+    ApiKey, Breach, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials,
+    ErrorDoc, Lookup, Observable, ObservableType, RelayError, SourceError, Warning,
 };
 use crate::flights::Flights;
 use crate::ports::BreachSource;
 
+/// One step of a request's answer, in input order: a lookup, or a warning ready at once.
+type Step<'a> = BoxFuture<'a, Result<Bundle, RelayError>>;
+
 impl Relay {
     /// Answers an observe request. Without a supported observable the token is not looked at.
     pub async fn observe(&self, observables: &[Observable], caller: &Caller<'_>) -> Bundle {
-        if !observables.iter().any(is_email) {
+        if !observables
+            .iter()
+            .any(|o| ObservableType::of(&o.kind).is_some())
+        {
             return Bundle::default();
         }
-        match self.authenticate(caller).await {
-            Ok(credentials) => self.observe_as(&credentials, observables).await,
-            Err(error) => Bundle::with_error(error.to_doc()),
+        // The deadline covers the whole request, the token check (a JWKS fetch) included.
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
+            Ok(Ok(credentials)) => {
+                let today = chrono::Utc::now().date_naive();
+                self.observe_until(&credentials, observables, today, deadline)
+                    .await
+            }
+            Ok(Err(error)) => Bundle::with_error(error.to_doc()),
+            Err(_) => Bundle::with_error(self.deadline_passed().to_doc()),
         }
     }
 
-    /// Looks up the email observables with known credentials (the CLI and embedders use this).
-    ///
-    /// The emails are looked up at once (up to the concurrency setting), and each asks for its
-    /// catalogs as soon as its records are in; a catalog another email of the request already
-    /// asked for is awaited, not asked for again. So a request costs two round trips however
-    /// many emails it holds. The bundle still reads as if the emails had been looked up one
-    /// after another: in input order, and a fatal error (the deadline's included) keeps exactly
-    /// what came before it.
+    /// Looks up the supported observables with known credentials (the CLI and embedders use
+    /// this), `SINCE_DAYS` counting from today's UTC date. See [`Relay::observe_on`].
     pub async fn observe_as(
         &self,
         credentials: &Credentials,
         observables: &[Observable],
     ) -> Bundle {
+        let today = chrono::Utc::now().date_naive();
+        self.observe_on(credentials, observables, today).await
+    }
+
+    /// Looks up the supported observables (`email`, `domain`, `ip`, `ipv6`, `user`) with known
+    /// credentials; `today` is the UTC date the module setting `SINCE_DAYS` counts back from.
+    ///
+    /// Each value is parsed for its type once, here: an invalid one is a warning and is not
+    /// sent. At most [`super::RelaySettings::max_lookups`] are looked up; the rest give one
+    /// warning. The lookups run at once (up to the concurrency setting), and each asks for its
+    /// catalogs as soon as its records are in; a catalog another lookup of the request already
+    /// asked for is awaited, not asked for again. So a request costs two round trips however
+    /// many observables it holds. The bundle still reads as if the observables had been looked
+    /// up one after another: in input order, and a fatal error (the deadline's included) keeps
+    /// exactly what came before it. The token's invalid module settings come first, as warnings.
+    pub async fn observe_on(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+        today: NaiveDate,
+    ) -> Bundle {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        self.observe_until(credentials, observables, today, deadline)
+            .await
+    }
+
+    /// [`Relay::observe_on`] within a deadline set by the caller.
+    async fn observe_until(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+        today: NaiveDate,
+        deadline: tokio::time::Instant,
+    ) -> Bundle {
+        let query = credentials.settings.breach_query(today);
+        let mapping = MappingOptions {
+            passwords: credentials
+                .settings
+                .passwords
+                .unwrap_or(self.settings.mapping.passwords),
+            ..self.settings.mapping.clone()
+        };
         let fetches = CatalogFetches::new(self.source.as_ref(), &credentials.api_key);
-        // Boxed so the stream's type names no closure: keeps the future `Send` for any caller.
-        let lookups: Vec<BoxFuture<'_, Result<Bundle, RelayError>>> = observables
-            .iter()
-            .filter(|o| is_email(o))
-            .map(|o| self.look_up(&fetches, credentials, o).boxed())
-            .collect();
-        let mut results = futures::stream::iter(lookups).buffered(self.settings.concurrency.max(1));
-        let mut bundle = Bundle::default();
+        let lookup = |observable, lookup| {
+            let request = Request {
+                fetches: &fetches,
+                credentials,
+                query: &query,
+                mapping: &mapping,
+            };
+            self.look_up(request, observable, lookup).boxed()
+        };
+        let steps = self.steps(observables, lookup);
+        let mut results = futures::stream::iter(steps).buffered(self.settings.concurrency.max(1));
+        let mut bundle = Bundle {
+            errors: credentials.settings.warnings(),
+            ..Bundle::default()
+        };
         let fatal = loop {
             match tokio::time::timeout_at(deadline, results.next()).await {
                 Ok(Some(Ok(found))) => bundle.append(found),
                 Ok(None) => return bundle,
                 Ok(Some(Err(error))) => break error,
-                Err(_) => break RelayError::Deadline(self.settings.deadline.as_secs()),
+                Err(_) => break self.deadline_passed(),
             }
         };
         bundle.errors.push(fatal.to_doc());
         bundle
     }
 
-    /// One email: its records, then their catalogs, as entities.
+    /// The steps of a request in input order: each supported observable's lookup, or the
+    /// warning for its invalid value; past the lookup limit, one warning for the rest.
+    fn steps<'a>(
+        &self,
+        observables: &'a [Observable],
+        mut look_up: impl FnMut(&'a Observable, Lookup) -> Step<'a>,
+    ) -> Vec<Step<'a>> {
+        let warning = |warning: Warning| -> Step<'a> {
+            let bundle = Bundle {
+                errors: vec![warning.to_doc()],
+                ..Bundle::default()
+            };
+            futures::future::ready(Ok(bundle)).boxed()
+        };
+        let max = self.settings.max_lookups;
+        let mut supported = observables
+            .iter()
+            .filter_map(|o| Some((o, ObservableType::of(&o.kind)?)));
+        let mut steps = Vec::new();
+        let mut looked_up = 0;
+        while let Some((observable, kind)) = supported.next() {
+            match Lookup::parse(kind, &observable.value) {
+                Err(invalid) => steps.push(warning(Warning::InvalidValue(invalid))),
+                Ok(_) if looked_up == max => {
+                    let left_out = 1 + supported.count();
+                    steps.push(warning(Warning::TooManyObservables { max, left_out }));
+                    break;
+                }
+                Ok(lookup) => {
+                    looked_up += 1;
+                    steps.push(look_up(observable, lookup));
+                }
+            }
+        }
+        steps
+    }
+
+    /// One observable: its records, then their catalogs, as entities.
     async fn look_up(
         &self,
-        fetches: &CatalogFetches<'_>,
-        credentials: &Credentials,
+        request: Request<'_, '_>,
         observable: &Observable,
+        lookup: Lookup,
     ) -> Result<Bundle, RelayError> {
-        let found = self.records(credentials, observable).await?;
+        let found = self.records(&request, observable, &lookup).await?;
         let mut ids: Vec<CatalogId> = found.breaches.iter().filter_map(|b| b.source_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let fetched = fetches.of(&ids).await?;
+        let fetched = request.fetches.of(&ids).await?;
         let catalogs: HashMap<CatalogId, &Catalog> = fetched
             .iter()
             .flat_map(|batch| batch.iter())
@@ -83,59 +176,73 @@ impl Relay {
             errors: found.warnings,
             ..Bundle::default()
         };
-        bundle.append(mapping::email_bundle(
+        bundle.append(mapping::observable_bundle(
             observable,
             found.breaches,
             |id| catalogs.get(&id).copied(),
-            &self.settings.mapping,
+            request.mapping,
         ));
         Ok(bundle)
     }
 
-    /// One email's records: newest first, cut to the limit; an invalid address is a warning.
+    /// One lookup's records, folded as they arrive into the newest (the entities limit), of at
+    /// most `max_records` read; unreadable records and a cut-short answer are warnings.
     async fn records(
         &self,
-        credentials: &Credentials,
+        request: &Request<'_, '_>,
         observable: &Observable,
+        lookup: &Lookup,
     ) -> Result<Found, RelayError> {
-        let email = match Email::parse(&observable.value) {
-            Ok(email) => email,
-            Err(invalid) => {
-                let warning = Warning::InvalidEmail(invalid).to_doc();
-                return Ok(Found {
-                    breaches: Vec::new(),
-                    warnings: vec![warning],
-                });
-            }
-        };
-        let records = self.source.breaches(&credentials.api_key, &email).await?;
-        let mut warnings = Vec::new();
-        let mut breaches: Vec<Breach> = records
-            .into_iter()
-            .filter_map(|record| {
-                Breach::try_from(record)
-                    .map_err(|why| {
-                        warnings.push(Warning::SkippedRecord(email.clone(), why).to_doc())
-                    })
-                    .ok()
+        let credentials = request.credentials;
+        let mut collector =
+            BreachCollector::new(credentials.entities_limit.get(), self.settings.max_records);
+        self.source
+            .breaches(&credentials.api_key, lookup, request.query, &mut collector)
+            .await?;
+        let collected = collector.finish();
+        let value = observable.value.to_string();
+        let mut warnings: Vec<ErrorDoc> = collected
+            .skipped
+            .iter()
+            .map(|(why, count)| {
+                Warning::SkippedRecords {
+                    value: value.clone(),
+                    why: why.clone(),
+                    count: *count,
+                }
+                .to_doc()
             })
             .collect();
-        breaches.sort_by_key(|b| std::cmp::Reverse(b.published));
-        breaches.truncate(credentials.entities_limit.get());
-        Ok(Found { breaches, warnings })
+        if let Some(hits) = collected.cut_short() {
+            let read = collected.read;
+            warnings.push(Warning::TooManyResults { value, hits, read }.to_doc());
+        }
+        Ok(Found {
+            breaches: collected.breaches,
+            warnings,
+        })
     }
 }
 
-/// What one email's records gave, waiting for the catalogs.
+/// What every lookup of one request shares.
+#[derive(Clone, Copy)]
+struct Request<'a, 'f> {
+    fetches: &'a CatalogFetches<'f>,
+    credentials: &'a Credentials,
+    query: &'a BreachQuery,
+    mapping: &'a MappingOptions,
+}
+
+/// What one lookup's records gave, waiting for the catalogs.
 struct Found {
     breaches: Vec<Breach>,
     warnings: Vec<ErrorDoc>,
 }
 
-/// One catalog call's answer, shared by every email of the request that waits for it.
+/// One catalog call's answer, shared by every lookup of the request that waits for it.
 type Fetched = Result<Arc<Vec<Catalog>>, SourceError>;
 
-/// The catalog calls of one request, each id asked for once: an email asks for the ids no
+/// The catalog calls of one request, each id asked for once: a lookup asks for the ids no
 /// call of the request has asked for yet, and waits for the calls that did ask for the others.
 struct CatalogFetches<'a> {
     source: &'a dyn BreachSource,
@@ -165,14 +272,12 @@ impl<'a> CatalogFetches<'a> {
     }
 }
 
-fn is_email(observable: &Observable) -> bool {
-    *observable.kind == *EMAIL
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ApiKey, AuthError, BreachRecord, EntitiesLimit, SourceError};
+    use crate::domain::{
+        ApiKey, AuthError, BreachRecord, EntitiesLimit, ModuleSettings, RecordSink, SourceError,
+    };
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;
     use async_trait::async_trait;
@@ -208,15 +313,30 @@ mod tests {
         .unwrap()
     }
 
+    fn credentials(limit: usize) -> Credentials {
+        Credentials {
+            api_key: ApiKey::parse("k").unwrap(),
+            entities_limit: EntitiesLimit::new(limit).unwrap(),
+            settings: ModuleSettings::default(),
+        }
+    }
+
     fn decoder(limit: usize) -> MockCredentialDecoder {
         let mut decoder = MockCredentialDecoder::new();
-        decoder.expect_decode().returning(move |_, _| {
-            Ok(Credentials {
-                api_key: ApiKey::parse("k").unwrap(),
-                entities_limit: EntitiesLimit::new(limit).unwrap(),
-            })
-        });
         decoder
+            .expect_decode()
+            .returning(move |_, _| Ok(credentials(limit)));
+        decoder
+    }
+
+    /// Feeds `records` into a source's sink, as a source answering them in one page would.
+    fn answer(into: &mut dyn RecordSink, records: Vec<BreachRecord>) -> Result<(), SourceError> {
+        for record in records {
+            if into.wants_more() {
+                into.add(record);
+            }
+        }
+        Ok(())
     }
 
     fn relay(source: impl BreachSource + 'static, decoder: MockCredentialDecoder) -> Relay {
@@ -251,7 +371,11 @@ mod tests {
         };
         let bundle = relay
             .observe(
-                &observables(&[("ip", "1.2.3.4"), ("domain", "x.com")]),
+                &observables(&[
+                    ("sha256", "ab12"),
+                    ("url", "https://x.com"),
+                    ("e-mail", "a@x.com"),
+                ]),
                 &caller,
             )
             .await;
@@ -288,14 +412,20 @@ mod tests {
     #[tokio::test]
     async fn newest_records_first_cut_to_the_limit_and_only_their_catalogs_fetched() {
         let mut source = MockBreachSource::new();
-        source.expect_breaches().times(1).returning(|_, _| {
-            Ok(vec![
-                record(1, "2018-01-01T00:00:00Z"),
-                record(2, "2021-01-01T00:00:00Z"),
-                record(3, "2019-01-01T00:00:00Z"),
-                record(2, "2020-01-01T00:00:00Z"),
-            ])
-        });
+        source
+            .expect_breaches()
+            .times(1)
+            .returning(|_, _, _, into| {
+                answer(
+                    into,
+                    vec![
+                        record(1, "2018-01-01T00:00:00Z"),
+                        record(2, "2021-01-01T00:00:00Z"),
+                        record(3, "2019-01-01T00:00:00Z"),
+                        record(2, "2020-01-01T00:00:00Z"),
+                    ],
+                )
+            });
         source
             .expect_catalogs()
             .with(
@@ -336,9 +466,9 @@ mod tests {
         let mut source = MockBreachSource::new();
         source
             .expect_breaches()
-            .withf(|_, e| e.as_str() == "ok@x.com")
+            .withf(|_, lookup, _, _| lookup.to_string() == "ok@x.com")
             .times(1)
-            .returning(|_, _| Ok(vec![]));
+            .returning(|_, _, _, _| Ok(()));
         let relay = relay(source, decoder(100));
         let bundle = relay
             .observe(
@@ -355,9 +485,9 @@ mod tests {
     #[tokio::test]
     async fn a_record_that_cannot_be_mapped_is_skipped_with_a_warning() {
         let mut source = MockBreachSource::new();
-        source.expect_breaches().returning(|_, _| {
+        source.expect_breaches().returning(|_, _, _, into| {
             let bad: BreachRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
-            Ok(vec![bad, record(1, "2020-01-01T00:00:00Z")])
+            answer(into, vec![bad, record(1, "2020-01-01T00:00:00Z")])
         });
         source
             .expect_catalogs()
@@ -399,11 +529,13 @@ mod tests {
         async fn breaches(
             &self,
             _: &ApiKey,
-            email: &Email,
-        ) -> Result<Vec<BreachRecord>, SourceError> {
-            let (millis, answer) = self.0[email.as_str()].clone();
+            lookup: &Lookup,
+            _: &BreachQuery,
+            into: &mut (dyn RecordSink + 'static),
+        ) -> Result<(), SourceError> {
+            let (millis, records) = self.0[lookup.to_string().as_str()].clone();
             tokio::time::sleep(Duration::from_millis(millis)).await;
-            answer
+            answer(into, records?)
         }
         async fn catalogs(
             &self,
@@ -562,14 +694,17 @@ mod tests {
         async fn breaches(
             &self,
             _: &ApiKey,
-            email: &Email,
-        ) -> Result<Vec<BreachRecord>, SourceError> {
-            let (delay, ids) = &self.records[email.as_str()];
+            lookup: &Lookup,
+            _: &BreachQuery,
+            into: &mut (dyn RecordSink + 'static),
+        ) -> Result<(), SourceError> {
+            let (delay, ids) = &self.records[lookup.to_string().as_str()];
             tokio::time::sleep(Duration::from_millis(*delay)).await;
-            Ok(ids
+            let records = ids
                 .iter()
                 .map(|&id| record(id, "2020-01-01T00:00:00Z"))
-                .collect())
+                .collect();
+            answer(into, records)
         }
         async fn catalogs(
             &self,
@@ -738,12 +873,12 @@ mod tests {
     #[tokio::test]
     async fn a_failed_catalog_fetch_keeps_the_emails_that_needed_no_catalog() {
         let mut source = MockBreachSource::new();
-        source
-            .expect_breaches()
-            .returning(|_, email| match email.as_str() {
-                "none@x.com" => Ok(vec![]),
-                _ => Ok(vec![record(1, "2020-01-01T00:00:00Z")]),
-            });
+        source.expect_breaches().returning(|_, lookup, _, into| {
+            match lookup.to_string().as_str() {
+                "none@x.com" => Ok(()),
+                _ => answer(into, vec![record(1, "2020-01-01T00:00:00Z")]),
+            }
+        });
         source
             .expect_catalogs()
             .times(1)
@@ -761,5 +896,281 @@ mod tests {
             .map(|(code, _)| code)
             .collect();
         assert_eq!(codes, ["invalid argument", "too many requests"]);
+    }
+
+    fn settings_from(claims: Value) -> ModuleSettings {
+        ModuleSettings::from_claims(claims.as_object().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_type_is_looked_up_in_input_order_with_its_own_value() {
+        let source = SlowSource(HashMap::from([
+            (
+                "example.com",
+                (300, Ok(vec![record(1, "2020-01-01T00:00:00Z")])),
+            ),
+            (
+                "192.0.2.1",
+                (10, Ok(vec![record(2, "2020-01-01T00:00:00Z")])),
+            ),
+            (
+                "2001:db8::1",
+                (100, Ok(vec![record(3, "2020-01-01T00:00:00Z")])),
+            ),
+            ("Alice", (50, Ok(vec![record(4, "2020-01-01T00:00:00Z")]))),
+            ("a@x.com", (1, Ok(vec![record(5, "2020-01-01T00:00:00Z")]))),
+        ]));
+        let relay = relay(source, decoder(100));
+        let input = observables(&[
+            ("domain", "Example.COM."),
+            ("ip", "192.0.2.1"),
+            ("sha256", "ignored"),
+            ("ipv6", "2001:DB8:0:0:0:0:0:1"),
+            ("ip", "2001:db8::1"),
+            ("user", "Alice"),
+            ("email", "a@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        let looked_up: Vec<_> = bundle
+            .sightings
+            .iter()
+            .map(|s| {
+                (
+                    s.observables[0].kind.to_string(),
+                    s.observables[0].value.to_string(),
+                )
+            })
+            .collect();
+        // The sighting names the observable as given; SpyCloud was asked for its sent form.
+        assert_eq!(
+            looked_up,
+            [
+                ("domain".into(), "Example.COM.".into()),
+                ("ip".into(), "192.0.2.1".into()),
+                ("ipv6".into(), "2001:DB8:0:0:0:0:0:1".into()),
+                ("user".into(), "Alice".into()),
+                ("email".into(), "a@x.com".into()),
+            ]
+        );
+        assert_eq!(
+            messages(&bundle),
+            [(
+                "invalid argument".into(),
+                "2001:db8::1 is not a valid IPv4 address".into()
+            )]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_error_in_a_mixed_request_keeps_what_came_before_it() {
+        let source = SlowSource(HashMap::from([
+            (
+                "example.com",
+                (300, Ok(vec![record(1, "2020-01-01T00:00:00Z")])),
+            ),
+            ("192.0.2.1", (10, Err(SourceError::NotFound))),
+            ("bob", (1, Ok(vec![record(3, "2020-01-01T00:00:00Z")]))),
+        ]));
+        let relay = relay(source, decoder(100));
+        let input = observables(&[
+            ("user", "\u{7}bell"),
+            ("domain", "example.com"),
+            ("domain", "not_a_domain"),
+            ("ip", "192.0.2.1"),
+            ("user", "bob"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(sighting_emails(&bundle), ["example.com"]);
+        assert_eq!(
+            messages(&bundle),
+            [
+                (
+                    "invalid argument".into(),
+                    "\u{7}bell is not a valid username".into()
+                ),
+                (
+                    "invalid argument".into(),
+                    "not_a_domain is not a valid domain".into()
+                ),
+                ("not found".into(), "The Spycloud not found.".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn severity_and_since_go_to_the_source_and_invalid_settings_warn_first() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_breaches()
+            .withf(|_, lookup, query, _| {
+                lookup.to_string() == "example.com"
+                    && query.severity.as_ref().map(|s| s.query_value()).as_deref() == Some("20,25")
+                    && query.since == NaiveDate::from_ymd_opt(2024, 2, 29)
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        let relay = relay(source, decoder(100));
+        let credentials = Credentials {
+            settings: settings_from(
+                json!({"SEVERITY": "20,25", "SINCE_DAYS": 1, "PASSWORDS": "secret"}),
+            ),
+            ..credentials(100)
+        };
+        let today = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let bundle = relay
+            .observe_on(
+                &credentials,
+                &observables(&[("domain", "example.com"), ("ip", "999.1.1.1")]),
+                today,
+            )
+            .await;
+        assert_eq!(
+            messages(&bundle),
+            [
+                (
+                    "invalid argument".into(),
+                    "The module setting PASSWORDS is not valid and was ignored: secret".into()
+                ),
+                (
+                    "invalid argument".into(),
+                    "999.1.1.1 is not a valid IPv4 address".into()
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_passwords_setting_overrides_the_relays_policy() {
+        let answered = |policy: &str| {
+            let mut source = MockBreachSource::new();
+            source.expect_breaches().returning(|_, _, _, into| {
+                let record: BreachRecord = serde_json::from_value(json!({
+                    "password": "hunter22", "spycloud_publish_date": "2020-01-01T00:00:00Z"
+                }))
+                .unwrap();
+                answer(into, vec![record])
+            });
+            let relay = relay(source, decoder(100));
+            let credentials = Credentials {
+                settings: settings_from(json!({"PASSWORDS": policy})),
+                ..credentials(100)
+            };
+            async move {
+                let bundle = relay
+                    .observe_as(&credentials, &observables(&[("user", "bob")]))
+                    .await;
+                bundle.sightings[0].data.rows[0].clone()
+            }
+        };
+        assert_eq!(answered("masked").await, [json!("hu******")]);
+        assert_eq!(answered("omitted").await, Vec::<Value>::new());
+        assert_eq!(answered("plaintext").await, [json!("hunter22")]);
+        // Without the setting, the relay's own policy.
+        assert_eq!(answered("").await, [json!("hunter22")]);
+    }
+
+    #[tokio::test]
+    async fn past_the_lookup_limit_the_rest_are_one_warning() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_breaches()
+            .times(2)
+            .returning(|_, _, _, _| Ok(()));
+        let settings = RelaySettings {
+            max_lookups: 2,
+            ..RelaySettings::default()
+        };
+        let relay = Relay::new(Arc::new(source), Arc::new(decoder(100)), settings);
+        let input = observables(&[
+            ("email", "a@x.com"),
+            ("ip", "bad"),
+            ("ip", "192.0.2.1"),
+            ("sha256", "not counted"),
+            ("user", "carol"),
+            ("domain", "also_bad"),
+            ("email", "d@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(
+            messages(&bundle),
+            [
+                ("invalid argument".into(), "bad is not a valid IPv4 address".into()),
+                (
+                    "invalid argument".into(),
+                    "The relay looks up at most 2 observables per request; the other 3 were not looked up.".into()
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_big_answer_keeps_the_newest_of_what_was_read_and_says_spycloud_holds_more() {
+        let mut source = MockBreachSource::new();
+        source.expect_breaches().returning(|_, _, _, into| {
+            into.hits(250_000);
+            // Oldest first: the newest are at the end of what is read.
+            let mut n = 0;
+            while into.wants_more() {
+                into.add(record(n, &format!("20{:02}-01-01T00:00:00Z", n % 100)));
+                n += 1;
+            }
+            Ok(())
+        });
+        source
+            .expect_catalogs()
+            .returning(|_, ids| Ok(ids.iter().map(|id| catalog(id.0)).collect()));
+        let settings = RelaySettings {
+            max_records: 150,
+            ..RelaySettings::default()
+        };
+        let relay = Relay::new(Arc::new(source), Arc::new(decoder(3)), settings);
+        let bundle = relay
+            .observe(&observables(&[("domain", "example.com")]), &CALLER)
+            .await;
+        let dates: Vec<_> = bundle
+            .sightings
+            .iter()
+            .map(|s| s.observed_time.start_time.to_string()[..4].to_owned())
+            .collect();
+        assert_eq!(dates, ["2099", "2098", "2097"]);
+        assert_eq!(
+            messages(&bundle),
+            [(
+                "too many results".into(),
+                "SpyCloud holds 250000 records for example.com; the relay read 150. Narrow them with the SEVERITY or SINCE_DAYS module settings.".into()
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_records_are_one_warning_per_reason_saying_how_many() {
+        let mut source = MockBreachSource::new();
+        source.expect_breaches().returning(|_, _, _, into| {
+            let no_date: BreachRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
+            let bad_severity: BreachRecord = serde_json::from_value(
+                json!({"spycloud_publish_date": "2020-01-01T00:00:00Z", "severity": "high"}),
+            )
+            .unwrap();
+            let mut records = vec![no_date; 500];
+            records.push(bad_severity);
+            answer(into, records)
+        });
+        let relay = relay(source, decoder(100));
+        let bundle = relay
+            .observe(&observables(&[("ip", "192.0.2.1")]), &CALLER)
+            .await;
+        assert_eq!(
+            messages(&bundle),
+            [
+                (
+                    "unknown".into(),
+                    "Skipped 500 SpyCloud records of 192.0.2.1: spycloud_publish_date is missing or not a date".into()
+                ),
+                (
+                    "unknown".into(),
+                    "Skipped a SpyCloud record of 192.0.2.1: severity has an unexpected value".into()
+                ),
+            ]
+        );
     }
 }

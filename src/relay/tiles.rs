@@ -13,9 +13,11 @@ use moka::future::Cache;
 
 use super::{Caller, Relay};
 use crate::domain::tiles::{
-    Definition, Figures, Period, Tally, TileData, TileId, parse_tile_request, tile_data,
+    Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
 };
-use crate::domain::{Credentials, KeyFingerprint, RelayError, SourceError, Timestamp};
+use crate::domain::{
+    Credentials, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
+};
 use crate::flights::{Flights, Landing};
 use crate::ports::WatchlistQuery;
 
@@ -45,27 +47,44 @@ impl Relay {
         Ok(parse_tile_request(body, false)?.tile.definition())
     }
 
-    /// `/tiles/tile-data`: the figures of the tile and period `body` names. `severity` is the
-    /// instance's `SEVERITY` filter (a checked comma-separated list of codes), if any.
+    /// `/tiles/tile-data`: the figures of the tile and period `body` names, within the request
+    /// deadline, which spans the token check (a JWKS fetch) too. The token is checked first,
+    /// then the body. The scan asks for the module setting `SEVERITY`; the token's invalid
+    /// module settings ride along as warnings, before a fatal error if there is one.
     ///
-    /// # Errors
-    /// The authorization failure, then the body's (invalid, unknown tile or period), then the
-    /// scan's or the catalog call's [`RelayError::Source`], or [`RelayError::Deadline`].
-    pub async fn tile_data(
-        &self,
-        caller: &Caller<'_>,
-        body: &[u8],
-        severity: Option<&str>,
-    ) -> Result<TileData, RelayError> {
-        let credentials = self.authenticate(caller).await?;
-        let request = parse_tile_request(body, true)?;
-        let period = request.period.unwrap_or(Period::DEFAULT);
-        self.tile_data_as(&credentials, request.tile, period, severity)
-            .await
+    /// The answer's fatal error, if any, is the authorization failure, then the body's
+    /// (invalid, unknown tile or period), then the scan's or the catalog call's
+    /// [`RelayError::Source`], or [`RelayError::Deadline`].
+    pub async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        let credentials = match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
+            Ok(Ok(credentials)) => credentials,
+            Ok(Err(error)) => return TileAnswer::failed(&error),
+            Err(_) => return TileAnswer::failed(&self.deadline_passed()),
+        };
+        let mut answer = TileAnswer {
+            data: None,
+            errors: credentials.settings.warnings(),
+        };
+        let drawn = match parse_tile_request(body, true) {
+            Ok(request) => {
+                let period = request.period.unwrap_or(Period::DEFAULT);
+                self.draw_until(&credentials, request.tile, period, deadline)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match drawn {
+            Ok(data) => answer.data = Some(data),
+            Err(error) => answer.errors.push(error.to_doc()),
+        }
+        answer
     }
 
-    /// A tile's figures with known credentials, within the request deadline. The scan it
-    /// needs is shared and kept; past the deadline it goes on for the next request.
+    /// A tile's figures with known credentials (the scan asks for their `SEVERITY`), within
+    /// the request deadline. The scan it needs is shared and kept; past the deadline it goes
+    /// on for the next request. The credentials' invalid module settings are the caller's to
+    /// report (`credentials.settings.warnings()`).
     ///
     /// # Errors
     /// The scan's or the catalog call's [`RelayError::Source`], or [`RelayError::Deadline`].
@@ -74,12 +93,22 @@ impl Relay {
         credentials: &Credentials,
         tile: TileId,
         period: Period,
-        severity: Option<&str>,
     ) -> Result<TileData, RelayError> {
-        let deadline = self.settings.deadline;
-        tokio::time::timeout(deadline, self.draw(credentials, tile, period, severity))
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        self.draw_until(credentials, tile, period, deadline).await
+    }
+
+    /// [`Relay::tile_data_as`] within a deadline set by the caller.
+    async fn draw_until(
+        &self,
+        credentials: &Credentials,
+        tile: TileId,
+        period: Period,
+        deadline: tokio::time::Instant,
+    ) -> Result<TileData, RelayError> {
+        tokio::time::timeout_at(deadline, self.draw(credentials, tile, period))
             .await
-            .unwrap_or(Err(RelayError::Deadline(deadline.as_secs())))
+            .unwrap_or_else(|_| Err(self.deadline_passed()))
     }
 
     async fn draw(
@@ -87,10 +116,9 @@ impl Relay {
         credentials: &Credentials,
         tile: TileId,
         period: Period,
-        severity: Option<&str>,
     ) -> Result<TileData, RelayError> {
         let now = (self.clock)();
-        let scan = self.scan(credentials, period, severity, now).await?;
+        let scan = self.scan(credentials, period, now).await?;
         let titles = match tile {
             TileId::TopBreaches if !scan.figures.top_breaches.is_empty() => {
                 let ids: Vec<_> = scan
@@ -112,22 +140,24 @@ impl Relay {
         }))
     }
 
-    /// The kept scan of the key, period and severity, or a new one begun at `now`.
+    /// The kept scan of the key, period and `SEVERITY` setting, or a new one begun at `now`.
+    /// (`SINCE_DAYS` does not apply: the period decides how far back the scan goes.)
     async fn scan(
         &self,
         credentials: &Credentials,
         period: Period,
-        severity: Option<&str>,
         now: Timestamp,
     ) -> Result<Arc<Scan>, SourceError> {
         let key = ScanKey {
             tenant: credentials.api_key.fingerprint(),
             period,
-            severity: severity.map(str::to_owned),
+            severity: credentials.settings.severity.clone(),
         };
         let (source, api_key) = (self.source.clone(), credentials.api_key.clone());
-        let limit =
-            (self.settings.max_records as u64).saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD);
+        let limit = self
+            .settings
+            .max_records
+            .saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD);
         let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
         let expires = now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX));
         let severity = key.severity.clone();
@@ -167,12 +197,13 @@ struct Scan {
     expires: Timestamp,
 }
 
-/// What a scan is shared by: the tenant (a digest of its API key), the period, the filter.
+/// What a scan is shared by: the tenant (a digest of its API key), the period, the module
+/// setting `SEVERITY`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ScanKey {
     tenant: KeyFingerprint,
     period: Period,
-    severity: Option<String>,
+    severity: Option<SeverityFilter>,
 }
 
 /// A scan's outcome, shared by every request that waited for it.
@@ -215,10 +246,10 @@ impl Scans {
         now: Timestamp,
         scan: impl FnOnce() -> BoxFuture<'static, Result<Scan, SourceError>>,
     ) -> Scanned {
-        if let Some(kept) = self.kept.get(&key).await {
-            if kept.expires > now {
-                return Ok(kept);
-            }
+        if let Some(kept) = self.kept.get(&key).await
+            && kept.expires > now
+        {
+            return Ok(kept);
         }
         let flights = self
             .flights
@@ -267,11 +298,10 @@ mod tests {
     use super::*;
     use crate::RelaySettings;
     use crate::domain::{
-        ApiKey, AuthError, BreachRecord, Catalog, CatalogId, Email, EntitiesLimit,
+        ApiKey, AuthError, BreachQuery, BreachRecord, Catalog, CatalogId, EntitiesLimit, Lookup,
+        ModuleSettings, RecordSink,
     };
-    use crate::ports::{
-        BreachSource, MockBreachSource, MockCredentialDecoder, Pages, WatchlistPage,
-    };
+    use crate::ports::{BreachSource, MockBreachSource, MockCredentialDecoder};
     use async_trait::async_trait;
     use serde_json::{Value, json};
     use std::sync::Mutex;
@@ -288,16 +318,20 @@ mod tests {
 
     const ALICE: &str = "Bearer alice";
 
-    /// A decoder granting the key named after `Bearer `.
+    /// A decoder granting the key named after `Bearer `; after a `|`, the token's other
+    /// claims as JSON (the module settings).
     fn decoder() -> MockCredentialDecoder {
         let mut decoder = MockCredentialDecoder::new();
         decoder.expect_decode().returning(|token, _| {
             if token == "expired" {
                 return Err(AuthError::Expired);
             }
+            let (key, claims) = token.split_once('|').unwrap_or((token, "{}"));
+            let claims: Value = serde_json::from_str(claims).unwrap();
             Ok(Credentials {
-                api_key: ApiKey::parse(token).unwrap(),
+                api_key: ApiKey::parse(key).unwrap(),
                 entities_limit: EntitiesLimit::DEFAULT,
+                settings: ModuleSettings::from_claims(claims.as_object().unwrap()),
             })
         });
         decoder
@@ -311,10 +345,11 @@ mod tests {
         .unwrap()
     }
 
-    /// A watchlist of pages after a delay; counts scans and keeps their queries and how many
-    /// pages each handed over.
+    /// A watchlist of pages after a delay, each saying SpyCloud holds `hits` records; counts
+    /// scans and keeps their queries and how many pages each fed.
     struct Watchlist {
-        pages: Vec<WatchlistPage>,
+        pages: Vec<Vec<BreachRecord>>,
+        hits: u64,
         delay: Duration,
         failure: Option<SourceError>,
         scans: Mutex<Vec<(WatchlistQuery, usize)>>,
@@ -324,13 +359,8 @@ mod tests {
     impl Watchlist {
         fn new(pages: Vec<Vec<BreachRecord>>, hits: u64) -> Self {
             Self {
-                pages: pages
-                    .into_iter()
-                    .map(|records| WatchlistPage {
-                        hits: Some(hits),
-                        records,
-                    })
-                    .collect(),
+                pages,
+                hits,
                 delay: Duration::from_millis(100),
                 failure: None,
                 scans: Mutex::default(),
@@ -345,8 +375,14 @@ mod tests {
 
     #[async_trait]
     impl BreachSource for Watchlist {
-        async fn breaches(&self, _: &ApiKey, _: &Email) -> Result<Vec<BreachRecord>, SourceError> {
-            Ok(Vec::new())
+        async fn breaches(
+            &self,
+            _: &ApiKey,
+            _: &Lookup,
+            _: &BreachQuery,
+            _: &mut (dyn RecordSink + 'static),
+        ) -> Result<(), SourceError> {
+            Ok(())
         }
         async fn catalogs(
             &self,
@@ -367,15 +403,23 @@ mod tests {
             &self,
             _: &ApiKey,
             query: &WatchlistQuery,
-            on_page: &mut Pages,
+            into: &mut (dyn RecordSink + 'static),
         ) -> Result<(), SourceError> {
             tokio::time::sleep(self.delay).await;
             let mut handed = 0;
             let mut outcome = Ok(());
+            // As the SpyCloud adapter feeds a sink: no page once it wants no more.
             for page in &self.pages {
-                handed += 1;
-                if on_page.page(page.clone()).is_break() {
+                if !into.wants_more() {
                     break;
+                }
+                handed += 1;
+                into.hits(self.hits);
+                for record in page {
+                    if !into.wants_more() {
+                        break;
+                    }
+                    into.add(record.clone());
                 }
             }
             if let Some(failure) = &self.failure {
@@ -415,17 +459,18 @@ mod tests {
             .into_bytes()
     }
 
+    /// The tile's data, or the answer's fatal error (code, message).
     async fn data(
         relay: &Relay,
         token: &str,
         tile: &str,
         period: &str,
     ) -> Result<Value, (String, String)> {
-        relay
-            .tile_data(&caller(token), &body(tile, period), None)
-            .await
-            .map(|data| serde_json::to_value(data).unwrap())
-            .map_err(|error| (error.code().to_owned(), error.message()))
+        let answer = relay.tile_data(&caller(token), &body(tile, period)).await;
+        match answer.fatal() {
+            Some(error) => Err((error.code.clone(), error.message.clone())),
+            None => Ok(serde_json::to_value(answer.data.unwrap()).unwrap()),
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -476,26 +521,27 @@ mod tests {
             .await
             .unwrap();
         data(&relay, ALICE, summary, "last_24_hours").await.unwrap();
+        // The module setting SEVERITY: sent on the scan, and a scan of its own.
+        let severe = r#"Bearer alice|{"SEVERITY":"20,25"}"#;
+        data(&relay, severe, summary, "last_7_days").await.unwrap();
+        // The same codes written otherwise, or with SINCE_DAYS (which the period overrides):
+        // the same scan.
+        let padded = r#"Bearer alice|{"SEVERITY":"020,025","SINCE_DAYS":3}"#;
+        data(&relay, padded, summary, "last_7_days").await.unwrap();
+        // Another filter: another scan.
+        let other = r#"Bearer alice|{"SEVERITY":25}"#;
+        data(&relay, other, summary, "last_7_days").await.unwrap();
+        // With known credentials, the credentials' SEVERITY: the kept scan.
         let credentials = Credentials {
             api_key: ApiKey::parse("alice").unwrap(),
             entities_limit: EntitiesLimit::DEFAULT,
+            settings: ModuleSettings {
+                severity: SeverityFilter::parse("20,25"),
+                ..ModuleSettings::default()
+            },
         };
         relay
-            .tile_data_as(
-                &credentials,
-                TileId::ExposureSummary,
-                Period::Last7Days,
-                Some("20,25"),
-            )
-            .await
-            .unwrap();
-        relay
-            .tile_data_as(
-                &credentials,
-                TileId::ExposureSummary,
-                Period::Last7Days,
-                Some("20,25"),
-            )
+            .tile_data_as(&credentials, TileId::ExposureSummary, Period::Last7Days)
             .await
             .unwrap();
         let queries: Vec<_> = source
@@ -503,17 +549,65 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .map(|(query, _)| (query.since.to_string(), query.severity.clone()))
+            .map(|(query, _)| {
+                (
+                    query.since.to_string(),
+                    query.severity.as_ref().map(SeverityFilter::query_value),
+                )
+            })
             .collect();
+        let severity = |codes: &str| Some(codes.to_owned());
         assert_eq!(
             queries,
             [
                 ("2026-03-03".to_owned(), None),
                 ("2026-03-03".to_owned(), None),
                 ("2026-03-09".to_owned(), None),
-                ("2026-03-03".to_owned(), Some("20,25".to_owned())),
+                ("2026-03-03".to_owned(), severity("20,25")),
+                ("2026-03-03".to_owned(), severity("25")),
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalid_module_settings_are_warnings_on_every_tile_data_answer() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let token = r#"Bearer alice|{"SEVERITY":"high","PASSWORDS":"shown"}"#;
+        let warning = |name: &str, value: &str| {
+            json!({"type": "warning", "code": "invalid argument", "message":
+                format!("The module setting {name} is not valid and was ignored: {value}")})
+        };
+        let warnings = json!([warning("SEVERITY", "high"), warning("PASSWORDS", "shown")]);
+        let answer = relay
+            .tile_data(
+                &caller(token),
+                &body("spycloud_exposure_summary", "last_7_days"),
+            )
+            .await;
+        let answer = serde_json::to_value(answer).unwrap();
+        assert_eq!(answer["errors"], warnings);
+        assert_eq!(answer["data"]["data"][1]["value"], 1);
+        // The invalid SEVERITY is ignored: the scan asks for every severity.
+        assert_eq!(source.scans.lock().unwrap()[0].0.severity, None);
+        // Before a fatal error too, which comes last.
+        let answer = relay
+            .tile_data(&caller(token), br#"{"tile_id":"x","period":"last_7_days"}"#)
+            .await;
+        let answer = serde_json::to_value(answer).unwrap();
+        let mut expected = warnings.as_array().unwrap().clone();
+        expected.push(
+            json!({"type": "fatal", "code": "invalid argument", "message": "Unknown tile_id: x"}),
+        );
+        assert_eq!(answer, json!({"errors": expected}));
+        // Valid settings: no errors at all.
+        let answer = relay
+            .tile_data(
+                &caller(r#"Bearer alice|{"SEVERITY":"20"}"#),
+                &body("spycloud_exposure_summary", "last_7_days"),
+            )
+            .await;
+        assert_eq!(answer.errors, []);
     }
 
     #[tokio::test(start_paused = true)]
@@ -652,10 +746,12 @@ mod tests {
             "Authorization failed: Wrong authorization type"
         );
         let refused = relay
-            .tile_data(&caller("Bearer expired"), b"nonsense", None)
-            .await
-            .unwrap_err();
-        assert_eq!(refused.message(), "Authorization failed: Token has expired");
+            .tile_data(&caller("Bearer expired"), b"nonsense")
+            .await;
+        assert_eq!(
+            refused.fatal().unwrap().message,
+            "Authorization failed: Token has expired"
+        );
 
         let ids: Vec<_> = relay
             .tiles(&caller(ALICE))
@@ -695,12 +791,10 @@ mod tests {
                 "Unknown period: x",
             ),
         ] {
-            let error = relay
-                .tile_data(&caller(ALICE), body, None)
-                .await
-                .unwrap_err();
+            let answer = relay.tile_data(&caller(ALICE), body).await;
+            let error = answer.fatal().unwrap();
             assert_eq!(
-                (error.code(), error.message().as_str()),
+                (error.code.as_str(), error.message.as_str()),
                 ("invalid argument", message)
             );
         }
@@ -750,9 +844,11 @@ mod tests {
             async fn breaches(
                 &self,
                 _: &ApiKey,
-                _: &Email,
-            ) -> Result<Vec<BreachRecord>, SourceError> {
-                Ok(Vec::new())
+                _: &Lookup,
+                _: &BreachQuery,
+                _: &mut (dyn RecordSink + 'static),
+            ) -> Result<(), SourceError> {
+                Ok(())
             }
             async fn catalogs(
                 &self,

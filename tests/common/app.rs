@@ -36,6 +36,14 @@ impl Drop for ChildGuard {
 
 /// Starts the relay binary on 127.0.0.1:0 with `extra_env` on top of test defaults.
 pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
+    spawn_app_adjusted(extra_env, |_| {}).await
+}
+
+/// [`spawn_app_with`], with `adjust` applied to the command before it starts.
+pub async fn spawn_app_adjusted(
+    extra_env: &[(&str, &str)],
+    adjust: impl FnOnce(&mut Command),
+) -> TestApp {
     let upstream = MockServer::start().await;
     mount_jwks(&upstream).await;
     let mut command = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"));
@@ -61,6 +69,7 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     for (name, value) in extra_env {
         command.env(name, value);
     }
+    adjust(&mut command);
     let mut child = ChildGuard(command.spawn().expect("the relay binary starts"));
     let logs = Arc::new(Mutex::new(String::new()));
     let stderr = child.0.stderr.take().expect("piped stderr");
@@ -119,6 +128,56 @@ impl TestApp {
         self.child.0.wait().expect("the relay exits")
     }
 
+    /// Sends SIGTERM (or `signal`) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.0.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// The relay's exit status, if it exits within `within`.
+    pub fn wait_for_exit(&mut self, within: std::time::Duration) -> Option<ExitStatus> {
+        let until = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.0.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the relay's log shows `needle` within `within` (the log is read by a thread of
+    /// its own, a moment behind the relay).
+    pub fn log_shows(&self, needle: &str, within: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        while !self.log_text().contains(needle) {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// `host:port` of the relay.
+    pub fn socket_address(&self) -> std::net::SocketAddr {
+        self.address
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an IP:port")
+    }
+
     /// The relay's log so far.
     pub fn log_text(&self) -> String {
         self.logs.lock().expect("log buffer").clone()
@@ -173,6 +232,12 @@ impl TestApp {
 
     /// Serves `pages` (each a `results` list) for `email`, chained by cursors.
     pub async fn mount_email(&self, email: &str, pages: Vec<Value>) {
+        self.mount_lookup("emails", email, pages).await;
+    }
+
+    /// Serves `pages` (each a `results` list) at `breach/data/<endpoint>/<value>` (the value as
+    /// it appears in the request's path), chained by cursors.
+    pub async fn mount_lookup(&self, endpoint: &str, value: &str, pages: Vec<Value>) {
         let count = pages.len();
         for (index, results) in pages.into_iter().enumerate() {
             let cursor = if index + 1 < count {
@@ -182,7 +247,7 @@ impl TestApp {
             };
             let body = json!({"cursor": cursor, "hits": results.as_array().map_or(0, Vec::len), "results": results});
             let mut mock =
-                Mock::given(method("GET")).and(path(format!("/breach/data/emails/{email}")));
+                Mock::given(method("GET")).and(path(format!("/breach/data/{endpoint}/{value}")));
             if index > 0 {
                 mock = mock.and(query_param("cursor", format!("page-{index}")));
             }

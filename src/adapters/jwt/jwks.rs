@@ -1,18 +1,27 @@
 //! JWKS documents fetched per host and cached.
 //!
-//! One async mutex per host serialises fetches for that host: requests that arrive while a fetch
-//! is in flight wait for it and use its result (or share its failure) instead of stampeding the
-//! host. A set is reused for the TTL; a `kid` it lacks triggers a refetch, at most once per
-//! refetch interval per host, so tokens naming made-up kids cannot make the relay hammer SecureX.
+//! What is known of a host sits behind a plain mutex that is never held across an await: a
+//! token whose `kid` is in the cached set is answered at once, even while the host is being
+//! asked again for another token's unknown `kid`. At most one fetch per host is in flight;
+//! requests that need it meanwhile wait for it and share its result. A fetch runs as a task of
+//! its own, so it finishes (and is remembered) even when the request that began it gave up.
+//!
+//! A set is reused for the TTL. A host is asked at most once per refetch interval (5 s): a
+//! `kid` the set lacks, or a failed fetch, is remembered for that long, so neither tokens
+//! naming made-up kids nor a failing host make the relay hammer it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use jsonwebtoken::jwk::Jwk;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use tracing::Instrument;
+
+use crate::telemetry;
 
 /// The largest JWKS body read; a real one is a few kilobytes.
 pub(super) const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -31,9 +40,17 @@ pub(super) enum FetchError {
     TooLarge,
     #[error("body is not a JWKS: {0}")]
     NotJwks(#[from] serde_json::Error),
-    #[error("a fetch for the same host failed while this request waited for it")]
-    Shared,
+    #[error("the fetch task ended without an answer")]
+    TaskFailed,
+    #[error("{0}")]
+    Shared(Arc<FetchError>),
 }
+
+/// A JWKS as fetched: keys by `kid`.
+type KeySet = Arc<HashMap<String, Jwk>>;
+
+/// A fetch in flight, shared by every request that waits for it.
+type Fetch = Shared<BoxFuture<'static, Result<KeySet, Arc<FetchError>>>>;
 
 /// The JWKS of each host, fetched on demand.
 pub(super) struct JwksCache {
@@ -41,18 +58,18 @@ pub(super) struct JwksCache {
     scheme: String,
     ttl: Duration,
     refetch_interval: Duration,
-    hosts: moka::future::Cache<String, Arc<Mutex<HostSlot>>>,
+    hosts: moka::sync::Cache<String, Arc<Mutex<HostSlot>>>,
 }
 
 /// What is known about one host.
 #[derive(Default)]
 struct HostSlot {
     /// The last set fetched, with when.
-    keys: Option<(Instant, HashMap<String, Jwk>)>,
-    /// When the last fetch (successful or not) finished.
-    last_attempt: Option<Instant>,
-    /// When the last failed fetch finished.
-    last_failure: Option<Instant>,
+    keys: Option<(Instant, KeySet)>,
+    /// When the last fetch (successful or not) finished, and its error if it failed.
+    last_attempt: Option<(Instant, Option<Arc<FetchError>>)>,
+    /// The fetch in flight, if any.
+    in_flight: Option<Fetch>,
 }
 
 impl JwksCache {
@@ -67,9 +84,7 @@ impl JwksCache {
             scheme,
             ttl,
             refetch_interval,
-            hosts: moka::future::Cache::builder()
-                .max_capacity(MAX_HOSTS)
-                .build(),
+            hosts: moka::sync::Cache::builder().max_capacity(MAX_HOSTS).build(),
         }
     }
 
@@ -83,75 +98,126 @@ impl JwksCache {
         host: &str,
         kid: Option<&str>,
     ) -> Result<Option<Jwk>, FetchError> {
-        let asked_at = Instant::now();
-        let slot = self
-            .hosts
-            .get_with_by_ref(host, async { Arc::default() })
-            .await;
-        let mut slot = slot.lock().await;
-
-        if let Some((fetched_at, keys)) = &slot.keys
-            && fetched_at.elapsed() < self.ttl
-        {
-            let Some(kid) = kid else { return Ok(None) };
-            if let Some(jwk) = keys.get(kid) {
-                return Ok(Some(jwk.clone()));
+        let slot = self.hosts.get_with_by_ref(host, Arc::default);
+        let fetch = {
+            let mut known = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let fresh = known
+                .keys
+                .as_ref()
+                .filter(|(fetched_at, _)| fetched_at.elapsed() < self.ttl)
+                .map(|(_, keys)| keys.clone());
+            if let Some(keys) = &fresh {
+                let Some(kid) = kid else { return Ok(None) };
+                if let Some(jwk) = keys.get(kid) {
+                    return Ok(Some(jwk.clone()));
+                }
             }
-            let recently_fetched = slot
-                .last_attempt
-                .is_some_and(|at| at.elapsed() < self.refetch_interval);
-            if recently_fetched {
-                return Ok(None);
+            match &known.in_flight {
+                Some(fetch) => fetch.clone(),
+                None => {
+                    if let Some((at, failure)) = &known.last_attempt
+                        && at.elapsed() < self.refetch_interval
+                    {
+                        // Asked a moment ago: its answer (a set without this kid, or a
+                        // failure) stands until the interval is over. A set past its TTL is
+                        // fetched again.
+                        match (failure, fresh) {
+                            (_, Some(_)) => return Ok(None),
+                            (Some(error), None) => {
+                                return Err(FetchError::Shared(error.clone()));
+                            }
+                            (None, None) => {}
+                        }
+                    }
+                    let fetch = self.start_fetch(host, slot.clone());
+                    known.in_flight = Some(fetch.clone());
+                    fetch
+                }
             }
-        }
-        if slot.last_failure.is_some_and(|at| at >= asked_at) {
-            return Err(FetchError::Shared);
-        }
-
-        let fetched = self.fetch(host).await;
-        let now = Instant::now();
-        slot.last_attempt = Some(now);
-        match fetched {
-            Ok(keys) => {
-                tracing::debug!(jwks_host = host, keys = keys.len(), "fetched JWKS");
-                let found = kid.and_then(|kid| keys.get(kid).cloned());
-                slot.keys = Some((now, keys));
-                Ok(found)
-            }
-            Err(error) => {
-                tracing::warn!(jwks_host = host, %error, "could not fetch JWKS");
-                slot.last_failure = Some(now);
-                Err(error)
-            }
+        };
+        match fetch.await {
+            Ok(keys) => Ok(kid.and_then(|kid| keys.get(kid).cloned())),
+            Err(error) => Err(FetchError::Shared(error)),
         }
     }
 
-    async fn fetch(&self, host: &str) -> Result<HashMap<String, Jwk>, FetchError> {
-        let url = format!("{}://{host}/.well-known/jwks", self.scheme);
-        let mut response = self
-            .client
-            .get(url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status(response.status()));
+    /// Fetches `host`'s JWKS in a task of its own, which records the outcome in `slot`.
+    fn start_fetch(&self, host: &str, slot: Arc<Mutex<HostSlot>>) -> Fetch {
+        let (client, scheme, host) = (self.client.clone(), self.scheme.clone(), host.to_owned());
+        let task = tokio::spawn(
+            async move {
+                let fetched = fetch(&client, &scheme, &host).await.map(Arc::new);
+                telemetry::jwks_fetch(fetched.is_err());
+                let now = Instant::now();
+                let mut known = slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                known.in_flight = None;
+                match fetched {
+                    Ok(keys) => {
+                        tracing::debug!(
+                            jwks_host = %telemetry::cut(&host),
+                            keys = keys.len(),
+                            "fetched JWKS"
+                        );
+                        known.keys = Some((now, keys.clone()));
+                        known.last_attempt = Some((now, None));
+                        Ok(keys)
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            jwks_host = %telemetry::cut(&host),
+                            error = %telemetry::cut(&error.to_string()),
+                            "could not fetch JWKS"
+                        );
+                        let error = Arc::new(error);
+                        known.last_attempt = Some((now, Some(error.clone())));
+                        Err(error)
+                    }
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+        async move {
+            task.await
+                .unwrap_or_else(|_| Err(Arc::new(FetchError::TaskFailed)))
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
-        {
+        .boxed()
+        .shared()
+    }
+}
+
+/// GETs `<scheme>://<host>/.well-known/jwks`, reading at most [`MAX_JWKS_BYTES`].
+async fn fetch(
+    client: &reqwest::Client,
+    scheme: &str,
+    host: &str,
+) -> Result<HashMap<String, Jwk>, FetchError> {
+    let url = format!("{scheme}://{host}/.well-known/jwks");
+    let mut response = client
+        .get(url)
+        .header(ACCEPT, "application/json")
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(FetchError::Status(response.status()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+    {
+        return Err(FetchError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
             return Err(FetchError::TooLarge);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        parse_jwks(&body)
+        body.extend_from_slice(&chunk);
     }
+    parse_jwks(&body)
 }
 
 /// Reads a JWKS document into its keys by `kid`.

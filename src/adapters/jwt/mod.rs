@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 pub use allow_list::{DEFAULT_JWKS_HOSTS, HostAllowList, InvalidAllowList};
 
-use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit};
+use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit, ModuleSettings};
 use crate::ports::CredentialDecoder;
 use jwks::JwksCache;
 
@@ -160,7 +160,7 @@ impl CredentialDecoder for JwtDecoder {
         let host = jwks_host(&unverified.claims)?;
         if !self.allow_list.allows(host) {
             // Debug-formatted: the value is the caller's, and may hold line breaks.
-            tracing::warn!(jwks_host = ?host, "jwks_host is not in the allow-list");
+            tracing::warn!(jwks_host = ?crate::telemetry::cut(host), "jwks_host is not in the allow-list");
             return Err(AuthError::WrongJwksHost);
         }
         let jwk = self
@@ -224,7 +224,8 @@ fn jwks_host(claims: &Map<String, Value>) -> Result<&str, AuthError> {
     }
 }
 
-/// The claim rows of the table, after the signature: audience, key, expiry; then the limit.
+/// The claim rows of the table, after the signature: audience, key, expiry; then the limit and
+/// the module settings (which never refuse a token: an invalid one is a warning).
 fn check_claims(
     claims: &Map<String, Value>,
     audience: &str,
@@ -253,6 +254,7 @@ fn check_claims(
     Ok(Credentials {
         api_key,
         entities_limit: EntitiesLimit::from_claim(claims.get("CTR_ENTITIES_LIMIT")),
+        settings: ModuleSettings::from_claims(claims),
     })
 }
 
@@ -401,6 +403,46 @@ mod tests {
         assert_eq!(
             check(json!({"aud": "a", "key": "k", "exp": 0})),
             Err(AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn module_settings_are_read_from_the_claims_and_never_refuse_a_token() {
+        let credentials = check_claims(
+            &good(json!({"SEVERITY": "20,25", "SINCE_DAYS": "30", "PASSWORDS": "masked"})),
+            "http://relay",
+            NOW,
+        )
+        .unwrap();
+        let settings = &credentials.settings;
+        assert_eq!(
+            settings
+                .severity
+                .as_ref()
+                .map(|s| s.query_value())
+                .as_deref(),
+            Some("20,25")
+        );
+        assert_eq!(settings.since_days.map(|d| d.days()), Some(30));
+        assert_eq!(
+            settings.passwords,
+            Some(crate::domain::PasswordPolicy::Masked)
+        );
+        assert_eq!(settings.invalid, []);
+
+        let invalid = check_claims(
+            &good(json!({"SEVERITY": "high", "SINCE_DAYS": 0, "PASSWORDS": "none"})),
+            "http://relay",
+            NOW,
+        )
+        .unwrap();
+        let names: Vec<_> = invalid.settings.invalid.iter().map(|i| i.name).collect();
+        assert_eq!(names, ["SEVERITY", "SINCE_DAYS", "PASSWORDS"]);
+        assert_eq!(
+            check_claims(&good(json!({})), "http://relay", NOW)
+                .unwrap()
+                .settings,
+            ModuleSettings::default()
         );
     }
 

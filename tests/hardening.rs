@@ -1,0 +1,704 @@
+//! What an exposed relay must withstand: the real binary on a loopback port against hostile
+//! (or just slow) clients, JWKS hosts and SpyCloud. Each test pins one fix of the hardening
+//! issue and fails without it; every wait in them is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::app::{TestApp, sample, spawn_app_adjusted, spawn_app_with};
+use common::jwt::{JWKS_PATH, KID_1, TokenMinter, default_claims, jwks, jwks_host};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Reads from `stream` until the relay closes it; `None` if it is still open after `within`.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(String::from_utf8_lossy(&answer).into_owned()),
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+/// Restricts the relay's open files to `limit` (soft and hard).
+fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// A free loopback address for the metrics port.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Alice's records and their catalogs on the app's fake SpyCloud.
+async fn mount_alice(app: &TestApp) {
+    let alice = "alice@example.com";
+    app.mount_email(
+        alice,
+        vec![json!([sample::breach(alice), sample::combo(alice)])],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
+}
+
+fn alice() -> String {
+    json!([{"type": "email", "value": "alice@example.com"}]).to_string()
+}
+
+// 1. A body that never arrives.
+#[tokio::test]
+async fn a_body_that_never_arrives_is_refused_and_its_connection_closed() {
+    let app = spawn_app_with(&[("RELAY_BODY_TIMEOUT_SECS", "1")]).await;
+
+    // Headers announcing 10 bytes, then nothing.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(app.socket_address()).await.unwrap();
+    stream
+        .write_all(
+            b"POST /observe/observables HTTP/1.1\r\nHost: relay\r\nContent-Length: 10\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(6))
+        .await
+        .expect("the connection is closed after the body timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer.contains("The request body did not arrive within 1 s."),
+        "{answer}"
+    );
+
+    // A chunked body that never ends: a byte every 100 ms.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(app.socket_address()).await.unwrap();
+    stream
+        .write_all(
+            b"POST /observe/observables HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "an endless body still holds its connection"
+        );
+        if stream.write_all(b"1\r\n \r\n").await.is_err() {
+            break;
+        }
+        let read = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer));
+        if let Ok(Ok(0) | Err(_)) = read.await {
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// 8. A refusal the client can read.
+#[tokio::test]
+async fn a_client_that_writes_a_body_over_the_limit_before_reading_gets_the_refusal() {
+    let app = spawn_app_with(&[]).await;
+    let address = app.socket_address();
+    for announced in [true, false] {
+        let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            let mut stream = std::net::TcpStream::connect(address)?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+            let body = vec![b' '; 3 * 1024 * 1024];
+            let framing = if announced {
+                format!("Content-Length: {}", body.len())
+            } else {
+                "Transfer-Encoding: chunked".to_owned()
+            };
+            let head = format!(
+                "POST /observe/observables HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n{framing}\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes())?;
+            if announced {
+                stream.write_all(&body)?;
+            } else {
+                for chunk in body.chunks(64 * 1024) {
+                    stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+                    stream.write_all(chunk)?;
+                    stream.write_all(b"\r\n")?;
+                }
+                stream.write_all(b"0\r\n\r\n")?;
+            }
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        })
+        .await
+        .unwrap();
+        let answer = answer.unwrap_or_else(|error| {
+            panic!("writing the whole body, then reading (announced: {announced}): {error}")
+        });
+        assert!(
+            answer.contains("The request body is larger than 1048576 bytes."),
+            "{answer}"
+        );
+    }
+}
+
+// 4. File descriptors.
+#[tokio::test]
+async fn a_connection_flood_leaves_descriptors_for_the_relays_own_calls() {
+    let app = spawn_app_adjusted(&[("RELAY_LOG", "info")], |command| {
+        limit_open_files(command, 256);
+    })
+    .await;
+    mount_alice(&app).await;
+    // A client connected before the flood.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let version = client
+        .post(format!("{}/version", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 200);
+
+    // More idle connections than the relay has descriptors.
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        let connected = tokio::time::timeout(
+            Duration::from_secs(1),
+            TcpStream::connect(app.socket_address()),
+        );
+        match connected.await {
+            Ok(Ok(stream)) => flood.push(stream),
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Its calls to the JWKS host and SpyCloud still have descriptors.
+    let started = Instant::now();
+    let response = client
+        .post(format!("{}/observe/observables", app.address))
+        .bearer_auth(app.token())
+        .body(alice())
+        .send()
+        .await
+        .expect("the client connected before the flood is answered");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["sightings"]["count"], 2, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    drop(flood);
+
+    let logs = app.log_text();
+    assert!(
+        logs.contains("RELAY_MAX_CONNECTIONS lowered") && logs.contains("serving=160"),
+        "the startup log says the cap was lowered to fit 256 open files:\n{logs}"
+    );
+    assert!(
+        logs.contains("open_files_limit=256"),
+        "the startup line names the limit:\n{logs}"
+    );
+    assert!(
+        !logs.contains("could not accept"),
+        "within the cap no accept fails:\n{logs}"
+    );
+}
+
+// 5. The metrics port: the main port's limits, /metrics only.
+#[tokio::test]
+async fn the_metrics_port_closes_idle_connections_and_serves_only_metrics() {
+    let metrics = free_address();
+    let app = spawn_app_with(&[
+        ("RELAY_METRICS_LISTEN", &metrics),
+        ("RELAY_HEADER_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    let started = Instant::now();
+    let mut idle = TcpStream::connect(&metrics).await.unwrap();
+    read_until_closed(&mut idle, Duration::from_secs(5))
+        .await
+        .expect("an idle client of the metrics port is let go");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    let get = |path: &str| reqwest::get(format!("http://{metrics}{path}"));
+    let scrape = get("/metrics").await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape
+            .text()
+            .await
+            .unwrap()
+            .contains("# HELP relay_requests_total")
+    );
+    for other in ["/", "/metric", "/metrics/x", "/anything"] {
+        assert_eq!(get(other).await.unwrap().status(), 404, "{other}");
+    }
+    drop(app);
+}
+
+#[tokio::test]
+async fn a_flood_of_the_metrics_port_neither_starves_the_main_port_nor_floods_the_log() {
+    let metrics = free_address();
+    let app = spawn_app_adjusted(
+        &[("RELAY_METRICS_LISTEN", &metrics), ("RELAY_LOG", "info")],
+        |command| limit_open_files(command, 256),
+    )
+    .await;
+    mount_alice(&app).await;
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        let connected = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&metrics));
+        match connected.await {
+            Ok(Ok(stream)) => flood.push(stream),
+            // The backlog is full: the metrics port stopped accepting.
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("{}/observe/observables", app.address))
+        .bearer_auth(app.token())
+        .body(alice())
+        .send()
+        .await
+        .expect("the main port still accepts");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["sightings"]["count"], 2, "{body}");
+    drop(flood);
+
+    let logs = app.log_text();
+    let accept_errors = logs.matches("could not accept").count();
+    assert!(
+        accept_errors <= 1,
+        "{accept_errors} accept-error lines:\n{}",
+        &logs[..logs.len().min(3000)]
+    );
+}
+
+// 6. JWKS hosts that fail, or are slow.
+#[tokio::test]
+async fn a_failing_jwks_host_is_asked_at_most_once_per_5_s() {
+    let app = spawn_app_with(&[]).await;
+    app.upstream.reset().await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&app.upstream)
+        .await;
+    let token = app.token();
+    for _ in 0..5 {
+        let (_, body) = app.post("/health", Some(&token), "").await;
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Authorization failed: Wrong jwks_host in JWT payload. Make sure domain follows the visibility.<region>.cisco.com structure"
+        );
+    }
+    let fetches = app
+        .upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == JWKS_PATH)
+        .count();
+    assert_eq!(fetches, 1, "the failure is remembered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refetch_for_an_unknown_kid_does_not_hold_back_known_keys() {
+    let app = spawn_app_with(&[]).await;
+    let probe = || {
+        Mock::given(method("GET"))
+            .and(path_regex("^/watchlist/"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+    };
+    probe().mount(&app.upstream).await;
+    let token = app.token();
+    let ok = json!({"data": {"status": "ok"}});
+    assert_eq!(app.post("/health", Some(&token), "").await.1, ok);
+    // An unknown kid may make the relay ask again once the refetch interval (5 s) is over.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    app.upstream.reset().await;
+    probe().mount(&app.upstream).await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(jwks())
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&app.upstream)
+        .await;
+    let claims = default_claims(&jwks_host(&app.upstream), &app.audience());
+    let unknown = TokenMinter.mint_as(KID_1, Some("unknown-kid"), &claims);
+    let refetch = {
+        let (client, address) = (app.client.clone(), app.address.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{address}/health"))
+                .bearer_auth(unknown)
+                .send()
+                .await
+        })
+    };
+    while !app
+        .upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path() == JWKS_PATH)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(app.post("/health", Some(&token), "").await.1, ok);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a known kid waited {:?} for another token's refetch",
+        started.elapsed()
+    );
+    let refetched: Value = refetch.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(
+        refetched["errors"][0]["message"],
+        "Authorization failed: kid from JWT header not found in API response"
+    );
+}
+
+// 7. Log lines of attacker-chosen size.
+#[tokio::test]
+async fn caller_supplied_values_are_cut_in_log_lines() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "debug")]).await;
+    let host = format!("{}.example", "h".repeat(20_000));
+    let token = app.token_with(json!({"jwks_host": host}));
+    let response = app
+        .client
+        .post(format!("{}/health", app.address))
+        .bearer_auth(&token)
+        .header("X-Request-Id", "r".repeat(5_000))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(id.len() <= 100, "a long request id is replaced: {id}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "authorization error");
+    app.terminate();
+    let logs = app.log_text();
+    assert!(
+        logs.contains(&"h".repeat(100)),
+        "the host is logged, cut:\n{logs}"
+    );
+    for line in logs.lines() {
+        assert!(line.len() < 2_000, "a line of {} bytes", line.len());
+    }
+}
+
+// 9. The deadline covers the JWKS fetch, and /health.
+async fn slow_jwks(app: &TestApp, delay: Duration) {
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(jwks())
+                .set_delay(delay),
+        )
+        .with_priority(1)
+        .mount(&app.upstream)
+        .await;
+}
+
+#[tokio::test]
+async fn the_deadline_counts_from_the_request_not_from_the_token_check() {
+    let app = spawn_app_with(&[
+        ("RELAY_REQUEST_TIMEOUT_SECS", "2"),
+        ("SPYCLOUD_TIMEOUT_SECS", "5"),
+    ])
+    .await;
+    slow_jwks(&app, Duration::from_millis(1500)).await;
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(json!({"cursor": "", "results": [sample::breach("alice@example.com")]}))
+        .set_delay(Duration::from_millis(1500));
+    Mock::given(method("GET"))
+        .and(path_regex("^/breach/data/emails/"))
+        .respond_with(slow)
+        .mount(&app.upstream)
+        .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    let started = Instant::now();
+    let body = app
+        .observe(json!([{"type": "email", "value": "alice@example.com"}]))
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2700),
+        "answered after {took:?}"
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "SpyCloud did not answer everything within the relay's 2 s deadline.",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn health_ends_within_the_deadline() {
+    let app = spawn_app_with(&[
+        ("RELAY_REQUEST_TIMEOUT_SECS", "2"),
+        ("SPYCLOUD_TIMEOUT_SECS", "5"),
+    ])
+    .await;
+    slow_jwks(&app, Duration::from_millis(1500)).await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/watchlist/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
+        .mount(&app.upstream)
+        .await;
+    let started = Instant::now();
+    let (_, body) = app.post("/health", Some(&app.token()), "").await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2700),
+        "answered after {took:?}"
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "SpyCloud did not answer everything within the relay's 2 s deadline.",
+        "{body}"
+    );
+}
+
+// 10. Stopping.
+/// A relay with a request in flight that SpyCloud answers only after 10 s.
+async fn app_with_a_stuck_request(grace_secs: &str) -> (TestApp, tokio::task::JoinHandle<()>) {
+    let app = spawn_app_with(&[
+        ("RELAY_SHUTDOWN_GRACE_SECS", grace_secs),
+        ("SPYCLOUD_TIMEOUT_SECS", "30"),
+        ("RELAY_LOG", "info"),
+    ])
+    .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/breach/data/emails/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "results": []}))
+                .set_delay(Duration::from_secs(10)),
+        )
+        .mount(&app.upstream)
+        .await;
+    let request = app
+        .client
+        .post(format!("{}/observe/observables", app.address))
+        .bearer_auth(app.token())
+        .body(alice())
+        .send();
+    let in_flight = tokio::spawn(async move {
+        let _ = request.await;
+    });
+    while !app
+        .upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path().starts_with("/breach/data/emails/"))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (app, in_flight)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once() {
+    let (mut app, in_flight) = app_with_a_stuck_request("30").await;
+    app.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::task::block_in_place(|| app.wait_for_exit(Duration::ZERO)).is_none(),
+        "the first signal lets the request finish"
+    );
+    app.signal("INT");
+    let status = tokio::task::block_in_place(|| app.wait_for_exit(Duration::from_secs(3)))
+        .expect("the second signal stops the relay at once");
+    assert!(!status.success(), "a request was cut off: {status}");
+    assert!(
+        app.log_shows(
+            "a second signal came: stopping with 1 request(s) in flight cut off",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        app.log_text()
+    );
+    in_flight.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cut_off_at_the_end_of_the_grace_fail_the_exit_status() {
+    let (mut app, in_flight) = app_with_a_stuck_request("1").await;
+    app.signal("TERM");
+    let status = tokio::task::block_in_place(|| app.wait_for_exit(Duration::from_secs(5)))
+        .expect("the relay stops at the end of the grace");
+    assert!(!status.success(), "a request was cut off: {status}");
+    assert!(
+        app.log_shows(
+            "the grace period ended: stopping with 1 request(s) in flight cut off",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        app.log_text()
+    );
+    in_flight.abort();
+}
+
+// 11. `lookup` with a stdout that closes.
+#[tokio::test]
+async fn lookup_exits_quietly_when_its_stdout_closes() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "results": []})),
+        )
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let command = || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"));
+            command
+                .args(["lookup", "alice@example.com"])
+                .env_clear()
+                .env("SPYCLOUD_API_URL", &uri)
+                .env("SPYCLOUD_API_KEY", "cli-key")
+                .env("RELAY_LOG", "warn")
+                .stderr(Stdio::piped());
+            command
+        };
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let to_full = command().stdout(full).output().unwrap();
+        let mut closed = command().stdout(Stdio::piped()).spawn().unwrap();
+        drop(closed.stdout.take());
+        let to_closed = closed.wait_with_output().unwrap();
+        [to_full, to_closed]
+    })
+    .await
+    .unwrap();
+    for output in outcomes {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+// 3. Memory given back after a large answer.
+fn resident_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn memory_is_given_back_after_a_large_answer() {
+    let app = spawn_app_with(&[]).await;
+    mount_alice(&app).await;
+    let big = "big@example.com";
+    let pages: Vec<Value> = (0..20)
+        .map(|page| {
+            Value::Array(
+                (0..1000)
+                    .map(|n| {
+                        let mut record = sample::breach(big);
+                        record["document_id"] = json!(format!("doc-{page}-{n}"));
+                        record["source_id"] = json!(2976);
+                        record["target_url"] =
+                            json!(format!("https://site-{n}.example/{}", "p".repeat(4000)));
+                        record
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    app.mount_email(big, pages).await;
+    // Warm: the relay's pools, caches and buffers as after any request.
+    app.observe(serde_json::from_str(&alice()).unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_kib(app.pid(), "VmRSS:");
+
+    let body = app.observe(json!([{"type": "email", "value": big}])).await;
+    assert_eq!(
+        body["data"]["sightings"]["count"], 20,
+        "cut to the token's limit"
+    );
+    let peak = resident_kib(app.pid(), "VmHWM:");
+    assert!(
+        peak > before + 4 * 1024,
+        "the answer should cost memory while it is made: {before} -> {peak} KiB"
+    );
+    // Idle: nothing else runs in the relay that could make its allocator tidy up. Allow a few
+    // seconds on a loaded machine; glibc's allocator keeps the peak however long it waits.
+    let kept = |rss: u64| rss >= before + (peak - before) / 3;
+    let mut after = resident_kib(app.pid(), "VmRSS:");
+    for _ in 0..25 {
+        if !kept(after) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = resident_kib(app.pid(), "VmRSS:");
+    }
+    eprintln!("RSS before {before} KiB, peak {peak} KiB, after {after} KiB");
+    assert!(
+        !kept(after),
+        "memory kept after the answer: before {before} KiB, peak {peak} KiB, after {after} KiB"
+    );
+}
