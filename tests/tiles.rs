@@ -270,6 +270,39 @@ async fn tile_errors() {
     contract_snapshot!("tile_errors", Value::Object(answers));
 }
 
+#[tokio::test]
+async fn a_tile_with_invalid_module_settings_warns_of_each() {
+    // SEVERITY not a list of codes, PASSWORDS not a policy: both ignored, one warning each,
+    // beside the figures of every severity (as without the setting).
+    let claims = json!({"SEVERITY": "high,25", "SINCE_DAYS": 7, "PASSWORDS": "hidden"});
+    let relay = relay_for(watchlist(), RelaySettings::default(), claims);
+    let answer = tile_data(&relay, "spycloud_exposure_summary", "last_7_days").await;
+    let plain = tile_data(
+        &relay_over(watchlist(), RelaySettings::default()),
+        "spycloud_exposure_summary",
+        "last_7_days",
+    )
+    .await;
+    assert_eq!(answer["data"], plain["data"]);
+    contract_snapshot!("tile_data_invalid_module_settings", answer);
+}
+
+#[tokio::test]
+async fn a_tile_counts_only_the_severities_the_instance_asks_for() {
+    // SEVERITY 25,30: Alice's two infostealer records and Frank's (outside the week) only.
+    let claims = json!({"SEVERITY": "25,30"});
+    let relay = relay_for(watchlist(), RelaySettings::default(), claims);
+    let answer = tile_data(&relay, "spycloud_exposure_summary", "last_7_days").await;
+    assert_eq!(answer.get("errors"), None, "{answer}");
+    let values: Vec<&Value> = answer["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|metric| &metric["value"])
+        .collect();
+    assert_eq!(values, [&json!(1), &json!(2), &json!(2), &json!(1)]);
+}
+
 /// End to end: the real binary against wiremock SpyCloud.
 mod binary {
     use chrono::{Duration, SecondsFormat, Utc};
@@ -278,7 +311,7 @@ mod binary {
     use wiremock::{Mock, ResponseTemplate};
 
     use crate::common::app::{TestApp, sample, spawn_app_with};
-    use crate::common::jwt::API_KEY;
+    use crate::common::jwt::{API_KEY, JWKS_PATH, jwks};
 
     /// SpyCloud's time text for `hours` ago.
     fn hours_ago(hours: i64) -> String {
@@ -494,5 +527,114 @@ mod binary {
             .await
             .unwrap();
         assert_eq!(wrong.status().as_u16(), 405);
+    }
+
+    #[tokio::test]
+    async fn the_instances_severity_reaches_the_scan_and_keys_it_and_a_bad_one_is_warned() {
+        let app = spawn_app_with(&[]).await;
+        let page = |severity: u64| {
+            let mut record = sample::infostealer("alice@example.com");
+            record["spycloud_publish_date"] = json!(hours_ago(2));
+            record["severity"] = json!(severity);
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": 1, "results": [record]}))
+        };
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .and(query_param("severity", "20,25"))
+            .respond_with(page(25))
+            .mount(&app.upstream)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .and(query_param_is_missing("severity"))
+            .respond_with(page(2))
+            .mount(&app.upstream)
+            .await;
+        app.mount_catalogs(sample::catalogs()).await;
+        let ask = |token: String, tile: &'static str| {
+            let body = json!({"tile_id": tile, "period": "last_7_days"}).to_string();
+            let app = &app;
+            async move { app.post("/tiles/tile-data", Some(&token), &body).await.1 }
+        };
+        let watchlist_queries = || async {
+            let requests = app.upstream.received_requests().await.unwrap();
+            requests
+                .iter()
+                .filter(|r| r.url.path() == "/breach/data/watchlist")
+                .map(|r| r.url.query().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+
+        // SEVERITY is sent; SINCE_DAYS is not (the period decides how far back).
+        let severe = app.token_with(json!({"SEVERITY": "20,25", "SINCE_DAYS": 3}));
+        let answer = ask(severe.clone(), "spycloud_exposures_by_day").await;
+        assert_eq!(answer.get("errors"), None, "{answer}");
+        let today = answer["data"]["data"].as_array().unwrap().last().unwrap();
+        assert_eq!(today["values"][0], json!({"key": "high", "value": 1}));
+        assert_eq!(
+            watchlist_queries().await,
+            [format!("since={}&severity=20%2C25", week_start())]
+        );
+        // The scan is kept for that severity: another tile of the token scans nothing ...
+        ask(severe, "spycloud_exposure_summary").await;
+        assert_eq!(watchlist_queries().await.len(), 1);
+        // ... and a token without it (here: an invalid one, ignored) has a scan of its own,
+        // with a warning beside its figures.
+        let answer = ask(
+            app.token_with(json!({"SEVERITY": "critical"})),
+            "spycloud_exposures_by_day",
+        )
+        .await;
+        assert_eq!(
+            answer["errors"],
+            json!([{"type": "warning", "code": "invalid argument", "message": "The module setting SEVERITY is not valid and was ignored: critical"}])
+        );
+        let today = answer["data"]["data"].as_array().unwrap().last().unwrap();
+        assert_eq!(today["values"][2], json!({"key": "low", "value": 1}));
+        assert_eq!(
+            watchlist_queries().await[1],
+            format!("since={}", week_start())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_tile_data_deadline_counts_from_the_request_not_from_the_token_check() {
+        let app = spawn_app_with(&[
+            ("RELAY_REQUEST_TIMEOUT_SECS", "2"),
+            ("SPYCLOUD_TIMEOUT_SECS", "5"),
+        ])
+        .await;
+        Mock::given(method("GET"))
+            .and(path(JWKS_PATH))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(jwks())
+                    .set_delay(std::time::Duration::from_millis(1500)),
+            )
+            .with_priority(1)
+            .mount(&app.upstream)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"cursor": "", "results": []}))
+                    .set_delay(std::time::Duration::from_millis(1500)),
+            )
+            .mount(&app.upstream)
+            .await;
+        let started = std::time::Instant::now();
+        let body = r#"{"tile_id":"spycloud_exposure_summary","period":"last_7_days"}"#;
+        let (_, answer) = app.post("/tiles/tile-data", Some(&app.token()), body).await;
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_millis(2700),
+            "answered after {took:?}"
+        );
+        assert_eq!(
+            answer,
+            json!({"errors": [{"type": "fatal", "code": "unknown", "message": "SpyCloud did not answer everything within the relay's 2 s deadline."}]})
+        );
     }
 }
