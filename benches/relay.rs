@@ -6,7 +6,11 @@
 //! upstream calls made, the relay's CPU time per warm one-email request and its peak RSS after 8
 //! concurrent clients, each against its target. Then the big lookups: a corporate domain of
 //! 25 000 records of about 1 KB in pages of 1 000 (time and peak RSS), and a 1 MiB request body
-//! of 26 000 distinct observables (the CPU it costs before any token is checked). Missed targets are reported, not failed: the
+//! of 26 000 distinct observables (the CPU it costs before any token is checked). Then the
+//! dashboard: a fresh relay scans a 90-day watchlist of 200 000 records (after a 7-day scan of
+//! a fraction of them, so the two peaks show whether memory follows the records read), and the
+//! report gives the scan's time, its SpyCloud calls and the peak RSS. Missed targets are
+//! reported, not failed: the
 //! exit status is non-zero only when the benchmark itself could not run. `benches/README.md`
 //! says how to run it and what each figure means.
 
@@ -63,6 +67,15 @@ const RELAY_MAX_RECORDS: &str = "25000";
 const REPLICA_RATE: u64 = 20;
 /// The Redis key secret of the replicas.
 const REDIS_KEY_SECRET: &str = "bench-redis-key-secret-0123456789";
+/// Records per page of the fake's watchlist.
+const SCAN_PAGE: usize = 1000;
+/// Employees of the fake's watchlist ...
+const SCAN_EMPLOYEES: usize = 2000;
+/// ... and the catalogs their records come from.
+const SCAN_CATALOGS: u64 = 50;
+/// The relay's request deadline in the dashboard phase: a 200-page scan at 50 ms a page takes
+/// longer than the default 25 s allows on a busy machine, and the deadline is not measured.
+const SCAN_DEADLINE_SECS: &str = "300";
 
 /// How much work each phase does; each can be changed with the environment variable named.
 struct Plan {
@@ -84,6 +97,9 @@ struct Plan {
     redis_requests: usize,
     /// `BENCH_RATE_SECS`: how long the two replicas are driven above their shared rate.
     rate_secs: usize,
+    /// `BENCH_SCAN_RECORDS`: records of the watchlist, spread over the 90 days before the
+    /// benchmark started.
+    scan_records: usize,
 }
 
 impl Plan {
@@ -101,6 +117,7 @@ impl Plan {
             body_requests: setting("BENCH_BODY_REQUESTS", pick(20, 1))?,
             redis_requests: setting("BENCH_REDIS_REQUESTS", pick(1000, 3))?,
             rate_secs: setting("BENCH_RATE_SECS", pick(5, 1))?,
+            scan_records: setting("BENCH_SCAN_RECORDS", pick(200_000, 3_000))?,
         })
     }
 }
@@ -135,7 +152,7 @@ async fn run() -> Result<String> {
         eprintln!("relay bench: not run by `cargo bench`: a smoke run, figures mean nothing");
     }
     let plan = Plan::from_env(full)?;
-    let fake = FakeSpyCloud::start(plan.domain_records).await;
+    let fake = FakeSpyCloud::start(plan.domain_records, plan.scan_records).await;
     let relay = RelayProcess::start(&fake, &[("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)])?;
     let client = reqwest::Client::new();
     let jwks_host = fake.server.address().to_string();
@@ -383,7 +400,130 @@ async fn run() -> Result<String> {
         None,
     ));
     relay.stop();
+
+    // 7. The dashboard, on a fresh relay so its peak RSS is the scans' alone.
+    rows.extend(dashboard(&fake, &bench.token, plan.scan_records).await?);
     Ok(report(&rows))
+}
+
+/// A 7-day scan, then a 90-day scan of every record (the first tile alone, then the four at
+/// once, served by the kept scan), each checked; rows for time, calls and memory.
+async fn dashboard(fake: &FakeSpyCloud, token: &str, records: usize) -> Result<Vec<Row>> {
+    let relay = RelayProcess::start(
+        fake,
+        &[
+            ("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS),
+            ("RELAY_REQUEST_TIMEOUT_SECS", SCAN_DEADLINE_SECS),
+        ],
+    )?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/tiles/tile-data", relay.base_url);
+    let tile = |id: &'static str, period: &'static str| {
+        let request = client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({"tile_id": id, "period": period}));
+        async move {
+            let response = request.send().await?;
+            let body: Value = response.json().await?;
+            if body.get("errors").is_some() || body["data"]["data"].is_null() {
+                let mut shown = body.to_string();
+                shown.truncate(500);
+                return Err(format!("the tile {id} of {period} failed: {shown}").into());
+            }
+            Ok::<Value, Box<dyn Error + Send + Sync>>(body)
+        }
+    };
+    let summary = "spycloud_exposure_summary";
+    let counted = |answer: &Value| answer["data"]["data"][1]["value"].as_u64().unwrap_or(0);
+    let startup = memory(relay.pid())?;
+
+    let before = fake.calls();
+    let week = tile(summary, "last_7_days").await?;
+    let week_calls = fake.calls() - before;
+    let week_peak = memory(relay.pid())?;
+
+    let before = fake.calls();
+    let started = Instant::now();
+    let quarter = tile(summary, "last_90_days").await?;
+    let scan_time = started.elapsed();
+    let scan_calls = fake.calls() - before;
+    let started = Instant::now();
+    let four = futures::future::try_join_all(
+        [
+            summary,
+            "spycloud_exposures_by_day",
+            "spycloud_top_breaches",
+            "spycloud_most_exposed_employees",
+        ]
+        .map(|id| tile(id, "last_90_days")),
+    )
+    .await?;
+    let kept_time = started.elapsed();
+    let kept_calls = fake.calls() - before - scan_calls;
+    let quarter_peak = memory(relay.pid())?;
+    relay.stop();
+
+    if counted(&quarter) != records as u64 || four[0] != quarter {
+        return Err(format!(
+            "the 90-day summary counted {} records, not {records}",
+            counted(&quarter)
+        )
+        .into());
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let peak = mib(quarter_peak.peak_kib);
+    Ok(vec![
+        Row::new(
+            format!("tiles: 90-day scan of {records} records"),
+            format!(
+                "{:.2} s for {} pages of {SCAN_PAGE} ({:.0} records/s)",
+                scan_time.as_secs_f64(),
+                scan_calls.watchlist,
+                records as f64 / scan_time.as_secs_f64()
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            "  SpyCloud calls of that scan",
+            format!(
+                "{} (one per page, {} ms each); then the four tiles at once: {} watchlist, {} catalog",
+                scan_calls.spycloud(),
+                UPSTREAM_DELAY.as_millis(),
+                kept_calls.watchlist,
+                kept_calls.catalogs
+            ),
+            "pages + 1 catalog",
+            Some(
+                scan_calls.spycloud() == scan_calls.watchlist
+                    && kept_calls.watchlist == 0
+                    && kept_calls.catalogs == 1,
+            ),
+        ),
+        Row::new(
+            "  four tiles from the kept scan, at once",
+            format!(
+                "{:.1} ms wall (one catalog call of {} ms)",
+                millis(kept_time),
+                UPSTREAM_DELAY.as_millis()
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            "  peak RSS after the 90-day scan",
+            format!(
+                "{peak:.1} MiB; after a 7-day scan of {} records ({} pages) {:.1}; at start {:.1}",
+                counted(&week),
+                week_calls.watchlist,
+                mib(week_peak.peak_kib),
+                mib(startup.rss_kib)
+            ),
+            "<= 32 MiB",
+            Some(peak <= 32.0),
+        ),
+    ])
 }
 
 /// What the benchmark sends, and where.
@@ -669,6 +809,7 @@ fn observables(emails: &[String]) -> Value {
 struct Calls {
     emails: u64,
     catalogs: u64,
+    watchlist: u64,
     jwks: u64,
     other: u64,
 }
@@ -676,7 +817,7 @@ struct Calls {
 impl Calls {
     /// Calls to SpyCloud itself (the JWKS belongs to SecureX).
     fn spycloud(&self) -> u64 {
-        self.emails + self.catalogs + self.other
+        self.emails + self.catalogs + self.watchlist + self.other
     }
 }
 
@@ -687,6 +828,7 @@ impl std::ops::Sub for Calls {
         Self {
             emails: self.emails - earlier.emails,
             catalogs: self.catalogs - earlier.catalogs,
+            watchlist: self.watchlist - earlier.watchlist,
             jwks: self.jwks - earlier.jwks,
             other: self.other - earlier.other,
         }
@@ -700,10 +842,76 @@ struct Upstream {
     /// The big domain's pages, by the cursor that asks for them (`""` for the first).
     domain_pages: HashMap<String, Vec<u8>>,
     jwks: Vec<u8>,
+    watchlist: Watchlist,
     emails: AtomicU64,
     catalogs: AtomicU64,
+    watchlist_pages: AtomicU64,
     jwks_fetches: AtomicU64,
     other: AtomicU64,
+}
+
+/// The fake's watchlist: `records` records spread evenly over the 90 days before `now`, newest
+/// first, made up page by page as they are asked for (holding them would take this process
+/// hundreds of MiB).
+struct Watchlist {
+    now: chrono::DateTime<chrono::Utc>,
+    records: usize,
+}
+
+impl Watchlist {
+    fn step(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::days(90) / self.records.max(1) as i32
+    }
+
+    /// The page after `cursor` (none: the first) of the records published since the day
+    /// `since` (`YYYY-MM-DD`), as SpyCloud would send it.
+    fn page(&self, since: &str, cursor: Option<&str>) -> Vec<u8> {
+        let since = chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d")
+            .map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+            .unwrap_or(self.now);
+        let reach = (self.now - since).num_milliseconds().max(0);
+        let step = self.step().num_milliseconds().max(1);
+        let matching = self.records.min((reach / step) as usize + 1);
+        let first = cursor.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0) * SCAN_PAGE;
+        let last = (first + SCAN_PAGE).min(matching);
+        let results: Vec<Value> = (first..last).map(|n| self.record(n)).collect();
+        let cursor = if last < matching {
+            (first / SCAN_PAGE + 1).to_string()
+        } else {
+            String::new()
+        };
+        json!({"cursor": cursor, "hits": matching, "results": results})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// Record `n`: employee `n mod 2000`, catalog `n mod 50`, an infostealer record every fourth.
+    fn record(&self, n: usize) -> Value {
+        let published = self.now - self.step() * n as i32;
+        let employee = n % SCAN_EMPLOYEES;
+        let severity = [2, 5, 20, 25][n % 4];
+        let mut record = json!({
+            "document_id": format!("5ca1ab1e-{n:08}-4d7a-9b3f-0123456789ab"),
+            "source_id": FIRST_CATALOG + (n as u64 % SCAN_CATALOGS),
+            "email": format!("employee{employee}@bench.example.com"),
+            "email_domain": "bench.example.com",
+            "email_username": format!("employee{employee}"),
+            "domain": "bench.example.com",
+            "username": format!("employee{employee}"),
+            "password": format!("hunter{n}!"),
+            "password_type": if n.is_multiple_of(3) { "plaintext" } else { "sha1" },
+            "target_url": format!("https://login.site{}.example.org/account", n % 8),
+            "ip_addresses": [format!("203.0.113.{}", n % 250)],
+            "severity": severity,
+            "spycloud_publish_date": published.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        });
+        if n % 4 == 3 {
+            record["infected_machine_id"] = json!(format!("c0ffee{employee:04}-{}", n % 3));
+            record["password_plaintext"] = json!(format!("hunter{n}!"));
+            record["user_hostname"] = json!("DESKTOP-BENCH");
+        }
+        record
+    }
 }
 
 /// A wiremock responder over [`Upstream`]: SpyCloud's two endpoints after the delay, the JWKS
@@ -736,6 +944,15 @@ impl Respond for Responder {
                 .unwrap_or_else(|| page(Vec::new()));
             return json(body);
         }
+        if path == "/breach/data/watchlist" {
+            upstream.watchlist_pages.fetch_add(1, Ordering::Relaxed);
+            let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+            let since = query.get("since").map_or("", String::as_str);
+            let body = upstream
+                .watchlist
+                .page(since, query.get("cursor").map(String::as_str));
+            return json(body);
+        }
         if path == format!("/breach/data/domains/{BIG_DOMAIN}") {
             upstream.other.fetch_add(1, Ordering::Relaxed);
             let cursor = request
@@ -753,7 +970,9 @@ impl Respond for Responder {
             let found = list
                 .split(',')
                 .filter_map(|id| id.trim().parse::<u64>().ok())
-                .filter(|id| (FIRST_CATALOG..FIRST_CATALOG + CATALOGS).contains(id))
+                .filter(|id| {
+                    (FIRST_CATALOG..FIRST_CATALOG + CATALOGS.max(SCAN_CATALOGS)).contains(id)
+                })
                 .map(catalog)
                 .collect();
             return json(page(found));
@@ -773,7 +992,7 @@ struct FakeSpyCloud {
 }
 
 impl FakeSpyCloud {
-    async fn start(domain_records: usize) -> Self {
+    async fn start(domain_records: usize, scan_records: usize) -> Self {
         let emails: Vec<String> = (0..EMAILS)
             .map(|i| format!("user{i}.bench@example.com"))
             .collect();
@@ -792,8 +1011,13 @@ impl FakeSpyCloud {
             breaches,
             domain_pages: domain_pages(domain_records),
             jwks: jwt::jwks().to_string().into_bytes(),
+            watchlist: Watchlist {
+                now: chrono::Utc::now(),
+                records: scan_records,
+            },
             emails: AtomicU64::new(0),
             catalogs: AtomicU64::new(0),
+            watchlist_pages: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
             other: AtomicU64::new(0),
         });
@@ -824,6 +1048,7 @@ impl FakeSpyCloud {
         Calls {
             emails: upstream.emails.load(Ordering::Relaxed),
             catalogs: upstream.catalogs.load(Ordering::Relaxed),
+            watchlist: upstream.watchlist_pages.load(Ordering::Relaxed),
             jwks: upstream.jwks_fetches.load(Ordering::Relaxed),
             other: upstream.other.load(Ordering::Relaxed),
         }
@@ -962,7 +1187,8 @@ impl RelayProcess {
     fn start(fake: &FakeSpyCloud, env: &[(&str, &str)]) -> Result<Self> {
         let binary = env!("CARGO_BIN_EXE_spycloud-relay");
         let address = fake.server.address().to_string();
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        let mut child = command
             .arg("serve")
             .env("RELAY_LISTEN", "127.0.0.1:0")
             .env("SPYCLOUD_API_URL", format!("http://{address}"))

@@ -175,7 +175,7 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// Breach records read for one observable at most; SpyCloud's `hits` beyond it give the
-    /// `too many results` warning.
+    /// `too many results` warning. A tiles' watchlist scan reads 100 times as many.
     #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
     pub max_records: NonZeroU64,
     /// PEM certificate chain to serve HTTPS with (TLS 1.2 and 1.3; with the key, or neither);
@@ -193,6 +193,9 @@ pub struct ServeArgs {
     /// replica); required with the Redis URL.
     #[arg(long, env = "RELAY_REDIS_KEY_SECRET", hide_env_values = true)]
     pub redis_key_secret: Option<String>,
+    /// Seconds one watchlist scan serves the dashboard's tiles.
+    #[arg(long, env = "RELAY_TILES_CACHE_SECS", default_value_t = 600)]
+    pub tiles_cache_secs: u64,
     /// SpyCloud settings.
     #[command(flatten)]
     pub spycloud: SpyCloudArgs,
@@ -404,6 +407,7 @@ mod tests {
         assert_eq!(serve.redis_url, None);
         assert_eq!(serve.redis_key_secret, None);
         assert_eq!((serve.tls_cert, serve.tls_key), (None, None));
+        assert_eq!(serve.tiles_cache_secs, 600);
     }
 
     #[test]
@@ -461,6 +465,7 @@ mod tests {
                 ("redis-url", "RELAY_REDIS_URL"),
                 ("request-timeout-secs", "RELAY_REQUEST_TIMEOUT_SECS"),
                 ("shutdown-grace-secs", "RELAY_SHUTDOWN_GRACE_SECS"),
+                ("tiles-cache-secs", "RELAY_TILES_CACHE_SECS"),
                 ("timeout-secs", "SPYCLOUD_TIMEOUT_SECS"),
                 ("tls-cert", "RELAY_TLS_CERT"),
                 ("tls-key", "RELAY_TLS_KEY"),
@@ -506,6 +511,8 @@ mod tests {
             "127.0.0.1:9100",
             "--max-records",
             "2500",
+            "--tiles-cache-secs",
+            "30",
             "--log",
             "debug",
             "--log-format",
@@ -552,6 +559,7 @@ mod tests {
                 Some("127.0.0.1:9100")
             );
             assert_eq!(serve.max_records.get(), 2500);
+            assert_eq!(serve.tiles_cache_secs, 30);
             assert_eq!(serve.log.filter, "debug");
             assert_eq!(serve.log.format, LogFormat::Json);
             assert_eq!(

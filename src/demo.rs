@@ -21,6 +21,7 @@ use crate::adapters::http::{self, HttpSettings};
 use crate::adapters::jwt::{JwtDecoder, JwtSettings};
 use crate::adapters::memory::MemorySource;
 use crate::config::DemoArgs;
+use crate::domain::Timestamp;
 use crate::{Relay, RelaySettings, telemetry};
 
 /// The `kid` of the demo signing key, in token headers and in the demo JWKS.
@@ -62,7 +63,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
         scheme: "http".to_owned(),
         ..JwtSettings::default()
     })?;
-    let source = MemorySource::sample();
+    // The watchlist is spread over the 90 days before now, so every period has records.
+    let source = MemorySource::sample_at(Timestamp::from_utc(chrono::Utc::now()));
     let samples = samples(&source);
     let settings = RelaySettings {
         mapping: args.output.mapping(),
@@ -157,6 +159,19 @@ fn instructions(base: &str, samples: &[(&str, String)], token: &str) -> String {
         .iter()
         .map(|(kind, value)| format!("  {kind:<7}{value}\n"))
         .collect();
+    let tile_lines: String = [
+        ("spycloud_exposure_summary", "last_24_hours"),
+        ("spycloud_exposures_by_day", "last_7_days"),
+        ("spycloud_top_breaches", "last_30_days"),
+        ("spycloud_most_exposed_employees", "last_90_days"),
+    ]
+    .iter()
+    .map(|(tile, period)| {
+        format!(
+            "  curl -s -X POST {base}/tiles/tile-data -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"tile_id\":\"{tile}\",\"period\":\"{period}\"}}'\n"
+        )
+    })
+    .collect();
     format!(
         "\
 spycloud-relay demo: the real relay (JWT checks, SpyCloud paging, CTIM mapping) over a bundled
@@ -175,6 +190,10 @@ Try it (paste into a shell):
   curl -s -X POST {base}/health -H \"Authorization: Bearer $TOKEN\"
   curl -s -X POST {base}/version
 
+The Employee ATO dashboard (a watchlist of 12 employees over the last 90 days):
+  curl -s -X POST {base}/tiles -H \"Authorization: Bearer $TOKEN\"
+  curl -s -X POST {base}/tiles/tile -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"tile_id\":\"spycloud_top_breaches\"}}'
+{tile_lines}
 Stop with Ctrl-C.
 "
     )

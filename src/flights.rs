@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -17,7 +17,7 @@ pub(crate) struct Flights<'a, K, T: Clone> {
     by_key: Mutex<HashMap<K, Flight<'a, T>>>,
 }
 
-impl<'a, K: Eq + Hash + Copy, T: Clone> Flights<'a, K, T> {
+impl<'a, K: Eq + Hash + Clone, T: Clone> Flights<'a, K, T> {
     pub(crate) fn new() -> Self {
         Self {
             by_key: Mutex::new(HashMap::new()),
@@ -40,7 +40,7 @@ impl<'a, K: Eq + Hash + Copy, T: Clone> Flights<'a, K, T> {
                     flights.push(flight.clone());
                 }
                 Some(_) => {}
-                None => uncovered.push(*key),
+                None => uncovered.push(key.clone()),
             }
         }
         if !uncovered.is_empty() {
@@ -59,6 +59,19 @@ impl<'a, K: Eq + Hash + Copy, T: Clone> Flights<'a, K, T> {
         for key in keys {
             by_key.remove(key);
         }
+    }
+}
+
+/// Lands the flight of `keys` when dropped: a flight that runs on a task of its own holds
+/// one, so it is forgotten once it ended, however it ended (after storing its answer, if any).
+pub(crate) struct Landing<K: Eq + Hash + Clone, T: Clone + 'static> {
+    pub(crate) flights: Arc<Flights<'static, K, T>>,
+    pub(crate) keys: Vec<K>,
+}
+
+impl<K: Eq + Hash + Clone, T: Clone + 'static> Drop for Landing<K, T> {
+    fn drop(&mut self) {
+        self.flights.land(&self.keys);
     }
 }
 

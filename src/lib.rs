@@ -1,11 +1,12 @@
 #![deny(missing_docs)]
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
 //!
-//! - [`domain`]: the pure model (lookups, breach, catalog, module settings, CTIM) and the
-//!   mapping rules;
+//! - [`domain`]: the pure model (lookups, breach, catalog, module settings, CTIM, tiles) and
+//!   the mapping rules;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs,
 //!   and [`ports::RateLimiter`] and [`ports::SharedCache`], the state replicas may share;
-//! - [`relay`]: the use case, [`Relay`]: observe and health over the ports;
+//! - [`relay`]: the use case, [`Relay`]: observe, health and the dashboard's tiles over the
+//!   ports, and [`Relay::builder`], the real pipeline in one call;
 //! - [`config`]: the command line and its environment variables;
 //! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport, an
 //!   in-memory breach source, and the shared state in the process or in Redis;

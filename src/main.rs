@@ -147,6 +147,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
         mapping: args.output.mapping(),
         deadline: Duration::from_secs(args.request_timeout_secs),
         max_records: args.max_records.get(),
+        tiles_cache: Duration::from_secs(args.tiles_cache_secs),
         ..RelaySettings::default()
     };
     let mut builder = Relay::builder()
@@ -232,6 +233,8 @@ fn log_settings(args: &ServeArgs, limits: &ConnectionLimits, files: &open_files:
         body_timeout_secs = limits.body_read_timeout.as_secs(),
         max_connections = limits.max_connections,
         worker_threads = args.worker_threads.get(),
+        max_records = args.max_records.get(),
+        tiles_cache_secs = args.tiles_cache_secs,
         open_files_limit = files.limit,
         open_files_raised_from = files.raised_from,
         "settings"

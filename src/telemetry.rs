@@ -229,7 +229,15 @@ pub fn request_done(done: &Done<'_>) {
 }
 
 /// The routes of the request metrics, zeroed at start.
-pub const ROUTES: [&str; 4] = ["/health", "/observe/observables", "/version", "/watchdog"];
+pub const ROUTES: [&str; 7] = [
+    "/health",
+    "/observe/observables",
+    "/tiles",
+    "/tiles/tile",
+    "/tiles/tile-data",
+    "/version",
+    "/watchdog",
+];
 /// The SpyCloud endpoints of the upstream metrics, zeroed at start.
 pub const ENDPOINTS: [&str; 6] = [
     "emails",
@@ -292,6 +300,10 @@ pub fn describe_metrics() {
         "relay_catalog_cache_misses_total",
         "Breach catalogs not in the cache, asked of SpyCloud."
     );
+    describe_counter!(
+        "relay_tile_scans_total",
+        "Watchlist scans made for the dashboard's tiles, by period and outcome (ok, error)."
+    );
     describe_gauge!(
         "relay_open_connections",
         "Client connections open now, by listener (main, metrics)."
@@ -326,6 +338,10 @@ pub fn describe_metrics() {
     }
     for what in ["rate_limit", "cache"] {
         metrics::counter!("relay_redis_fallbacks_total", "use" => what).absolute(0);
+    }
+    for period in crate::domain::tiles::Period::ALL {
+        metrics::counter!("relay_tile_scans_total", "period" => period.as_str(), "outcome" => "ok")
+            .absolute(0);
     }
     for listener in ["main", "metrics"] {
         metrics::gauge!("relay_open_connections", "listener" => listener).set(0.0);
@@ -384,6 +400,12 @@ pub fn metrics_routes(
             .into_response()
     });
     metrics.or(other).unify()
+}
+
+/// Records one watchlist scan made for the tiles: its period and `ok` or `error`.
+pub fn tile_scan(period: &'static str, outcome: &'static str) {
+    metrics::counter!("relay_tile_scans_total", "period" => period, "outcome" => outcome)
+        .increment(1);
 }
 
 #[cfg(test)]

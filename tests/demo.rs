@@ -212,3 +212,69 @@ async fn the_demo_checks_tokens_for_real() {
         .expect("JSON");
     assert_eq!(jwks["keys"][0]["kid"], "spycloud-relay-demo");
 }
+
+#[tokio::test]
+async fn the_demo_shows_every_tile_of_the_dashboard_for_every_period() {
+    let demo = start_demo();
+    for path in ["/tiles", "/tiles/tile", "/tiles/tile-data"] {
+        let curl = format!("curl -s -X POST {}{path} ", demo.base);
+        assert!(
+            demo.printed.iter().any(|line| line.contains(&curl)),
+            "a curl line for {path}"
+        );
+    }
+    let token = Some(demo.token.as_str());
+    let tiles = post(&demo, "/tiles", token, None).await;
+    let ids: Vec<&str> = tiles["data"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .map(|tile| tile["id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids.len(), 4);
+    for period in [
+        "last_24_hours",
+        "last_7_days",
+        "last_30_days",
+        "last_90_days",
+    ] {
+        let mut answers = Vec::new();
+        for id in &ids {
+            let body = json!({"tile_id": id, "period": period});
+            let answer = post(&demo, "/tiles/tile-data", token, Some(body)).await;
+            assert!(answer.get("errors").is_none(), "{id} {period}: {answer}");
+            answers.push(answer["data"]["data"].clone());
+        }
+        let records = answers[0][1]["value"].as_u64().expect("a record count");
+        assert!(records > 0, "records in {period}");
+        for label in [
+            "Exposed employees",
+            "Plaintext passwords",
+            "Infected devices",
+        ] {
+            let metric = answers[0]
+                .as_array()
+                .expect("metrics")
+                .iter()
+                .find(|m| m["label"] == label)
+                .expect(label);
+            assert!(metric["value"].as_u64() > Some(0), "{label} in {period}");
+        }
+        let by_day: u64 = answers[1]
+            .as_array()
+            .expect("days")
+            .iter()
+            .map(|day| day["value"].as_u64().expect("a count"))
+            .sum();
+        assert_eq!(by_day, records, "{period}");
+        assert!(!answers[2].as_array().expect("breaches").is_empty());
+        assert!(
+            answers[3][2]
+                .as_str()
+                .expect("a row")
+                .starts_with("| alex.rivera@example.com |"),
+            "{period}: {}",
+            answers[3]
+        );
+    }
+}

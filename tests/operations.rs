@@ -553,6 +553,7 @@ async fn metrics_are_described_and_present_from_the_start() {
         "relay_jwks_fetch_failures_total",
         "relay_catalog_cache_hits_total",
         "relay_catalog_cache_misses_total",
+        "relay_tile_scans_total",
         "relay_open_connections",
         "relay_build_info",
     ];

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
 use spycloud_relay::domain::{
     ApiKey, BreachCollector, BreachQuery, BreachRecord, CatalogId, Lookup, ObservableType,
-    SeverityFilter,
+    RecordSink, SeverityFilter, Timestamp,
 };
-use spycloud_relay::ports::{BreachSource, SourceError};
+use spycloud_relay::ports::{BreachSource, SourceError, WatchlistQuery};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -762,6 +762,178 @@ async fn the_rate_limit_holds_back_one_key_and_not_another() {
     );
 }
 
+/// What a watchlist scan fed: each page's hits and the records' numbers; it wants at most
+/// `max` records.
+struct Scanned {
+    hits: Vec<u64>,
+    numbers: Vec<Value>,
+    max: usize,
+}
+
+impl RecordSink for Scanned {
+    fn wants_more(&self) -> bool {
+        self.numbers.len() < self.max
+    }
+
+    fn hits(&mut self, hits: u64) {
+        self.hits.push(hits);
+    }
+
+    fn add(&mut self, record: BreachRecord) {
+        self.numbers
+            .push(record.0.get("n").cloned().unwrap_or(Value::Null));
+    }
+}
+
+fn collect(max: usize) -> Scanned {
+    Scanned {
+        hits: Vec::new(),
+        numbers: Vec::new(),
+        max,
+    }
+}
+
+fn watchlist_query(since: &str, severity: Option<&str>) -> WatchlistQuery {
+    WatchlistQuery {
+        since: Timestamp::parse(&format!("{since}T00:00:00"))
+            .unwrap()
+            .day(),
+        severity: severity.map(|codes| SeverityFilter::parse(codes).unwrap()),
+    }
+}
+
+/// A watchlist page that says SpyCloud holds `hits` records in all.
+fn watchlist_page(cursor: &str, hits: u64, results: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"cursor": cursor, "hits": hits, "results": results}))
+}
+
+#[tokio::test]
+async fn the_watchlist_scan_asks_since_a_day_with_the_severity_and_hands_every_page_over() {
+    let server = MockServer::start().await;
+    let scan = || {
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .and(header("X-API-Key", KEY))
+            .and(query_param("since", "2026-03-03"))
+            .and(query_param("severity", "20,25"))
+    };
+    scan()
+        .and(query_param_is_missing("cursor"))
+        .respond_with(watchlist_page("c 2", 5, json!([{"n": 1}, {"n": 2}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    scan()
+        .and(query_param("cursor", "c 2"))
+        .respond_with(watchlist_page("c3", 5, json!([{"n": 3}, {"n": 4}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    scan()
+        .and(query_param("cursor", "c3"))
+        .respond_with(watchlist_page("", 5, json!([{"n": 5}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut pages = collect(usize::MAX);
+    client(&server)
+        .watchlist(
+            &key(),
+            &watchlist_query("2026-03-03", Some("20,25")),
+            &mut pages,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pages.hits, [5, 5, 5]);
+    assert_eq!(pages.numbers, [1, 2, 3, 4, 5].map(|n| json!(n)));
+    server.verify().await;
+    // The severity is sent as on the lookups' calls; the cursor joins the query with `&`.
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        requests[0].url.query(),
+        Some("since=2026-03-03&severity=20%2C25")
+    );
+    assert_eq!(
+        requests[1].url.query(),
+        Some("since=2026-03-03&severity=20%2C25&cursor=c%202")
+    );
+}
+
+#[tokio::test]
+async fn the_watchlist_scan_without_severity_sends_none_and_stops_when_told() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .and(query_param("since", "2025-12-10"))
+        .and(query_param_is_missing("severity"))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(watchlist_page("more", 9, json!([{"n": 1}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .and(query_param("cursor", "more"))
+        .respond_with(watchlist_page("", 9, json!([{"n": 2}])))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let mut pages = collect(1);
+    client(&server)
+        .watchlist(&key(), &watchlist_query("2025-12-10", None), &mut pages)
+        .await
+        .unwrap();
+    assert_eq!((pages.hits, pages.numbers), (vec![9], vec![json!(1)]));
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn watchlist_failures_are_the_status_tables_and_the_cursor_guards_hold() {
+    for (status, expected) in [
+        (401, SourceError::Unauthorized("Unauthorized".into())),
+        (500, SourceError::Internal),
+        // Unlike an email lookup, a refused scan is not "no results".
+        (400, SourceError::Unexpected("bad since".into())),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/breach/data/watchlist"))
+            .respond_with(ResponseTemplate::new(status).set_body_string("bad since"))
+            .mount(&server)
+            .await;
+        let error = client(&server)
+            .watchlist(
+                &key(),
+                &watchlist_query("2026-01-01", None),
+                &mut collect(9),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error, expected, "{status}");
+    }
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .respond_with(watchlist_page("again", 2, json!([{"n": 1}])))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut pages = collect(usize::MAX);
+    let error = client(&server)
+        .watchlist(&key(), &watchlist_query("2026-01-01", None), &mut pages)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::InvalidResponse("SpyCloud repeated a page cursor".into())
+    );
+    // What came before the broken cursor was fed.
+    assert_eq!(pages.numbers.len(), 2);
+    server.verify().await;
+}
+
 fn lookup(kind: ObservableType, value: &str) -> Lookup {
     Lookup::parse(kind, value).unwrap()
 }
@@ -959,4 +1131,53 @@ async fn a_full_collector_stops_the_paging_and_the_rest_of_a_page_is_not_read() 
         .map(|b| b.document_id.clone().unwrap())
         .collect();
     assert_eq!(kept, ["9", "8", "7"]);
+}
+
+#[tokio::test]
+async fn a_watchlist_scan_follows_more_pages_than_a_lookup_may() {
+    let endless = || ManyPages {
+        per_page: 1,
+        served: AtomicUsize::new(0),
+    };
+    // A scan reads up to 100 x RELAY_MAX_RECORDS records: 150 pages are no broken upstream.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .respond_with(endless())
+        .expect(150)
+        .mount(&server)
+        .await;
+    let mut scanned = collect(150);
+    client(&server)
+        .watchlist(&key(), &watchlist_query("2026-01-01", None), &mut scanned)
+        .await
+        .unwrap();
+    assert_eq!(scanned.numbers.len(), 150);
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        requests[149].url.query(),
+        Some("since=2026-01-01&cursor=page-149")
+    );
+
+    // A lookup's chain still stops at 100 pages.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(endless())
+        .expect(100)
+        .mount(&server)
+        .await;
+    let error = client(&server)
+        .breaches(
+            &key(),
+            &lookup(ObservableType::Domain, "example.com"),
+            &BreachQuery::default(),
+            &mut BreachCollector::new(3, 150),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SourceError::InvalidResponse("SpyCloud kept paginating past 100 pages".into())
+    );
 }

@@ -24,8 +24,8 @@ use futures::future::BoxFuture;
 
 use crate::adapters::local::LocalCache;
 use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink};
-use crate::flights::Flights;
-use crate::ports::{BreachSource, CacheEntry, CacheKey, SharedCache, SourceError};
+use crate::flights::{Flights, Landing};
+use crate::ports::{BreachSource, CacheEntry, CacheKey, SharedCache, SourceError, WatchlistQuery};
 
 /// The cache space of catalogs: an entry is a catalog's JSON, or empty for an id the source
 /// did not return.
@@ -106,7 +106,8 @@ fn cache_key((tenant, id): EntryKey) -> CacheKey {
 /// What one fetch brought: an entry for each id it asked for.
 type Fetched = Result<Arc<HashMap<CatalogId, Entry>>, SourceError>;
 
-/// Any [`BreachSource`] with its catalogs cached; `breaches` and `probe` pass through.
+/// Any [`BreachSource`] with its catalogs cached; `breaches`, `watchlist` and `probe` pass
+/// through.
 pub struct CachedCatalogs<S: ?Sized = dyn BreachSource> {
     inner: Arc<S>,
     store: Arc<dyn SharedCache>,
@@ -177,7 +178,7 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
         let (inner, store, key) = (self.inner.clone(), self.store.clone(), key.clone());
         let ttl = self.ttl;
         let landing = Landing {
-            fetches: self.fetches.clone(),
+            flights: self.fetches.clone(),
             keys,
         };
         let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
@@ -218,18 +219,6 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
             })
         }
         .boxed()
-    }
-}
-
-/// Forgets a fetch once it ended, however it ended (its answer is stored by then, if any).
-struct Landing {
-    fetches: Arc<Flights<'static, EntryKey, Fetched>>,
-    keys: Vec<EntryKey>,
-}
-
-impl Drop for Landing {
-    fn drop(&mut self) {
-        self.fetches.land(&self.keys);
     }
 }
 
@@ -289,6 +278,15 @@ impl<S: BreachSource + ?Sized + 'static> BreachSource for CachedCatalogs<S> {
             }
         }
         Ok(found)
+    }
+
+    async fn watchlist(
+        &self,
+        key: &ApiKey,
+        query: &WatchlistQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        self.inner.watchlist(key, query, into).await
     }
 
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {

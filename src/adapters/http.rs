@@ -27,7 +27,15 @@ use crate::relay::{Caller, Relay};
 use crate::telemetry;
 
 /// The paths the relay serves, for telling a wrong method (405) from an unknown path (404).
-const KNOWN_PATHS: [&str; 4] = ["/health", "/observe/observables", "/version", "/watchdog"];
+const KNOWN_PATHS: [&str; 7] = [
+    "/health",
+    "/observe/observables",
+    "/tiles",
+    "/tiles/tile",
+    "/tiles/tile-data",
+    "/version",
+    "/watchdog",
+];
 
 /// How the transport reads requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +158,10 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let settings = Arc::new(settings);
     health(relay.clone(), settings.clone())
-        .or(observe(relay, settings))
+        .or(observe(relay.clone(), settings.clone()))
+        .or(tiles(relay.clone(), settings.clone()))
+        .or(tile(relay.clone(), settings.clone()))
+        .or(tile_data(relay, settings))
         .or(version())
         .or(watchdog())
         .or(fallback())
@@ -599,6 +610,106 @@ fn observe(
         )
 }
 
+/// `/tiles`: the dashboard's tile definitions (the body is not read).
+fn tiles(
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("tiles")
+        .and(warp::post())
+        .and(incoming(settings))
+        .and(with(relay))
+        .then(|incoming: Incoming, relay: Arc<Relay>| async move {
+            let started = Instant::now();
+            let (outcome, upstream) =
+                telemetry::counting_upstream_calls(relay.tiles(&incoming.caller())).await;
+            match outcome {
+                Ok(definitions) => answer(
+                    "/tiles",
+                    started,
+                    Some(&upstream),
+                    ("ok", None),
+                    &json!({ "data": definitions }),
+                ),
+                Err(error) => fatal("/tiles", started, Some(&upstream), &error),
+            }
+        })
+}
+
+/// `/tiles/tile`: one tile's definition.
+fn tile(
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = settings.body_limit;
+    let body_timeout = settings.connections.body_read_timeout;
+    warp::path!("tiles" / "tile")
+        .and(warp::post())
+        .and(incoming(settings))
+        .and(warp::body::stream())
+        .and(with(relay))
+        .then(
+            move |incoming: Incoming, body, relay: Arc<Relay>| async move {
+                let started = Instant::now();
+                let described = async {
+                    let body =
+                        read_body(incoming.content_length, body, limit, body_timeout).await?;
+                    relay.tile(&incoming.caller(), &body).await
+                };
+                let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
+                match outcome {
+                    Ok(definition) => answer(
+                        "/tiles/tile",
+                        started,
+                        Some(&upstream),
+                        ("ok", None),
+                        &json!({ "data": definition }),
+                    ),
+                    Err(error) => fatal("/tiles/tile", started, Some(&upstream), &error),
+                }
+            },
+        )
+}
+
+/// `/tiles/tile-data`: one tile's figures for a period, with the token's invalid module
+/// settings as warnings beside them.
+fn tile_data(
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = settings.body_limit;
+    let body_timeout = settings.connections.body_read_timeout;
+    warp::path!("tiles" / "tile-data")
+        .and(warp::post())
+        .and(incoming(settings))
+        .and(warp::body::stream())
+        .and(with(relay))
+        .then(
+            move |incoming: Incoming, body, relay: Arc<Relay>| async move {
+                let started = Instant::now();
+                let drawn = async {
+                    let body =
+                        read_body(incoming.content_length, body, limit, body_timeout).await?;
+                    Ok::<_, RelayError>(relay.tile_data(&incoming.caller(), &body).await)
+                };
+                let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
+                let route = "/tiles/tile-data";
+                match outcome {
+                    Ok(drawn) => {
+                        // Warnings ride along with an answer that stands: only a fatal error
+                        // changes the outcome.
+                        let outcome = match drawn.fatal() {
+                            Some(error) => (error.code.as_str(), Some(error.message.as_str())),
+                            None => ("ok", None),
+                        };
+                        answer(route, started, Some(&upstream), outcome, &drawn)
+                    }
+                    Err(error) => fatal(route, started, Some(&upstream), &error),
+                }
+            },
+        )
+}
+
 fn version() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("version").and(warp::post()).map(|| {
         let version = json!({"version": env!("CARGO_PKG_VERSION")});
@@ -889,11 +1000,15 @@ mod tests {
         for (method, path, expected) in [
             ("GET", "/nope", (404, not_found.clone())),
             ("POST", "/observe", (404, not_found.clone())),
-            ("POST", "/health/extra", (404, not_found)),
+            ("POST", "/health/extra", (404, not_found.clone())),
+            ("POST", "/tiles/other", (404, not_found)),
             ("GET", "/health", (405, not_allowed.clone())),
             ("GET", "/observe/observables", (405, not_allowed.clone())),
             ("GET", "/version", (405, not_allowed.clone())),
             ("POST", "/watchdog", (405, not_allowed.clone())),
+            ("GET", "/tiles", (405, not_allowed.clone())),
+            ("GET", "/tiles/tile", (405, not_allowed.clone())),
+            ("PUT", "/tiles/tile-data", (405, not_allowed.clone())),
             ("DELETE", "/health", (405, not_allowed)),
         ] {
             let request = warp::test::request().method(method).path(path);
@@ -964,6 +1079,85 @@ mod tests {
         headers.insert("x-forwarded-proto", "http".parse().unwrap());
         assert_eq!(request_root(&headers, true), "https://relay.example:9443");
         assert_eq!(request_root(&headers, false), "http://relay.example:9443");
+    }
+
+    #[test]
+    fn module_type_advertises_the_tiles_and_every_securex_route() {
+        let module: Value = serde_json::from_str(include_str!("../../module_type.json")).unwrap();
+        let apis: Vec<String> = module["properties"]["supported-apis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|api| format!("/{}", api.as_str().unwrap()))
+            .collect();
+        let securex: Vec<&str> = KNOWN_PATHS
+            .into_iter()
+            .filter(|path| !["/version", "/watchdog"].contains(path))
+            .collect();
+        assert_eq!(apis, securex);
+        let capabilities: Vec<&str> = module["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(capabilities, ["health", "observe", "tiles"]);
+    }
+
+    #[tokio::test]
+    async fn tile_routes_answer_in_the_envelope() {
+        let mut source = MockBreachSource::new();
+        source.expect_watchlist().times(1).returning(|_, _, into| {
+            let record = serde_json::from_value(
+                json!({"email": "a@x.com", "spycloud_publish_date": "2000-01-01T00:00:00Z"}),
+            )
+            .unwrap();
+            into.hits(1);
+            into.add(record);
+            Ok(())
+        });
+        let relay = relay_with(source, decoder_for("http://relay"));
+        let request = |path: &str| {
+            post(path)
+                .header("authorization", "Bearer t")
+                .header("host", "relay")
+        };
+        let settings = HttpSettings::default;
+
+        let (status, body) = call(relay.clone(), settings(), request("/tiles").body("x")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["data"].as_array().unwrap().len(), 4);
+        assert_eq!(body["data"][3]["type"], "markdown");
+
+        let one = request("/tiles/tile").body(r#"{"tile_id":"spycloud_top_breaches"}"#);
+        let (_, body) = call(relay.clone(), settings(), one).await;
+        assert_eq!(body["data"]["id"], "spycloud_top_breaches");
+
+        let unknown = request("/tiles/tile").body(r#"{"tile_id":"nope"}"#);
+        let (status, body) = call(relay.clone(), settings(), unknown).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"errors": [{"type": "fatal", "code": "invalid argument", "message": "Unknown tile_id: nope"}]})
+            )
+        );
+
+        let figures = request("/tiles/tile-data")
+            .body(r#"{"tile_id":"spycloud_most_exposed_employees","period":"last_7_days"}"#);
+        let (_, body) = call(relay.clone(), settings(), figures).await;
+        assert_eq!(
+            body["data"]["data"],
+            json!(["No exposures in this period."])
+        );
+        assert_eq!(body["data"]["cache_scope"], "org");
+
+        let unauthorized = post("/tiles/tile-data").body("{}");
+        let (_, body) = call(relay, settings(), unauthorized).await;
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Authorization failed: Authorization header is missing"
+        );
     }
 
     #[tokio::test]

@@ -10,11 +10,16 @@
 //! cannot loop or lose a page. Values are compared case-insensitively; an IPv6 address is
 //! written in its canonical compressed form (as the relay sends it).
 //!
+//! The watchlist (every employee's records, for the dashboard) is a plain list of records,
+//! filtered the same way; the demo's is generated around the time it starts
+//! ([`sample_watchlist`]), so every period of the dashboard has records.
+//!
 //! ```json
 //! {"emails": {"a@example.com": [{"cursor": "c2", "hits": 1, "results": [{...}]},
 //!                               {"cursor": "", "hits": 1, "results": [{...}]}]},
 //!  "domains": {"example.com": [...]}, "ips": {"192.0.2.1": [...]}, "usernames": {"bob": [...]},
-//!  "catalogs": [{"id": 1, "uuid": "...", "title": "...", ...}]}
+//!  "catalogs": [{"id": 1, "uuid": "...", "title": "...", ...}],
+//!  "watchlist": [{...}, {...}]}
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -22,10 +27,13 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
 use crate::domain::{
     ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink, Timestamp,
 };
-use crate::ports::{BreachSource, SourceError};
+use crate::ports::{BreachSource, SourceError, WatchlistQuery};
 
 /// The dataset bundled with the crate: invented records and catalogs for the demo.
 pub const SAMPLE_JSON: &str = include_str!("../../demo/sample.json");
@@ -99,6 +107,8 @@ struct Dataset {
     usernames: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     catalogs: Vec<Catalog>,
+    #[serde(default)]
+    watchlist: Vec<BreachRecord>,
 }
 
 /// The SpyCloud endpoint a lookup asks, as the dataset names it.
@@ -194,6 +204,7 @@ pub struct MemorySource {
     /// Keyed by endpoint and the lower-cased value.
     values: HashMap<(&'static str, String), Pages>,
     catalogs: HashMap<CatalogId, Catalog>,
+    watchlist: Vec<BreachRecord>,
 }
 
 impl MemorySource {
@@ -227,7 +238,24 @@ impl MemorySource {
                 return Err(DatasetError::DuplicateCatalog(duplicate.id));
             }
         }
-        Ok(Self { values, catalogs })
+        Ok(Self {
+            values,
+            catalogs,
+            watchlist: dataset.watchlist,
+        })
+    }
+
+    /// The same dataset with `records` as its watchlist.
+    pub fn with_watchlist(self, records: Vec<BreachRecord>) -> Self {
+        Self {
+            watchlist: records,
+            ..self
+        }
+    }
+
+    /// The bundled sample dataset with [`sample_watchlist`] around `now`: the demo's data.
+    pub fn sample_at(now: Timestamp) -> Self {
+        Self::sample().with_watchlist(sample_watchlist(now))
     }
 
     /// The bundled sample dataset ([`SAMPLE_JSON`]).
@@ -291,9 +319,114 @@ impl BreachSource for MemorySource {
             .collect())
     }
 
+    /// The watchlist's records published on or after `since` (and of the `severity` codes
+    /// asked for), as the lookups' records: `hits` first, then each record while wanted.
+    async fn watchlist(
+        &self,
+        _key: &ApiKey,
+        query: &WatchlistQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        let query = BreachQuery {
+            severity: query.severity.clone(),
+            since: Some(query.since.date()),
+        };
+        let matching = || {
+            self.watchlist
+                .iter()
+                .filter(|record| matches(record, &query))
+        };
+        into.hits(matching().count() as u64);
+        for record in matching() {
+            if !into.wants_more() {
+                break;
+            }
+            into.add(record.clone());
+        }
+        Ok(())
+    }
+
     async fn probe(&self, _key: &ApiKey) -> Result<(), SourceError> {
         Ok(())
     }
+}
+
+/// The employees of the demo's watchlist; the first is exposed most.
+const DEMO_EMPLOYEES: [&str; 12] = [
+    "alex.rivera",
+    "jordan.lee",
+    "sam.taylor",
+    "casey.nguyen",
+    "morgan.smith",
+    "riley.chen",
+    "taylor.brooks",
+    "jamie.ortiz",
+    "drew.patel",
+    "quinn.murphy",
+    "avery.kim",
+    "reese.walker",
+];
+
+/// The demo's watchlist: 360 invented records of `example.com` employees, spread evenly over
+/// the 90 days before `now` (the newest at `now` itself): infostealer records with machines
+/// and plaintext passwords, breach and combo-list records, records of a catalog SpyCloud does
+/// not know, and every severity band. Deterministic for a given `now`.
+pub fn sample_watchlist(now: Timestamp) -> Vec<BreachRecord> {
+    const RECORDS: i64 = 360;
+    const SPAN_MINUTES: i64 = 90 * 24 * 60;
+    (0..RECORDS)
+        .map(|i| {
+            let published = now.minus(TimeDelta::minutes(i * SPAN_MINUTES / RECORDS + i % 7));
+            let employee = if i % 4 == 0 {
+                0
+            } else {
+                (i as usize * 5 + i as usize / 12) % DEMO_EMPLOYEES.len()
+            };
+            let name = DEMO_EMPLOYEES[employee];
+            // Now and then the address comes in another case: it is still one employee.
+            let email = if i % 9 == 0 {
+                format!("{}@Example.com", name.to_uppercase())
+            } else {
+                format!("{name}@example.com")
+            };
+            let mut record = json!({
+                "document_id": format!("demo-watchlist-{i}"),
+                "email": email,
+                "email_domain": "example.com",
+                "email_username": name,
+                "domain": "example.com",
+                "spycloud_publish_date": published.to_string(),
+            });
+            let stealer_severity = [25, 26, 30][(i % 3) as usize];
+            let kind = match i % 5 {
+                0 => json!({
+                    "source_id": if i % 2 == 0 { 36512 } else { 41234 },
+                    "password": "Winter2024!", "password_plaintext": "Winter2024!",
+                    "password_type": "plaintext", "target_url": "https://login.example.com",
+                    "infected_machine_id": format!("demo-machine-{employee}-{}", i % 3),
+                    "user_hostname": format!("{}-PC", name.to_uppercase()),
+                    "severity": stealer_severity,
+                }),
+                1 => json!({
+                    "source_id": 18001, "password": "5f4dcc3b5aa765d61d8327deb882cf99",
+                    "password_type": "md5", "severity": 5,
+                }),
+                2 => json!({
+                    "source_id": 20555, "password": "hunter2", "password_type": "plaintext",
+                    "severity": 20,
+                }),
+                3 => json!({"source_id": 40777, "password_type": "bcrypt", "severity": 2}),
+                _ => json!({"source_id": 99001}),
+            };
+            if let (Value::Object(fields), Value::Object(more)) = (&mut record, kind) {
+                fields.extend(more);
+            }
+            BreachRecord(match record {
+                Value::Object(fields) => fields,
+                _ => serde_json::Map::new(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -523,6 +656,71 @@ mod tests {
         let found: Vec<_> = found.iter().map(|c| c.id).collect();
         assert_eq!(found, [CatalogId(2), CatalogId(1)]);
         assert!(source.probe(&key()).await.is_ok());
+    }
+
+    /// Every record a scan of `source` feeds for `query`, and the hits it said.
+    async fn scan(source: &MemorySource, query: &WatchlistQuery) -> (Vec<u64>, Vec<BreachRecord>) {
+        struct Collect(Vec<u64>, Vec<BreachRecord>);
+        impl RecordSink for Collect {
+            fn wants_more(&self) -> bool {
+                true
+            }
+            fn hits(&mut self, hits: u64) {
+                self.0.push(hits);
+            }
+            fn add(&mut self, record: BreachRecord) {
+                self.1.push(record);
+            }
+        }
+        let mut fed = Collect(Vec::new(), Vec::new());
+        source.watchlist(&key(), query, &mut fed).await.unwrap();
+        (fed.0, fed.1)
+    }
+
+    #[tokio::test]
+    async fn the_watchlist_answers_since_a_day_of_some_severities() {
+        let now = Timestamp::parse("2026-03-10T12:00:00Z").unwrap();
+        let source = MemorySource::from_json("{}")
+            .unwrap()
+            .with_watchlist(sample_watchlist(now));
+        let everything = WatchlistQuery {
+            since: now.minus(TimeDelta::days(90)).day(),
+            severity: None,
+        };
+        let (hits, records) = scan(&source, &everything).await;
+        assert_eq!((hits, records.len()), (vec![360], 360));
+        let recent = WatchlistQuery {
+            since: now.day(),
+            severity: crate::domain::SeverityFilter::parse("2,5"),
+        };
+        let (hits, records) = scan(&source, &recent).await;
+        assert!(!records.is_empty());
+        assert_eq!(hits, [records.len() as u64]);
+        for record in &records {
+            assert!(record.published().unwrap().day() >= now.day());
+            assert!(matches!(record.severity(), Some(2 | 5)));
+        }
+        // A full sink is fed no more.
+        let mut few = crate::domain::BreachCollector::new(10, 7);
+        source
+            .watchlist(&key(), &everything, &mut few)
+            .await
+            .unwrap();
+        let few = few.finish();
+        assert_eq!((few.read, few.hits), (7, Some(360)));
+    }
+
+    #[tokio::test]
+    async fn a_source_without_a_watchlist_feeds_no_record() {
+        let (hits, records) = scan(
+            &MemorySource::sample(),
+            &WatchlistQuery {
+                since: Timestamp::parse("2020-01-01T00:00:00").unwrap().day(),
+                severity: None,
+            },
+        )
+        .await;
+        assert_eq!((hits, records.len()), (vec![0], 0));
     }
 
     #[tokio::test]

@@ -23,8 +23,10 @@ use serde_json::Value;
 
 use crate::adapters::local::LocalRateLimiter;
 use crate::domain::email::truncate;
-use crate::domain::{ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink};
-use crate::ports::{BreachSource, RateLimiter, SourceError};
+use crate::domain::{
+    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink, SeverityFilter,
+};
+use crate::ports::{BreachSource, RateLimiter, SourceError, WatchlistQuery};
 use crate::telemetry;
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
@@ -34,6 +36,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.spycloud.io/enterprise-v2";
 const CATALOG_BATCH: usize = 10;
 /// A cursor chain longer than this is a broken upstream, not a big breach.
 const MAX_PAGES: usize = 100;
+/// The same for a watchlist scan, which reads up to 100 times as many records as a lookup
+/// (100 x `RELAY_MAX_RECORDS`), so may follow 100 times as many pages.
+const MAX_SCAN_PAGES: usize = 100 * MAX_PAGES;
 /// The most of a response body read into memory; a hostile upstream cannot exhaust it.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// The most of an error answer's body read: enough for its message, and a huge one still
@@ -202,7 +207,7 @@ impl SpyCloudClient {
         url: &str,
     ) -> Result<Vec<T>, SourceError> {
         let mut results = Vec::new();
-        let mut cursors = Cursors::new(url);
+        let mut cursors = Cursors::new(url, MAX_PAGES);
         let mut next = url.to_owned();
         loop {
             let answer = self.get(key, &next).await?;
@@ -217,18 +222,19 @@ impl SpyCloudClient {
 
     /// The pages of a breach-data `url`, each folded into `into` as it arrives (records are
     /// read one by one out of the page, so a page never exists as a list of records); stops
-    /// when `into` wants no more.
+    /// when `into` wants no more. `paging` says how many pages at most and what a 400 means.
     async fn breach_pages(
         &self,
         key: &ApiKey,
         url: &str,
+        paging: Paging,
         into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
-        let mut cursors = Cursors::new(url);
+        let mut cursors = Cursors::new(url, paging.max_pages);
         let mut next = url.to_owned();
         while into.wants_more() {
             let answer = self.get(key, &next).await?;
-            if answer.status == StatusCode::BAD_REQUEST {
+            if paging.refused_is_empty && answer.status == StatusCode::BAD_REQUEST {
                 // SpyCloud refuses the value: no results (or, after a cursor, no more).
                 return Ok(());
             }
@@ -397,7 +403,7 @@ impl BreachSource for SpyCloudClient {
         into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
         let url = breach_data_url(&self.base, lookup, query);
-        self.breach_pages(key, &url, into).await
+        self.breach_pages(key, &url, Paging::LOOKUP, into).await
     }
 
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
@@ -407,6 +413,16 @@ impl BreachSource for SpyCloudClient {
             .chunks(CATALOG_BATCH)
             .map(|batch| self.catalog_batch(key, batch));
         Ok(try_join_all(batches).await?.into_iter().flatten().collect())
+    }
+
+    async fn watchlist(
+        &self,
+        key: &ApiKey,
+        query: &WatchlistQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        let url = watchlist_url(&self.base, query);
+        self.breach_pages(key, &url, Paging::SCAN, into).await
     }
 
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
@@ -443,8 +459,7 @@ fn breach_data_url(base: &str, lookup: &Lookup, query: &BreachQuery) -> String {
     let mut separator = '?';
     if let Some(severity) = &query.severity {
         url.push(separator);
-        url.push_str("severity=");
-        url.extend(utf8_percent_encode(&severity.query_value(), QUERY_VALUE));
+        push_severity(&mut url, severity);
         separator = '&';
     }
     if let Some(since) = query.since {
@@ -452,6 +467,45 @@ fn breach_data_url(base: &str, lookup: &Lookup, query: &BreachQuery) -> String {
         url.push_str(&format!("since={}", since.format("%Y-%m-%d")));
     }
     url
+}
+
+/// `{base}/breach/data/watchlist?since=<day>`, with `&severity=` when the query sets it.
+fn watchlist_url(base: &str, query: &WatchlistQuery) -> String {
+    let mut url = format!("{base}/breach/data/watchlist?since={}", query.since);
+    if let Some(severity) = &query.severity {
+        url.push('&');
+        push_severity(&mut url, severity);
+    }
+    url
+}
+
+/// `severity=<codes>`, the module setting `SEVERITY` on a breach-data call.
+fn push_severity(url: &mut String, severity: &SeverityFilter) {
+    url.push_str("severity=");
+    url.extend(utf8_percent_encode(&severity.query_value(), QUERY_VALUE));
+}
+
+/// How one paged breach-data call follows its pages.
+#[derive(Debug, Clone, Copy)]
+struct Paging {
+    /// The most pages it follows ([`Cursors`]).
+    max_pages: usize,
+    /// Whether a 400 means no (more) records, SpyCloud refusing the looked-up value, rather
+    /// than an error.
+    refused_is_empty: bool,
+}
+
+impl Paging {
+    /// A lookup (email, domain, IP, username): SpyCloud's 400 refuses the value.
+    const LOOKUP: Self = Self {
+        max_pages: MAX_PAGES,
+        refused_is_empty: true,
+    };
+    /// The watchlist scan: there is no value to refuse, so a 400 is an error like any other.
+    const SCAN: Self = Self {
+        max_pages: MAX_SCAN_PAGES,
+        refused_is_empty: false,
+    };
 }
 
 /// The endpoint a URL calls, as a metrics label.
@@ -471,27 +525,31 @@ fn endpoint_of(url: &str) -> &'static str {
     }
 }
 
-/// The cursors of one paged call: each leads to the next page's URL, none may repeat, and a
-/// chain may not pass [`MAX_PAGES`].
+/// The cursors of one paged call: each leads to the next page's URL (the cursor joins the
+/// query the URL already has, if any), none may repeat, and a chain may not pass its page cap
+/// ([`MAX_PAGES`] for a lookup or a catalog call, [`MAX_SCAN_PAGES`] for a watchlist scan).
 struct Cursors<'a> {
     url: &'a str,
     seen: HashSet<String>,
     pages: usize,
+    max_pages: usize,
 }
 
 impl<'a> Cursors<'a> {
-    fn new(url: &'a str) -> Self {
+    /// The cursors of the call to `url`, which may follow `max_pages` pages in all.
+    fn new(url: &'a str, max_pages: usize) -> Self {
         Self {
             url,
             seen: HashSet::new(),
             pages: 1,
+            max_pages,
         }
     }
 
     /// The URL of the page a page's `cursor` names; `None` after the last page.
     ///
     /// # Errors
-    /// A repeated cursor, or one more page than [`MAX_PAGES`]: following them would loop or
+    /// A repeated cursor, or one more page than the cap: following them would loop or
     /// exhaust the relay, and stopping would drop records without a word.
     fn follow(&mut self, cursor: Option<Value>) -> Result<Option<String>, SourceError> {
         let cursor = match cursor {
@@ -509,9 +567,10 @@ impl<'a> Cursors<'a> {
                 "SpyCloud repeated a page cursor".to_owned(),
             ));
         }
-        if self.pages == MAX_PAGES {
+        if self.pages >= self.max_pages {
             return Err(SourceError::InvalidResponse(format!(
-                "SpyCloud kept paginating past {MAX_PAGES} pages"
+                "SpyCloud kept paginating past {} pages",
+                self.max_pages
             )));
         }
         self.pages += 1;

@@ -116,6 +116,82 @@ impl TryFrom<BreachRecord> for Breach {
     }
 }
 
+/// SpyCloud's severity score in the contract's bands: 0–2 low, 3–5 medium, above 5 high, and
+/// unknown without a score. Sightings and the dashboard both read scores through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeverityBand {
+    /// Above 5.
+    High,
+    /// 3–5.
+    Medium,
+    /// 0–2.
+    Low,
+    /// No score.
+    Unknown,
+}
+
+impl SeverityBand {
+    /// Every band, highest first (the dashboard's order).
+    pub const ALL: [Self; 4] = [Self::High, Self::Medium, Self::Low, Self::Unknown];
+
+    /// The band of a score.
+    pub fn of(score: Option<u64>) -> Self {
+        match score {
+            None => Self::Unknown,
+            Some(0..=2) => Self::Low,
+            Some(3..=5) => Self::Medium,
+            Some(_) => Self::High,
+        }
+    }
+
+    /// The CTIM severity: `High`, `Medium`, `Low`, `Unknown`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::High => "High",
+            Self::Medium => "Medium",
+            Self::Low => "Low",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// The lower-case key the dashboard's charts use.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl BreachRecord {
+    /// The record's severity score, read as [`Breach`] reads it (a number sent as a string
+    /// counts); `None` when absent or not a whole number.
+    pub fn severity(&self) -> Option<u64> {
+        self.0.get("severity").and_then(whole_number)
+    }
+
+    /// A string field, when present and not empty.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.0.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// When SpyCloud published the record, if it says so readably.
+    pub fn published(&self) -> Option<Timestamp> {
+        self.text("spycloud_publish_date")
+            .and_then(|s| Timestamp::parse(s).ok())
+    }
+
+    /// The catalog the record comes from, if it names one readably.
+    pub fn source_id(&self) -> Option<CatalogId> {
+        self.0.get("source_id").and_then(CatalogId::from_value)
+    }
+}
+
 /// Reads an optional field: absent or null is `None`, a value `read` refuses is an error.
 fn optional<T>(
     fields: &Map<String, Value>,
@@ -223,6 +299,31 @@ mod tests {
             (breach.severity, breach.source_id),
             (Some(5), Some(CatalogId(77)))
         );
+    }
+
+    #[test]
+    fn severity_bands_and_raw_reads() {
+        let bands: Vec<_> = [None, Some(0), Some(2), Some(3), Some(5), Some(6), Some(30)]
+            .into_iter()
+            .map(|score| SeverityBand::of(score).key())
+            .collect();
+        assert_eq!(
+            bands,
+            ["unknown", "low", "low", "medium", "medium", "high", "high"]
+        );
+        let raw = record(json!({
+            "severity": "5", "source_id": "12", "email": "", "spycloud_publish_date": "2020-05-01T00:00:00Z"
+        }));
+        assert_eq!(raw.severity(), Some(5));
+        assert_eq!(raw.source_id(), Some(CatalogId(12)));
+        assert_eq!(raw.text("email"), None);
+        assert_eq!(
+            raw.published(),
+            Some(Timestamp::parse("2020-05-01T00:00:00").unwrap())
+        );
+        for not_a_score in [json!("high"), json!(-1), json!(2.5), json!(null)] {
+            assert_eq!(record(json!({"severity": not_a_score})).severity(), None);
+        }
     }
 
     #[test]

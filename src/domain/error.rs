@@ -59,6 +59,12 @@ pub enum RelayError {
     /// `/watchdog` without a `Health-Check` header.
     #[error("invalid health check")]
     HealthCheck,
+    /// A tile id the dashboard does not have: the id as asked.
+    #[error("unknown tile id")]
+    UnknownTile(String),
+    /// A period the dashboard does not offer: the period as asked.
+    #[error("unknown period")]
+    UnknownPeriod(String),
     /// The overall deadline passed before SpyCloud answered everything.
     #[error("deadline of {0} s passed")]
     Deadline(u64),
@@ -76,7 +82,9 @@ impl RelayError {
             Self::Source(SourceError::Internal) => "internal error",
             Self::Source(SourceError::RateLimited) => "too many requests",
             Self::Source(_) | Self::Deadline(_) => "unknown",
-            Self::InvalidPayload(_) => "invalid argument",
+            Self::InvalidPayload(_) | Self::UnknownTile(_) | Self::UnknownPeriod(_) => {
+                "invalid argument"
+            }
             Self::HealthCheck => "health check failed",
         }
     }
@@ -105,6 +113,8 @@ impl RelayError {
             },
             Self::InvalidPayload(detail) => format!("Invalid JSON payload received. {detail}"),
             Self::HealthCheck => "Invalid Health Check".to_owned(),
+            Self::UnknownTile(id) => format!("Unknown tile_id: {}", truncate(id, 100)),
+            Self::UnknownPeriod(period) => format!("Unknown period: {}", truncate(period, 100)),
             Self::Deadline(secs) => {
                 format!("SpyCloud did not answer everything within the relay's {secs} s deadline.")
             }
@@ -432,6 +442,18 @@ mod tests {
         assert_eq!(
             doc(RelayError::HealthCheck),
             pair("health check failed", "Invalid Health Check")
+        );
+        assert_eq!(
+            doc(RelayError::UnknownTile("nope".into())),
+            pair("invalid argument", "Unknown tile_id: nope")
+        );
+        let long = "p".repeat(150);
+        assert_eq!(
+            doc(RelayError::UnknownPeriod(long)),
+            pair(
+                "invalid argument",
+                &format!("Unknown period: {}", "p".repeat(100))
+            )
         );
         let (code, message) = doc(RelayError::InvalidPayload("x".into()));
         assert_eq!(code, "invalid argument");

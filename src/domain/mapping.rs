@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::breach::Breach;
+use super::breach::{Breach, SeverityBand};
 use super::catalog::{Catalog, CatalogId};
 use super::ctim::{
     Bundle, Column, DataTable, ExternalReference, Indicator, Observable, ObservedTime, Relation,
@@ -70,12 +70,7 @@ pub fn severity(breach: &Breach, catalog: Option<&Catalog>) -> &'static str {
     if catalog.is_some_and(Catalog::is_combo_list) {
         return "Medium";
     }
-    match breach.severity {
-        None => "Unknown",
-        Some(0..=2) => "Low",
-        Some(3..=5) => "Medium",
-        Some(_) => "High",
-    }
+    SeverityBand::of(breach.severity).label()
 }
 
 /// An indicator's confidence from the catalog's: 1 `High`, 2 `Medium`, anything else `Low`.

@@ -11,6 +11,7 @@
 //! - [`collector`]: one lookup's records folded into the newest N as pages arrive;
 //! - [`ctim`]: what SecureX reads, and the response envelope;
 //! - [`mapping`]: SpyCloud to CTIM;
+//! - [`tiles`]: the Employee ATO dashboard: tiles, periods, and a watchlist scan's figures;
 //! - [`error`]: every error and warning with its SecureX code and message.
 
 pub mod breach;
@@ -24,9 +25,10 @@ pub mod lookup;
 pub mod mapping;
 pub mod observable;
 pub mod settings;
+pub mod tiles;
 pub mod time;
 
-pub use breach::{Breach, BreachRecord, InvalidBreach};
+pub use breach::{Breach, BreachRecord, InvalidBreach, SeverityBand};
 pub use catalog::{Catalog, CatalogId};
 pub use collector::{BreachCollector, Collected, RecordSink};
 pub use credentials::{
@@ -39,4 +41,4 @@ pub use lookup::{Domain, InvalidLookup, Lookup, ObservableType, Username};
 pub use mapping::{MappingOptions, PasswordPolicy};
 pub use observable::{EMAIL, parse_observables};
 pub use settings::{BreachQuery, ModuleSettings, SeverityFilter, SinceDays};
-pub use time::{InvalidTimestamp, Timestamp};
+pub use time::{Day, InvalidTimestamp, Timestamp};

@@ -10,7 +10,7 @@ use super::error::Warning;
 use super::mapping::PasswordPolicy;
 
 /// SpyCloud severity codes to ask for (`SEVERITY`, e.g. `20,25,30`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SeverityFilter(Vec<u32>);
 
 impl SeverityFilter {

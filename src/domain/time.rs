@@ -3,7 +3,7 @@
 use std::fmt;
 
 use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
-use chrono::{Datelike, NaiveDateTime, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
 use serde::{Serialize, Serializer};
 
 /// A point in time SpyCloud reported (UTC), printed the CTIM way:
@@ -33,6 +33,74 @@ impl Timestamp {
     /// The UTC date of this time.
     pub fn date(&self) -> chrono::NaiveDate {
         self.0.date()
+    }
+}
+
+impl Timestamp {
+    /// The instant `at`, as a timestamp (the relay's clock hands these to the domain).
+    pub fn from_utc(at: DateTime<Utc>) -> Self {
+        Self(at.naive_utc())
+    }
+
+    /// `span` earlier; the earliest representable time when that is out of range.
+    pub fn minus(self, span: TimeDelta) -> Self {
+        Self(
+            self.0
+                .checked_sub_signed(span)
+                .unwrap_or(NaiveDateTime::MIN),
+        )
+    }
+
+    /// `span` later; the latest representable time when that is out of range.
+    pub fn plus(self, span: TimeDelta) -> Self {
+        Self(
+            self.0
+                .checked_add_signed(span)
+                .unwrap_or(NaiveDateTime::MAX),
+        )
+    }
+
+    /// The UTC day this time falls on.
+    pub fn day(self) -> Day {
+        Day(self.0.date())
+    }
+}
+
+/// A UTC calendar day, printed `YYYY-MM-DD` (SpyCloud's `since=` and the tiles' day keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(NaiveDate);
+
+impl Day {
+    /// The calendar date.
+    pub fn date(self) -> NaiveDate {
+        self.0
+    }
+
+    /// The day after this one (the last representable day is its own successor).
+    pub fn next(self) -> Self {
+        Self(self.0.succ_opt().unwrap_or(self.0))
+    }
+
+    /// Whole days from `self` to `later` (negative when `later` is earlier).
+    pub fn days_until(self, later: Day) -> i64 {
+        (later.0 - self.0).num_days()
+    }
+
+    /// `MM/DD`, the short label of a chart's day.
+    pub fn label(self) -> String {
+        format!("{:02}/{:02}", self.0.month(), self.0.day())
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
     }
 }
 
@@ -160,6 +228,27 @@ mod tests {
         ] {
             assert!(Timestamp::parse(input).is_err(), "{input}");
         }
+    }
+
+    #[test]
+    fn arithmetic_and_days() {
+        let at = Timestamp::parse("2024-03-01T00:30:00Z").unwrap();
+        let earlier = at.minus(TimeDelta::hours(24));
+        assert_eq!(earlier.to_string(), "2024-02-29T00:30:00.000000Z");
+        assert_eq!(earlier.plus(TimeDelta::hours(24)), at);
+        assert_eq!(earlier.day().to_string(), "2024-02-29");
+        assert_eq!(earlier.day().label(), "02/29");
+        assert_eq!(earlier.day().next(), at.day());
+        assert_eq!(earlier.day().days_until(at.day()), 1);
+        assert_eq!(at.day().days_until(earlier.day()), -1);
+        let utc = DateTime::parse_from_rfc3339("2024-03-01T00:30:00.5Z").unwrap();
+        assert_eq!(
+            Timestamp::from_utc(utc.with_timezone(&Utc)).to_string(),
+            "2024-03-01T00:30:00.500000Z"
+        );
+        // Out of range saturates instead of panicking.
+        assert!(at.minus(TimeDelta::MAX) < earlier);
+        assert!(at.plus(TimeDelta::MAX) > at);
     }
 
     #[test]

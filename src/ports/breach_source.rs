@@ -8,7 +8,20 @@
 use async_trait::async_trait;
 
 pub use crate::domain::SourceError;
-use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, Lookup, RecordSink};
+use crate::domain::{
+    ApiKey, BreachQuery, Catalog, CatalogId, Day, Lookup, RecordSink, SeverityFilter,
+};
+
+/// What a watchlist scan asks for: the records published since a day, optionally only some
+/// severities. (The module setting `SINCE_DAYS` does not apply: the tile's period decides.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchlistQuery {
+    /// The first UTC day of records wanted (SpyCloud's `since`).
+    pub since: Day,
+    /// Only records of these SpyCloud severity codes (the module setting `SEVERITY`, sent as
+    /// `severity=`); `None`: every severity.
+    pub severity: Option<SeverityFilter>,
+}
 
 /// A source of SpyCloud breach data.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -36,6 +49,28 @@ pub trait BreachSource: Send + Sync {
     /// # Errors
     /// Any [`SourceError`] that stops the whole fetch.
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError>;
+
+    /// Feeds the breach records of the key's whole watchlist (every employee) that `query` asks
+    /// for into `into`, page after page as they arrive (following cursors), each page's `hits`
+    /// too, so the caller holds at most one record at a time; stops asking for records once
+    /// `into` wants no more ([`RecordSink::wants_more`]).
+    ///
+    /// A source without a watchlist keeps this default, which answers
+    /// [`SourceError::Unexpected`]: the dashboard then shows that error.
+    ///
+    /// # Errors
+    /// Any [`SourceError`]; records fed before it stay fed.
+    async fn watchlist(
+        &self,
+        key: &ApiKey,
+        query: &WatchlistQuery,
+        into: &mut (dyn RecordSink + 'static),
+    ) -> Result<(), SourceError> {
+        let _ = (key, query, into);
+        Err(SourceError::Unexpected(
+            "This breach source has no watchlist to scan.".to_owned(),
+        ))
+    }
 
     /// One authenticated call that proves the key works and the source answers.
     ///

@@ -5,7 +5,7 @@ mod credential_decoder;
 mod rate_limiter;
 mod shared_cache;
 
-pub use breach_source::{BreachSource, SourceError};
+pub use breach_source::{BreachSource, SourceError, WatchlistQuery};
 pub use credential_decoder::CredentialDecoder;
 pub use rate_limiter::RateLimiter;
 pub use shared_cache::{CacheEntry, CacheKey, SharedCache};

@@ -12,7 +12,8 @@ use crate::adapters::redis::{Redis, RedisBuildError, RedisSettings};
 use crate::adapters::spycloud::{SpyCloudBuildError, SpyCloudClient, SpyCloudSettings};
 use crate::ports::{BreachSource, CredentialDecoder, RateLimiter, SharedCache};
 
-use super::{Relay, RelaySettings};
+use super::tiles::Scans;
+use super::{Relay, RelaySettings, system_clock};
 
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -152,10 +153,13 @@ impl RelayBuilder {
             self.cache,
             cache,
         ));
+        let scans = Arc::new(Scans::new(self.settings.tiles_cache));
         Ok(Relay {
             source,
             decoder: self.decoder,
             settings: self.settings,
+            scans,
+            clock: system_clock(),
         })
     }
 }

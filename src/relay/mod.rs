@@ -4,9 +4,11 @@
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
 //! - `observe`: observe requests, and [`Relay::lookup`] for embedders;
 //! - `builder`: [`Relay::builder`], the real pipeline over SpyCloud in one call.
+//! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period.
 
 mod builder;
 mod observe;
+mod tiles;
 
 pub use builder::{BuildError, RelayBuilder};
 
@@ -14,8 +16,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::mapping::MappingOptions;
-use crate::domain::{AuthError, Credentials, RelayError, bearer_token};
+use crate::domain::{AuthError, Credentials, RelayError, Timestamp, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder};
+
+use tiles::Scans;
+
+/// Where the relay reads the time: the system clock, or a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| Timestamp::from_utc(chrono::Utc::now()))
+}
 
 /// How the relay behaves, beyond its ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,14 +36,17 @@ pub struct RelaySettings {
     pub mapping: MappingOptions,
     /// Observables of one request looked up at once.
     pub concurrency: usize,
-    /// Time one observe or health request may take, the token check included, before it
-    /// answers with what it has.
+    /// Time one observe, health or tile-data request may take, the token check included,
+    /// before it answers with what it has.
     pub deadline: Duration,
-    /// Breach records read for one observable at most (`RELAY_MAX_RECORDS`).
+    /// Breach records read for one observable at most (`RELAY_MAX_RECORDS`); a watchlist
+    /// scan reads 100 times as many.
     pub max_records: u64,
     /// Observables looked up per request at most; the rest give one warning. Bounds what one
     /// request can make the relay (and SpyCloud) do.
     pub max_lookups: usize,
+    /// How long one watchlist scan serves the tiles (`RELAY_TILES_CACHE_SECS`).
+    pub tiles_cache: Duration,
 }
 
 impl RelaySettings {
@@ -49,6 +64,7 @@ impl Default for RelaySettings {
             deadline: Duration::from_secs(25),
             max_records: Self::DEFAULT_MAX_RECORDS,
             max_lookups: Self::DEFAULT_MAX_LOOKUPS,
+            tiles_cache: Duration::from_secs(600),
         }
     }
 }
@@ -68,6 +84,8 @@ pub struct Relay {
     source: Arc<dyn BreachSource>,
     decoder: Option<Arc<dyn CredentialDecoder>>,
     settings: RelaySettings,
+    scans: Arc<Scans>,
+    clock: Clock,
 }
 
 impl Relay {
@@ -77,11 +95,19 @@ impl Relay {
         decoder: Arc<dyn CredentialDecoder>,
         settings: RelaySettings,
     ) -> Self {
+        let scans = Arc::new(Scans::new(settings.tiles_cache));
         Self {
             source,
             decoder: Some(decoder),
             settings,
+            scans,
+            clock: system_clock(),
         }
+    }
+
+    /// The same relay reading the time from `clock` (tests fix it).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// The settings in use.

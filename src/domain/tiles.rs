@@ -1,0 +1,1144 @@
+//! The Employee ATO dashboard: its four tiles and their periods, the tile request body, and
+//! the figures of one watchlist scan.
+//!
+//! A scan's records are folded into a [`Tally`] page by page as they arrive, so what a scan
+//! holds grows with the employees, catalogs and days it counts, never with the records it
+//! reads. [`Tally::finish`] keeps only what the tiles show ([`Figures`]), and [`tile_data`]
+//! turns those into one tile's answer. The clock is the caller's: every function here takes
+//! the time it needs.
+
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
+
+use chrono::TimeDelta;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::breach::{BreachRecord, SeverityBand};
+use super::catalog::CatalogId;
+use super::collector::RecordSink;
+use super::ctim::{ErrorDoc, ErrorKind};
+use super::error::RelayError;
+use super::time::{Day, Timestamp};
+
+/// How many rows the two top-ten tiles show.
+const TOP: usize = 10;
+
+/// The dashboard's tiles, in the order `/tiles` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TileId {
+    /// `spycloud_exposure_summary`: four (or five) counts.
+    ExposureSummary,
+    /// `spycloud_exposures_by_day`: records per day by severity.
+    ExposuresByDay,
+    /// `spycloud_top_breaches`: the breaches with the most records.
+    TopBreaches,
+    /// `spycloud_most_exposed_employees`: the employees with the most records.
+    MostExposedEmployees,
+}
+
+impl TileId {
+    /// Every tile, in the dashboard's order.
+    pub const ALL: [Self; 4] = [
+        Self::ExposureSummary,
+        Self::ExposuresByDay,
+        Self::TopBreaches,
+        Self::MostExposedEmployees,
+    ];
+
+    /// The tile of `id`, if the dashboard has one (ids are compared exactly).
+    pub fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|tile| tile.id() == id)
+    }
+
+    /// The tile's id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::ExposureSummary => "spycloud_exposure_summary",
+            Self::ExposuresByDay => "spycloud_exposures_by_day",
+            Self::TopBreaches => "spycloud_top_breaches",
+            Self::MostExposedEmployees => "spycloud_most_exposed_employees",
+        }
+    }
+
+    /// The tile as `/tiles` and `/tiles/tile` describe it.
+    pub fn definition(self) -> Definition {
+        let (kind, title, short_description, description) = match self {
+            Self::ExposureSummary => (
+                "metric_group",
+                "SpyCloud Employee Exposure",
+                "Exposed employees, breach records, plaintext passwords and infected devices",
+                "How exposed the company's employees are: the employees with records in \
+                 SpyCloud's recovered breach and infostealer data for the period, the records, \
+                 the records with a plaintext password, and the distinct infected devices.",
+            ),
+            Self::ExposuresByDay => (
+                "vertical_bar_chart",
+                "SpyCloud Exposures by Day",
+                "Employee breach records per day, by severity",
+                "The employee breach records SpyCloud published each day of the period, split \
+                 by the records' severity (0-2 low, 3-5 medium, above 5 high).",
+            ),
+            Self::TopBreaches => (
+                "horizontal_bar_chart",
+                "SpyCloud Top Breaches",
+                "The breaches behind the most employee records",
+                "The ten breach catalogs with the most employee records in the period, most \
+                 first.",
+            ),
+            Self::MostExposedEmployees => (
+                "markdown",
+                "SpyCloud Most Exposed Employees",
+                "The employees with the most breach records",
+                "The ten employees with the most breach records in the period: their records, \
+                 plaintext passwords, infected devices and latest exposure.",
+            ),
+        };
+        Definition {
+            id: self.id(),
+            kind,
+            title,
+            description,
+            short_description,
+            tags: ["spycloud"],
+            periods: Period::ALL.map(Period::as_str),
+            default_period: Period::DEFAULT.as_str(),
+        }
+    }
+}
+
+/// A tile as SecureX lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Definition {
+    /// The tile id.
+    pub id: &'static str,
+    /// How SecureX draws it.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The tile's title.
+    pub title: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// What it shows, in a line.
+    pub short_description: &'static str,
+    /// `["spycloud"]`.
+    pub tags: [&'static str; 1],
+    /// The periods it can show.
+    pub periods: [&'static str; 4],
+    /// The period shown first.
+    pub default_period: &'static str,
+}
+
+/// The time spans a tile can show, each ending now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Period {
+    /// The last 24 hours.
+    Last24Hours,
+    /// The last 7 days.
+    Last7Days,
+    /// The last 30 days.
+    Last30Days,
+    /// The last 90 days.
+    Last90Days,
+}
+
+impl Period {
+    /// Every period, shortest first.
+    pub const ALL: [Self; 4] = [
+        Self::Last24Hours,
+        Self::Last7Days,
+        Self::Last30Days,
+        Self::Last90Days,
+    ];
+
+    /// The period a tile shows first.
+    pub const DEFAULT: Self = Self::Last7Days;
+
+    /// The period named `name`, if there is one (names are compared exactly).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|period| period.as_str() == name)
+    }
+
+    /// The period's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Last24Hours => "last_24_hours",
+            Self::Last7Days => "last_7_days",
+            Self::Last30Days => "last_30_days",
+            Self::Last90Days => "last_90_days",
+        }
+    }
+
+    /// How long the period is.
+    pub fn span(self) -> TimeDelta {
+        match self {
+            Self::Last24Hours => TimeDelta::hours(24),
+            Self::Last7Days => TimeDelta::days(7),
+            Self::Last30Days => TimeDelta::days(30),
+            Self::Last90Days => TimeDelta::days(90),
+        }
+    }
+
+    /// When the period that ends at `now` starts.
+    pub fn start(self, now: Timestamp) -> Timestamp {
+        now.minus(self.span())
+    }
+}
+
+/// What a `/tiles/tile` or `/tiles/tile-data` body asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRequest {
+    /// The tile.
+    pub tile: TileId,
+    /// The period, for tile data.
+    pub period: Option<Period>,
+}
+
+/// Reads a tile body: a JSON object with a string `tile_id` and, when `with_period`, a string
+/// `period` (other fields are ignored).
+///
+/// # Errors
+/// [`RelayError::InvalidPayload`] for any other body (with the Python relay's error shape,
+/// `{"<field>": ["..."]}`), then [`RelayError::UnknownTile`] and [`RelayError::UnknownPeriod`].
+pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest, RelayError> {
+    let invalid = |detail: Value| RelayError::InvalidPayload(format!("{detail}."));
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return Err(invalid(json!({"_schema": ["Invalid input type."]})));
+    };
+    let mut problems = serde_json::Map::new();
+    let mut field = |name: &str| match fields.get(name) {
+        Some(Value::String(value)) => Some(value.as_str()),
+        None => {
+            problems.insert(name.to_owned(), json!(["Missing data for required field."]));
+            None
+        }
+        Some(_) => {
+            problems.insert(name.to_owned(), json!(["Not a valid string."]));
+            None
+        }
+    };
+    let tile = field("tile_id");
+    let period = if with_period { field("period") } else { None };
+    let Some(tile) = tile.filter(|_| problems.is_empty()) else {
+        return Err(invalid(Value::Object(problems)));
+    };
+    let tile = TileId::parse(tile).ok_or_else(|| RelayError::UnknownTile(tile.to_owned()))?;
+    let period = period
+        .map(|name| Period::parse(name).ok_or_else(|| RelayError::UnknownPeriod(name.to_owned())))
+        .transpose()?;
+    Ok(TileRequest { tile, period })
+}
+
+/// Counts of one employee (a lower-cased email) during a scan.
+#[derive(Debug, Default)]
+struct Employee {
+    records: u64,
+    plaintext: u64,
+    devices: HashSet<String>,
+    latest: Option<Timestamp>,
+}
+
+/// A watchlist scan in progress: the records of one period, folded page by page.
+#[derive(Debug)]
+pub struct Tally {
+    start: Timestamp,
+    end: Timestamp,
+    first_day: Day,
+    limit: u64,
+    read: u64,
+    hits: Option<u64>,
+    records: u64,
+    plaintext: u64,
+    devices: HashSet<String>,
+    employees: HashMap<String, Employee>,
+    breaches: HashMap<CatalogId, u64>,
+    /// Records per day from the period start's date to today's, by [`SeverityBand::ALL`].
+    days: Vec<[u64; 4]>,
+}
+
+impl Tally {
+    /// A scan of `period` ending at `now` that reads at most `limit` records.
+    pub fn new(period: Period, now: Timestamp, limit: u64) -> Self {
+        let start = period.start(now);
+        let first_day = start.day();
+        let day_count = usize::try_from(first_day.days_until(now.day()) + 1).unwrap_or(1);
+        Self {
+            start,
+            end: now,
+            first_day,
+            limit,
+            read: 0,
+            hits: None,
+            records: 0,
+            plaintext: 0,
+            devices: HashSet::new(),
+            employees: HashMap::new(),
+            breaches: HashMap::new(),
+            days: vec![[0; 4]; day_count],
+        }
+    }
+
+    /// The first day SpyCloud must send records of: the period start's UTC date.
+    pub fn since(&self) -> Day {
+        self.first_day
+    }
+
+    /// Counts one record, when it was published within the period.
+    fn count(&mut self, record: &BreachRecord) {
+        let Some(published) = record.published() else {
+            return;
+        };
+        if published < self.start || published > self.end {
+            return;
+        }
+        let day = usize::try_from(self.first_day.days_until(published.day())).ok();
+        let band = SeverityBand::of(record.severity());
+        let band_index = SeverityBand::ALL
+            .iter()
+            .position(|b| *b == band)
+            .unwrap_or(3);
+        if let Some(counts) = day.and_then(|day| self.days.get_mut(day)) {
+            counts[band_index] += 1;
+        }
+        self.records += 1;
+        let plaintext = has_plaintext_password(record);
+        self.plaintext += u64::from(plaintext);
+        let device = record.text("infected_machine_id");
+        if let Some(device) = device
+            && !self.devices.contains(device)
+        {
+            self.devices.insert(device.to_owned());
+        }
+        if let Some(id) = record.source_id() {
+            *self.breaches.entry(id).or_default() += 1;
+        }
+        if let Some(email) = record.text("email") {
+            let email = email.to_lowercase();
+            let employee = self.employees.entry(email).or_default();
+            employee.records += 1;
+            employee.plaintext += u64::from(plaintext);
+            if let Some(device) = device
+                && !employee.devices.contains(device)
+            {
+                employee.devices.insert(device.to_owned());
+            }
+            employee.latest = employee.latest.max(Some(published));
+        }
+    }
+
+    /// What the tiles show of this scan.
+    pub fn finish(self) -> Figures {
+        let mut breaches: Vec<(CatalogId, u64)> = self.breaches.into_iter().collect();
+        breaches.sort_unstable_by_key(|&(id, records)| (Reverse(records), id));
+        breaches.truncate(TOP);
+        let employee_count = self.employees.len() as u64;
+        let mut employees: Vec<EmployeeFigures> = self
+            .employees
+            .into_iter()
+            .filter_map(|(email, employee)| {
+                Some(EmployeeFigures {
+                    latest: employee.latest?.day(),
+                    email,
+                    records: employee.records,
+                    plaintext: employee.plaintext,
+                    devices: employee.devices.len() as u64,
+                })
+            })
+            .collect();
+        employees.sort_unstable_by(|a, b| {
+            b.records
+                .cmp(&a.records)
+                .then_with(|| a.email.cmp(&b.email))
+        });
+        employees.truncate(TOP);
+        let mut day = self.first_day;
+        let days = self
+            .days
+            .into_iter()
+            .map(|counts| {
+                let figures = DayFigures { day, counts };
+                day = day.next();
+                figures
+            })
+            .collect();
+        Figures {
+            start: self.start,
+            end: self.end,
+            employees: employee_count,
+            records: self.records,
+            plaintext: self.plaintext,
+            devices: self.devices.len() as u64,
+            not_read: self
+                .hits
+                .filter(|&hits| hits > self.read)
+                .map(|hits| hits - self.read),
+            days,
+            top_breaches: breaches,
+            top_employees: employees,
+        }
+    }
+}
+
+/// A scan's records are folded one by one as the source reads them: at most the limit are
+/// read, and SpyCloud's `hits` (the first page's figure is kept) says how many were not.
+impl RecordSink for Tally {
+    fn wants_more(&self) -> bool {
+        self.read < self.limit
+    }
+
+    fn hits(&mut self, hits: u64) {
+        if self.hits.is_none() {
+            self.hits = Some(hits);
+        }
+    }
+
+    fn add(&mut self, record: BreachRecord) {
+        if self.read >= self.limit {
+            return;
+        }
+        self.read += 1;
+        self.count(&record);
+    }
+}
+
+/// The plaintext rule: a non-empty `password_plaintext`, or a `password_type` of `plaintext`
+/// (any case) with a non-empty `password`.
+fn has_plaintext_password(record: &BreachRecord) -> bool {
+    record.text("password_plaintext").is_some()
+        || (record
+            .text("password_type")
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("plaintext"))
+            && record.text("password").is_some())
+}
+
+/// Everything the four tiles show of one scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    /// The period's start.
+    pub start: Timestamp,
+    /// When the scan was made: the period's end.
+    pub end: Timestamp,
+    /// Distinct lower-cased non-empty emails.
+    pub employees: u64,
+    /// Records published within the period.
+    pub records: u64,
+    /// Records with a plaintext password.
+    pub plaintext: u64,
+    /// Distinct non-empty `infected_machine_id`s.
+    pub devices: u64,
+    /// Records SpyCloud holds that the scan did not read (it stopped at its limit).
+    pub not_read: Option<u64>,
+    /// One entry per day of the period, oldest first.
+    pub days: Vec<DayFigures>,
+    /// The catalogs with the most records, most first, ties by the smaller id.
+    pub top_breaches: Vec<(CatalogId, u64)>,
+    /// The employees with the most records, most first, ties by email.
+    pub top_employees: Vec<EmployeeFigures>,
+}
+
+/// One day's records by severity band, in [`SeverityBand::ALL`]'s order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayFigures {
+    /// The UTC day.
+    pub day: Day,
+    /// Records that day: high, medium, low, unknown.
+    pub counts: [u64; 4],
+}
+
+/// One row of the most exposed employees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmployeeFigures {
+    /// The lower-cased email.
+    pub email: String,
+    /// Records of the period.
+    pub records: u64,
+    /// Of those, with a plaintext password.
+    pub plaintext: u64,
+    /// Distinct infected devices among them.
+    pub devices: u64,
+    /// The day of the newest record.
+    pub latest: Day,
+}
+
+/// A `/tiles/tile-data` answer as SecureX reads it: `{"data": <tile data>}`, with `"errors"`
+/// beside it when there are any (the token's invalid module settings as warnings, then at most
+/// one fatal error, last, and no data).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TileAnswer {
+    /// The tile's figures; none after a fatal error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<TileData>,
+    /// Warnings, then at most one fatal error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorDoc>,
+}
+
+impl TileAnswer {
+    /// An answer holding only `error`'s fatal error.
+    pub fn failed(error: &RelayError) -> Self {
+        Self {
+            data: None,
+            errors: vec![error.to_doc()],
+        }
+    }
+
+    /// The fatal error, if the answer has one.
+    pub fn fatal(&self) -> Option<&ErrorDoc> {
+        self.errors.iter().find(|e| e.kind == ErrorKind::Fatal)
+    }
+}
+
+/// A tile's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TileData {
+    /// The period the figures cover.
+    pub observed_time: TimeSpan,
+    /// From when the scan was made to when it expires.
+    pub valid_time: TimeSpan,
+    /// Always `org`: the figures are the organisation's, whoever asks.
+    pub cache_scope: &'static str,
+    /// The tile's figures.
+    pub data: TileContent,
+    /// The legend of the charts.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartKeys>,
+}
+
+/// A start and an end time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TimeSpan {
+    /// The start.
+    pub start_time: Timestamp,
+    /// The end.
+    pub end_time: Timestamp,
+}
+
+/// What a tile's `data` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TileContent {
+    /// The summary's metrics.
+    Metrics(Vec<Metric>),
+    /// A chart's bars.
+    Bars(Vec<Bar>),
+    /// Markdown lines.
+    Markdown(Vec<String>),
+}
+
+/// One figure of a `metric_group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metric {
+    /// The icon SecureX shows beside it.
+    pub icon: &'static str,
+    /// What it counts.
+    pub label: &'static str,
+    /// The count.
+    pub value: u64,
+    /// Always `integer`.
+    pub value_unit: &'static str,
+}
+
+/// One bar of a chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bar {
+    /// The bar's key (a day, a catalog id).
+    pub key: String,
+    /// Its label.
+    pub label: String,
+    /// The bar's total.
+    pub value: u64,
+    /// The bar's segments, one per legend key.
+    pub values: Vec<Segment>,
+}
+
+/// One segment of a bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    /// The legend key.
+    pub key: &'static str,
+    /// Its count.
+    pub value: u64,
+}
+
+/// A chart's legend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChartKeys {
+    /// Always `false`: the legend shows.
+    pub hide_legend: bool,
+    /// Always `string`.
+    pub key_type: &'static str,
+    /// The legend's keys.
+    pub keys: Vec<LegendKey>,
+}
+
+/// One legend entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LegendKey {
+    /// The key segments carry.
+    pub key: &'static str,
+    /// What the legend shows.
+    pub label: &'static str,
+}
+
+/// One tile's answer from a scan's `figures`, valid until `expires`. `title` gives a catalog's
+/// title, when SpyCloud has one (only the top breaches ask).
+pub fn tile_data(
+    tile: TileId,
+    figures: &Figures,
+    expires: Timestamp,
+    title: impl Fn(CatalogId) -> Option<String>,
+) -> TileData {
+    let (data, chart) = match tile {
+        TileId::ExposureSummary => (TileContent::Metrics(summary(figures)), None),
+        TileId::ExposuresByDay => (
+            TileContent::Bars(by_day(figures)),
+            Some(legend(
+                SeverityBand::ALL
+                    .iter()
+                    .map(|band| (band.key(), band.label()))
+                    .collect(),
+            )),
+        ),
+        TileId::TopBreaches => (
+            TileContent::Bars(top_breaches(figures, title)),
+            Some(legend(vec![("records", "Records")])),
+        ),
+        TileId::MostExposedEmployees => (TileContent::Markdown(most_exposed(figures)), None),
+    };
+    TileData {
+        observed_time: TimeSpan {
+            start_time: figures.start,
+            end_time: figures.end,
+        },
+        valid_time: TimeSpan {
+            start_time: figures.end,
+            end_time: expires,
+        },
+        cache_scope: "org",
+        data,
+        chart,
+    }
+}
+
+fn legend(keys: Vec<(&'static str, &'static str)>) -> ChartKeys {
+    ChartKeys {
+        hide_legend: false,
+        key_type: "string",
+        keys: keys
+            .into_iter()
+            .map(|(key, label)| LegendKey { key, label })
+            .collect(),
+    }
+}
+
+fn summary(figures: &Figures) -> Vec<Metric> {
+    let metric = |icon, label, value| Metric {
+        icon,
+        label,
+        value,
+        value_unit: "integer",
+    };
+    let mut metrics = vec![
+        metric("user", "Exposed employees", figures.employees),
+        metric("database", "Breach records", figures.records),
+        metric("key", "Plaintext passwords", figures.plaintext),
+        metric("desktop", "Infected devices", figures.devices),
+    ];
+    if let Some(not_read) = figures.not_read {
+        metrics.push(metric("warning", "Records not read", not_read));
+    }
+    metrics
+}
+
+fn by_day(figures: &Figures) -> Vec<Bar> {
+    figures
+        .days
+        .iter()
+        .map(|day| Bar {
+            key: day.day.to_string(),
+            label: day.day.label(),
+            value: day.counts.iter().sum(),
+            values: SeverityBand::ALL
+                .iter()
+                .zip(day.counts)
+                .map(|(band, value)| Segment {
+                    key: band.key(),
+                    value,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn top_breaches(figures: &Figures, title: impl Fn(CatalogId) -> Option<String>) -> Vec<Bar> {
+    figures
+        .top_breaches
+        .iter()
+        .map(|&(id, records)| Bar {
+            key: id.to_string(),
+            label: title(id).unwrap_or_else(|| format!("Breach {id}")),
+            value: records,
+            values: vec![Segment {
+                key: "records",
+                value: records,
+            }],
+        })
+        .collect()
+}
+
+fn most_exposed(figures: &Figures) -> Vec<String> {
+    if figures.top_employees.is_empty() {
+        return vec!["No exposures in this period.".to_owned()];
+    }
+    let mut lines = vec![
+        "| Employee | Records | Plaintext passwords | Infected devices | Latest |".to_owned(),
+        "| --- | ---: | ---: | ---: | --- |".to_owned(),
+    ];
+    lines.extend(figures.top_employees.iter().map(|row| {
+        format!(
+            "| {} | {} | {} | {} | {} |",
+            markdown_cell(&row.email),
+            row.records,
+            row.plaintext,
+            row.devices,
+            row.latest
+        )
+    }));
+    lines
+}
+
+/// A value fit for one table cell of SecureX's markdown: `|` (which would end the cell) and
+/// what could turn breach data into a link, an image, HTML or code (`\ [ ] < > ``) escaped
+/// with a backslash; line breaks (which would end the row) as spaces.
+fn markdown_cell(value: &str) -> String {
+    let mut cell = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '|' | '\\' | '[' | ']' | '<' | '>' | '`' => {
+                cell.push('\\');
+                cell.push(c);
+            }
+            '\r' | '\n' => cell.push(' '),
+            _ => cell.push(c),
+        }
+    }
+    cell
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-03-10T12:00:00Z";
+
+    fn now() -> Timestamp {
+        Timestamp::parse(NOW).unwrap()
+    }
+
+    fn record(fields: Value) -> BreachRecord {
+        serde_json::from_value(fields).unwrap()
+    }
+
+    /// A record published at `date` with `fields` on top.
+    fn at(date: &str, mut fields: Value) -> BreachRecord {
+        fields["spycloud_publish_date"] = json!(date);
+        record(fields)
+    }
+
+    /// One page fed as a source feeds it: its `hits` (when said), then records while the
+    /// tally wants more; whether it still wants more after the page.
+    fn page(tally: &mut Tally, hits: Option<u64>, records: Vec<BreachRecord>) -> bool {
+        if let Some(hits) = hits {
+            tally.hits(hits);
+        }
+        for record in records {
+            if !tally.wants_more() {
+                break;
+            }
+            tally.add(record);
+        }
+        tally.wants_more()
+    }
+
+    fn scan(period: Period, records: Vec<BreachRecord>) -> Figures {
+        let mut tally = Tally::new(period, now(), 1_000);
+        page(&mut tally, Some(records.len() as u64), records);
+        tally.finish()
+    }
+
+    fn data(tile: TileId, figures: &Figures) -> Value {
+        let expires = figures.end.plus(TimeDelta::minutes(10));
+        let title = |id: CatalogId| (id.0 == 1).then(|| "One".to_owned());
+        serde_json::to_value(tile_data(tile, figures, expires, title)).unwrap()
+    }
+
+    #[test]
+    fn tiles_and_periods_are_parsed_exactly() {
+        for tile in TileId::ALL {
+            assert_eq!(TileId::parse(tile.id()), Some(tile));
+        }
+        assert_eq!(TileId::parse("SPYCLOUD_TOP_BREACHES"), None);
+        assert_eq!(Period::parse("last_30_days"), Some(Period::Last30Days));
+        assert_eq!(Period::parse("last_year"), None);
+        let definition = serde_json::to_value(TileId::TopBreaches.definition()).unwrap();
+        assert_eq!(definition["type"], "horizontal_bar_chart");
+        assert_eq!(
+            definition["periods"],
+            json!([
+                "last_24_hours",
+                "last_7_days",
+                "last_30_days",
+                "last_90_days"
+            ])
+        );
+        assert_eq!(definition["default_period"], "last_7_days");
+        assert_eq!(definition["tags"], json!(["spycloud"]));
+    }
+
+    #[test]
+    fn tile_bodies_are_read_with_the_contracts_errors() {
+        let read = |body: &str, with_period| {
+            parse_tile_request(body.as_bytes(), with_period).map_err(|e| (e.code(), e.message()))
+        };
+        assert_eq!(
+            read(r#"{"tile_id":"spycloud_top_breaches","x":1}"#, false),
+            Ok(TileRequest {
+                tile: TileId::TopBreaches,
+                period: None
+            })
+        );
+        assert_eq!(
+            read(
+                r#"{"tile_id":"spycloud_top_breaches","period":"last_90_days"}"#,
+                true
+            ),
+            Ok(TileRequest {
+                tile: TileId::TopBreaches,
+                period: Some(Period::Last90Days)
+            })
+        );
+        for (body, detail) in [
+            ("", r#"{"_schema":["Invalid input type."]}"#),
+            ("[1]", r#"{"_schema":["Invalid input type."]}"#),
+            ("{}", r#"{"tile_id":["Missing data for required field."]}"#),
+            (r#"{"tile_id":7}"#, r#"{"tile_id":["Not a valid string."]}"#),
+        ] {
+            assert_eq!(
+                read(body, false),
+                Err((
+                    "invalid argument",
+                    format!("Invalid JSON payload received. {detail}.")
+                )),
+                "{body}"
+            );
+        }
+        let no_period = read(r#"{"tile_id":"nope"}"#, true).unwrap_err();
+        assert_eq!(
+            no_period.1,
+            r#"Invalid JSON payload received. {"period":["Missing data for required field."]}."#
+        );
+        assert_eq!(
+            read(r#"{"tile_id":"nope","period":"last_year"}"#, true),
+            Err(("invalid argument", "Unknown tile_id: nope".to_owned()))
+        );
+        assert_eq!(
+            read(
+                r#"{"tile_id":"spycloud_top_breaches","period":"last_year"}"#,
+                true
+            ),
+            Err(("invalid argument", "Unknown period: last_year".to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_period_counts_from_its_start_to_now_both_included() {
+        let start = "2026-03-09T12:00:00Z";
+        let records = vec![
+            at("2026-03-09T11:59:59Z", json!({})),
+            at(start, json!({})),
+            at(NOW, json!({})),
+            at("2026-03-10T12:00:01Z", json!({})),
+            at("not a date", json!({})),
+            record(json!({"severity": 2})),
+        ];
+        let figures = scan(Period::Last24Hours, records);
+        assert_eq!(figures.records, 2);
+        assert_eq!(figures.start.to_string(), "2026-03-09T12:00:00.000000Z");
+        let days: Vec<_> = figures.days.iter().map(|d| d.day.to_string()).collect();
+        assert_eq!(days, ["2026-03-09", "2026-03-10"]);
+        for (period, days) in [
+            (Period::Last7Days, 8),
+            (Period::Last30Days, 31),
+            (Period::Last90Days, 91),
+        ] {
+            let tally = Tally::new(period, now(), 1);
+            assert_eq!(
+                tally.since(),
+                now().minus(period.span()).day(),
+                "{period:?}"
+            );
+            assert_eq!(tally.finish().days.len(), days, "{period:?}");
+        }
+    }
+
+    #[test]
+    fn employees_are_distinct_case_folded_non_empty_emails() {
+        let figures = scan(
+            Period::Last7Days,
+            vec![
+                at(NOW, json!({"email": "Alice@Example.com"})),
+                at(NOW, json!({"email": "alice@example.COM"})),
+                at(NOW, json!({"email": "bob@example.com"})),
+                at(NOW, json!({"email": ""})),
+                at(NOW, json!({"email": null})),
+                at(NOW, json!({})),
+            ],
+        );
+        assert_eq!((figures.employees, figures.records), (2, 6));
+        assert_eq!(figures.top_employees[0].email, "alice@example.com");
+        assert_eq!(figures.top_employees[0].records, 2);
+    }
+
+    #[test]
+    fn plaintext_passwords_and_infected_devices() {
+        let figures = scan(
+            Period::Last7Days,
+            vec![
+                // Counted: a plaintext field, or a plaintext type with a password.
+                at(NOW, json!({"password_plaintext": "p"})),
+                at(NOW, json!({"password_type": "PlainText", "password": "p"})),
+                // Not counted.
+                at(NOW, json!({"password_plaintext": ""})),
+                at(NOW, json!({"password_type": "plaintext", "password": ""})),
+                at(NOW, json!({"password_type": "plaintext"})),
+                at(NOW, json!({"password_type": "md5", "password": "5f4d"})),
+                at(NOW, json!({"password": "p"})),
+                at(NOW, json!({"infected_machine_id": "m1"})),
+                at(NOW, json!({"infected_machine_id": "m1"})),
+                at(NOW, json!({"infected_machine_id": "m2"})),
+                at(NOW, json!({"infected_machine_id": ""})),
+            ],
+        );
+        assert_eq!((figures.plaintext, figures.devices), (2, 2));
+    }
+
+    #[test]
+    fn days_split_records_by_severity_band_zeros_included() {
+        let figures = scan(
+            Period::Last7Days,
+            vec![
+                at("2026-03-04T00:00:00Z", json!({"severity": 30})),
+                at("2026-03-04T23:59:59Z", json!({"severity": 6})),
+                at("2026-03-04T10:00:00Z", json!({"severity": 5})),
+                at("2026-03-10T00:00:00Z", json!({"severity": 3})),
+                at("2026-03-10T00:00:00Z", json!({"severity": 2})),
+                at("2026-03-10T00:00:00Z", json!({"severity": 0})),
+                at("2026-03-10T00:00:00Z", json!({"severity": "high"})),
+                at("2026-03-10T00:00:00Z", json!({})),
+            ],
+        );
+        let bars = data(TileId::ExposuresByDay, &figures);
+        let rows = bars["data"].as_array().unwrap();
+        assert_eq!(rows.len(), 8);
+        assert_eq!(
+            rows[0],
+            json!({"key": "2026-03-03", "label": "03/03", "value": 0, "values": [
+                {"key": "high", "value": 0}, {"key": "medium", "value": 0},
+                {"key": "low", "value": 0}, {"key": "unknown", "value": 0}]})
+        );
+        assert_eq!(rows[1]["value"], 3);
+        assert_eq!(
+            rows[1]["values"],
+            json!([{"key": "high", "value": 2}, {"key": "medium", "value": 1},
+                   {"key": "low", "value": 0}, {"key": "unknown", "value": 0}])
+        );
+        assert_eq!(
+            rows[7],
+            json!({"key": "2026-03-10", "label": "03/10", "value": 5, "values": [
+                {"key": "high", "value": 0}, {"key": "medium", "value": 1},
+                {"key": "low", "value": 2}, {"key": "unknown", "value": 2}]})
+        );
+        assert_eq!(bars["hide_legend"], false);
+        assert_eq!(bars["key_type"], "string");
+        assert_eq!(
+            bars["keys"],
+            json!([{"key": "high", "label": "High"}, {"key": "medium", "label": "Medium"},
+                   {"key": "low", "label": "Low"}, {"key": "unknown", "label": "Unknown"}])
+        );
+    }
+
+    #[test]
+    fn top_breaches_most_first_ties_by_the_smaller_id_ten_at_most() {
+        let mut records = Vec::new();
+        // Catalog n has n records for n in 1..=12, then 3 and 30 get as many as 12 and 4.
+        for id in 1..=12u64 {
+            records.extend((0..id).map(|_| at(NOW, json!({"source_id": id}))));
+        }
+        records.extend((0..9).map(|_| at(NOW, json!({"source_id": 3}))));
+        records.extend((0..4).map(|_| at(NOW, json!({"source_id": "30"}))));
+        records.push(at(NOW, json!({"source_id": [1]})));
+        let figures = scan(Period::Last7Days, records);
+        let order: Vec<_> = figures
+            .top_breaches
+            .iter()
+            .map(|&(id, n)| (id.0, n))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (3, 12),
+                (12, 12),
+                (11, 11),
+                (10, 10),
+                (9, 9),
+                (8, 8),
+                (7, 7),
+                (6, 6),
+                (5, 5),
+                (4, 4)
+            ]
+        );
+        let bars = data(TileId::TopBreaches, &figures);
+        assert_eq!(
+            bars["data"][0],
+            json!({"key": "3", "label": "Breach 3", "value": 12, "values": [{"key": "records", "value": 12}]})
+        );
+        assert_eq!(
+            bars["keys"],
+            json!([{"key": "records", "label": "Records"}])
+        );
+        let one = scan(Period::Last7Days, vec![at(NOW, json!({"source_id": 1}))]);
+        assert_eq!(data(TileId::TopBreaches, &one)["data"][0]["label"], "One");
+    }
+
+    #[test]
+    fn most_exposed_employees_as_markdown_ties_by_email_and_pipes_escaped() {
+        let mut records = vec![
+            at(
+                "2026-03-05T00:00:00Z",
+                json!({"email": "b@x.com", "password_plaintext": "p", "infected_machine_id": "m1"}),
+            ),
+            at(
+                "2026-03-08T00:00:00Z",
+                json!({"email": "B@x.com", "infected_machine_id": "m1"}),
+            ),
+            at("2026-03-06T00:00:00Z", json!({"email": "a|b@x.com"})),
+            at(
+                "2026-03-07T00:00:00Z",
+                json!({"email": "a|b@x.com", "infected_machine_id": "m2"}),
+            ),
+            at("2026-03-09T00:00:00Z", json!({"email": "c@x.com"})),
+        ];
+        for n in 0..10 {
+            records.push(at(NOW, json!({"email": format!("z{n:02}@x.com")})));
+        }
+        let figures = scan(Period::Last7Days, records);
+        let lines = data(TileId::MostExposedEmployees, &figures)["data"].clone();
+        let lines: Vec<&str> = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(lines.len(), 12);
+        assert_eq!(
+            &lines[..5],
+            [
+                "| Employee | Records | Plaintext passwords | Infected devices | Latest |",
+                "| --- | ---: | ---: | ---: | --- |",
+                "| a\\|b@x.com | 2 | 0 | 1 | 2026-03-07 |",
+                "| b@x.com | 2 | 1 | 1 | 2026-03-08 |",
+                "| c@x.com | 1 | 0 | 0 | 2026-03-09 |",
+            ]
+        );
+        assert_eq!(lines[11], "| z06@x.com | 1 | 0 | 0 | 2026-03-10 |");
+        assert_eq!(markdown_cell("a\nb|c"), "a b\\|c");
+        assert_eq!(
+            markdown_cell("[x](http://e)<img>`c`\\@x.com"),
+            "\\[x\\](http://e)\\<img\\>\\`c\\`\\\\@x.com"
+        );
+        assert_eq!(
+            markdown_cell("first_last+tag@x.com"),
+            "first_last+tag@x.com"
+        );
+    }
+
+    #[test]
+    fn an_empty_period_shows_zeros_and_says_so() {
+        let figures = scan(
+            Period::Last24Hours,
+            vec![at("2020-01-01T00:00:00Z", json!({"email": "old@x.com"}))],
+        );
+        let summary = data(TileId::ExposureSummary, &figures);
+        let values: Vec<_> = summary["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["label"].as_str().unwrap(), m["value"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("Exposed employees", 0),
+                ("Breach records", 0),
+                ("Plaintext passwords", 0),
+                ("Infected devices", 0)
+            ]
+        );
+        assert_eq!(summary["data"][0]["value_unit"], "integer");
+        assert!(summary.get("keys").is_none());
+        assert_eq!(
+            data(TileId::MostExposedEmployees, &figures)["data"],
+            json!(["No exposures in this period."])
+        );
+        assert_eq!(data(TileId::TopBreaches, &figures)["data"], json!([]));
+        let days = data(TileId::ExposuresByDay, &figures);
+        assert!(
+            days["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["value"] == 0)
+        );
+    }
+
+    #[test]
+    fn a_scan_stops_at_its_limit_and_says_how_many_records_it_did_not_read() {
+        let records = |n: usize| (0..n).map(|_| at(NOW, json!({}))).collect::<Vec<_>>();
+        let mut tally = Tally::new(Period::Last7Days, now(), 5);
+        assert!(page(&mut tally, Some(12), records(3)));
+        // The second page's hits do not replace the first's; only 2 of its 3 records are read.
+        assert!(!page(&mut tally, Some(99), records(3)));
+        // A record offered past the limit anyway is not counted.
+        tally.add(at(NOW, json!({})));
+        let figures = tally.finish();
+        assert_eq!((figures.records, figures.not_read), (5, Some(7)));
+        let summary = data(TileId::ExposureSummary, &figures);
+        assert_eq!(
+            summary["data"][4],
+            json!({"icon": "warning", "label": "Records not read", "value": 7, "value_unit": "integer"})
+        );
+        // Every record read, or no hits said: no fifth figure.
+        let mut whole = Tally::new(Period::Last7Days, now(), 5);
+        assert!(page(&mut whole, Some(3), records(3)));
+        assert_eq!(whole.finish().not_read, None);
+        let mut silent = Tally::new(Period::Last7Days, now(), 2);
+        assert!(!page(&mut silent, None, records(3)));
+        assert_eq!(silent.finish().not_read, None);
+    }
+
+    #[test]
+    fn tile_data_times_are_the_period_and_the_scans_life() {
+        let figures = scan(Period::Last7Days, vec![]);
+        let answer = data(TileId::ExposureSummary, &figures);
+        assert_eq!(
+            answer["observed_time"],
+            json!({"start_time": "2026-03-03T12:00:00.000000Z", "end_time": "2026-03-10T12:00:00.000000Z"})
+        );
+        assert_eq!(
+            answer["valid_time"],
+            json!({"start_time": "2026-03-10T12:00:00.000000Z", "end_time": "2026-03-10T12:10:00.000000Z"})
+        );
+        assert_eq!(answer["cache_scope"], "org");
+    }
+}

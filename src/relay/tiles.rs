@@ -1,0 +1,873 @@
+//! Tiles: the Employee ATO dashboard. Every tile of a period is drawn from one watchlist scan,
+//! shared per (API key, period, severity filter) and kept `RELAY_TILES_CACHE_SECS`; a request
+//! that needs a scan already under way waits for it. The scan runs on a task of its own, so it
+//! finishes (and is kept for the next request) even when the request that began it gives up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use moka::future::Cache;
+
+use super::{Caller, Relay};
+use crate::domain::tiles::{
+    Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
+};
+use crate::domain::{
+    Credentials, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
+};
+use crate::flights::{Flights, Landing};
+use crate::ports::WatchlistQuery;
+
+/// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
+const SCAN_RECORDS_PER_LOOKUP_RECORD: u64 = 100;
+/// The longest a scan is kept, whatever `RELAY_TILES_CACHE_SECS` says (the cache refuses
+/// lifetimes of centuries, and a year-old scan is no dashboard).
+const LONGEST_KEPT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+impl Relay {
+    /// `/tiles`: the four tile definitions, for an authorized caller.
+    ///
+    /// # Errors
+    /// The authorization failure.
+    pub async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
+        self.authenticate(caller).await?;
+        Ok(TileId::ALL.map(TileId::definition).to_vec())
+    }
+
+    /// `/tiles/tile`: the definition of the tile `body` names. The token is checked first,
+    /// then the body.
+    ///
+    /// # Errors
+    /// The authorization failure, then the body's (invalid, unknown tile).
+    pub async fn tile(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Definition, RelayError> {
+        self.authenticate(caller).await?;
+        Ok(parse_tile_request(body, false)?.tile.definition())
+    }
+
+    /// `/tiles/tile-data`: the figures of the tile and period `body` names, within the request
+    /// deadline, which spans the token check (a JWKS fetch) too. The token is checked first,
+    /// then the body. The scan asks for the module setting `SEVERITY`; the token's invalid
+    /// module settings ride along as warnings, before a fatal error if there is one.
+    ///
+    /// The answer's fatal error, if any, is the authorization failure, then the body's
+    /// (invalid, unknown tile or period), then the scan's or the catalog call's
+    /// [`RelayError::Source`], or [`RelayError::Deadline`].
+    pub async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        let credentials = match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
+            Ok(Ok(credentials)) => credentials,
+            Ok(Err(error)) => return TileAnswer::failed(&error),
+            Err(_) => return TileAnswer::failed(&self.deadline_passed()),
+        };
+        let mut answer = TileAnswer {
+            data: None,
+            errors: credentials.settings.warnings(),
+        };
+        let drawn = match parse_tile_request(body, true) {
+            Ok(request) => {
+                let period = request.period.unwrap_or(Period::DEFAULT);
+                self.draw_until(&credentials, request.tile, period, deadline)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match drawn {
+            Ok(data) => answer.data = Some(data),
+            Err(error) => answer.errors.push(error.to_doc()),
+        }
+        answer
+    }
+
+    /// A tile's figures with known credentials (the scan asks for their `SEVERITY`), within
+    /// the request deadline. The scan it needs is shared and kept; past the deadline it goes
+    /// on for the next request. The credentials' invalid module settings are the caller's to
+    /// report (`credentials.settings.warnings()`).
+    ///
+    /// # Errors
+    /// The scan's or the catalog call's [`RelayError::Source`], or [`RelayError::Deadline`].
+    pub async fn tile_data_as(
+        &self,
+        credentials: &Credentials,
+        tile: TileId,
+        period: Period,
+    ) -> Result<TileData, RelayError> {
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        self.draw_until(credentials, tile, period, deadline).await
+    }
+
+    /// [`Relay::tile_data_as`] within a deadline set by the caller.
+    async fn draw_until(
+        &self,
+        credentials: &Credentials,
+        tile: TileId,
+        period: Period,
+        deadline: tokio::time::Instant,
+    ) -> Result<TileData, RelayError> {
+        tokio::time::timeout_at(deadline, self.draw(credentials, tile, period))
+            .await
+            .unwrap_or_else(|_| Err(self.deadline_passed()))
+    }
+
+    async fn draw(
+        &self,
+        credentials: &Credentials,
+        tile: TileId,
+        period: Period,
+    ) -> Result<TileData, RelayError> {
+        let now = (self.clock)();
+        let scan = self.scan(credentials, period, now).await?;
+        let titles = match tile {
+            TileId::TopBreaches if !scan.figures.top_breaches.is_empty() => {
+                let ids: Vec<_> = scan
+                    .figures
+                    .top_breaches
+                    .iter()
+                    .map(|&(id, _)| id)
+                    .collect();
+                // The source is the catalog cache in production: one call, for the ids it lacks.
+                self.source.catalogs(&credentials.api_key, &ids).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(tile_data(tile, &scan.figures, scan.expires, |id| {
+            titles
+                .iter()
+                .find(|catalog| catalog.id == id)
+                .and_then(|catalog| catalog.title.clone())
+        }))
+    }
+
+    /// The kept scan of the key, period and `SEVERITY` setting, or a new one begun at `now`.
+    /// (`SINCE_DAYS` does not apply: the period decides how far back the scan goes.)
+    async fn scan(
+        &self,
+        credentials: &Credentials,
+        period: Period,
+        now: Timestamp,
+    ) -> Result<Arc<Scan>, SourceError> {
+        let key = ScanKey {
+            tenant: credentials.api_key.fingerprint(),
+            period,
+            severity: credentials.settings.severity.clone(),
+        };
+        let (source, api_key) = (self.source.clone(), credentials.api_key.clone());
+        let limit = self
+            .settings
+            .max_records
+            .saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD);
+        let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
+        let expires = now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX));
+        let severity = key.severity.clone();
+        self.scans
+            .get_or_scan(key, now, move || {
+                async move {
+                    let mut tally = Tally::new(period, now, limit);
+                    let query = WatchlistQuery {
+                        since: tally.since(),
+                        severity,
+                    };
+                    let outcome = source.watchlist(&api_key, &query, &mut tally).await;
+                    crate::telemetry::tile_scan(
+                        period.as_str(),
+                        if outcome.is_ok() { "ok" } else { "error" },
+                    );
+                    outcome?;
+                    let figures = tally.finish();
+                    tracing::debug!(
+                        period = period.as_str(),
+                        records = figures.records,
+                        not_read = figures.not_read,
+                        "watchlist scan done"
+                    );
+                    Ok(Scan { figures, expires })
+                }
+                .boxed()
+            })
+            .await
+    }
+}
+
+/// One finished scan: what the tiles show, and until when.
+#[derive(Debug)]
+struct Scan {
+    figures: Figures,
+    expires: Timestamp,
+}
+
+/// What a scan is shared by: the tenant (a digest of its API key), the period, the module
+/// setting `SEVERITY`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScanKey {
+    tenant: KeyFingerprint,
+    period: Period,
+    severity: Option<SeverityFilter>,
+}
+
+/// A scan's outcome, shared by every request that waited for it.
+type Scanned = Result<Arc<Scan>, SourceError>;
+
+/// The scans kept in this process, and those under way. Only [`Relay`] uses it; a store shared
+/// by replicas would take its place behind the same method.
+pub(crate) struct Scans {
+    kept: Cache<ScanKey, Arc<Scan>>,
+    flights: Arc<Flights<'static, ScanKey, Scanned>>,
+}
+
+impl std::fmt::Debug for Scans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scans")
+            .field("kept", &self.kept.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scans {
+    /// Scans kept `ttl` (the relay also checks each scan's own expiry against its clock).
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            // Bounds memory: a scan is dropped at most `ttl` after it was made, by the
+            // process's clock, whatever clock the relay reads.
+            kept: Cache::builder()
+                .time_to_live(ttl.clamp(Duration::from_millis(1), LONGEST_KEPT))
+                .build(),
+            flights: Arc::new(Flights::new()),
+        }
+    }
+
+    /// The kept scan of `key` if it has not expired by `now`; else the scan under way for
+    /// it, or a new one that `scan` makes (on a task of its own), kept when it succeeds.
+    /// A failed scan is not kept: the next request tries again.
+    async fn get_or_scan(
+        &self,
+        key: ScanKey,
+        now: Timestamp,
+        scan: impl FnOnce() -> BoxFuture<'static, Result<Scan, SourceError>>,
+    ) -> Scanned {
+        if let Some(kept) = self.kept.get(&key).await
+            && kept.expires > now
+        {
+            return Ok(kept);
+        }
+        let flights = self
+            .flights
+            .covering(std::slice::from_ref(&key), |keys| self.start(keys, scan));
+        futures::future::try_join_all(flights)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| SourceError::Unexpected("the watchlist scan did not begin".to_owned()))
+    }
+
+    fn start(
+        &self,
+        keys: Vec<ScanKey>,
+        scan: impl FnOnce() -> BoxFuture<'static, Result<Scan, SourceError>>,
+    ) -> BoxFuture<'static, Scanned> {
+        let kept = self.kept.clone();
+        let landing = Landing {
+            flights: self.flights.clone(),
+            keys,
+        };
+        let work = scan();
+        let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
+            let scanned = work.await.map(Arc::new);
+            if let Ok(scan) = &scanned {
+                for key in &landing.keys {
+                    kept.insert(key.clone(), scan.clone()).await;
+                }
+            }
+            drop(landing);
+            scanned
+        }));
+        async move {
+            task.await.unwrap_or_else(|_| {
+                Err(SourceError::Unexpected(
+                    "the watchlist scan stopped before it answered".to_owned(),
+                ))
+            })
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RelaySettings;
+    use crate::domain::{
+        ApiKey, AuthError, BreachQuery, BreachRecord, Catalog, CatalogId, EntitiesLimit, Lookup,
+        ModuleSettings, RecordSink,
+    };
+    use crate::ports::{BreachSource, MockBreachSource, MockCredentialDecoder};
+    use async_trait::async_trait;
+    use serde_json::{Value, json};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const NOW: &str = "2026-03-10T12:00:00Z";
+
+    fn caller(token: &str) -> Caller<'_> {
+        Caller {
+            authorization: Some(token),
+            audience: "http://relay",
+        }
+    }
+
+    const ALICE: &str = "Bearer alice";
+
+    /// A decoder granting the key named after `Bearer `; after a `|`, the token's other
+    /// claims as JSON (the module settings).
+    fn decoder() -> MockCredentialDecoder {
+        let mut decoder = MockCredentialDecoder::new();
+        decoder.expect_decode().returning(|token, _| {
+            if token == "expired" {
+                return Err(AuthError::Expired);
+            }
+            let (key, claims) = token.split_once('|').unwrap_or((token, "{}"));
+            let claims: Value = serde_json::from_str(claims).unwrap();
+            Ok(Credentials {
+                api_key: ApiKey::parse(key).unwrap(),
+                entities_limit: EntitiesLimit::DEFAULT,
+                settings: ModuleSettings::from_claims(claims.as_object().unwrap()),
+            })
+        });
+        decoder
+    }
+
+    fn record(source_id: u64, email: &str) -> BreachRecord {
+        serde_json::from_value(json!({
+            "email": email, "source_id": source_id, "severity": 25,
+            "spycloud_publish_date": "2026-03-10T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    /// A watchlist of pages after a delay, each saying SpyCloud holds `hits` records; counts
+    /// scans and keeps their queries and how many pages each fed.
+    struct Watchlist {
+        pages: Vec<Vec<BreachRecord>>,
+        hits: u64,
+        delay: Duration,
+        failure: Option<SourceError>,
+        scans: Mutex<Vec<(WatchlistQuery, usize)>>,
+        catalog_calls: Mutex<Vec<Vec<CatalogId>>>,
+    }
+
+    impl Watchlist {
+        fn new(pages: Vec<Vec<BreachRecord>>, hits: u64) -> Self {
+            Self {
+                pages,
+                hits,
+                delay: Duration::from_millis(100),
+                failure: None,
+                scans: Mutex::default(),
+                catalog_calls: Mutex::default(),
+            }
+        }
+
+        fn scans(&self) -> usize {
+            self.scans.lock().unwrap().len()
+        }
+    }
+
+    #[async_trait]
+    impl BreachSource for Watchlist {
+        async fn breaches(
+            &self,
+            _: &ApiKey,
+            _: &Lookup,
+            _: &BreachQuery,
+            _: &mut (dyn RecordSink + 'static),
+        ) -> Result<(), SourceError> {
+            Ok(())
+        }
+        async fn catalogs(
+            &self,
+            _: &ApiKey,
+            ids: &[CatalogId],
+        ) -> Result<Vec<Catalog>, SourceError> {
+            self.catalog_calls.lock().unwrap().push(ids.to_vec());
+            Ok(ids
+                .iter()
+                .filter(|id| id.0 != 99)
+                .map(|id| {
+                    serde_json::from_value(json!({"id": id.0, "title": format!("T{}", id.0)}))
+                        .unwrap()
+                })
+                .collect())
+        }
+        async fn watchlist(
+            &self,
+            _: &ApiKey,
+            query: &WatchlistQuery,
+            into: &mut (dyn RecordSink + 'static),
+        ) -> Result<(), SourceError> {
+            tokio::time::sleep(self.delay).await;
+            let mut handed = 0;
+            let mut outcome = Ok(());
+            // As the SpyCloud adapter feeds a sink: no page once it wants no more.
+            for page in &self.pages {
+                if !into.wants_more() {
+                    break;
+                }
+                handed += 1;
+                into.hits(self.hits);
+                for record in page {
+                    if !into.wants_more() {
+                        break;
+                    }
+                    into.add(record.clone());
+                }
+            }
+            if let Some(failure) = &self.failure {
+                outcome = Err(failure.clone());
+            }
+            self.scans.lock().unwrap().push((query.clone(), handed));
+            outcome
+        }
+        async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+            Ok(())
+        }
+    }
+
+    /// A clock the test moves.
+    fn clock() -> (Arc<AtomicU64>, super::super::Clock) {
+        let offset = Arc::new(AtomicU64::new(0));
+        let seconds = offset.clone();
+        let start = Timestamp::parse(NOW).unwrap();
+        let clock: super::super::Clock = Arc::new(move || {
+            start.plus(TimeDelta::seconds(seconds.load(Ordering::Relaxed) as i64))
+        });
+        (offset, clock)
+    }
+
+    fn relay_over(
+        source: Arc<dyn BreachSource>,
+        settings: RelaySettings,
+    ) -> (Relay, Arc<AtomicU64>) {
+        let (offset, clock) = clock();
+        let relay = Relay::new(source, Arc::new(decoder()), settings).with_clock(clock);
+        (relay, offset)
+    }
+
+    fn body(tile: &str, period: &str) -> Vec<u8> {
+        json!({"tile_id": tile, "period": period})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The tile's data, or the answer's fatal error (code, message).
+    async fn data(
+        relay: &Relay,
+        token: &str,
+        tile: &str,
+        period: &str,
+    ) -> Result<Value, (String, String)> {
+        let answer = relay.tile_data(&caller(token), &body(tile, period)).await;
+        match answer.fatal() {
+            Some(error) => Err((error.code.clone(), error.message.clone())),
+            None => Ok(serde_json::to_value(answer.data.unwrap()).unwrap()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn four_tiles_asked_at_once_make_one_scan() {
+        let source = Arc::new(Watchlist::new(
+            vec![
+                vec![record(1, "a@x.com"), record(2, "b@x.com")],
+                vec![record(1, "a@x.com")],
+            ],
+            3,
+        ));
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let answers = futures::future::join_all(
+            TileId::ALL.map(|tile| data(&relay, ALICE, tile.id(), "last_7_days")),
+        )
+        .await;
+        assert_eq!(source.scans(), 1);
+        let answers: Vec<Value> = answers.into_iter().map(Result::unwrap).collect();
+        assert_eq!(answers[0]["data"][1]["value"], 3);
+        assert_eq!(
+            answers[2]["data"][0],
+            json!({"key": "1", "label": "T1", "value": 2, "values": [{"key": "records", "value": 2}]})
+        );
+        // The scan asks for the period start's day; the titles come in one call.
+        let (query, pages) = source.scans.lock().unwrap()[0].clone();
+        assert_eq!(
+            (query.since.to_string(), query.severity, pages),
+            ("2026-03-03".to_owned(), None, 2)
+        );
+        assert_eq!(
+            *source.catalog_calls.lock().unwrap(),
+            [vec![CatalogId(1), CatalogId(2)]]
+        );
+        // Asked again later: the kept scan answers.
+        data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days")
+            .await
+            .unwrap();
+        assert_eq!(source.scans(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scans_are_kept_per_key_period_and_severity() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let summary = "spycloud_exposure_summary";
+        data(&relay, ALICE, summary, "last_7_days").await.unwrap();
+        data(&relay, "Bearer bob", summary, "last_7_days")
+            .await
+            .unwrap();
+        data(&relay, ALICE, summary, "last_24_hours").await.unwrap();
+        // The module setting SEVERITY: sent on the scan, and a scan of its own.
+        let severe = r#"Bearer alice|{"SEVERITY":"20,25"}"#;
+        data(&relay, severe, summary, "last_7_days").await.unwrap();
+        // The same codes written otherwise, or with SINCE_DAYS (which the period overrides):
+        // the same scan.
+        let padded = r#"Bearer alice|{"SEVERITY":"020,025","SINCE_DAYS":3}"#;
+        data(&relay, padded, summary, "last_7_days").await.unwrap();
+        // Another filter: another scan.
+        let other = r#"Bearer alice|{"SEVERITY":25}"#;
+        data(&relay, other, summary, "last_7_days").await.unwrap();
+        // With known credentials, the credentials' SEVERITY: the kept scan.
+        let credentials = Credentials {
+            api_key: ApiKey::parse("alice").unwrap(),
+            entities_limit: EntitiesLimit::DEFAULT,
+            settings: ModuleSettings {
+                severity: SeverityFilter::parse("20,25"),
+                ..ModuleSettings::default()
+            },
+        };
+        relay
+            .tile_data_as(&credentials, TileId::ExposureSummary, Period::Last7Days)
+            .await
+            .unwrap();
+        let queries: Vec<_> = source
+            .scans
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(query, _)| {
+                (
+                    query.since.to_string(),
+                    query.severity.as_ref().map(SeverityFilter::query_value),
+                )
+            })
+            .collect();
+        let severity = |codes: &str| Some(codes.to_owned());
+        assert_eq!(
+            queries,
+            [
+                ("2026-03-03".to_owned(), None),
+                ("2026-03-03".to_owned(), None),
+                ("2026-03-09".to_owned(), None),
+                ("2026-03-03".to_owned(), severity("20,25")),
+                ("2026-03-03".to_owned(), severity("25")),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalid_module_settings_are_warnings_on_every_tile_data_answer() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let token = r#"Bearer alice|{"SEVERITY":"high","PASSWORDS":"shown"}"#;
+        let warning = |name: &str, value: &str| {
+            json!({"type": "warning", "code": "invalid argument", "message":
+                format!("The module setting {name} is not valid and was ignored: {value}")})
+        };
+        let warnings = json!([warning("SEVERITY", "high"), warning("PASSWORDS", "shown")]);
+        let answer = relay
+            .tile_data(
+                &caller(token),
+                &body("spycloud_exposure_summary", "last_7_days"),
+            )
+            .await;
+        let answer = serde_json::to_value(answer).unwrap();
+        assert_eq!(answer["errors"], warnings);
+        assert_eq!(answer["data"]["data"][1]["value"], 1);
+        // The invalid SEVERITY is ignored: the scan asks for every severity.
+        assert_eq!(source.scans.lock().unwrap()[0].0.severity, None);
+        // Before a fatal error too, which comes last.
+        let answer = relay
+            .tile_data(&caller(token), br#"{"tile_id":"x","period":"last_7_days"}"#)
+            .await;
+        let answer = serde_json::to_value(answer).unwrap();
+        let mut expected = warnings.as_array().unwrap().clone();
+        expected.push(
+            json!({"type": "fatal", "code": "invalid argument", "message": "Unknown tile_id: x"}),
+        );
+        assert_eq!(answer, json!({"errors": expected}));
+        // Valid settings: no errors at all.
+        let answer = relay
+            .tile_data(
+                &caller(r#"Bearer alice|{"SEVERITY":"20"}"#),
+                &body("spycloud_exposure_summary", "last_7_days"),
+            )
+            .await;
+        assert_eq!(answer.errors, []);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_expires_after_the_cache_time_and_valid_time_says_when() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let settings = RelaySettings {
+            tiles_cache: Duration::from_secs(600),
+            ..RelaySettings::default()
+        };
+        let (relay, clock) = relay_over(source.clone(), settings);
+        let summary = "spycloud_exposure_summary";
+        let first = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(
+            first["valid_time"],
+            json!({"start_time": "2026-03-10T12:00:00.000000Z", "end_time": "2026-03-10T12:10:00.000000Z"})
+        );
+        clock.store(599, Ordering::Relaxed);
+        let kept = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(
+            (source.scans(), &kept["valid_time"]),
+            (1, &first["valid_time"])
+        );
+        assert_eq!(kept["observed_time"], first["observed_time"]);
+        clock.store(600, Ordering::Relaxed);
+        let fresh = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(source.scans(), 2);
+        assert_eq!(
+            fresh["observed_time"],
+            json!({"start_time": "2026-03-03T12:10:00.000000Z", "end_time": "2026-03-10T12:10:00.000000Z"})
+        );
+        assert_eq!(
+            fresh["valid_time"]["end_time"],
+            "2026-03-10T12:20:00.000000Z"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_reads_100_times_the_record_limit_and_says_how_many_it_did_not() {
+        let pages: Vec<Vec<BreachRecord>> = (0..10)
+            .map(|_| (0..100).map(|_| record(1, "a@x.com")).collect())
+            .collect();
+        let source = Arc::new(Watchlist::new(pages, 5_000));
+        let settings = RelaySettings {
+            max_records: 3,
+            ..RelaySettings::default()
+        };
+        let (relay, _) = relay_over(source.clone(), settings);
+        let summary = data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days")
+            .await
+            .unwrap();
+        assert_eq!(summary["data"][1]["value"], 300);
+        assert_eq!(
+            summary["data"][4],
+            json!({"icon": "warning", "label": "Records not read", "value": 4_700, "value_unit": "integer"})
+        );
+        // The scan stopped asking once the limit was reached.
+        assert_eq!(source.scans.lock().unwrap()[0].1, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_scan_gives_observes_fatal_errors_and_is_not_kept() {
+        let mut failing = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        failing.failure = Some(SourceError::Internal);
+        let source = Arc::new(failing);
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let asked = futures::future::join_all(
+            TileId::ALL.map(|tile| data(&relay, ALICE, tile.id(), "last_30_days")),
+        )
+        .await;
+        for answer in asked {
+            assert_eq!(
+                answer,
+                Err((
+                    "internal error".to_owned(),
+                    "The Spycloud internal error.".to_owned()
+                ))
+            );
+        }
+        assert_eq!(source.scans(), 1);
+        let again = data(&relay, ALICE, "spycloud_exposure_summary", "last_30_days").await;
+        assert!(again.is_err());
+        assert_eq!(source.scans(), 2);
+
+        let mut limited = MockBreachSource::new();
+        limited
+            .expect_watchlist()
+            .returning(|_, _, _| Err(SourceError::Unauthorized("Invalid key".into())));
+        let (unauthorized, _) = relay_over(Arc::new(limited), RelaySettings::default());
+        assert_eq!(
+            data(
+                &unauthorized,
+                ALICE,
+                "spycloud_top_breaches",
+                "last_90_days"
+            )
+            .await,
+            Err((
+                "authorization error".to_owned(),
+                "Authorization failed: Invalid key".to_owned()
+            ))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_past_the_deadline_answers_the_deadline_error_and_is_kept_for_the_next_request()
+    {
+        let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        slow.delay = Duration::from_secs(40);
+        let source = Arc::new(slow);
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let summary = "spycloud_exposure_summary";
+        let late = data(&relay, ALICE, summary, "last_7_days")
+            .await
+            .unwrap_err();
+        assert_eq!(late.0, "unknown");
+        assert!(late.1.contains("25 s"), "{}", late.1);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let kept = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(kept["data"][1]["value"], 1);
+        assert_eq!(source.scans(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_token_is_checked_first_then_the_body() {
+        let mut source = MockBreachSource::new();
+        source.expect_watchlist().times(0);
+        let (relay, _) = relay_over(Arc::new(source), RelaySettings::default());
+        let refused = relay.tiles(&caller("Bearer expired")).await.unwrap_err();
+        assert_eq!(refused.message(), "Authorization failed: Token has expired");
+        let refused = relay
+            .tile(&caller("Basic x"), b"nonsense")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.message(),
+            "Authorization failed: Wrong authorization type"
+        );
+        let refused = relay
+            .tile_data(&caller("Bearer expired"), b"nonsense")
+            .await;
+        assert_eq!(
+            refused.fatal().unwrap().message,
+            "Authorization failed: Token has expired"
+        );
+
+        let ids: Vec<_> = relay
+            .tiles(&caller(ALICE))
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "spycloud_exposure_summary",
+                "spycloud_exposures_by_day",
+                "spycloud_top_breaches",
+                "spycloud_most_exposed_employees"
+            ]
+        );
+        let tile = relay
+            .tile(
+                &caller(ALICE),
+                br#"{"tile_id":"spycloud_exposures_by_day"}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(tile.kind, "vertical_bar_chart");
+        for (body, message) in [
+            (
+                &b"[]"[..],
+                "Invalid JSON payload received. {\"_schema\":[\"Invalid input type.\"]}.",
+            ),
+            (
+                br#"{"tile_id":"x","period":"last_7_days"}"#,
+                "Unknown tile_id: x",
+            ),
+            (
+                br#"{"tile_id":"spycloud_top_breaches","period":"x"}"#,
+                "Unknown period: x",
+            ),
+        ] {
+            let answer = relay.tile_data(&caller(ALICE), body).await;
+            let error = answer.fatal().unwrap();
+            assert_eq!(
+                (error.code.as_str(), error.message.as_str()),
+                ("invalid argument", message)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn top_breaches_without_a_title_are_named_by_id_and_other_tiles_ask_no_catalog() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(99, "a@x.com")]], 1));
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let bars = data(&relay, ALICE, "spycloud_top_breaches", "last_7_days")
+            .await
+            .unwrap();
+        assert_eq!(bars["data"][0]["label"], "Breach 99");
+        data(
+            &relay,
+            ALICE,
+            "spycloud_most_exposed_employees",
+            "last_7_days",
+        )
+        .await
+        .unwrap();
+        assert_eq!(source.catalog_calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn any_cache_time_is_taken_a_year_at_most() {
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let settings = RelaySettings {
+            tiles_cache: Duration::from_secs(u64::MAX),
+            ..RelaySettings::default()
+        };
+        let (relay, _) = relay_over(source, settings);
+        let summary = data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days")
+            .await
+            .unwrap();
+        assert_eq!(
+            summary["valid_time"]["end_time"],
+            "2027-03-10T12:00:00.000000Z"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_without_a_watchlist_says_so() {
+        struct NoWatchlist;
+        #[async_trait]
+        impl BreachSource for NoWatchlist {
+            async fn breaches(
+                &self,
+                _: &ApiKey,
+                _: &Lookup,
+                _: &BreachQuery,
+                _: &mut (dyn RecordSink + 'static),
+            ) -> Result<(), SourceError> {
+                Ok(())
+            }
+            async fn catalogs(
+                &self,
+                _: &ApiKey,
+                _: &[CatalogId],
+            ) -> Result<Vec<Catalog>, SourceError> {
+                Ok(Vec::new())
+            }
+            async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+                Ok(())
+            }
+        }
+        let (relay, _) = relay_over(Arc::new(NoWatchlist), RelaySettings::default());
+        assert_eq!(
+            data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days").await,
+            Err((
+                "unknown".to_owned(),
+                "This breach source has no watchlist to scan.".to_owned()
+            ))
+        );
+    }
+}
