@@ -30,3 +30,8 @@ pub mod telemetry;
 pub use domain::Error;
 #[cfg(feature = "spycloud")]
 pub use relay::{BuildError, Caller, Relay, RelayBuilder, RelaySettings};
+
+/// The README's code, compiled by `cargo test` so the library section cannot rot.
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
