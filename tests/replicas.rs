@@ -1,12 +1,13 @@
 //! Replicas on one Redis: two real relay processes against one wiremock SpyCloud and one real
 //! `redis-server` (started by the test on a free port; skipped loudly when not installed).
-//! They hold one rate limit per key, share catalogs, keep answering when Redis dies and share
-//! again when it returns; Redis keys are namespaced and name no API key.
+//! They hold one rate limit per key, share catalogs and the tiles' scans, keep answering when
+//! Redis dies and share again when it returns; Redis keys are namespaced and name no API key.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use chrono::{SecondsFormat, Utc};
 use common::app::{TestApp, sample, spawn_app_with};
 use common::jwt::API_KEY;
 use common::redis::{RedisServer, free_port};
@@ -226,6 +227,91 @@ async fn replicas_share_catalogs_and_name_no_api_key_in_redis() {
     }
     // Four catalog entries (three found, one missing) and one rate limit, nothing else.
     assert_eq!(keys.len(), 5, "{keys:?}");
+}
+
+/// Asks `app` for the four tiles of the last 7 days at once: their answers, each whole.
+async fn four_tiles(app: &TestApp, token: &str) -> Vec<Value> {
+    let asked = [
+        "spycloud_exposure_summary",
+        "spycloud_exposures_by_day",
+        "spycloud_top_breaches",
+        "spycloud_most_exposed_employees",
+    ]
+    .map(|id| {
+        let body = json!({"tile_id": id, "period": "last_7_days"}).to_string();
+        async move { app.post("/tiles/tile-data", Some(token), &body).await }
+    });
+    futures::future::join_all(asked)
+        .await
+        .into_iter()
+        .map(|(status, answer)| {
+            assert_eq!(status, 200, "{answer}");
+            assert!(answer.get("errors").is_none(), "{answer}");
+            answer
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_one_replica_made_serves_the_other_and_names_no_api_key_in_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = two_replicas(&redis, &[], &[]).await;
+    let hours_ago = |hours: i64| {
+        (Utc::now() - chrono::Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    let mut infected = sample::infostealer("alice@example.com");
+    infected["spycloud_publish_date"] = json!(hours_ago(1));
+    let mut breached = sample::breach("bob@example.com");
+    breached["spycloud_publish_date"] = json!(hours_ago(30));
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/data/watchlist$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": 2, "results": [infected, breached]})),
+        )
+        .mount(&a.upstream)
+        .await;
+    a.mount_catalogs(sample::catalogs()).await;
+
+    // The four tiles on replica A: one scan (one page), one catalog call.
+    let first = four_tiles(&a, &a.token()).await;
+    assert_eq!(first[0]["data"]["data"][1]["value"], 2, "{}", first[0]);
+    assert_eq!(calls_to(&a, "/breach/data/watchlist").await.len(), 1);
+    assert_eq!(calls_to(&a, "/breach/catalog/").await.len(), 1);
+
+    // Replica B answers the same, its times included, without a watchlist call (nor a
+    // catalog call: the titles are shared too).
+    let second = four_tiles(&b, &b.token()).await;
+    assert_eq!(calls_to(&a, "/breach/data/watchlist").await.len(), 1);
+    assert_eq!(calls_to(&a, "/breach/catalog/").await.len(), 1);
+    assert_eq!(second, first);
+    assert_eq!(
+        second[0]["data"]["valid_time"],
+        first[0]["data"]["valid_time"]
+    );
+
+    // One scan entry, named by the keyed hash, the period and the (empty) SEVERITY, expiring
+    // with the scan (RELAY_TILES_CACHE_SECS, 600 s by default).
+    let keys = redis.keys();
+    let scans: Vec<&String> = keys
+        .iter()
+        .filter(|key| key.starts_with("spycloud-relay:scan:"))
+        .collect();
+    assert_eq!(scans.len(), 1, "{keys:?}");
+    assert!(scans[0].ends_with(":last_7_days."), "{}", scans[0]);
+    let left = redis.pttl(scans[0]);
+    assert!(left > 500_000 && left <= 600_000, "{left} ms left");
+    let digest: String = Sha256::digest(API_KEY.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    for key in &keys {
+        assert!(key.starts_with("spycloud-relay:"), "{key}");
+        assert!(!key.contains(API_KEY), "{key}");
+        assert!(!key.contains(&digest[..16]), "{key}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use chrono::format::{Fixed, Item, Numeric, Pad, Parsed};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time SpyCloud reported (UTC), printed the CTIM way:
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -63,6 +63,11 @@ impl Timestamp {
     /// The UTC day this time falls on.
     pub fn day(self) -> Day {
         Day(self.0.date())
+    }
+
+    /// The time from `self` to `later` (negative when `later` is earlier).
+    pub fn until(self, later: Timestamp) -> TimeDelta {
+        later.0.signed_duration_since(self.0)
     }
 }
 
@@ -179,6 +184,30 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Reads back what [`Serialize`] writes (to the microsecond), and any SpyCloud time.
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `YYYY-MM-DD`.
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .map(Self)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a day")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +270,8 @@ mod tests {
         assert_eq!(earlier.day().next(), at.day());
         assert_eq!(earlier.day().days_until(at.day()), 1);
         assert_eq!(at.day().days_until(earlier.day()), -1);
+        assert_eq!(earlier.until(at), TimeDelta::hours(24));
+        assert_eq!(at.until(earlier), TimeDelta::hours(-24));
         let utc = DateTime::parse_from_rfc3339("2024-03-01T00:30:00.5Z").unwrap();
         assert_eq!(
             Timestamp::from_utc(utc.with_timezone(&Utc)).to_string(),
@@ -249,6 +280,20 @@ mod tests {
         // Out of range saturates instead of panicking.
         assert!(at.minus(TimeDelta::MAX) < earlier);
         assert!(at.plus(TimeDelta::MAX) > at);
+    }
+
+    #[test]
+    fn times_and_days_read_back_what_they_write() {
+        let time = Timestamp::parse("2024-02-29T23:59:58.123456Z").unwrap();
+        let json = serde_json::to_string(&time).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), time);
+        let day = time.day();
+        assert_eq!(serde_json::to_string(&day).unwrap(), "\"2024-02-29\"");
+        assert_eq!(serde_json::from_str::<Day>("\"2024-02-29\"").unwrap(), day);
+        for bad in ["\"2024-02-30\"", "\"yesterday\"", "20240229"] {
+            assert!(serde_json::from_str::<Day>(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<Timestamp>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

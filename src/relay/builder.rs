@@ -1,6 +1,6 @@
 //! One call to the real pipeline: the SpyCloud client (retries, per-key rate limit), the catalog
-//! cache in front of it, optionally shared with other replicas through Redis, and the relay over
-//! them. The server, the `lookup` command and embedders all build it here.
+//! cache in front of it, optionally shared with other replicas through Redis (the tiles' scans
+//! too), and the relay over them. The server, the `lookup` command and embedders all build it here.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -121,8 +121,8 @@ impl RelayBuilder {
         self
     }
 
-    /// Shares the rate limit and the catalog cache with every replica on this Redis, falling
-    /// back to the process's own when it fails.
+    /// Shares the rate limit, the catalog cache and the tiles' scans with every replica on this
+    /// Redis, falling back to the process's own when it fails.
     #[cfg(feature = "redis")]
     pub fn redis(mut self, settings: RedisSettings) -> Self {
         self.redis = Some(settings);
@@ -151,7 +151,7 @@ impl RelayBuilder {
         let source: Arc<dyn BreachSource> = Arc::new(CachedCatalogs::with_store(
             Arc::new(client),
             self.cache,
-            cache,
+            cache.clone(),
         ));
         let scans = Arc::new(Scans::new(self.settings.tiles_cache));
         Ok(Relay {
@@ -159,6 +159,7 @@ impl RelayBuilder {
             decoder: self.decoder,
             settings: self.settings,
             scans,
+            shared: cache,
             clock: system_clock(),
         })
     }

@@ -4,7 +4,8 @@
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
 //! - `observe`: observe requests, and [`Relay::lookup`] for embedders;
 //! - `builder`: [`Relay::builder`], the real pipeline over SpyCloud in one call.
-//! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period.
+//! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period (and
+//!   with other replicas, through the [`SharedCache`]).
 
 mod builder;
 mod observe;
@@ -15,9 +16,11 @@ pub use builder::{BuildError, RelayBuilder};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adapters::cache::CacheSettings;
+use crate::adapters::local::LocalCache;
 use crate::domain::mapping::MappingOptions;
 use crate::domain::{AuthError, Credentials, RelayError, Timestamp, bearer_token};
-use crate::ports::{BreachSource, CredentialDecoder};
+use crate::ports::{BreachSource, CredentialDecoder, SharedCache};
 
 use tiles::Scans;
 
@@ -85,11 +88,14 @@ pub struct Relay {
     decoder: Option<Arc<dyn CredentialDecoder>>,
     settings: RelaySettings,
     scans: Arc<Scans>,
+    /// What the tiles' scans are shared through (the builder's: Redis with replicas).
+    shared: Arc<dyn SharedCache>,
     clock: Clock,
 }
 
 impl Relay {
-    /// A relay over `source` that authenticates callers with `decoder`.
+    /// A relay over `source` that authenticates callers with `decoder`, its tiles' scans
+    /// shared through a cache of its own (see [`Relay::with_shared_cache`]).
     pub fn new(
         source: Arc<dyn BreachSource>,
         decoder: Arc<dyn CredentialDecoder>,
@@ -101,6 +107,7 @@ impl Relay {
             decoder: Some(decoder),
             settings,
             scans,
+            shared: Arc::new(LocalCache::new(CacheSettings::default().capacity)),
             clock: system_clock(),
         }
     }
@@ -108,6 +115,15 @@ impl Relay {
     /// The same relay reading the time from `clock` (tests fix it).
     pub fn with_clock(self, clock: Clock) -> Self {
         Self { clock, ..self }
+    }
+
+    /// The same relay sharing its tiles' scans through `cache`: relays on one cache (one
+    /// Redis) answer from the scan any of them made, until it expires.
+    pub fn with_shared_cache(self, cache: Arc<dyn SharedCache>) -> Self {
+        Self {
+            shared: cache,
+            ..self
+        }
     }
 
     /// The settings in use.

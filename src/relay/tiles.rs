@@ -2,6 +2,11 @@
 //! shared per (API key, period, severity filter) and kept `RELAY_TILES_CACHE_SECS`; a request
 //! that needs a scan already under way waits for it. The scan runs on a task of its own, so it
 //! finishes (and is kept for the next request) even when the request that began it gives up.
+//!
+//! Scans are shared by replicas too: a scan this process neither keeps nor is making is first
+//! looked for in the relay's [`SharedCache`] (Redis with replicas, space `scan`), and a scan
+//! made here is stored there until it expires, with its own times, so every replica answers
+//! the same `valid_time`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +15,9 @@ use chrono::TimeDelta;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use moka::future::Cache;
+use serde::{Deserialize, Serialize};
 
-use super::{Caller, Relay};
+use super::{Caller, Clock, Relay};
 use crate::domain::tiles::{
     Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
 };
@@ -19,10 +25,12 @@ use crate::domain::{
     Credentials, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
 };
 use crate::flights::{Flights, Landing};
-use crate::ports::WatchlistQuery;
+use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
 
 /// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
 const SCAN_RECORDS_PER_LOOKUP_RECORD: u64 = 100;
+/// The shared cache's space of scans: `spycloud-relay:scan:<tenant>:<period>.<severity>`.
+const SCAN_SPACE: &str = "scan";
 /// The longest a scan is kept, whatever `RELAY_TILES_CACHE_SECS` says (the cache refuses
 /// lifetimes of centuries, and a year-old scan is no dashboard).
 const LONGEST_KEPT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -140,7 +148,8 @@ impl Relay {
         }))
     }
 
-    /// The kept scan of the key, period and `SEVERITY` setting, or a new one begun at `now`.
+    /// The kept scan of the key, period and `SEVERITY` setting, else the one another replica
+    /// shared, else a new one begun at `now` (and shared).
     /// (`SINCE_DAYS` does not apply: the period decides how far back the scan goes.)
     async fn scan(
         &self,
@@ -153,6 +162,22 @@ impl Relay {
             period,
             severity: credentials.settings.severity.clone(),
         };
+        let shared = SharedScan {
+            cache: self.shared.clone(),
+            key: CacheKey {
+                space: SCAN_SPACE,
+                tenant: key.tenant,
+                item: format!(
+                    "{}.{}",
+                    period.as_str(),
+                    key.severity
+                        .as_ref()
+                        .map(SeverityFilter::query_value)
+                        .unwrap_or_default()
+                ),
+            },
+            clock: self.clock.clone(),
+        };
         let (source, api_key) = (self.source.clone(), credentials.api_key.clone());
         let limit = self
             .settings
@@ -164,6 +189,13 @@ impl Relay {
         self.scans
             .get_or_scan(key, now, move || {
                 async move {
+                    if let Some(scan) = shared.get(now).await {
+                        tracing::debug!(
+                            period = period.as_str(),
+                            "watchlist scan shared by a replica"
+                        );
+                        return Ok(scan);
+                    }
                     let mut tally = Tally::new(period, now, limit);
                     let query = WatchlistQuery {
                         since: tally.since(),
@@ -182,7 +214,9 @@ impl Relay {
                         not_read = figures.not_read,
                         "watchlist scan done"
                     );
-                    Ok(Scan { figures, expires })
+                    let scan = Scan { figures, expires };
+                    shared.set(&scan).await;
+                    Ok(scan)
                 }
                 .boxed()
             })
@@ -190,8 +224,47 @@ impl Relay {
     }
 }
 
-/// One finished scan: what the tiles show, and until when.
-#[derive(Debug)]
+/// Where one scan is shared with the other replicas.
+struct SharedScan {
+    cache: Arc<dyn SharedCache>,
+    key: CacheKey,
+    clock: Clock,
+}
+
+impl SharedScan {
+    /// The scan stored under the key, if it decodes and has not expired by `now`; anything
+    /// else is a miss.
+    async fn get(&self, now: Timestamp) -> Option<Scan> {
+        let bytes = self.cache.get(&self.key).await?;
+        match serde_json::from_slice::<Scan>(&bytes) {
+            Ok(scan) if scan.expires > now => Some(scan),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(%error, "a shared watchlist scan that does not decode: a miss");
+                None
+            }
+        }
+    }
+
+    /// Stores `scan` for the time left until it expires (none left: not stored).
+    async fn set(&self, scan: &Scan) {
+        let left = (self.clock)().until(scan.expires);
+        let Some(ttl) = left.to_std().ok().filter(|ttl| !ttl.is_zero()) else {
+            return;
+        };
+        match serde_json::to_vec(scan) {
+            Ok(value) => {
+                self.cache
+                    .set(self.key.clone(), value.into(), ttl.min(LONGEST_KEPT))
+                    .await;
+            }
+            Err(error) => tracing::debug!(%error, "a watchlist scan that does not encode"),
+        }
+    }
+}
+
+/// One finished scan: what the tiles show, and until when. Its JSON is what replicas share.
+#[derive(Debug, Serialize, Deserialize)]
 struct Scan {
     figures: Figures,
     expires: Timestamp,
@@ -209,8 +282,8 @@ struct ScanKey {
 /// A scan's outcome, shared by every request that waited for it.
 type Scanned = Result<Arc<Scan>, SourceError>;
 
-/// The scans kept in this process, and those under way. Only [`Relay`] uses it; a store shared
-/// by replicas would take its place behind the same method.
+/// The scans kept in this process, and those under way. Only [`Relay`] uses it; the scan a
+/// flight makes looks in the shared cache first (see [`Relay::scan`]).
 pub(crate) struct Scans {
     kept: Cache<ScanKey, Arc<Scan>>,
     flights: Arc<Flights<'static, ScanKey, Scanned>>,
@@ -297,6 +370,7 @@ impl Scans {
 mod tests {
     use super::*;
     use crate::RelaySettings;
+    use crate::adapters::local::LocalCache;
     use crate::domain::{
         ApiKey, AuthError, BreachQuery, BreachRecord, Catalog, CatalogId, EntitiesLimit, Lookup,
         ModuleSettings, RecordSink,
@@ -728,6 +802,118 @@ mod tests {
         let kept = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
         assert_eq!(kept["data"][1]["value"], 1);
         assert_eq!(source.scans(), 1);
+    }
+
+    /// The scan entry of `token`'s key for `item` in `cache`, decoded as JSON.
+    async fn shared_scan(cache: &Arc<dyn SharedCache>, key: &str, item: &str) -> Option<Value> {
+        let key = CacheKey {
+            space: "scan",
+            tenant: ApiKey::parse(key).unwrap().fingerprint(),
+            item: item.to_owned(),
+        };
+        let bytes = cache.get(&key).await?;
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relays_on_one_shared_cache_answer_from_one_scan_until_it_expires() {
+        let cache: Arc<dyn SharedCache> = Arc::new(LocalCache::new(100));
+        let (source_a, source_b) = (
+            Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1)),
+            Arc::new(Watchlist::new(vec![vec![record(2, "b@x.com")]], 1)),
+        );
+        let (a, _) = relay_over(source_a.clone(), RelaySettings::default());
+        let (b, b_clock) = relay_over(source_b.clone(), RelaySettings::default());
+        let (a, b) = (
+            a.with_shared_cache(cache.clone()),
+            b.with_shared_cache(cache.clone()),
+        );
+        let summary = "spycloud_exposure_summary";
+        let first = data(&a, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(source_a.scans(), 1);
+        // Stored under the key's fingerprint, the period and the (empty) SEVERITY.
+        let stored = shared_scan(&cache, "alice", "last_7_days.").await.unwrap();
+        assert_eq!(stored["expires"], "2026-03-10T12:10:00.000000Z");
+        assert_eq!(stored["figures"]["records"], 1);
+
+        // Two minutes later the other relay answers from it: no scan, the same figures, the
+        // same times; the tiles at once, and again, still without a scan.
+        b_clock.store(120, Ordering::Relaxed);
+        let answers = futures::future::join_all(
+            TileId::ALL.map(|tile| data(&b, ALICE, tile.id(), "last_7_days")),
+        )
+        .await;
+        let answers: Vec<Value> = answers.into_iter().map(Result::unwrap).collect();
+        assert_eq!(answers[0], first);
+        assert_eq!(answers[2]["data"][0]["key"], "1", "A's figures");
+        data(&b, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(source_b.scans(), 0);
+        assert_eq!(answers[0]["valid_time"], first["valid_time"]);
+        assert_eq!(answers[0]["observed_time"], first["observed_time"]);
+
+        // Another period, SEVERITY or key is not that scan.
+        data(&b, ALICE, summary, "last_24_hours").await.unwrap();
+        data(
+            &b,
+            r#"Bearer alice|{"SEVERITY":"20,25"}"#,
+            summary,
+            "last_7_days",
+        )
+        .await
+        .unwrap();
+        data(&b, "Bearer bob", summary, "last_7_days")
+            .await
+            .unwrap();
+        assert_eq!(source_b.scans(), 3);
+        assert!(
+            shared_scan(&cache, "alice", "last_7_days.20,25")
+                .await
+                .is_some()
+        );
+        assert!(shared_scan(&cache, "bob", "last_7_days.").await.is_some());
+
+        // Once it expires (by the asking relay's clock), the other relay scans afresh.
+        b_clock.store(600, Ordering::Relaxed);
+        let fresh = data(&b, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(source_b.scans(), 4);
+        assert_eq!(
+            fresh["valid_time"]["end_time"],
+            "2026-03-10T12:20:00.000000Z"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_value_that_does_not_decode_is_a_miss_and_a_failing_scan_is_not_shared() {
+        let cache: Arc<dyn SharedCache> = Arc::new(LocalCache::new(100));
+        let key = CacheKey {
+            space: "scan",
+            tenant: ApiKey::parse("alice").unwrap().fingerprint(),
+            item: "last_7_days.".to_owned(),
+        };
+        cache
+            .set(
+                key.clone(),
+                bytes::Bytes::from_static(b"{\"figures\": 1}"),
+                Duration::from_secs(600),
+            )
+            .await;
+        let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let relay = relay.with_shared_cache(cache.clone());
+        let summary = "spycloud_exposure_summary";
+        let answer = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
+        assert_eq!(answer["data"][1]["value"], 1);
+        assert_eq!(source.scans(), 1);
+        // The scan replaced the value that did not decode.
+        let stored = shared_scan(&cache, "alice", "last_7_days.").await.unwrap();
+        assert_eq!(stored["figures"]["records"], 1);
+
+        let mut failing = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        failing.failure = Some(SourceError::Internal);
+        let (relay, _) = relay_over(Arc::new(failing), RelaySettings::default());
+        let relay = relay.with_shared_cache(cache.clone());
+        assert!(data(&relay, ALICE, summary, "last_30_days").await.is_err());
+        assert_eq!(shared_scan(&cache, "alice", "last_30_days.").await, None);
     }
 
     #[tokio::test]

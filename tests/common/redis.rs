@@ -105,6 +105,15 @@ impl RedisServer {
         keys.sort();
         keys
     }
+
+    /// The milliseconds `key` has left (`PTTL`: -1 without an expiry, -2 when absent).
+    pub fn pttl(&self, key: &str) -> i64 {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("PTTL")
+            .arg(key)
+            .query(&mut connection)
+            .expect("PTTL")
+    }
 }
 
 impl Drop for RedisServer {
