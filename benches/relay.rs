@@ -850,9 +850,10 @@ struct Upstream {
     other: AtomicU64,
 }
 
-/// The fake's watchlist: `records` records spread evenly over the 90 days before `now`, newest
-/// first, made up page by page as they are asked for (holding them would take this process
-/// hundreds of MiB).
+/// The fake's watchlist: `records` records spread evenly over the 89 days before `now` (so all
+/// stay inside a 90-day period however long the phases before the scan take), newest first,
+/// made up page by page as they are asked for (holding them would take this process hundreds
+/// of MiB).
 struct Watchlist {
     now: chrono::DateTime<chrono::Utc>,
     records: usize,
@@ -860,7 +861,7 @@ struct Watchlist {
 
 impl Watchlist {
     fn step(&self) -> chrono::TimeDelta {
-        chrono::TimeDelta::days(90) / self.records.max(1) as i32
+        chrono::TimeDelta::days(89) / self.records.max(1) as i32
     }
 
     /// The page after `cursor` (none: the first) of the records published since the day
