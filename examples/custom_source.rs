@@ -117,6 +117,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .collect();
     let bundle = relay.observe_as(&credentials, &observables).await;
-    println!("{:#}", bundle.into_response());
+    println!("{:#}", bundle.into_response()?);
     Ok(())
 }

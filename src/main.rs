@@ -360,7 +360,10 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         .iter()
         .find(|e| e.kind == ErrorKind::Fatal)
         .cloned();
-    let text = format!("{:#}\n", bundle.into_response());
+    let text = match bundle.into_response() {
+        Ok(response) => format!("{response:#}\n"),
+        Err(error) => return fail(&error),
+    };
     let mut stdout = std::io::stdout().lock();
     if stdout
         .write_all(text.as_bytes())

@@ -307,8 +307,11 @@ impl Bundle {
     }
 
     /// The SecureX envelope as a JSON value (see the `Serialize` impl for the rules).
-    pub fn into_response(self) -> Value {
-        serde_json::to_value(&self).unwrap_or(Value::Null)
+    ///
+    /// # Errors
+    /// A value serde_json cannot represent (none the relay makes); never a silent `null`.
+    pub fn into_response(self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(&self)
     }
 }
 
@@ -354,7 +357,10 @@ mod tests {
 
     #[test]
     fn nothing_found_is_empty_data() {
-        assert_eq!(Bundle::default().into_response(), json!({"data": {}}));
+        assert_eq!(
+            Bundle::default().into_response().unwrap(),
+            json!({"data": {}})
+        );
     }
 
     #[test]
@@ -364,7 +370,7 @@ mod tests {
             ..Bundle::default()
         };
         assert_eq!(
-            bundle.into_response(),
+            bundle.into_response().unwrap(),
             json!({"data": {}, "errors": [{"type": "warning", "code": "w", "message": "m"}]})
         );
     }
@@ -375,7 +381,7 @@ mod tests {
             errors: vec![warning(), fatal()],
             ..Bundle::default()
         };
-        let response = bundle.into_response();
+        let response = bundle.into_response().unwrap();
         assert_eq!(response.get("data"), None);
         assert_eq!(response["errors"][1]["type"], "fatal");
     }
@@ -396,7 +402,7 @@ mod tests {
             errors: vec![fatal()],
             ..Bundle::default()
         };
-        let response = bundle.into_response();
+        let response = bundle.into_response().unwrap();
         assert_eq!(response["data"]["relationships"]["count"], 1);
         assert_eq!(response["data"].as_object().unwrap().len(), 1);
     }

@@ -414,7 +414,7 @@ mod tests {
                 &caller,
             )
             .await;
-        assert_eq!(bundle.into_response(), json!({"data": {}}));
+        assert_eq!(bundle.into_response().unwrap(), json!({"data": {}}));
     }
 
     #[tokio::test]
@@ -428,7 +428,7 @@ mod tests {
             .observe(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         assert_eq!(
-            bundle.into_response(),
+            bundle.into_response().unwrap(),
             json!({"errors": [{"type": "fatal", "code": "authorization error", "message": "Authorization failed: Token has expired"}]})
         );
         let missing = Caller {
@@ -512,7 +512,7 @@ mod tests {
             )
             .await;
         assert_eq!(
-            bundle.into_response(),
+            bundle.into_response().unwrap(),
             json!({"data": {}, "errors": [{"type": "warning", "code": "invalid argument", "message": "not an email is not a valid email address"}]})
         );
     }
@@ -648,7 +648,7 @@ mod tests {
                 ),
             ]
         );
-        let response = bundle.into_response();
+        let response = bundle.into_response().unwrap();
         assert_eq!(response["data"]["sightings"]["count"], 1);
         assert_eq!(response["errors"][1]["type"], "fatal");
     }
@@ -682,7 +682,7 @@ mod tests {
             .await;
         assert_eq!(started.elapsed(), Duration::from_secs(25));
         assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
-        let response = bundle.into_response();
+        let response = bundle.into_response().unwrap();
         assert_eq!(response["errors"].as_array().unwrap().len(), 1);
         let error: &Value = &response["errors"][0];
         assert_eq!(
@@ -868,7 +868,10 @@ mod tests {
                 "The Spycloud internal error.".into()
             )]
         );
-        assert_eq!(bundle.into_response()["errors"][0]["type"], "fatal");
+        assert_eq!(
+            bundle.into_response().unwrap()["errors"][0]["type"],
+            "fatal"
+        );
     }
 
     /// How long an observe request for nine emails takes when each one's records take 100 ms.
