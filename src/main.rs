@@ -255,6 +255,9 @@ fn without_credentials(url: &str) -> String {
 
 /// The open-files limit (RLIMIT_NOFILE).
 mod open_files {
+    /// Linux refuses an unlimited soft limit for open files; its usual ceiling is 2^20.
+    const CEILING: u64 = 1 << 20;
+
     /// The soft limit after [`raise`], and what it was before when it was raised.
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Raised {
@@ -265,49 +268,21 @@ mod open_files {
     }
 
     /// Raises the soft open-files limit to the hard one (a process may always do so).
-    #[cfg(unix)]
     pub fn raise() -> Raised {
-        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-        unsafe {
-            let mut limit = std::mem::zeroed::<libc::rlimit>();
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-                return Raised::default();
-            }
-            let before = limit.rlim_cur;
-            // Linux refuses an unlimited soft limit for open files; its usual ceiling is 2^20.
-            let target = if limit.rlim_max == libc::RLIM_INFINITY {
-                1 << 20
-            } else {
-                limit.rlim_max
-            };
-            let known = |value: libc::rlim_t| (value != libc::RLIM_INFINITY).then_some(value);
-            if before == libc::RLIM_INFINITY || before >= target {
-                return Raised {
-                    limit: known(before),
-                    raised_from: None,
-                };
-            }
-            let raised = libc::rlimit {
-                rlim_cur: target,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                Raised {
-                    limit: Some(target),
-                    raised_from: Some(before),
-                }
-            } else {
-                Raised {
-                    limit: Some(before),
-                    raised_from: None,
-                }
-            }
+        let known = |value: u64| (value != rlimit::INFINITY).then_some(value);
+        let Ok((before, _)) = rlimit::Resource::NOFILE.get() else {
+            return Raised::default();
+        };
+        match rlimit::increase_nofile_limit(CEILING) {
+            Ok(now) if now > before => Raised {
+                limit: known(now),
+                raised_from: known(before),
+            },
+            _ => Raised {
+                limit: known(before),
+                raised_from: None,
+            },
         }
-    }
-
-    #[cfg(not(unix))]
-    pub fn raise() -> Raised {
-        Raised::default()
     }
 }
 
