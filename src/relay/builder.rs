@@ -12,8 +12,7 @@ use crate::adapters::redis::{Redis, RedisBuildError, RedisSettings};
 use crate::adapters::spycloud::{SpyCloudBuildError, SpyCloudClient, SpyCloudSettings};
 use crate::ports::{BreachSource, CredentialDecoder, RateLimiter, SharedCache};
 
-use super::tiles::Scans;
-use super::{Relay, RelaySettings, system_clock};
+use super::{Relay, RelaySettings};
 
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -153,15 +152,7 @@ impl RelayBuilder {
             self.cache,
             cache.clone(),
         ));
-        let scans = Arc::new(Scans::new(self.settings.tiles_cache));
-        Ok(Relay {
-            source,
-            decoder: self.decoder,
-            settings: self.settings,
-            scans,
-            shared: cache,
-            clock: system_clock(),
-        })
+        Ok(Relay::assemble(source, self.decoder, self.settings, cache))
     }
 }
 

@@ -101,13 +101,23 @@ impl Relay {
         decoder: Arc<dyn CredentialDecoder>,
         settings: RelaySettings,
     ) -> Self {
-        let scans = Arc::new(Scans::new(settings.tiles_cache));
+        let shared = Arc::new(LocalCache::new(CacheSettings::default().capacity));
+        Self::assemble(source, Some(decoder), settings, shared)
+    }
+
+    /// The relay over its parts, with the tiles' scans kept per `settings` and the system clock.
+    fn assemble(
+        source: Arc<dyn BreachSource>,
+        decoder: Option<Arc<dyn CredentialDecoder>>,
+        settings: RelaySettings,
+        shared: Arc<dyn SharedCache>,
+    ) -> Self {
         Self {
             source,
-            decoder: Some(decoder),
+            decoder,
+            scans: Arc::new(Scans::new(settings.tiles_cache)),
             settings,
-            scans,
-            shared: Arc::new(LocalCache::new(CacheSettings::default().capacity)),
+            shared,
             clock: system_clock(),
         }
     }
