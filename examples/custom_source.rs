@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
-use spycloud_relay::adapters::fixed::FixedCredentials;
+use spycloud_relay::adapters::FixedCredentials;
 use spycloud_relay::domain::{
-    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Credentials, EntitiesLimit, Lookup,
-    ModuleSettings, Observable, RecordSink, SourceError,
+    ApiKey, BreachQuery, Catalog, CatalogId, Credentials, EntitiesLimit, Lookup, ModuleSettings,
+    Observable, RawRecord, RecordSink, SourceError,
 };
 use spycloud_relay::ports::BreachSource;
 use spycloud_relay::{Relay, RelaySettings};
@@ -48,7 +48,7 @@ impl BreachSource for InHouseStore {
         }
         // Records keep SpyCloud's shape: typed fields the mapping reads, the rest shown as-is.
         // The relay keeps the newest of what it is handed, as many as the entities limit.
-        let record: BreachRecord = serde_json::from_value(json!({
+        let record: RawRecord = serde_json::from_value(json!({
             "document_id": "in-house-0001",
             "source_id": BREACH.0,
             "email": "pat@example.com",

@@ -6,12 +6,12 @@
 //! ```
 
 use serde_json::json;
-use spycloud_relay::domain::mapping::{self, MappingOptions, PasswordPolicy};
-use spycloud_relay::domain::{Breach, BreachRecord, Catalog, Observable};
+use spycloud_relay::domain::{BreachRecord, Catalog, Observable, RawRecord};
+use spycloud_relay::domain::{MappingOptions, PasswordPolicy, observable_bundle};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One record as SpyCloud's `breach/data/emails/...` sends it, and its breach catalog.
-    let record: BreachRecord = serde_json::from_value(json!({
+    let record: RawRecord = serde_json::from_value(json!({
         "email": "pat@example.com",
         "password": "hunter22",
         "source_id": 7,
@@ -33,8 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         passwords: PasswordPolicy::Masked,
         ..MappingOptions::default()
     };
-    let breach = Breach::try_from(record)?;
-    let bundle = mapping::observable_bundle(
+    let breach = BreachRecord::try_from(record)?;
+    let bundle = observable_bundle(
         &Observable::new("email", "pat@example.com"),
         vec![breach],
         |id| (id == catalog.id).then_some(&catalog),

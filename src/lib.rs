@@ -1,35 +1,40 @@
 #![deny(missing_docs)]
-//! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API.
+#![warn(unnameable_types)]
+//! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API,
+//! and the library other SOAR tools embed.
 //!
-//! - [`domain`]: the pure model (lookups, breach, catalog, module settings, CTIM, tiles) and
-//!   the mapping rules;
-//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs,
-//!   and [`ports::RateLimiter`] and [`ports::SharedCache`], the state replicas may share;
-//! - [`relay`]: the use case, [`Relay`]: observe, health and the dashboard's tiles over the
-//!   ports, and [`Relay::builder`], the real pipeline in one call;
-//! - [`config`]: the command line and its environment variables;
-//! - [`adapters`]: SpyCloud over reqwest, JWT over jsonwebtoken, the warp transport, an
-//!   in-memory breach source, and the shared state in the process or in Redis;
-//! - [`telemetry`]: logging, text or JSON, on stderr;
-//! - [`demo`]: the offline demo, the real relay over a bundled sample dataset.
+//! - [`Relay`] (feature `spycloud`): observables in, CTIM out. [`Relay::builder`] makes the real
+//!   pipeline over SpyCloud; [`Relay::lookup`] answers a [`domain::Bundle`] or a typed
+//!   [`Error`];
+//! - [`domain`]: the pure model (observables, breach records, catalogs, credentials, module
+//!   settings, CTIM, tiles) and the mapping, with no runtime, HTTP or crypto stack;
+//! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
+//! - [`adapters`]: SpyCloud over reqwest (`spycloud`), JWT over jsonwebtoken (`jwt`), a breach
+//!   source in memory, and the HTTP(S) [`adapters::Server`] (`server`).
+//!
+//! ```
+//! use spycloud_relay::domain::{Lookup, ObservableType};
+//!
+//! let lookup = Lookup::parse(ObservableType::Domain, "Example.COM.")?;
+//! assert_eq!(lookup.to_string(), "example.com");
+//! # Ok::<(), spycloud_relay::domain::InvalidLookup>(())
+//! ```
 
 pub mod adapters;
-#[cfg(feature = "server")]
-pub mod config;
-#[cfg(feature = "server")]
-pub mod demo;
+mod build_error;
 pub mod domain;
 #[cfg(feature = "spycloud")]
 mod flights;
 pub mod ports;
 #[cfg(feature = "spycloud")]
-pub mod relay;
+mod relay;
 #[cfg(any(feature = "spycloud", feature = "jwt"))]
-pub mod telemetry;
+mod telemetry;
 
+pub use build_error::BuildError;
 pub use domain::Error;
 #[cfg(feature = "spycloud")]
-pub use relay::{BuildError, Caller, Relay, RelayBuilder, RelaySettings};
+pub use relay::{Relay, RelayBuilder, RelaySettings};
 
 /// The README's code, compiled by `cargo test` so the library section cannot rot.
 #[cfg(all(doctest, feature = "server"))]

@@ -1,5 +1,8 @@
 //! The composition root: command line -> logging -> adapters -> serve (or demo, lookup,
-//! healthcheck).
+//! healthcheck). The binary's own modules (the command line, logging, the demo, the open-files
+//! limit) are under `src/cli/`; the library never sees them.
+
+mod cli;
 
 use std::error::Error;
 use std::io::Write;
@@ -9,16 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use spycloud_relay::adapters::http::{self, ConnectionLimits, HttpSettings, InFlight};
-use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
-use spycloud_relay::adapters::redis::{self as shared, RedisSettings};
-use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudSettings};
-use spycloud_relay::adapters::tls::{ServerTls, TlsFiles};
-use spycloud_relay::config::{
-    Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs,
+use spycloud_relay::adapters::{
+    ConnectionLimits, HttpSettings, JwtDecoder, JwtSettings, RedisSettings, RetryPolicy, Server,
+    ServerTls, SpyCloudSettings,
 };
-use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorKind, ModuleSettings};
-use spycloud_relay::{Relay, RelaySettings, demo, telemetry};
+use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorType, ModuleSettings};
+use spycloud_relay::{Relay, RelaySettings};
+
+use cli::open_files::{self, connections_within};
+use cli::{
+    Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs, demo, logging,
+};
 
 /// mimalloc, which hands memory freed after a large answer back to the system; glibc's
 /// allocator kept most of it (see `tests/hardening.rs`,
@@ -35,9 +39,6 @@ fn give_memory_back_at_once() {
     // SAFETY: sets one option, before any other thread runs.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
-
-/// Connections the metrics port serves at once (a scraper needs one or two).
-const METRICS_CONNECTIONS: usize = 16;
 
 fn main() -> ExitCode {
     give_memory_back_at_once();
@@ -96,11 +97,10 @@ fn spycloud(args: &SpyCloudArgs) -> SpyCloudSettings {
 fn redis(args: &ServeArgs) -> Option<RedisSettings> {
     let url = args.redis_url.as_ref()?;
     tracing::info!("rate limits and caches are shared through Redis");
-    Some(RedisSettings {
-        url: url.clone(),
-        key_secret: args.redis_key_secret.clone().unwrap_or_default(),
-        timeout: shared::DEFAULT_TIMEOUT,
-    })
+    Some(RedisSettings::new(
+        url.clone(),
+        args.redis_key_secret.clone().unwrap_or_default(),
+    ))
 }
 
 /// Binds `address`, saying which one in the error.
@@ -111,17 +111,15 @@ async fn bind(address: SocketAddr, what: &str) -> Result<tokio::net::TcpListener
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
-    telemetry::init(&args.log)?;
+    logging::init(&args.log)?;
     let files = open_files::raise();
     let metrics_connections = if args.metrics_listen.is_some() {
-        METRICS_CONNECTIONS
+        Server::METRICS_CONNECTIONS
     } else {
         0
     };
     let max_connections = match files.limit {
-        Some(limit) => {
-            http::connections_within(limit, args.max_connections.get(), metrics_connections)
-        }
+        Some(limit) => connections_within(limit, args.max_connections.get(), metrics_connections),
         None => args.max_connections.get(),
     };
     if max_connections < args.max_connections.get() {
@@ -139,7 +137,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     };
 
     let decoder = JwtDecoder::new(JwtSettings {
-        allow_list: args.jwks_hosts.parse()?,
+        jwks_hosts: args.jwks_hosts.clone(),
         scheme: args.jwks_scheme.clone(),
         ..JwtSettings::default()
     })?;
@@ -157,37 +155,29 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     if let Some(redis) = redis(&args) {
         builder = builder.redis(redis);
     }
-    let relay = Arc::new(builder.build()?);
-    if let Some(address) = args.metrics_listen {
-        let handle = telemetry::install_metrics()?;
-        let listener = bind(address, "RELAY_METRICS_LISTEN").await?;
-        let metrics_limits = ConnectionLimits {
-            max_connections: metrics_connections,
-            ..limits
-        };
-        tokio::spawn(http::serve_listener(
-            listener,
-            telemetry::metrics_routes(handle),
-            metrics_limits,
-            "metrics",
-            InFlight::default(),
-            None,
-            std::future::pending(),
-        ));
-        tracing::info!(%address, "metrics at /metrics");
-    }
+    let relay = builder.build()?;
+    let metrics = match args.metrics_listen {
+        Some(address) => Some(bind(address, "RELAY_METRICS_LISTEN").await?),
+        None => None,
+    };
     let tls = tls(&args)?;
     let listener = bind(args.listen, "RELAY_LISTEN").await?;
     log_settings(&args, &limits, &files);
-    telemetry::announce(listener.local_addr()?, tls.is_some());
     let http = HttpSettings {
         audience: args.audience.clone(),
         connections: limits,
         tls,
+        grace: Duration::from_secs(args.shutdown_grace_secs),
         ..HttpSettings::default()
     };
-    let grace = Duration::from_secs(args.shutdown_grace_secs);
-    http::serve_until_signal(listener, relay, http, grace).await?;
+    let announced = (listener.local_addr()?, http.tls.is_some());
+    let mut server = Server::new(relay, http);
+    if let Some(metrics) = metrics {
+        tracing::info!(address = %metrics.local_addr()?, "metrics at /metrics");
+        server = server.metrics(metrics);
+    }
+    logging::announce(announced.0, announced.1);
+    server.serve(listener).await?;
     Ok(())
 }
 
@@ -197,11 +187,8 @@ fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
         return Ok(None);
     };
-    let tls = ServerTls::load(TlsFiles {
-        cert: cert.clone(),
-        key: key.clone(),
-    })
-    .map_err(|error| format!("RELAY_TLS_CERT/RELAY_TLS_KEY: {error}"))?;
+    let tls = ServerTls::load(cert, key)
+        .map_err(|error| format!("RELAY_TLS_CERT/RELAY_TLS_KEY: {error}"))?;
     #[cfg(unix)]
     tls.reload_on_sighup()?;
     Ok(Some(tls))
@@ -253,43 +240,10 @@ fn without_credentials(url: &str) -> String {
     }
 }
 
-/// The open-files limit (RLIMIT_NOFILE).
-mod open_files {
-    /// Linux refuses an unlimited soft limit for open files; its usual ceiling is 2^20.
-    const CEILING: u64 = 1 << 20;
-
-    /// The soft limit after [`raise`], and what it was before when it was raised.
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct Raised {
-        /// The soft limit now; `None` when it cannot be read (or is unlimited).
-        pub limit: Option<u64>,
-        /// The soft limit before, when it was raised.
-        pub raised_from: Option<u64>,
-    }
-
-    /// Raises the soft open-files limit to the hard one (a process may always do so).
-    pub fn raise() -> Raised {
-        let known = |value: u64| (value != rlimit::INFINITY).then_some(value);
-        let Ok((before, _)) = rlimit::Resource::NOFILE.get() else {
-            return Raised::default();
-        };
-        match rlimit::increase_nofile_limit(CEILING) {
-            Ok(now) if now > before => Raised {
-                limit: known(now),
-                raised_from: known(before),
-            },
-            _ => Raised {
-                limit: known(before),
-                raised_from: None,
-            },
-        }
-    }
-}
-
 /// One-shot lookup: prints the bundle; fails on a fatal error, or (exit 2) on a value whose
 /// type cannot be told or that is not valid for its type.
 async fn lookup(args: LookupArgs) -> ExitCode {
-    if let Err(error) = telemetry::init(&args.log) {
+    if let Err(error) = logging::init(&args.log) {
         return fail(error.as_ref());
     }
     let (Ok(api_key), Some(entities_limit)) =
@@ -333,7 +287,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     let fatal = bundle
         .errors
         .iter()
-        .find(|e| e.kind == ErrorKind::Fatal)
+        .find(|e| e.kind == ErrorType::Fatal)
         .cloned();
     let text = match bundle.into_response() {
         Ok(response) => format!("{response:#}\n"),

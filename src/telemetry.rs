@@ -32,43 +32,6 @@ pub fn cut_to(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Installs the global subscriber.
-#[cfg(feature = "server")]
-///
-/// # Errors
-/// A filter that does not parse, or a subscriber already installed.
-pub fn init(args: &crate::config::LogArgs) -> Result<(), Box<dyn std::error::Error>> {
-    use crate::config::LogFormat;
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.filter)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let installed = match args.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
-    installed.map_err(|error| error as Box<dyn std::error::Error>)
-}
-
-#[cfg(feature = "server")]
-/// Says where the relay listens (`https` when it serves TLS): a log line, and a plain line on
-/// stdout for scripts and tests. A closed stdout is no reason to stop serving: the line is then
-/// only logged.
-pub fn announce(address: std::net::SocketAddr, tls: bool) {
-    use std::io::Write;
-    let scheme = if tls { "https" } else { "http" };
-    tracing::info!(%address, scheme, "spycloud-relay listening");
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "spycloud-relay listening on {scheme}://{address}");
-    let _ = stdout.flush();
-}
-
 /// What the upstream calls made while serving one request came to.
 #[derive(Debug, Default)]
 pub struct UpstreamSummary {

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
+use spycloud_relay::adapters::{JwtDecoder, JwtSettings};
 use spycloud_relay::domain::{AuthError, Credentials};
 use spycloud_relay::ports::CredentialDecoder;
 use wiremock::matchers::{method, path};
@@ -155,7 +155,7 @@ async fn a_disallowed_jwks_host_is_refused_before_any_request() {
     // The token names a live JWKS host that the allow-list does not hold.
     let server = untouchable_server().await;
     let decoder = JwtDecoder::new(JwtSettings {
-        allow_list: "127.0.0.1:1,visibility.*.amp.cisco.com".parse().unwrap(),
+        jwks_hosts: "127.0.0.1:1,visibility.*.amp.cisco.com".into(),
         ..settings_for(&server)
     })
     .unwrap();
@@ -197,7 +197,7 @@ async fn an_unreachable_jwks_host_is_wrong_jwks_host() {
         listener.local_addr().unwrap().to_string()
     };
     let decoder = JwtDecoder::new(JwtSettings {
-        allow_list: unused.parse().unwrap(),
+        jwks_hosts: unused.clone(),
         scheme: "http".to_owned(),
         fetch_timeout: Duration::from_secs(2),
         ..JwtSettings::default()
@@ -830,9 +830,7 @@ async fn the_cache_is_per_host() {
         .mount(&second)
         .await;
     let decoder = JwtDecoder::new(JwtSettings {
-        allow_list: format!("{},{}", jwks_host(&first), jwks_host(&second))
-            .parse()
-            .unwrap(),
+        jwks_hosts: format!("{},{}", jwks_host(&first), jwks_host(&second)),
         ..settings_for(&first)
     })
     .unwrap();

@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spycloud_relay::adapters::spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::adapters::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use spycloud_relay::domain::SourceError;
 use spycloud_relay::domain::{
-    ApiKey, BreachCollector, BreachQuery, BreachRecord, CatalogId, Lookup, ObservableType,
-    RecordSink, SeverityFilter, Timestamp,
+    ApiKey, BreachQuery, CatalogId, Lookup, ObservableType, RawRecord, RecordSink, SeverityFilter,
+    Timestamp,
 };
-use spycloud_relay::ports::{BreachSource, SourceError, WatchlistQuery};
+use spycloud_relay::ports::{BreachSource, WatchlistQuery};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -45,11 +46,11 @@ fn email(value: &str) -> Lookup {
 
 /// Every record a source hands over for a lookup without filters, as SpyCloud sent them.
 trait AllRecords {
-    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<BreachRecord>, SourceError>;
+    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<RawRecord>, SourceError>;
 }
 
 impl<S: BreachSource> AllRecords for S {
-    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<BreachRecord>, SourceError> {
+    async fn all_records(&self, lookup: &Lookup) -> Result<Vec<RawRecord>, SourceError> {
         let mut records = Vec::new();
         self.breaches(&key(), lookup, &BreachQuery::default(), &mut records)
             .await?;
@@ -779,7 +780,7 @@ impl RecordSink for Scanned {
         self.hits.push(hits);
     }
 
-    fn add(&mut self, record: BreachRecord) {
+    fn add(&mut self, record: RawRecord) {
         self.numbers
             .push(record.0.get("n").cloned().unwrap_or(Value::Null));
     }
@@ -1005,7 +1006,7 @@ async fn severity_and_since_are_sent_on_every_page() {
         severity: SeverityFilter::parse("20, 25,30"),
         since: "2024-02-29".parse().ok(),
     };
-    let mut records: Vec<BreachRecord> = Vec::new();
+    let mut records: Vec<RawRecord> = Vec::new();
     client(&server)
         .breaches(
             &key(),
@@ -1101,7 +1102,7 @@ impl Respond for ManyPages {
 }
 
 #[tokio::test]
-async fn a_full_collector_stops_the_paging_and_the_rest_of_a_page_is_not_read() {
+async fn a_full_sink_stops_the_paging_and_the_rest_of_a_page_is_not_read() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ManyPages {
@@ -1112,25 +1113,19 @@ async fn a_full_collector_stops_the_paging_and_the_rest_of_a_page_is_not_read() 
         .mount(&server)
         .await;
     // 10 records: two whole pages and half of the third; the fourth is never asked for.
-    let mut collector = BreachCollector::new(3, 10);
+    let mut sink = collect(10);
     client(&server)
         .breaches(
             &key(),
             &lookup(ObservableType::Domain, "example.com"),
             &BreachQuery::default(),
-            &mut collector,
+            &mut sink,
         )
         .await
         .unwrap();
     server.verify().await;
-    let collected = collector.finish();
-    assert_eq!((collected.read, collected.hits), (10, Some(1_000_000)));
-    let kept: Vec<_> = collected
-        .breaches
-        .iter()
-        .map(|b| b.document_id.clone().unwrap())
-        .collect();
-    assert_eq!(kept, ["9", "8", "7"]);
+    assert_eq!(sink.numbers.len(), 10);
+    assert_eq!(sink.hits, [1_000_000; 3]);
 }
 
 #[tokio::test]
@@ -1172,7 +1167,7 @@ async fn a_watchlist_scan_follows_more_pages_than_a_lookup_may() {
             &key(),
             &lookup(ObservableType::Domain, "example.com"),
             &BreachQuery::default(),
-            &mut BreachCollector::new(3, 150),
+            &mut collect(150),
         )
         .await
         .unwrap_err();

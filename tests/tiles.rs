@@ -1,4 +1,4 @@
-//! The dashboard's routes in process, over a watchlist in memory and a fixed clock: each
+//! The dashboard's routes served on loopback, over a watchlist in memory and a fixed clock: each
 //! tile's whole answer is pinned as a snapshot in `snapshots/` (the contract's memory).
 
 mod common;
@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use spycloud_relay::adapters::fixed::FixedCredentials;
-use spycloud_relay::adapters::http::{HttpSettings, routes};
-use spycloud_relay::adapters::memory::MemorySource;
+use spycloud_relay::adapters::FixedCredentials;
+use spycloud_relay::adapters::MemorySource;
+use spycloud_relay::adapters::{HttpSettings, Server};
 use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ModuleSettings, Timestamp};
 use spycloud_relay::{Relay, RelaySettings};
 
@@ -107,20 +107,25 @@ fn relay_for(watchlist: Vec<Value>, settings: RelaySettings, claims: Value) -> A
         Arc::new(FixedCredentials(credentials)),
         settings,
     )
-    .with_clock(Arc::new(move || now));
+    .with_clock(move || now);
     Arc::new(relay)
 }
 
+/// `body` posted to `path` of a server of `relay` on a loopback port of its own.
 async fn post(relay: &Arc<Relay>, path: &str, body: Value) -> Value {
-    let response = warp::test::request()
-        .method("POST")
-        .path(path)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = Server::new(Relay::clone(relay), HttpSettings::default());
+    tokio::spawn(server.serve_until(listener, std::future::pending()));
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}{path}"))
         .header("authorization", "Bearer any")
         .body(body.to_string())
-        .reply(&routes(relay.clone(), HttpSettings::default()))
-        .await;
+        .send()
+        .await
+        .expect("the server answers");
     assert_eq!(response.status(), 200);
-    serde_json::from_slice(response.body()).expect("a JSON answer")
+    response.json().await.expect("a JSON answer")
 }
 
 async fn tile_data(relay: &Arc<Relay>, tile: &str, period: &str) -> Value {

@@ -22,10 +22,12 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+#[cfg(test)]
 use crate::adapters::local::LocalCache;
+use crate::domain::SourceError;
 use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink};
 use crate::flights::{Flights, Landing};
-use crate::ports::{BreachSource, CacheEntry, CacheKey, SharedCache, SourceError, WatchlistQuery};
+use crate::ports::{BreachSource, CacheEntry, CacheKey, SharedCache, WatchlistQuery};
 
 /// The cache space of catalogs: an entry is a catalog's JSON, or empty for an id the source
 /// did not return.
@@ -127,11 +129,13 @@ impl<S: ?Sized> std::fmt::Debug for CachedCatalogs<S> {
 
 impl<S: BreachSource + ?Sized> CachedCatalogs<S> {
     /// `inner` with the default [`CacheSettings`].
+    #[cfg(test)]
     pub fn new(inner: Arc<S>) -> Self {
         Self::with_settings(inner, CacheSettings::default())
     }
 
     /// `inner` with the given cache size and lifetimes, in this process.
+    #[cfg(test)]
     pub fn with_settings(inner: Arc<S>, settings: CacheSettings) -> Self {
         let store = Arc::new(LocalCache::new(settings.capacity));
         Self::with_store(inner, settings, store)
@@ -632,7 +636,7 @@ mod tests {
             .times(1)
             .returning(|_| Err(SourceError::NotFound));
         inner.expect_breaches().times(1).returning(|_, _, _, into| {
-            into.add(crate::domain::BreachRecord::default());
+            into.add(crate::domain::RawRecord::default());
             Ok(())
         });
         let cached: CachedCatalogs = CachedCatalogs::new(Arc::new(inner));

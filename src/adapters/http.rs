@@ -37,7 +37,7 @@ const KNOWN_PATHS: [&str; 7] = [
     "/watchdog",
 ];
 
-/// How the transport reads requests.
+/// How a [`Server`] reads requests and stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
     /// The audience tokens must carry; `None`: the request's own URL root.
@@ -48,6 +48,11 @@ pub struct HttpSettings {
     pub connections: ConnectionLimits,
     /// HTTPS only, with this certificate; `None`: plain HTTP.
     pub tls: Option<ServerTls>,
+    /// How long requests in flight may finish once shutdown begins (`RELAY_SHUTDOWN_GRACE_SECS`).
+    pub grace: Duration,
+    /// A JWKS to publish at `GET /.well-known/jwks`, for tokens that name this relay as their
+    /// `jwks_host` (the offline demo's); `None`: that path is a 404 like any other.
+    pub jwks: Option<serde_json::Value>,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +62,8 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             connections: ConnectionLimits::default(),
             tls: None,
+            grace: Duration::from_secs(20),
+            jwks: None,
         }
     }
 }
@@ -84,30 +91,13 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Descriptors the process needs besides client connections and outgoing calls: standard
-/// streams, listeners, the event loop's own, resolver files.
-const BASE_FILES: u64 = 32;
-/// The least room kept for outgoing calls (SpyCloud, JWKS hosts).
-const MIN_OUTGOING_FILES: u64 = 64;
-
-/// The most client connections that fit an open-files limit of `open_files`, with
-/// `other_connections` more (the metrics port's) served beside them: what is left after the
-/// process's own files and room for outgoing calls (a quarter of the rest, at least 64), and
-/// never more than `configured`. At least 1.
-pub fn connections_within(open_files: u64, configured: usize, other_connections: usize) -> usize {
-    let available = open_files.saturating_sub(BASE_FILES + other_connections as u64);
-    let outgoing = (available / 4).max(MIN_OUTGOING_FILES);
-    let fit = usize::try_from(available.saturating_sub(outgoing)).unwrap_or(usize::MAX);
-    configured.min(fit).max(1)
-}
-
 /// Requests being served now: counted so that a shutdown can say how many it cut off.
 #[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
     /// Requests being served now.
-    pub fn count(&self) -> usize {
+    fn count(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
 
@@ -125,12 +115,156 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// Why serving stopped with work undone.
+/// Why serving failed or stopped with work undone.
 #[derive(Debug, thiserror::Error)]
-pub enum Stopped {
+#[non_exhaustive]
+pub enum ServeError {
+    /// The metrics port could not be served: a metrics recorder is already installed in this
+    /// process.
+    #[error("cannot serve metrics: {0}")]
+    Metrics(String),
     /// Requests were still being served when the grace ended or a second signal came.
     #[error("stopped with {0} request(s) in flight cut off")]
     CutOff(usize),
+}
+
+/// The relay served to SecureX over HTTP(S): its routes, each request within the connection
+/// limits and the relay's deadline, a request id in every log line, a graceful stop.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use spycloud_relay::Relay;
+/// use spycloud_relay::adapters::{HttpSettings, JwtDecoder, JwtSettings, Server};
+/// use std::sync::Arc;
+///
+/// let decoder = JwtDecoder::new(JwtSettings::default())?;
+/// let relay = Relay::builder().decoder(Arc::new(decoder)).build()?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
+/// // Until SIGTERM or SIGINT; requests in flight then get `HttpSettings::grace`.
+/// Server::new(relay, HttpSettings::default()).serve(listener).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use]
+pub struct Server {
+    relay: Arc<Relay>,
+    settings: HttpSettings,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("settings", &self.settings)
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Connections the metrics port serves at once (a scraper needs one or two).
+    pub const METRICS_CONNECTIONS: usize = 16;
+
+    /// A server of `relay`'s routes.
+    pub fn new(relay: Relay, settings: HttpSettings) -> Self {
+        Self {
+            relay: Arc::new(relay),
+            settings,
+            metrics: None,
+        }
+    }
+
+    /// Also serves Prometheus metrics at `GET /metrics` on `listener` (plain HTTP, at most
+    /// [`Server::METRICS_CONNECTIONS`] at once, the same timeouts), installing the process's metrics
+    /// recorder when serving starts.
+    pub fn metrics(self, listener: tokio::net::TcpListener) -> Self {
+        Self {
+            metrics: Some(listener),
+            ..self
+        }
+    }
+
+    /// Serves on `listener` until SIGTERM or SIGINT, then stops taking connections and gives
+    /// requests in flight [`HttpSettings::grace`]; a second signal stops at once.
+    ///
+    /// # Errors
+    /// [`ServeError::CutOff`] when requests were still in flight at the end (the grace, or a
+    /// second signal); [`ServeError::Metrics`] when metrics cannot be served.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), ServeError> {
+        let mut signals = Signals::new();
+        let (first_tx, first) = tokio::sync::oneshot::channel::<()>();
+        let (second_tx, second) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            signals.next().await;
+            let _ = first_tx.send(());
+            signals.next().await;
+            let _ = second_tx.send(());
+        });
+        let shutdown = async {
+            let _ = first.await;
+        };
+        let cut = async {
+            let _ = second.await;
+        };
+        self.run(listener, shutdown, cut).await
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops taking connections and gives
+    /// requests in flight [`HttpSettings::grace`].
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub async fn serve_until(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        self.run(listener, shutdown, std::future::pending()).await
+    }
+
+    /// Serves until `shutdown`, then for the grace or until `cut`, whichever is first.
+    async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        cut: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Self {
+            relay,
+            settings,
+            metrics,
+        } = self;
+        let limits = settings.connections;
+        let grace = settings.grace;
+        let tls = settings.tls.clone();
+        if let Some(listener) = metrics {
+            let handle = telemetry::install_metrics()
+                .map_err(|error| ServeError::Metrics(error.to_string()))?;
+            let metrics_limits = ConnectionLimits {
+                max_connections: Self::METRICS_CONNECTIONS,
+                ..limits
+            };
+            tokio::spawn(serve_listener(
+                listener,
+                telemetry::metrics_routes(handle),
+                metrics_limits,
+                "metrics",
+                InFlight::default(),
+                None,
+                std::future::pending(),
+            ));
+        }
+        graceful(
+            listener,
+            routes(relay, settings),
+            limits,
+            tls,
+            grace,
+            shutdown,
+            cut,
+        )
+        .await
+    }
 }
 
 /// Who sent a request, as the headers tell it.
@@ -152,12 +286,13 @@ impl Incoming {
 }
 
 /// The relay's routes, with the 404/405 fallback; the filter never rejects.
-pub fn routes(
+pub(crate) fn routes(
     relay: Arc<Relay>,
     settings: HttpSettings,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let settings = Arc::new(settings);
-    health(relay.clone(), settings.clone())
+    jwks(settings.jwks.clone())
+        .or(health(relay.clone(), settings.clone()))
         .or(observe(relay.clone(), settings.clone()))
         .or(tiles(relay.clone(), settings.clone()))
         .or(tile(relay.clone(), settings.clone()))
@@ -167,49 +302,14 @@ pub fn routes(
         .or(fallback())
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes, then lets requests in flight finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    relay: Arc<Relay>,
-    settings: HttpSettings,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let (limits, tls) = (settings.connections, settings.tls.clone());
-    serve_with(listener, routes(relay, settings), limits, tls, shutdown).await;
-}
-
-/// Serves any filter that never rejects, such as [`routes`] with extra routes in front of it
-/// (the demo adds its JWKS), within `limits`, over `tls` when set, until `shutdown` completes;
-/// requests in flight then finish.
-pub async fn serve_with<F, R>(
-    listener: tokio::net::TcpListener,
-    filter: F,
-    limits: ConnectionLimits,
-    tls: Option<ServerTls>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) where
-    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
-    R: Reply,
-{
-    serve_listener(
-        listener,
-        filter,
-        limits,
-        "main",
-        InFlight::default(),
-        tls,
-        shutdown,
-    )
-    .await;
-}
-
-/// [`serve_with`] for a listener named `name` in metrics and logs (`main`, `metrics`),
-/// counting its requests in `in_flight`.
+/// Serves any filter that never rejects on `listener`, named `name` in metrics and logs
+/// (`main`, `metrics`), within `limits`, over `tls` when set, counting its requests in
+/// `in_flight`, until `shutdown` completes; requests in flight then finish.
 ///
 /// Every request is served in a `request` span with its id: the client's `X-Request-Id` when
 /// it is a short printable value, else a new UUID; the answer carries it back in
 /// `X-Request-Id`.
-pub async fn serve_listener<F, R>(
+async fn serve_listener<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
     limits: ConnectionLimits,
@@ -396,37 +496,21 @@ impl AcceptFailures {
     }
 }
 
-/// Serves until SIGTERM or SIGINT, then gives requests in flight `grace` to finish.
-///
-/// # Errors
-/// [`Stopped::CutOff`] when requests were still in flight at the end of the grace, or when a
-/// second signal came before they finished (it stops at once).
-pub async fn serve_until_signal(
-    listener: tokio::net::TcpListener,
-    relay: Arc<Relay>,
-    settings: HttpSettings,
-    grace: Duration,
-) -> Result<(), Stopped> {
-    let (limits, tls) = (settings.connections, settings.tls.clone());
-    serve_with_until_signal(listener, routes(relay, settings), limits, tls, grace).await
-}
-
-/// [`serve_until_signal`] for any filter that never rejects, as [`serve_with`] takes.
-///
-/// # Errors
-/// As [`serve_until_signal`].
-pub async fn serve_with_until_signal<F, R>(
+/// Serves `filter` until `shutdown` completes, then gives requests in flight `grace` to
+/// finish, or stops at once when `cut` completes first (a second signal).
+async fn graceful<F, R>(
     listener: tokio::net::TcpListener,
     filter: F,
     limits: ConnectionLimits,
     tls: Option<ServerTls>,
     grace: Duration,
-) -> Result<(), Stopped>
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    cut: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError>
 where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
-    let mut signals = Signals::new();
     let in_flight = InFlight::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(serve_listener(
@@ -440,9 +524,10 @@ where
             let _ = stopped.await;
         },
     ));
+    let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
         _ = &mut server => return Ok(()),
-        () = signals.next() => {}
+        () = &mut shutdown => {}
     }
     tracing::info!(
         grace_secs = grace.as_secs(),
@@ -452,7 +537,7 @@ where
     let why = tokio::select! {
         _ = &mut server => return Ok(()),
         () = tokio::time::sleep(grace) => "the grace period ended",
-        () = signals.next() => "a second signal came",
+        () = cut => "a second signal came",
     };
     server.abort();
     match in_flight.count() {
@@ -462,7 +547,7 @@ where
                 requests,
                 "{why}: stopping with {requests} request(s) in flight cut off"
             );
-            Err(Stopped::CutOff(requests))
+            Err(ServeError::CutOff(requests))
         }
     }
 }
@@ -499,6 +584,25 @@ impl Signals {
         }
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `GET /.well-known/jwks`: the JWKS of [`HttpSettings::jwks`]; without one, a rejection the
+/// fallback answers 404.
+fn jwks(
+    jwks: Option<serde_json::Value>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let jwks = jwks.map(Arc::new);
+    warp::path!(".well-known" / "jwks")
+        .and(warp::get())
+        .and_then(move || {
+            let jwks = jwks.clone();
+            async move {
+                match jwks {
+                    Some(jwks) => Ok(warp::reply::json(jwks.as_ref()).into_response()),
+                    None => Err(warp::reject::not_found()),
+                }
+            }
+        })
 }
 
 fn with<T: Clone + Send>(value: T) -> impl Filter<Extract = (T,), Error = Infallible> + Clone {
@@ -597,7 +701,7 @@ fn observe(
                         let fatal = bundle
                             .errors
                             .iter()
-                            .find(|e| e.kind == crate::domain::ErrorKind::Fatal);
+                            .find(|e| e.kind == crate::domain::ErrorType::Fatal);
                         let outcome = match fatal {
                             Some(error) => (error.code.as_str(), Some(error.message.as_str())),
                             None => ("ok", None),
@@ -1202,17 +1306,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn connections_leave_room_for_outgoing_calls_within_the_open_files_limit() {
-        // A common hard limit: the configured cap fits.
-        assert_eq!(connections_within(1_048_576, 1024, 16), 1024);
-        // 1 024 open files cannot hold 1 024 connections and the relay's own calls.
-        let fit = connections_within(1024, 1024, 16);
-        assert_eq!(fit, 732);
-        assert!(fit as u64 + 32 + 16 + 64 <= 1024);
-        assert_eq!(connections_within(256, 1024, 16), 144);
-        assert_eq!(connections_within(256, 100, 0), 100);
-        assert_eq!(connections_within(10, 1024, 0), 1);
+    #[tokio::test]
+    async fn a_jwks_is_published_only_when_set() {
+        let jwks = serde_json::json!({"keys": [{"kid": "k"}]});
+        let get = || {
+            warp::test::request()
+                .method("GET")
+                .path("/.well-known/jwks")
+        };
+        let published = HttpSettings {
+            jwks: Some(jwks.clone()),
+            ..HttpSettings::default()
+        };
+        assert_eq!(call(idle_relay(), published, get()).await, (200, jwks));
+        let (status, _) = call(idle_relay(), HttpSettings::default(), get()).await;
+        assert_eq!(status, 404);
     }
 
     #[test]

@@ -30,17 +30,19 @@ use serde::Deserialize;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
+use crate::BuildError;
+use crate::domain::SourceError;
 use crate::domain::{
-    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink, Timestamp,
+    ApiKey, BreachQuery, Catalog, CatalogId, Lookup, RawRecord, RecordSink, Timestamp,
 };
-use crate::ports::{BreachSource, SourceError, WatchlistQuery};
+use crate::ports::{BreachSource, WatchlistQuery};
 
 /// The dataset bundled with the crate: invented records and catalogs for the demo.
 pub const SAMPLE_JSON: &str = include_str!("../../demo/sample.json");
 
 /// Why a dataset cannot be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
+pub(crate) enum DatasetError {
     /// Not JSON, or not the documented shape (a record that is not an object, a catalog
     /// without an `id`, ...).
     #[error("the dataset is not valid: {0}")]
@@ -85,7 +87,7 @@ pub enum DatasetError {
 struct Page {
     #[serde(default)]
     cursor: Option<String>,
-    results: Vec<BreachRecord>,
+    results: Vec<RawRecord>,
 }
 
 impl Page {
@@ -108,7 +110,7 @@ struct Dataset {
     #[serde(default)]
     catalogs: Vec<Catalog>,
     #[serde(default)]
-    watchlist: Vec<BreachRecord>,
+    watchlist: Vec<RawRecord>,
 }
 
 /// The SpyCloud endpoint a lookup asks, as the dataset names it.
@@ -123,7 +125,7 @@ fn endpoint(lookup: &Lookup) -> &'static str {
 
 /// Whether SpyCloud would send `record` for `query`: a severity among its codes, a publish
 /// date on or after its `since`.
-fn matches(record: &BreachRecord, query: &BreachQuery) -> bool {
+fn matches(record: &RawRecord, query: &BreachQuery) -> bool {
     let severity_ok = query.severity.as_ref().is_none_or(|codes| {
         record
             .0
@@ -189,7 +191,7 @@ impl Pages {
     }
 
     /// Every record, following the cursors from the first page.
-    fn records(&self) -> impl Iterator<Item = &BreachRecord> {
+    fn records(&self) -> impl Iterator<Item = &RawRecord> {
         // `chain` proved every cursor leads to a page and none repeats.
         std::iter::successors(Some(&self.first), |page| {
             page.next().and_then(|cursor| self.by_cursor.get(cursor))
@@ -204,16 +206,20 @@ pub struct MemorySource {
     /// Keyed by endpoint and the lower-cased value.
     values: HashMap<(&'static str, String), Pages>,
     catalogs: HashMap<CatalogId, Catalog>,
-    watchlist: Vec<BreachRecord>,
+    watchlist: Vec<RawRecord>,
 }
 
 impl MemorySource {
     /// Loads a dataset shaped like SpyCloud's answers (see the module documentation).
     ///
     /// # Errors
-    /// [`DatasetError`]: JSON that is not the documented shape, or a cursor chain that is not
-    /// one straight line from the first page to a last page without a cursor.
-    pub fn from_json(json: &str) -> Result<Self, DatasetError> {
+    /// [`BuildError::Dataset`]: JSON that is not the documented shape, or a cursor chain that is
+    /// not one straight line from the first page to a last page without a cursor.
+    pub fn from_json(json: &str) -> Result<Self, BuildError> {
+        Self::parse(json).map_err(|error| BuildError::Dataset(error.to_string()))
+    }
+
+    fn parse(json: &str) -> Result<Self, DatasetError> {
         let dataset: Dataset = serde_json::from_str(json)?;
         let mut values = HashMap::new();
         for (endpoint, entries) in [
@@ -246,19 +252,20 @@ impl MemorySource {
     }
 
     /// The same dataset with `records` as its watchlist.
-    pub fn with_watchlist(self, records: Vec<BreachRecord>) -> Self {
+    pub fn with_watchlist(self, records: Vec<RawRecord>) -> Self {
         Self {
             watchlist: records,
             ..self
         }
     }
 
-    /// The bundled sample dataset with [`sample_watchlist`] around `now`: the demo's data.
+    /// The bundled sample dataset with a watchlist of twelve employees spread over the 90 days
+    /// before `now`: the demo's data.
     pub fn sample_at(now: Timestamp) -> Self {
         Self::sample().with_watchlist(sample_watchlist(now))
     }
 
-    /// The bundled sample dataset ([`SAMPLE_JSON`]).
+    /// The bundled sample dataset (`demo/sample.json`), without a watchlist.
     pub fn sample() -> Self {
         Self::from_json(SAMPLE_JSON).expect("demo/sample.json is a valid dataset")
     }
@@ -371,7 +378,7 @@ const DEMO_EMPLOYEES: [&str; 12] = [
 /// the 90 days before `now` (the newest at `now` itself): infostealer records with machines
 /// and plaintext passwords, breach and combo-list records, records of a catalog SpyCloud does
 /// not know, and every severity band. Deterministic for a given `now`.
-pub fn sample_watchlist(now: Timestamp) -> Vec<BreachRecord> {
+pub fn sample_watchlist(now: Timestamp) -> Vec<RawRecord> {
     const RECORDS: i64 = 360;
     const SPAN_MINUTES: i64 = 90 * 24 * 60;
     (0..RECORDS)
@@ -421,7 +428,7 @@ pub fn sample_watchlist(now: Timestamp) -> Vec<BreachRecord> {
             if let (Value::Object(fields), Value::Object(more)) = (&mut record, kind) {
                 fields.extend(more);
             }
-            BreachRecord(match record {
+            RawRecord(match record {
                 Value::Object(fields) => fields,
                 _ => serde_json::Map::new(),
             })
@@ -447,7 +454,7 @@ mod tests {
         source: &MemorySource,
         lookup: &Lookup,
         query: &BreachQuery,
-    ) -> Vec<BreachRecord> {
+    ) -> Vec<RawRecord> {
         let mut records = Vec::new();
         source
             .breaches(&key(), lookup, query, &mut records)
@@ -466,10 +473,10 @@ mod tests {
     }
 
     fn load(emails: Value) -> Result<MemorySource, DatasetError> {
-        MemorySource::from_json(&json!({"emails": emails, "catalogs": []}).to_string())
+        MemorySource::parse(&json!({"emails": emails, "catalogs": []}).to_string())
     }
 
-    fn ids(records: &[BreachRecord]) -> Vec<&str> {
+    fn ids(records: &[RawRecord]) -> Vec<&str> {
         records
             .iter()
             .map(|r| r.0["document_id"].as_str().unwrap())
@@ -630,10 +637,10 @@ mod tests {
         let not_object = load(json!({"a@x.com": [{"cursor": "", "results": [1]}]})).unwrap_err();
         assert!(matches!(not_object, DatasetError::Json(_)), "{not_object}");
         assert!(matches!(
-            MemorySource::from_json("not json"),
+            MemorySource::parse("not json"),
             Err(DatasetError::Json(_))
         ));
-        let twice = MemorySource::from_json(r#"{"catalogs": [{"id": 1}, {"id": "1"}]}"#);
+        let twice = MemorySource::parse(r#"{"catalogs": [{"id": 1}, {"id": "1"}]}"#);
         assert!(matches!(
             twice,
             Err(DatasetError::DuplicateCatalog(CatalogId(1)))
@@ -659,8 +666,8 @@ mod tests {
     }
 
     /// Every record a scan of `source` feeds for `query`, and the hits it said.
-    async fn scan(source: &MemorySource, query: &WatchlistQuery) -> (Vec<u64>, Vec<BreachRecord>) {
-        struct Collect(Vec<u64>, Vec<BreachRecord>);
+    async fn scan(source: &MemorySource, query: &WatchlistQuery) -> (Vec<u64>, Vec<RawRecord>) {
+        struct Collect(Vec<u64>, Vec<RawRecord>);
         impl RecordSink for Collect {
             fn wants_more(&self) -> bool {
                 true
@@ -668,7 +675,7 @@ mod tests {
             fn hits(&mut self, hits: u64) {
                 self.0.push(hits);
             }
-            fn add(&mut self, record: BreachRecord) {
+            fn add(&mut self, record: RawRecord) {
                 self.1.push(record);
             }
         }
@@ -762,7 +769,7 @@ mod tests {
                 ]
                 .iter()
                 .all(|field| fields.contains_key(*field));
-                crate::domain::Breach::try_from(record.clone()).expect("every record maps");
+                crate::domain::BreachRecord::try_from(record.clone()).expect("every record maps");
             }
         }
         severities.sort_unstable();

@@ -1,29 +1,42 @@
 //! Adapters: the ports implemented over real transports, and the transport that serves them.
 //!
-//! - [`spycloud`]: [`crate::ports::BreachSource`] over SpyCloud's HTTP API (reqwest);
-//! - [`cache`]: a catalog cache in front of any breach source, over a
-//!   [`crate::ports::SharedCache`];
-//! - [`local`]: [`crate::ports::RateLimiter`] and [`crate::ports::SharedCache`] in the process;
-//! - [`redis`]: the same two shared by every replica through Redis, falling back to [`local`];
-//! - [`memory`]: [`crate::ports::BreachSource`] over a dataset in memory (the demo's sample);
-//! - [`fixed`]: credentials known in advance (the `lookup` command, single-tenant embedders);
-//! - [`jwt`]: [`crate::ports::CredentialDecoder`] for RS256 tokens checked against a JWKS;
-//! - [`http`]: the warp routes SecureX calls;
-//! - [`tls`]: HTTPS for them, with the certificate reloaded on SIGHUP.
+//! - [`SpyCloudClient`]: [`BreachSource`](crate::ports::BreachSource) over SpyCloud's HTTP API
+//!   (reqwest), with its rate limit and retries; [`Relay::builder`](crate::Relay::builder)
+//!   puts a catalog cache in front of it and, with [`RedisSettings`], shares both with
+//!   replicas;
+//! - [`MemorySource`]: a breach source over a dataset in memory (the demo's sample);
+//! - [`JwtDecoder`]: [`CredentialDecoder`](crate::ports::CredentialDecoder) for RS256 tokens
+//!   checked against a JWKS;
+//! - [`FixedCredentials`]: credentials known in advance (the `lookup` command, single-tenant
+//!   embedders);
+//! - [`Server`]: SecureX's routes over HTTP, or HTTPS with a [`ServerTls`].
 
 #[cfg(feature = "spycloud")]
-pub mod cache;
-pub mod fixed;
+pub(crate) mod cache;
+mod fixed;
 #[cfg(feature = "server")]
-pub mod http;
+pub(crate) mod http;
 #[cfg(feature = "jwt")]
-pub mod jwt;
+pub(crate) mod jwt;
 #[cfg(feature = "spycloud")]
-pub mod local;
-pub mod memory;
+pub(crate) mod local;
+mod memory;
 #[cfg(feature = "redis")]
-pub mod redis;
+pub(crate) mod redis;
 #[cfg(feature = "spycloud")]
-pub mod spycloud;
+pub(crate) mod spycloud;
 #[cfg(feature = "server")]
-pub mod tls;
+pub(crate) mod tls;
+
+pub use fixed::FixedCredentials;
+#[cfg(feature = "server")]
+pub use http::{ConnectionLimits, HttpSettings, ServeError, Server};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtDecoder, JwtSettings};
+pub use memory::MemorySource;
+#[cfg(feature = "redis")]
+pub use redis::RedisSettings;
+#[cfg(feature = "spycloud")]
+pub use spycloud::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+#[cfg(feature = "server")]
+pub use tls::ServerTls;

@@ -25,6 +25,7 @@ use hmac::{Hmac, Mac};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
+use crate::BuildError;
 use crate::domain::KeyFingerprint;
 use crate::ports::{CacheEntry, CacheKey, RateLimiter, SharedCache};
 
@@ -66,11 +67,29 @@ pub struct RedisSettings {
     /// `redis://` or `rediss://` (TLS) URL, with credentials and database as Redis URLs take
     /// them.
     pub url: String,
-    /// The key of the keyed hash that names API keys, at least [`MIN_SECRET_BYTES`]; the same
+    /// The key of the keyed hash that names API keys, at least 16 bytes; the same
     /// on every replica, or they share nothing.
     pub key_secret: String,
     /// The longest one Redis call may take before the process's own state answers instead.
     pub timeout: Duration,
+}
+
+impl RedisSettings {
+    /// The Redis at `url`, API keys named by a keyed hash with `key_secret`, each call bounded
+    /// by 250 ms.
+    pub fn new(url: impl Into<String>, key_secret: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_secret: key_secret.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl From<RedisBuildError> for BuildError {
+    fn from(error: RedisBuildError) -> Self {
+        Self::Redis(error.to_string())
+    }
 }
 
 impl fmt::Debug for RedisSettings {
@@ -84,7 +103,7 @@ impl fmt::Debug for RedisSettings {
 
 /// Why the Redis adapters could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum RedisBuildError {
+pub(crate) enum RedisBuildError {
     /// Not a `redis://` or `rediss://` URL the client understands (the URL is not repeated:
     /// it may hold a password).
     #[error("RELAY_REDIS_URL is not a redis:// or rediss:// URL: {0}")]
@@ -452,6 +471,12 @@ impl SharedCache for RedisCache {
     }
 }
 
+/// The integration tests' `redis-server` on a free loopback port.
+#[cfg(test)]
+#[path = "../../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +581,49 @@ mod tests {
         );
         limiter.until_ready(&KeyFingerprint([1; 32])).await;
         assert!(!redis.shared.health.ready(), "Redis rests after a failure");
+    }
+
+    #[tokio::test]
+    async fn the_redis_cache_answers_what_redis_lacks_from_what_this_replica_wrote() {
+        use crate::adapters::local::LocalCache;
+        use crate::domain::KeyFingerprint;
+        use crate::ports::{CacheKey, SharedCache};
+        use redis_server::RedisServer;
+        const SECRET: &str = "replica-test-secret-0123456789";
+        let Some(mut redis) = RedisServer::start() else {
+            return;
+        };
+        let settings = RedisSettings {
+            url: redis.url(),
+            key_secret: SECRET.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let key = |item: &str| CacheKey {
+            space: "test",
+            tenant: KeyFingerprint([7; 32]),
+            item: item.to_owned(),
+        };
+        let ours: std::sync::Arc<dyn SharedCache> = std::sync::Arc::new(
+            Redis::new(&settings)
+                .unwrap()
+                .cache(std::sync::Arc::new(LocalCache::new(100))),
+        );
+        let theirs = Redis::new(&settings)
+            .unwrap()
+            .cache(std::sync::Arc::new(LocalCache::new(100)));
+        let value = |text: &'static str| Some(bytes::Bytes::from_static(text.as_bytes()));
+        ours.set(key("a"), value("1").unwrap(), Duration::from_secs(60))
+            .await;
+        // Shared: another replica reads it from Redis.
+        assert_eq!(
+            theirs.get_many(&[key("a"), key("b")]).await,
+            [value("1"), None]
+        );
+        // Redis restarts empty: the writer still answers from its own copy, the other cannot.
+        redis.kill();
+        assert!(redis.restart());
+        assert_eq!(ours.get(&key("a")).await, value("1"));
+        assert_eq!(theirs.get_many(&[key("a")]).await, [None]);
+        assert!(redis.keys().is_empty(), "{:?}", redis.keys());
     }
 }

@@ -21,12 +21,14 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::BuildError;
 use crate::adapters::local::LocalRateLimiter;
+use crate::domain::SourceError;
 use crate::domain::email::truncate;
 use crate::domain::{
-    ApiKey, BreachQuery, BreachRecord, Catalog, CatalogId, Lookup, RecordSink, SeverityFilter,
+    ApiKey, BreachQuery, Catalog, CatalogId, Lookup, RawRecord, RecordSink, SeverityFilter,
 };
-use crate::ports::{BreachSource, RateLimiter, SourceError, WatchlistQuery};
+use crate::ports::{BreachSource, RateLimiter, WatchlistQuery};
 use crate::telemetry;
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
@@ -69,8 +71,8 @@ pub struct SpyCloudSettings {
     pub base_url: String,
     /// How long one upstream call (one HTTP attempt, body included) may take.
     pub timeout: Duration,
-    /// Requests per second per API key, also the burst, of the in-process limiter
-    /// [`SpyCloudClient::new`] builds ([`SpyCloudClient::with_rate_limiter`] takes one instead).
+    /// Requests per second per API key, also the burst (`SPYCLOUD_MAX_RPS`): per process, or
+    /// shared by every replica when the relay is built with Redis.
     pub max_rps: NonZeroU32,
     /// What to retry and how long to wait in between.
     pub retry: RetryPolicy,
@@ -124,13 +126,19 @@ impl RetryPolicy {
 
 /// Why a [`SpyCloudClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum SpyCloudBuildError {
+pub(crate) enum SpyCloudBuildError {
     /// `base_url` is not an absolute http(s) URL.
     #[error("invalid SpyCloud API URL {0:?}")]
     InvalidUrl(String),
     /// The HTTP client could not be set up (TLS backend, system configuration).
     #[error("could not build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+}
+
+impl From<SpyCloudBuildError> for BuildError {
+    fn from(error: SpyCloudBuildError) -> Self {
+        Self::SpyCloud(error.to_string())
+    }
 }
 
 /// The SpyCloud Enterprise API as a [`BreachSource`].
@@ -159,11 +167,11 @@ impl SpyCloudClient {
     /// A client for `settings.base_url`.
     ///
     /// # Errors
-    /// [`SpyCloudBuildError::InvalidUrl`] when the base is not an http(s) URL,
-    /// [`SpyCloudBuildError::Client`] when reqwest cannot build its client.
-    pub fn new(settings: SpyCloudSettings) -> Result<Self, SpyCloudBuildError> {
+    /// [`BuildError::SpyCloud`] when the base is not an http(s) URL, or when reqwest cannot
+    /// build its client.
+    pub fn new(settings: SpyCloudSettings) -> Result<Self, BuildError> {
         let limiter = Arc::new(LocalRateLimiter::new(settings.max_rps));
-        Self::with_rate_limiter(settings, limiter)
+        Ok(Self::with_rate_limiter(settings, limiter)?)
     }
 
     /// A client for `settings.base_url` that waits for `limiter` before every call
@@ -171,7 +179,7 @@ impl SpyCloudClient {
     ///
     /// # Errors
     /// As [`SpyCloudClient::new`].
-    pub fn with_rate_limiter(
+    pub(crate) fn with_rate_limiter(
         settings: SpyCloudSettings,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Self, SpyCloudBuildError> {
@@ -718,7 +726,7 @@ impl<'de> Visitor<'de> for Records<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
         self.shape.in_results = true;
         while self.into.wants_more() {
-            match records.next_element::<BreachRecord>()? {
+            match records.next_element::<RawRecord>()? {
                 Some(record) => self.into.add(record),
                 None => return Ok(()),
             }
@@ -920,7 +928,7 @@ mod tests {
             };
             assert!(matches!(
                 SpyCloudClient::new(settings),
-                Err(SpyCloudBuildError::InvalidUrl(_))
+                Err(BuildError::SpyCloud(_))
             ));
         }
     }

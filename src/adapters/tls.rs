@@ -18,6 +18,8 @@ use rustls::{InconsistentKeys, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
+use crate::BuildError;
+
 /// Where the certificate chain and its key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -109,12 +111,20 @@ fn provider() -> rustls::crypto::CryptoProvider {
 }
 
 impl ServerTls {
-    /// Reads and checks the pair of `files`.
+    /// Reads and checks a PEM certificate chain and its private key.
     ///
     /// # Errors
-    /// A [`TlsError`] naming the file that is missing, unreadable, not PEM, or whose key does
-    /// not belong to the certificate.
-    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+    /// [`BuildError::Tls`] naming the file that is missing, unreadable, not PEM, or whose key
+    /// does not belong to the certificate.
+    pub fn load(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Result<Self, BuildError> {
+        let files = TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        };
+        Self::checked(files).map_err(|error| BuildError::Tls(error.to_string()))
+    }
+
+    fn checked(files: TlsFiles) -> Result<Self, TlsError> {
         let current = Arc::new(Current(RwLock::new(Arc::new(read_pair(&files)?))));
         let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -137,7 +147,7 @@ impl ServerTls {
     ///
     /// # Errors
     /// As [`ServerTls::load`]; the pair in use then stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let pair = Arc::new(read_pair(&self.files)?);
         *self
             .current
@@ -261,7 +271,7 @@ mod tests {
             cert: dir.write("cert.pem", &cert),
             key: dir.write("key.pem", &key),
         };
-        let tls = ServerTls::load(files.clone()).unwrap();
+        let tls = ServerTls::load(&files.cert, &files.key).unwrap();
         let served = || {
             tls.current
                 .0
@@ -303,7 +313,7 @@ mod tests {
             ),
         ];
         for (cert, key, named) in cases {
-            let error = ServerTls::load(TlsFiles { cert, key }).unwrap_err();
+            let error = ServerTls::load(cert, key).unwrap_err();
             assert!(error.to_string().contains(named), "{named}: {error}");
         }
     }

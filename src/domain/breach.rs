@@ -13,29 +13,29 @@ use super::time::Timestamp;
 /// One record exactly as SpyCloud returned it, field order kept.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(transparent)]
-pub struct BreachRecord(pub Map<String, Value>);
+pub struct RawRecord(pub Map<String, Value>);
 
 /// Room for the fields of a typical record (about 20, infostealer records a few more): the map
 /// is filled without growing, which halves the allocations of reading a page.
 const TYPICAL_FIELDS: usize = 32;
 
-impl<'de> Deserialize<'de> for BreachRecord {
+impl<'de> Deserialize<'de> for RawRecord {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Fields;
 
         impl<'de> Visitor<'de> for Fields {
-            type Value = BreachRecord;
+            type Value = RawRecord;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a breach record object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<BreachRecord, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RawRecord, A::Error> {
                 let mut fields = Map::with_capacity(access.size_hint().unwrap_or(TYPICAL_FIELDS));
                 while let Some((name, value)) = access.next_entry::<String, Value>()? {
                     fields.insert(name, value);
                 }
-                Ok(BreachRecord(fields))
+                Ok(RawRecord(fields))
             }
         }
 
@@ -58,7 +58,7 @@ pub const NOT_IN_DATA_TABLE: [&str; 9] = [
 
 /// A breach record the mapping can use.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Breach {
+pub struct BreachRecord {
     /// SpyCloud's id of the record.
     pub document_id: Option<String>,
     /// The breach catalog the record comes from.
@@ -77,7 +77,7 @@ pub struct Breach {
 
 /// Why a record cannot become a sighting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidBreach {
+pub enum InvalidRecord {
     /// `spycloud_publish_date` is absent or not a timestamp.
     #[error("spycloud_publish_date is missing or not a date")]
     PublishDate,
@@ -86,15 +86,15 @@ pub enum InvalidBreach {
     Field(&'static str),
 }
 
-impl TryFrom<BreachRecord> for Breach {
-    type Error = InvalidBreach;
+impl TryFrom<RawRecord> for BreachRecord {
+    type Error = InvalidRecord;
 
-    fn try_from(BreachRecord(mut fields): BreachRecord) -> Result<Self, Self::Error> {
+    fn try_from(RawRecord(mut fields): RawRecord) -> Result<Self, Self::Error> {
         let published = match fields.get("spycloud_publish_date") {
             Some(Value::String(s)) => {
-                Timestamp::parse(s).map_err(|_| InvalidBreach::PublishDate)?
+                Timestamp::parse(s).map_err(|_| InvalidRecord::PublishDate)?
             }
-            _ => return Err(InvalidBreach::PublishDate),
+            _ => return Err(InvalidRecord::PublishDate),
         };
         let severity = optional(&fields, "severity", whole_number)?;
         let sighting_count = optional(&fields, "sighting", whole_number)?
@@ -165,8 +165,8 @@ impl SeverityBand {
     }
 }
 
-impl BreachRecord {
-    /// The record's severity score, read as [`Breach`] reads it (a number sent as a string
+impl RawRecord {
+    /// The record's severity score, read as [`BreachRecord`] reads it (a number sent as a string
     /// counts); `None` when absent or not a whole number.
     pub fn severity(&self) -> Option<u64> {
         self.0.get("severity").and_then(whole_number)
@@ -197,10 +197,10 @@ fn optional<T>(
     fields: &Map<String, Value>,
     name: &'static str,
     read: impl Fn(&Value) -> Option<T>,
-) -> Result<Option<T>, InvalidBreach> {
+) -> Result<Option<T>, InvalidRecord> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => read(value).map(Some).ok_or(InvalidBreach::Field(name)),
+        Some(value) => read(value).map(Some).ok_or(InvalidRecord::Field(name)),
     }
 }
 
@@ -231,22 +231,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> BreachRecord {
+    fn record(value: Value) -> RawRecord {
         serde_json::from_value(value).unwrap()
     }
 
     #[test]
     fn a_record_is_read_from_an_object_only_and_keeps_the_last_of_a_repeated_field() {
         for not_an_object in ["[1]", "\"x\"", "1", "null"] {
-            assert!(serde_json::from_str::<BreachRecord>(not_an_object).is_err());
+            assert!(serde_json::from_str::<RawRecord>(not_an_object).is_err());
         }
-        let record: BreachRecord = serde_json::from_str(r#"{"b": 1, "a": 2, "b": 3}"#).unwrap();
+        let record: RawRecord = serde_json::from_str(r#"{"b": 1, "a": 2, "b": 3}"#).unwrap();
         assert_eq!(serde_json::to_string(&record).unwrap(), r#"{"b":3,"a":2}"#);
     }
 
     #[test]
     fn typed_fields_are_read_and_the_rest_kept_in_order() {
-        let breach = Breach::try_from(record(json!({
+        let breach = BreachRecord::try_from(record(json!({
             "username": "bob",
             "document_id": "doc-1",
             "password": "hunter2",
@@ -273,13 +273,13 @@ mod tests {
     #[test]
     fn sighting_count_is_one_when_absent_null_or_zero() {
         for sighting in [json!(null), json!(0)] {
-            let breach = Breach::try_from(record(json!({
+            let breach = BreachRecord::try_from(record(json!({
                 "spycloud_publish_date": "2020-05-01T00:00:00Z", "sighting": sighting
             })))
             .unwrap();
             assert_eq!(breach.sighting_count, 1);
         }
-        let breach = Breach::try_from(record(
+        let breach = BreachRecord::try_from(record(
             json!({"spycloud_publish_date": "2020-05-01T00:00:00Z"}),
         ))
         .unwrap();
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn lenient_about_numbers_sent_as_strings() {
-        let breach = Breach::try_from(record(json!({
+        let breach = BreachRecord::try_from(record(json!({
             "spycloud_publish_date": "2020-05-01T00:00:00Z", "severity": "5", "source_id": "77"
         })))
         .unwrap();
@@ -329,20 +329,26 @@ mod tests {
     #[test]
     fn records_that_cannot_be_mapped_say_why() {
         let no_date = record(json!({"severity": 2}));
-        assert_eq!(Breach::try_from(no_date), Err(InvalidBreach::PublishDate));
+        assert_eq!(
+            BreachRecord::try_from(no_date),
+            Err(InvalidRecord::PublishDate)
+        );
         let bad_date = record(json!({"spycloud_publish_date": "soon"}));
-        assert_eq!(Breach::try_from(bad_date), Err(InvalidBreach::PublishDate));
+        assert_eq!(
+            BreachRecord::try_from(bad_date),
+            Err(InvalidRecord::PublishDate)
+        );
         let bad_severity =
             record(json!({"spycloud_publish_date": "2020-05-01T00:00:00Z", "severity": "high"}));
         assert_eq!(
-            Breach::try_from(bad_severity),
-            Err(InvalidBreach::Field("severity"))
+            BreachRecord::try_from(bad_severity),
+            Err(InvalidRecord::Field("severity"))
         );
         let bad_source =
             record(json!({"spycloud_publish_date": "2020-05-01T00:00:00Z", "source_id": [1]}));
         assert_eq!(
-            Breach::try_from(bad_source),
-            Err(InvalidBreach::Field("source_id"))
+            BreachRecord::try_from(bad_source),
+            Err(InvalidRecord::Field("source_id"))
         );
     }
 }

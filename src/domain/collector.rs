@@ -6,7 +6,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use super::breach::{Breach, BreachRecord, InvalidBreach};
+use super::breach::{BreachRecord, InvalidRecord, RawRecord};
 
 /// Where a source puts a lookup's records as they arrive, page after page.
 pub trait RecordSink: Send {
@@ -16,18 +16,18 @@ pub trait RecordSink: Send {
     /// How many records SpyCloud says it holds (a page's `hits`).
     fn hits(&mut self, hits: u64);
     /// One record, in the order the source sent it.
-    fn add(&mut self, record: BreachRecord);
+    fn add(&mut self, record: RawRecord);
 }
 
 /// Every record, unbounded: for tests and tools that want SpyCloud's answer as sent.
-impl RecordSink for Vec<BreachRecord> {
+impl RecordSink for Vec<RawRecord> {
     fn wants_more(&self) -> bool {
         true
     }
 
     fn hits(&mut self, _hits: u64) {}
 
-    fn add(&mut self, record: BreachRecord) {
+    fn add(&mut self, record: RawRecord) {
         self.push(record);
     }
 }
@@ -42,7 +42,7 @@ pub struct BreachCollector {
     hits: Option<u64>,
     /// A min-heap on (date, arrival reversed): its top is the record to drop first.
     newest: BinaryHeap<Reverse<Ranked>>,
-    skipped: Vec<(InvalidBreach, u64)>,
+    skipped: Vec<(InvalidRecord, u64)>,
 }
 
 /// A breach ranked by its date; of two with the same date, the one that came first ranks higher
@@ -50,7 +50,7 @@ pub struct BreachCollector {
 #[derive(Debug)]
 struct Ranked {
     arrival: u64,
-    breach: Breach,
+    breach: BreachRecord,
 }
 
 impl Ranked {
@@ -83,13 +83,13 @@ impl Ord for Ranked {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collected {
     /// The newest breaches, newest first, at most `keep`.
-    pub breaches: Vec<Breach>,
+    pub breaches: Vec<BreachRecord>,
     /// Records read (mapped or not).
     pub read: u64,
     /// The most records SpyCloud said it holds (`hits`), when it said.
     pub hits: Option<u64>,
     /// Records that could not be mapped, per reason, in order of first appearance.
-    pub skipped: Vec<(InvalidBreach, u64)>,
+    pub skipped: Vec<(InvalidRecord, u64)>,
 }
 
 impl Collected {
@@ -111,11 +111,6 @@ impl BreachCollector {
             newest: BinaryHeap::with_capacity(keep.min(1024) + 1),
             skipped: Vec::new(),
         }
-    }
-
-    /// Records read so far.
-    pub fn read(&self) -> u64 {
-        self.read
     }
 
     fn keep(&mut self, ranked: Ranked) {
@@ -159,13 +154,13 @@ impl RecordSink for BreachCollector {
     }
 
     /// Folds in one record; past `max_read` the record is not read (and not counted).
-    fn add(&mut self, record: BreachRecord) {
+    fn add(&mut self, record: RawRecord) {
         if !self.wants_more() {
             return;
         }
         let arrival = self.read;
         self.read += 1;
-        match Breach::try_from(record) {
+        match BreachRecord::try_from(record) {
             Ok(breach) => self.keep(Ranked { arrival, breach }),
             Err(why) => match self.skipped.iter_mut().find(|(seen, _)| *seen == why) {
                 Some((_, count)) => *count += 1,
@@ -180,7 +175,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(id: u64, date: &str) -> BreachRecord {
+    fn record(id: u64, date: &str) -> RawRecord {
         serde_json::from_value(
             json!({"document_id": id.to_string(), "spycloud_publish_date": date}),
         )
@@ -263,7 +258,7 @@ mod tests {
     #[test]
     fn unreadable_records_are_counted_per_reason_in_order_of_first_appearance() {
         let mut collector = BreachCollector::new(10, 1_000);
-        let bad_severity = || -> BreachRecord {
+        let bad_severity = || -> RawRecord {
             serde_json::from_value(
                 json!({"spycloud_publish_date": "2020-01-01T00:00:00Z", "severity": "high"}),
             )
@@ -271,7 +266,7 @@ mod tests {
         };
         collector.add(bad_severity());
         for _ in 0..500 {
-            collector.add(BreachRecord::default());
+            collector.add(RawRecord::default());
         }
         collector.add(record(1, "2020-01-01T00:00:00Z"));
         collector.add(bad_severity());
@@ -279,8 +274,8 @@ mod tests {
         assert_eq!(
             collected.skipped,
             [
-                (InvalidBreach::Field("severity"), 2),
-                (InvalidBreach::PublishDate, 500)
+                (InvalidRecord::Field("severity"), 2),
+                (InvalidRecord::PublishDate, 500)
             ]
         );
         assert_eq!((collected.read, collected.breaches.len()), (503, 1));

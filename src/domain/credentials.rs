@@ -38,7 +38,7 @@ impl ApiKey {
     }
 
     /// A stable digest of the key, for scoping caches and rate limits without storing the key.
-    pub fn fingerprint(&self) -> KeyFingerprint {
+    pub(crate) fn fingerprint(&self) -> KeyFingerprint {
         KeyFingerprint(Sha256::digest(self.0.as_bytes()).into())
     }
 }
@@ -173,7 +173,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ErrorKind, RelayError};
+    use crate::domain::{ErrorType, RelayError};
     use serde_json::json;
 
     #[test]
@@ -268,7 +268,7 @@ mod tests {
             assert_eq!(
                 (doc.kind, doc.code.as_str(), doc.message),
                 (
-                    ErrorKind::Fatal,
+                    ErrorType::Fatal,
                     "authorization error",
                     format!("Authorization failed: {text}")
                 )

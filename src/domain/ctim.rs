@@ -213,7 +213,7 @@ pub struct Relationship {
 /// Whether an error ends the request or rides along with the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ErrorKind {
+pub enum ErrorType {
     /// The request ended here.
     Fatal,
     /// Something was left out; the rest stands.
@@ -225,7 +225,7 @@ pub enum ErrorKind {
 pub struct ErrorDoc {
     /// Fatal or warning.
     #[serde(rename = "type")]
-    pub kind: ErrorKind,
+    pub kind: ErrorType,
     /// Machine-readable code, e.g. `authorization error`.
     pub code: String,
     /// What happened, for a person.
@@ -302,7 +302,7 @@ impl Bundle {
     pub fn fatal_code(&self) -> Option<&str> {
         self.errors
             .iter()
-            .find(|e| e.kind == ErrorKind::Fatal)
+            .find(|e| e.kind == ErrorType::Fatal)
             .map(|e| e.code.as_str())
     }
 
@@ -341,7 +341,7 @@ mod tests {
 
     fn warning() -> ErrorDoc {
         ErrorDoc {
-            kind: ErrorKind::Warning,
+            kind: ErrorType::Warning,
             code: "w".into(),
             message: "m".into(),
         }
@@ -349,7 +349,7 @@ mod tests {
 
     fn fatal() -> ErrorDoc {
         ErrorDoc {
-            kind: ErrorKind::Fatal,
+            kind: ErrorType::Fatal,
             code: "f".into(),
             message: "m".into(),
         }

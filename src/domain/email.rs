@@ -2,30 +2,30 @@
 
 use std::fmt;
 
+use super::lookup::{InvalidLookup, ObservableType};
+
 /// An email address, as the caller wrote it, that passed validation.
 ///
 /// Only [`Email::parse`] builds one, so holding an `Email` means it is safe to send to SpyCloud.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
-/// Why a value is not an [`Email`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} is not a valid email address", truncate(.0, 100))]
-pub struct InvalidEmail(pub String);
-
 impl Email {
     /// Parses `value` as an email address (RFC 5322 addr-spec, as the `email_address` crate
     /// checks it), keeping it exactly as given.
     ///
     /// # Errors
-    /// [`InvalidEmail`] carrying the value when it is not an address.
-    pub fn parse(value: &str) -> Result<Self, InvalidEmail> {
+    /// [`InvalidLookup`] carrying the value when it is not an address.
+    pub fn parse(value: &str) -> Result<Self, InvalidLookup> {
         // `email_address` accepts display names ("A <a@b.c>") in its FromStr; is_valid only
         // accepts the bare address, which is what SpyCloud looks up.
         if email_address::EmailAddress::is_valid(value) && !value.contains(['<', '>', ' ']) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(InvalidEmail(value.to_owned()))
+            Err(InvalidLookup {
+                kind: ObservableType::Email,
+                value: value.to_owned(),
+            })
         }
     }
 
@@ -80,7 +80,13 @@ mod tests {
             "a b@example.com",
             "Name <a@b.com>",
         ] {
-            assert_eq!(Email::parse(value), Err(InvalidEmail(value.to_owned())));
+            assert_eq!(
+                Email::parse(value),
+                Err(InvalidLookup {
+                    kind: ObservableType::Email,
+                    value: value.to_owned(),
+                })
+            );
         }
     }
 

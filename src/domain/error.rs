@@ -1,10 +1,10 @@
 //! The errors a request can end with or carry, and their SecureX codes and messages: every
 //! error string of the contract lives here.
 
-use super::breach::InvalidBreach;
+use super::breach::InvalidRecord;
 use super::catalog::CatalogId;
 use super::credentials::AuthError;
-use super::ctim::{ErrorDoc, ErrorKind};
+use super::ctim::{ErrorDoc, ErrorType};
 use super::email::truncate;
 use super::lookup::InvalidLookup;
 use super::settings::InvalidSetting;
@@ -46,7 +46,7 @@ pub enum SourceError {
 
 /// A fatal error: it ends the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RelayError {
+pub(crate) enum RelayError {
     /// The caller is not authorized.
     #[error("authorization failed: {0}")]
     Auth(#[from] AuthError),
@@ -124,7 +124,7 @@ impl RelayError {
     /// The error as SecureX reads it.
     pub fn to_doc(&self) -> ErrorDoc {
         ErrorDoc {
-            kind: ErrorKind::Fatal,
+            kind: ErrorType::Fatal,
             code: self.code().to_owned(),
             message: self.message(),
         }
@@ -223,7 +223,7 @@ impl Error {
     /// The error as SecureX reads it.
     pub fn to_doc(&self) -> ErrorDoc {
         ErrorDoc {
-            kind: ErrorKind::Fatal,
+            kind: ErrorType::Fatal,
             code: self.code().to_owned(),
             message: self.message(),
         }
@@ -243,7 +243,7 @@ impl Error {
 
 /// Something left out of an answer that otherwise stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Warning {
+pub(crate) enum Warning {
     /// An observable whose value is not valid for its type.
     InvalidValue(InvalidLookup),
     /// A `source_id` whose catalog SpyCloud did not return.
@@ -253,7 +253,7 @@ pub enum Warning {
         /// The value looked up.
         value: String,
         /// Why they cannot.
-        why: InvalidBreach,
+        why: InvalidRecord,
         /// How many.
         count: u64,
     },
@@ -322,7 +322,7 @@ impl Warning {
             ),
         };
         ErrorDoc {
-            kind: ErrorKind::Warning,
+            kind: ErrorType::Warning,
             code: code.to_owned(),
             message,
         }
@@ -372,7 +372,7 @@ mod tests {
 
     fn doc(error: RelayError) -> (String, String) {
         let doc = error.to_doc();
-        assert_eq!(doc.kind, ErrorKind::Fatal);
+        assert_eq!(doc.kind, ErrorType::Fatal);
         (doc.code, doc.message)
     }
 
@@ -470,7 +470,7 @@ mod tests {
                 missing.message.as_str()
             ),
             (
-                ErrorKind::Warning,
+                ErrorType::Warning,
                 "not found",
                 "SpyCloud did not return results for 42"
             )
@@ -488,7 +488,7 @@ mod tests {
 
     fn warning(warning: Warning) -> (String, String) {
         let doc = warning.to_doc();
-        assert_eq!(doc.kind, ErrorKind::Warning);
+        assert_eq!(doc.kind, ErrorType::Warning);
         (doc.code, doc.message)
     }
 
@@ -496,7 +496,7 @@ mod tests {
     fn skipped_records_are_one_warning_that_says_how_many() {
         let skipped = |count| Warning::SkippedRecords {
             value: "example.com".into(),
-            why: InvalidBreach::PublishDate,
+            why: InvalidRecord::PublishDate,
             count,
         };
         assert_eq!(

@@ -97,6 +97,15 @@ pub struct InvalidLookup {
     pub value: String,
 }
 
+impl InvalidLookup {
+    fn new(kind: ObservableType, value: &str) -> Self {
+        Self {
+            kind,
+            value: value.to_owned(),
+        }
+    }
+}
+
 /// Something SpyCloud can be asked about, known to be valid for its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Lookup {
@@ -127,10 +136,7 @@ impl Lookup {
             ObservableType::Ipv6 => value.parse().ok().map(Self::Ipv6),
             ObservableType::User => Username::parse(value).ok().map(Self::Username),
         };
-        lookup.ok_or_else(|| InvalidLookup {
-            kind,
-            value: value.to_owned(),
-        })
+        lookup.ok_or_else(|| InvalidLookup::new(kind, value))
     }
 
     /// The lookup's observable type.
@@ -165,11 +171,6 @@ impl fmt::Display for Lookup {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Domain(String);
 
-/// Why a value is not a [`Domain`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a DNS name")]
-pub struct InvalidDomain;
-
 impl Domain {
     /// The longest name DNS can carry, without the trailing dot.
     pub const MAX_LEN: usize = 253;
@@ -180,8 +181,8 @@ impl Domain {
     /// Internationalised names are taken in their ASCII (`xn--`) form.
     ///
     /// # Errors
-    /// [`InvalidDomain`] for anything else.
-    pub fn parse(value: &str) -> Result<Self, InvalidDomain> {
+    /// [`InvalidLookup`] for anything else.
+    pub fn parse(value: &str) -> Result<Self, InvalidLookup> {
         let name = value.strip_suffix('.').unwrap_or(value);
         let label_ok = |label: &str| {
             (1..=Self::MAX_LABEL_LEN).contains(&label.len())
@@ -197,7 +198,7 @@ impl Domain {
         {
             Ok(Self(name.to_ascii_lowercase()))
         } else {
-            Err(InvalidDomain)
+            Err(InvalidLookup::new(ObservableType::Domain, value))
         }
     }
 
@@ -217,11 +218,6 @@ impl fmt::Display for Domain {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
-/// Why a value is not a [`Username`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a username")]
-pub struct InvalidUsername;
-
 impl Username {
     /// The longest username, in characters.
     pub const MAX_CHARS: usize = 256;
@@ -229,16 +225,16 @@ impl Username {
     /// Parses a username.
     ///
     /// # Errors
-    /// [`InvalidUsername`] for a blank value, one over 256 characters, or one holding a
+    /// [`InvalidLookup`] for a blank value, one over 256 characters, or one holding a
     /// control character.
-    pub fn parse(value: &str) -> Result<Self, InvalidUsername> {
+    pub fn parse(value: &str) -> Result<Self, InvalidLookup> {
         let ok = !value.trim().is_empty()
             && value.chars().count() <= Self::MAX_CHARS
             && !value.chars().any(char::is_control);
         if ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(InvalidUsername)
+            Err(InvalidLookup::new(ObservableType::User, value))
         }
     }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::breach::{Breach, SeverityBand};
+use super::breach::{BreachRecord, SeverityBand};
 use super::catalog::{Catalog, CatalogId};
 use super::ctim::{
     Bundle, Column, DataTable, ExternalReference, Indicator, Observable, ObservedTime, Relation,
@@ -66,7 +66,7 @@ impl MappingOptions {
 
 /// The severity of a sighting: `Medium` for a combo list, else SpyCloud's score in bands
 /// (0–2 `Low`, 3–5 `Medium`, above 5 `High`), `Unknown` without a score.
-pub fn severity(breach: &Breach, catalog: Option<&Catalog>) -> &'static str {
+pub fn severity(breach: &BreachRecord, catalog: Option<&Catalog>) -> &'static str {
     if catalog.is_some_and(Catalog::is_combo_list) {
         return "Medium";
     }
@@ -121,7 +121,7 @@ pub fn relations(observable: &Observable, catalog: Option<&Catalog>) -> Vec<Rela
 }
 
 /// `document_id`, `source_id` and `infected_machine_id`, those present, in that order.
-pub fn external_ids(breach: &Breach) -> Vec<String> {
+pub fn external_ids(breach: &BreachRecord) -> Vec<String> {
     [
         breach.document_id.clone(),
         breach.source_id.map(|id| id.to_string()),
@@ -175,7 +175,7 @@ fn mask(value: Value) -> Value {
 
 /// A sighting's observables (and its target's): the looked-up observable; for a type other
 /// than `email`, followed by the record's `email` when it has a non-empty one.
-pub fn sighting_observables(observable: &Observable, breach: &Breach) -> Vec<Observable> {
+pub fn sighting_observables(observable: &Observable, breach: &BreachRecord) -> Vec<Observable> {
     let mut observables = vec![observable.clone()];
     if *observable.kind != *EMAIL
         && let Some(Value::String(email)) = breach.data.get("email")
@@ -192,7 +192,7 @@ pub fn sighting_observables(observable: &Observable, breach: &Breach) -> Vec<Obs
 /// The sighting of `observable` in one breach record.
 pub fn sighting(
     observable: &Observable,
-    breach: Breach,
+    breach: BreachRecord,
     catalog: Option<&Catalog>,
     options: &MappingOptions,
 ) -> Sighting {
@@ -300,7 +300,7 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
 /// e.g. `|id| map.get(&id)`.
 pub fn observable_bundle<'c>(
     observable: &Observable,
-    breaches: Vec<Breach>,
+    breaches: Vec<BreachRecord>,
     catalog: impl Fn(CatalogId) -> Option<&'c Catalog>,
     options: &MappingOptions,
 ) -> Bundle {
@@ -340,17 +340,17 @@ pub fn observable_bundle<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::BreachRecord;
+    use crate::domain::RawRecord;
     use serde_json::json;
     use std::collections::HashMap;
 
-    fn breach(fields: Value) -> Breach {
-        let mut record: BreachRecord = serde_json::from_value(fields).unwrap();
+    fn breach(fields: Value) -> BreachRecord {
+        let mut record: RawRecord = serde_json::from_value(fields).unwrap();
         record
             .0
             .entry("spycloud_publish_date")
             .or_insert(json!("2020-05-01T00:00:00Z"));
-        Breach::try_from(record).unwrap()
+        BreachRecord::try_from(record).unwrap()
     }
 
     fn catalog(fields: Value) -> Catalog {

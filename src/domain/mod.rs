@@ -1,44 +1,76 @@
 //! The pure core: SecureX's and SpyCloud's concepts and the rules between them. No I/O, no
-//! clock reads, no HTTP types.
+//! clock reads, no HTTP types; all of it builds without features.
 //!
-//! - [`email`]: the `Email` observable, only constructible valid;
-//! - [`lookup`]: what can be looked up (email, domain, IPv4, IPv6, username), each only
-//!   constructible valid;
-//! - [`observable`]: the observe request body;
-//! - [`credentials`]: API key, entities limit, module settings and the authorization failures;
-//! - [`settings`]: a module instance's settings (`SEVERITY`, `SINCE_DAYS`, `PASSWORDS`);
-//! - [`breach`], [`catalog`], [`time`]: what SpyCloud sends;
-//! - [`collector`]: one lookup's records folded into the newest N as pages arrive;
-//! - [`ctim`]: what SecureX reads, and the response envelope;
-//! - [`mapping`]: SpyCloud to CTIM;
-//! - [`tiles`]: the Employee ATO dashboard: tiles, periods, and a watchlist scan's figures;
-//! - [`error`]: every error and warning with its SecureX code and message.
+//! - what is looked up: [`Observable`] (a CTIM observable as sent), [`Lookup`] (one valid
+//!   [`Email`], [`Domain`], IP address or [`Username`], of an [`ObservableType`]), or an
+//!   [`InvalidLookup`] with the contract's warning;
+//! - who asks: [`Credentials`] ([`ApiKey`], [`EntitiesLimit`], [`ModuleSettings`]), and the
+//!   [`AuthError`] that refuses a token;
+//! - what SpyCloud sends: a [`RawRecord`] as sent, typed into a [`BreachRecord`] (one leaked
+//!   record), from the breach its [`Catalog`] entry describes; a [`BreachSource`] feeds records
+//!   into a [`RecordSink`] for a [`BreachQuery`];
+//! - what SecureX reads: a [`Bundle`] of [`Sighting`]s, [`Indicator`]s and [`Relationship`]s,
+//!   with [`ErrorDoc`]s, made by [`observable_bundle`] under [`MappingOptions`];
+//! - the dashboard: a [`TileId`] over a [`Period`] gives [`TileData`];
+//! - failures: [`Error`] (a request's fatal error, typed) and [`SourceError`] (a breach
+//!   source's).
+//!
+//! [`BreachSource`]: crate::ports::BreachSource
+//!
+//! ```
+//! use spycloud_relay::domain::{
+//!     BreachRecord, Catalog, MappingOptions, Observable, RawRecord, observable_bundle,
+//! };
+//!
+//! let record: RawRecord = serde_json::from_str(
+//!     r#"{"email": "pat@example.com", "source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#,
+//! )?;
+//! let catalog: Catalog = serde_json::from_str(r#"{"id": 7, "title": "Example Forum"}"#)?;
+//! let bundle = observable_bundle(
+//!     &Observable::new("email", "pat@example.com"),
+//!     vec![BreachRecord::try_from(record)?],
+//!     |id| (id == catalog.id).then_some(&catalog),
+//!     &MappingOptions::default(),
+//! );
+//! assert_eq!(bundle.sightings[0].description, "Present in Example Forum");
+//! assert_eq!(bundle.relationships[0].target_ref, bundle.indicators[0].id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-pub mod breach;
-pub mod catalog;
-pub mod collector;
-pub mod credentials;
-pub mod ctim;
-pub mod email;
-pub mod error;
-pub mod lookup;
-pub mod mapping;
-pub mod observable;
-pub mod settings;
-pub mod tiles;
-pub mod time;
+pub(crate) mod breach;
+pub(crate) mod catalog;
+pub(crate) mod collector;
+pub(crate) mod credentials;
+pub(crate) mod ctim;
+pub(crate) mod email;
+pub(crate) mod error;
+pub(crate) mod lookup;
+pub(crate) mod mapping;
+pub(crate) mod observable;
+pub(crate) mod settings;
+pub(crate) mod tiles;
+pub(crate) mod time;
 
-pub use breach::{Breach, BreachRecord, InvalidBreach, SeverityBand};
+pub use breach::{BreachRecord, InvalidRecord, RawRecord};
 pub use catalog::{Catalog, CatalogId};
-pub use collector::{BreachCollector, Collected, RecordSink};
-pub use credentials::{
-    ApiKey, AuthError, Credentials, EntitiesLimit, KeyFingerprint, bearer_token,
+pub use collector::RecordSink;
+pub use credentials::{ApiKey, AuthError, Credentials, EntitiesLimit};
+pub use ctim::{
+    Bundle, Column, DataTable, ErrorDoc, ErrorType, ExternalReference, Indicator, Observable,
+    ObservedTime, Relation, Relationship, Sighting, Target, ValidTime,
 };
-pub use ctim::{Bundle, ErrorDoc, ErrorKind, Observable};
-pub use email::{Email, InvalidEmail};
-pub use error::{Error, RelayError, SourceError, Warning};
+pub use email::Email;
+pub use error::{Error, SourceError};
 pub use lookup::{Domain, InvalidLookup, Lookup, ObservableType, Username};
-pub use mapping::{MappingOptions, PasswordPolicy};
-pub use observable::{EMAIL, parse_observables};
-pub use settings::{BreachQuery, ModuleSettings, SeverityFilter, SinceDays};
+pub use mapping::{MappingOptions, PasswordPolicy, observable_bundle};
+pub use settings::{BreachQuery, ModuleSettings, SeverityFilter};
+pub use tiles::{Period, TileData, TileId};
 pub use time::{Day, InvalidTimestamp, Timestamp};
+
+pub(crate) use collector::BreachCollector;
+pub(crate) use credentials::{KeyFingerprint, bearer_token};
+pub(crate) use error::{RelayError, Warning};
+pub(crate) use observable::parse_observables;
+
+#[cfg(test)]
+mod properties;

@@ -61,6 +61,7 @@ impl SinceDays {
     }
 
     /// The number of days.
+    #[cfg(test)]
     pub fn days(self) -> u16 {
         self.0
     }
@@ -93,13 +94,13 @@ pub struct InvalidSetting {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModuleSettings {
     /// `SEVERITY`: only records of these codes are asked for.
-    pub severity: Option<SeverityFilter>,
+    pub(crate) severity: Option<SeverityFilter>,
     /// `SINCE_DAYS`: only records published in the last so many days are asked for.
-    pub since_days: Option<SinceDays>,
+    pub(crate) since_days: Option<SinceDays>,
     /// `PASSWORDS`: overrides the relay's `RELAY_PASSWORDS` for this instance.
-    pub passwords: Option<PasswordPolicy>,
+    pub(crate) passwords: Option<PasswordPolicy>,
     /// Settings present but not of their form, in the order above: each gives a warning.
-    pub invalid: Vec<InvalidSetting>,
+    pub(crate) invalid: Vec<InvalidSetting>,
 }
 
 impl ModuleSettings {
@@ -356,12 +357,12 @@ mod tests {
             warnings,
             [
                 (
-                    crate::domain::ErrorKind::Warning,
+                    crate::domain::ErrorType::Warning,
                     "invalid argument".to_owned(),
                     "The module setting SINCE_DAYS is not valid and was ignored: 0".to_owned()
                 ),
                 (
-                    crate::domain::ErrorKind::Warning,
+                    crate::domain::ErrorType::Warning,
                     "invalid argument".to_owned(),
                     format!(
                         "The module setting PASSWORDS is not valid and was ignored: {}",

@@ -14,10 +14,10 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::breach::{BreachRecord, SeverityBand};
+use super::breach::{RawRecord, SeverityBand};
 use super::catalog::CatalogId;
 use super::collector::RecordSink;
-use super::ctim::{ErrorDoc, ErrorKind};
+use super::ctim::{ErrorDoc, ErrorType};
 use super::error::RelayError;
 use super::time::{Day, Timestamp};
 
@@ -62,7 +62,7 @@ impl TileId {
     }
 
     /// The tile as `/tiles` and `/tiles/tile` describe it.
-    pub fn definition(self) -> Definition {
+    pub(crate) fn definition(self) -> Definition {
         let (kind, title, short_description, description) = match self {
             Self::ExposureSummary => (
                 "metric_group",
@@ -284,7 +284,7 @@ impl Tally {
     }
 
     /// Counts one record, when it was published within the period.
-    fn count(&mut self, record: &BreachRecord) {
+    fn count(&mut self, record: &RawRecord) {
         let Some(published) = record.published() else {
             return;
         };
@@ -392,7 +392,7 @@ impl RecordSink for Tally {
         }
     }
 
-    fn add(&mut self, record: BreachRecord) {
+    fn add(&mut self, record: RawRecord) {
         if self.read >= self.limit {
             return;
         }
@@ -403,7 +403,7 @@ impl RecordSink for Tally {
 
 /// The plaintext rule: a non-empty `password_plaintext`, or a `password_type` of `plaintext`
 /// (any case) with a non-empty `password`.
-fn has_plaintext_password(record: &BreachRecord) -> bool {
+fn has_plaintext_password(record: &RawRecord) -> bool {
     record.text("password_plaintext").is_some()
         || (record
             .text("password_type")
@@ -485,7 +485,7 @@ impl TileAnswer {
 
     /// The fatal error, if the answer has one.
     pub fn fatal(&self) -> Option<&ErrorDoc> {
-        self.errors.iter().find(|e| e.kind == ErrorKind::Fatal)
+        self.errors.iter().find(|e| e.kind == ErrorType::Fatal)
     }
 }
 
@@ -493,16 +493,16 @@ impl TileAnswer {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TileData {
     /// The period the figures cover.
-    pub observed_time: TimeSpan,
+    pub(crate) observed_time: TimeSpan,
     /// From when the scan was made to when it expires.
-    pub valid_time: TimeSpan,
+    pub(crate) valid_time: TimeSpan,
     /// Always `org`: the figures are the organisation's, whoever asks.
-    pub cache_scope: &'static str,
+    pub(crate) cache_scope: &'static str,
     /// The tile's figures.
-    pub data: TileContent,
+    pub(crate) data: TileContent,
     /// The legend of the charts.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub chart: Option<ChartKeys>,
+    pub(crate) chart: Option<ChartKeys>,
 }
 
 /// A start and an end time.
@@ -736,19 +736,19 @@ mod tests {
         Timestamp::parse(NOW).unwrap()
     }
 
-    fn record(fields: Value) -> BreachRecord {
+    fn record(fields: Value) -> RawRecord {
         serde_json::from_value(fields).unwrap()
     }
 
     /// A record published at `date` with `fields` on top.
-    fn at(date: &str, mut fields: Value) -> BreachRecord {
+    fn at(date: &str, mut fields: Value) -> RawRecord {
         fields["spycloud_publish_date"] = json!(date);
         record(fields)
     }
 
     /// One page fed as a source feeds it: its `hits` (when said), then records while the
     /// tally wants more; whether it still wants more after the page.
-    fn page(tally: &mut Tally, hits: Option<u64>, records: Vec<BreachRecord>) -> bool {
+    fn page(tally: &mut Tally, hits: Option<u64>, records: Vec<RawRecord>) -> bool {
         if let Some(hits) = hits {
             tally.hits(hits);
         }
@@ -761,7 +761,7 @@ mod tests {
         tally.wants_more()
     }
 
-    fn scan(period: Period, records: Vec<BreachRecord>) -> Figures {
+    fn scan(period: Period, records: Vec<RawRecord>) -> Figures {
         let mut tally = Tally::new(period, now(), 1_000);
         page(&mut tally, Some(records.len() as u64), records);
         tally.finish()

@@ -7,9 +7,8 @@
 
 use async_trait::async_trait;
 
-pub use crate::domain::SourceError;
 use crate::domain::{
-    ApiKey, BreachQuery, Catalog, CatalogId, Day, Lookup, RecordSink, SeverityFilter,
+    ApiKey, BreachQuery, Catalog, CatalogId, Day, Lookup, RecordSink, SeverityFilter, SourceError,
 };
 
 /// What a watchlist scan asks for: the records published since a day, optionally only some
@@ -29,8 +28,8 @@ pub struct WatchlistQuery {
 pub trait BreachSource: Send + Sync {
     /// Feeds the breach records of `lookup` that match `query` into `into`, page after page as
     /// they arrive (following cursors), each page's `hits` too; stops asking for records once
-    /// `into` wants no more ([`RecordSink::wants_more`]). With a bounded sink
-    /// ([`crate::domain::BreachCollector`]) no lookup holds more records than it keeps.
+    /// `into` wants no more ([`RecordSink::wants_more`]). The relay's sink keeps the newest
+    /// records the answer holds, so no lookup holds more records than it returns.
     ///
     /// # Errors
     /// Any [`SourceError`]; a value the source refuses as malformed (SpyCloud's 400) is not an

@@ -8,7 +8,6 @@ use crate::domain::KeyFingerprint;
 ///
 /// The SpyCloud adapter asks it before every HTTP attempt. An adapter may keep its state in the
 /// process or share it with other replicas; callers cannot tell which.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Waits until the key `tenant` may make one more call, and counts that call.

@@ -41,7 +41,6 @@ pub struct CacheEntry {
 /// Best effort by contract: a miss is always a possible answer (an entry may be evicted before
 /// its time), so users fetch what a miss leaves out. Values of a space are whatever its user
 /// wrote; a value it cannot read is a miss too.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SharedCache: Send + Sync {
     /// The values of `keys`, in the same order; `None` for a key absent or expired.

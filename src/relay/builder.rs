@@ -5,27 +5,15 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use crate::BuildError;
 use crate::adapters::cache::{CacheSettings, CachedCatalogs};
 use crate::adapters::local::{LocalCache, LocalRateLimiter};
 #[cfg(feature = "redis")]
-use crate::adapters::redis::{Redis, RedisBuildError, RedisSettings};
-use crate::adapters::spycloud::{SpyCloudBuildError, SpyCloudClient, SpyCloudSettings};
+use crate::adapters::redis::{Redis, RedisSettings};
+use crate::adapters::spycloud::{SpyCloudClient, SpyCloudSettings};
 use crate::ports::{BreachSource, CredentialDecoder, RateLimiter, SharedCache};
 
 use super::{Relay, RelaySettings};
-
-/// Why the pipeline could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The SpyCloud client: a bad API URL, or no HTTP client.
-    #[error(transparent)]
-    SpyCloud(#[from] SpyCloudBuildError),
-    /// The Redis settings: a bad URL or a weak key secret.
-    #[cfg(feature = "redis")]
-    #[error(transparent)]
-    Redis(#[from] RedisBuildError),
-}
 
 /// Builds a [`Relay`] over SpyCloud's API: [`Relay::builder`].
 ///
@@ -107,14 +95,9 @@ impl RelayBuilder {
         self
     }
 
-    /// Size and lifetimes of the catalog cache.
-    pub fn cache(mut self, settings: CacheSettings) -> Self {
-        self.cache = settings;
-        self
-    }
-
-    /// How callers' bearer tokens are checked ([`Relay::observe`], [`Relay::health`]); without
-    /// one, every token is refused (`Unauthorized`) and only calls with known credentials work.
+    /// How callers' bearer tokens are checked when the relay is served
+    /// ([`Server`](crate::adapters::Server)); without one, every token is refused
+    /// (`Unauthorized`) and only calls with known credentials ([`Relay::lookup`]) work.
     pub fn decoder(mut self, decoder: Arc<dyn CredentialDecoder>) -> Self {
         self.decoder = Some(decoder);
         self

@@ -11,7 +11,7 @@ mod builder;
 mod observe;
 mod tiles;
 
-pub use builder::{BuildError, RelayBuilder};
+pub use builder::RelayBuilder;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +25,10 @@ use crate::ports::{BreachSource, CredentialDecoder, SharedCache};
 use tiles::Scans;
 
 /// Where the relay reads the time: the system clock, or a fixed one in tests.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub(crate) type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The system clock.
-pub fn system_clock() -> Clock {
+pub(crate) fn system_clock() -> Clock {
     Arc::new(|| Timestamp::from_utc(chrono::Utc::now()))
 }
 
@@ -74,7 +74,7 @@ impl Default for RelaySettings {
 
 /// Who is asking: the `Authorization` header and the audience its token must name.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     /// The raw `Authorization` header, if any.
     pub authorization: Option<&'a str>,
     /// The audience the token must carry.
@@ -95,7 +95,7 @@ pub struct Relay {
 
 impl Relay {
     /// A relay over `source` that authenticates callers with `decoder`, its tiles' scans
-    /// shared through a cache of its own (see [`Relay::with_shared_cache`]).
+    /// kept in a cache of its own.
     pub fn new(
         source: Arc<dyn BreachSource>,
         decoder: Arc<dyn CredentialDecoder>,
@@ -122,14 +122,19 @@ impl Relay {
         }
     }
 
-    /// The same relay reading the time from `clock` (tests fix it).
-    pub fn with_clock(self, clock: Clock) -> Self {
-        Self { clock, ..self }
+    /// The same relay reading the time from `clock` (tests fix it, to draw the tiles of a
+    /// known day).
+    pub fn with_clock(self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Self {
+            clock: Arc::new(clock),
+            ..self
+        }
     }
 
     /// The same relay sharing its tiles' scans through `cache`: relays on one cache (one
     /// Redis) answer from the scan any of them made, until it expires.
-    pub fn with_shared_cache(self, cache: Arc<dyn SharedCache>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_shared_cache(self, cache: Arc<dyn SharedCache>) -> Self {
         Self {
             shared: cache,
             ..self
@@ -146,7 +151,10 @@ impl Relay {
     /// # Errors
     /// [`RelayError::Auth`] with the first failing check; `Unauthorized` for any token when the
     /// relay was built without a decoder.
-    pub async fn authenticate(&self, caller: &Caller<'_>) -> Result<Credentials, RelayError> {
+    pub(crate) async fn authenticate(
+        &self,
+        caller: &Caller<'_>,
+    ) -> Result<Credentials, RelayError> {
         let token = bearer_token(caller.authorization)?;
         let decoder = self.decoder.as_ref().ok_or(AuthError::Unauthorized)?;
         Ok(decoder.decode(token, caller.audience).await?)
@@ -157,7 +165,7 @@ impl Relay {
     ///
     /// # Errors
     /// The authorization failure, the source's failure, or the deadline.
-    pub async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
+    pub(crate) async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
         let checked = async {
             let credentials = self.authenticate(caller).await?;
             Ok(self.source.probe(&credentials.api_key).await?)

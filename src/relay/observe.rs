@@ -10,8 +10,8 @@ use futures::{FutureExt, StreamExt};
 use super::{Caller, Relay};
 use crate::domain::mapping::{self, MappingOptions};
 use crate::domain::{
-    ApiKey, Breach, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, Error,
-    ErrorDoc, Lookup, Observable, ObservableType, RelayError, SourceError, Warning,
+    ApiKey, BreachCollector, BreachQuery, BreachRecord, Bundle, Catalog, CatalogId, Credentials,
+    Error, ErrorDoc, Lookup, Observable, ObservableType, RelayError, SourceError, Warning,
 };
 use crate::flights::Flights;
 use crate::ports::BreachSource;
@@ -29,7 +29,7 @@ type Step<'a> = BoxFuture<'a, Result<Bundle, RelayError>>;
 
 impl Relay {
     /// Answers an observe request. Without a supported observable the token is not looked at.
-    pub async fn observe(&self, observables: &[Observable], caller: &Caller<'_>) -> Bundle {
+    pub(crate) async fn observe(&self, observables: &[Observable], caller: &Caller<'_>) -> Bundle {
         if !observables
             .iter()
             .any(|o| ObservableType::of(&o.kind).is_some())
@@ -51,8 +51,9 @@ impl Relay {
         }
     }
 
-    /// Looks up the supported observables with known credentials (the CLI and embedders use
-    /// this), `SINCE_DAYS` counting from today's UTC date. See [`Relay::observe_on`].
+    /// Looks up the supported observables with known credentials, `SINCE_DAYS` counting from
+    /// today's UTC date: the bundle SecureX would get, a fatal error (if any) last in its
+    /// `errors` after what came before it. [`Relay::lookup`] gives the fatal error typed.
     pub async fn observe_as(
         &self,
         credentials: &Credentials,
@@ -73,7 +74,7 @@ impl Relay {
     /// many observables it holds. The bundle still reads as if the observables had been looked
     /// up one after another: in input order, and a fatal error (the deadline's included) keeps
     /// exactly what came before it. The token's invalid module settings come first, as warnings.
-    pub async fn observe_on(
+    pub(crate) async fn observe_on(
         &self,
         credentials: &Credentials,
         observables: &[Observable],
@@ -270,7 +271,7 @@ struct Request<'a, 'f> {
 
 /// What one lookup's records gave, waiting for the catalogs.
 struct Found {
-    breaches: Vec<Breach>,
+    breaches: Vec<BreachRecord>,
     warnings: Vec<ErrorDoc>,
 }
 
@@ -311,7 +312,7 @@ impl<'a> CatalogFetches<'a> {
 mod tests {
     use super::*;
     use crate::domain::{
-        ApiKey, AuthError, BreachRecord, EntitiesLimit, ModuleSettings, RecordSink, SourceError,
+        ApiKey, AuthError, EntitiesLimit, ModuleSettings, RawRecord, RecordSink, SourceError,
     };
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;
@@ -334,7 +335,7 @@ mod tests {
             .collect()
     }
 
-    fn record(source_id: u64, date: &str) -> BreachRecord {
+    fn record(source_id: u64, date: &str) -> RawRecord {
         serde_json::from_value(
             json!({"source_id": source_id, "spycloud_publish_date": date, "severity": 2}),
         )
@@ -365,7 +366,7 @@ mod tests {
     }
 
     /// Feeds `records` into a source's sink, as a source answering them in one page would.
-    fn answer(into: &mut dyn RecordSink, records: Vec<BreachRecord>) -> Result<(), SourceError> {
+    fn answer(into: &mut dyn RecordSink, records: Vec<RawRecord>) -> Result<(), SourceError> {
         for record in records {
             if into.wants_more() {
                 into.add(record);
@@ -521,7 +522,7 @@ mod tests {
     async fn a_record_that_cannot_be_mapped_is_skipped_with_a_warning() {
         let mut source = MockBreachSource::new();
         source.expect_breaches().returning(|_, _, _, into| {
-            let bad: BreachRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
+            let bad: RawRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
             answer(into, vec![bad, record(1, "2020-01-01T00:00:00Z")])
         });
         source
@@ -557,7 +558,7 @@ mod tests {
     }
 
     /// A source whose answers take as long as the test says, to prove order under concurrency.
-    struct SlowSource(HashMap<&'static str, (u64, Result<Vec<BreachRecord>, SourceError>)>);
+    struct SlowSource(HashMap<&'static str, (u64, Result<Vec<RawRecord>, SourceError>)>);
 
     #[async_trait]
     impl BreachSource for SlowSource {
@@ -1082,7 +1083,7 @@ mod tests {
         let answered = |policy: &str| {
             let mut source = MockBreachSource::new();
             source.expect_breaches().returning(|_, _, _, into| {
-                let record: BreachRecord = serde_json::from_value(json!({
+                let record: RawRecord = serde_json::from_value(json!({
                     "password": "hunter22", "spycloud_publish_date": "2020-01-01T00:00:00Z"
                 }))
                 .unwrap();
@@ -1184,8 +1185,8 @@ mod tests {
     async fn unreadable_records_are_one_warning_per_reason_saying_how_many() {
         let mut source = MockBreachSource::new();
         source.expect_breaches().returning(|_, _, _, into| {
-            let no_date: BreachRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
-            let bad_severity: BreachRecord = serde_json::from_value(
+            let no_date: RawRecord = serde_json::from_value(json!({"source_id": 1})).unwrap();
+            let bad_severity: RawRecord = serde_json::from_value(
                 json!({"spycloud_publish_date": "2020-01-01T00:00:00Z", "severity": "high"}),
             )
             .unwrap();

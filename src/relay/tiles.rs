@@ -22,7 +22,7 @@ use crate::domain::tiles::{
     Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
 };
 use crate::domain::{
-    Credentials, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
+    Credentials, Error, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
 };
 use crate::flights::{Flights, Landing};
 use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
@@ -40,7 +40,7 @@ impl Relay {
     ///
     /// # Errors
     /// The authorization failure.
-    pub async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
+    pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
         self.authenticate(caller).await?;
         Ok(TileId::ALL.map(TileId::definition).to_vec())
     }
@@ -50,7 +50,11 @@ impl Relay {
     ///
     /// # Errors
     /// The authorization failure, then the body's (invalid, unknown tile).
-    pub async fn tile(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Definition, RelayError> {
+    pub(crate) async fn tile(
+        &self,
+        caller: &Caller<'_>,
+        body: &[u8],
+    ) -> Result<Definition, RelayError> {
         self.authenticate(caller).await?;
         Ok(parse_tile_request(body, false)?.tile.definition())
     }
@@ -63,7 +67,7 @@ impl Relay {
     /// The answer's fatal error, if any, is the authorization failure, then the body's
     /// (invalid, unknown tile or period), then the scan's or the catalog call's
     /// [`RelayError::Source`], or [`RelayError::Deadline`].
-    pub async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
+    pub(crate) async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
         let credentials = match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
             Ok(Ok(credentials)) => credentials,
@@ -95,15 +99,16 @@ impl Relay {
     /// report (`credentials.settings.warnings()`).
     ///
     /// # Errors
-    /// The scan's or the catalog call's [`RelayError::Source`], or [`RelayError::Deadline`].
+    /// The scan's or the catalog call's failure ([`Error::Authorization`],
+    /// [`Error::RateLimited`], [`Error::Upstream`] ...), or [`Error::Deadline`].
     pub async fn tile_data_as(
         &self,
         credentials: &Credentials,
         tile: TileId,
         period: Period,
-    ) -> Result<TileData, RelayError> {
+    ) -> Result<TileData, Error> {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        self.draw_until(credentials, tile, period, deadline).await
+        Ok(self.draw_until(credentials, tile, period, deadline).await?)
     }
 
     /// [`Relay::tile_data_as`] within a deadline set by the caller.
@@ -372,8 +377,8 @@ mod tests {
     use crate::RelaySettings;
     use crate::adapters::local::LocalCache;
     use crate::domain::{
-        ApiKey, AuthError, BreachQuery, BreachRecord, Catalog, CatalogId, EntitiesLimit, Lookup,
-        ModuleSettings, RecordSink,
+        ApiKey, AuthError, BreachQuery, Catalog, CatalogId, EntitiesLimit, Lookup, ModuleSettings,
+        RawRecord, RecordSink,
     };
     use crate::ports::{BreachSource, MockBreachSource, MockCredentialDecoder};
     use async_trait::async_trait;
@@ -411,7 +416,7 @@ mod tests {
         decoder
     }
 
-    fn record(source_id: u64, email: &str) -> BreachRecord {
+    fn record(source_id: u64, email: &str) -> RawRecord {
         serde_json::from_value(json!({
             "email": email, "source_id": source_id, "severity": 25,
             "spycloud_publish_date": "2026-03-10T00:00:00Z"
@@ -422,7 +427,7 @@ mod tests {
     /// A watchlist of pages after a delay, each saying SpyCloud holds `hits` records; counts
     /// scans and keeps their queries and how many pages each fed.
     struct Watchlist {
-        pages: Vec<Vec<BreachRecord>>,
+        pages: Vec<Vec<RawRecord>>,
         hits: u64,
         delay: Duration,
         failure: Option<SourceError>,
@@ -431,7 +436,7 @@ mod tests {
     }
 
     impl Watchlist {
-        fn new(pages: Vec<Vec<BreachRecord>>, hits: u64) -> Self {
+        fn new(pages: Vec<Vec<RawRecord>>, hits: u64) -> Self {
             Self {
                 pages,
                 hits,
@@ -523,7 +528,7 @@ mod tests {
         settings: RelaySettings,
     ) -> (Relay, Arc<AtomicU64>) {
         let (offset, clock) = clock();
-        let relay = Relay::new(source, Arc::new(decoder()), settings).with_clock(clock);
+        let relay = Relay::new(source, Arc::new(decoder()), settings).with_clock(move || clock());
         (relay, offset)
     }
 
@@ -720,7 +725,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_scan_reads_100_times_the_record_limit_and_says_how_many_it_did_not() {
-        let pages: Vec<Vec<BreachRecord>> = (0..10)
+        let pages: Vec<Vec<RawRecord>> = (0..10)
             .map(|_| (0..100).map(|_| record(1, "a@x.com")).collect())
             .collect();
         let source = Arc::new(Watchlist::new(pages, 5_000));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use spycloud_relay::adapters::jwt::{JwtDecoder, JwtSettings};
+use spycloud_relay::adapters::{JwtDecoder, JwtSettings};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -119,7 +119,7 @@ pub fn jwks_host(server: &MockServer) -> String {
 /// cache durations.
 pub fn settings_for(server: &MockServer) -> JwtSettings {
     JwtSettings {
-        allow_list: jwks_host(server).parse().expect("a host pattern"),
+        jwks_hosts: jwks_host(server),
         scheme: "http".to_owned(),
         fetch_timeout: Duration::from_secs(2),
         ..JwtSettings::default()

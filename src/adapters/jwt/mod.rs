@@ -15,8 +15,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-pub use allow_list::{DEFAULT_JWKS_HOSTS, HostAllowList, InvalidAllowList};
+pub(crate) use allow_list::{DEFAULT_JWKS_HOSTS, HostAllowList};
 
+use crate::BuildError;
 use crate::domain::{ApiKey, AuthError, Credentials, EntitiesLimit, ModuleSettings};
 use crate::ports::CredentialDecoder;
 use jwks::JwksCache;
@@ -24,8 +25,9 @@ use jwks::JwksCache;
 /// How a [`JwtDecoder`] finds and caches verification keys.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    /// The hosts a token's `jwks_host` may name (`RELAY_JWKS_HOSTS`).
-    pub allow_list: HostAllowList,
+    /// The hosts a token's `jwks_host` may name (`RELAY_JWKS_HOSTS`): comma-separated
+    /// `host[:port]` patterns, `*` matching one DNS label, a port matching exactly.
+    pub jwks_hosts: String,
     /// `https`, or `http` for local testing (`RELAY_JWKS_SCHEME`).
     pub scheme: String,
     /// Limit on one JWKS fetch, connection to last byte.
@@ -41,7 +43,7 @@ impl Default for JwtSettings {
     /// hour, refetched for an unknown `kid` at most every 5 s.
     fn default() -> Self {
         Self {
-            allow_list: HostAllowList::default(),
+            jwks_hosts: DEFAULT_JWKS_HOSTS.to_owned(),
             scheme: "https".to_owned(),
             fetch_timeout: Duration::from_secs(10),
             jwks_ttl: Duration::from_secs(60 * 60),
@@ -52,7 +54,10 @@ impl Default for JwtSettings {
 
 /// Why a [`JwtDecoder`] could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum JwtSetupError {
+pub(crate) enum JwtSetupError {
+    /// `RELAY_JWKS_HOSTS` is not an allow-list.
+    #[error("RELAY_JWKS_HOSTS: {0}")]
+    AllowList(#[from] allow_list::InvalidAllowList),
     /// A JWKS scheme other than `https` or `http`.
     #[error("unsupported JWKS scheme {0:?}: expected \"https\" or \"http\"")]
     Scheme(String),
@@ -79,9 +84,14 @@ impl JwtDecoder {
     /// A decoder with its own HTTP client and an empty JWKS cache.
     ///
     /// # Errors
-    /// [`JwtSetupError::Scheme`] unless the scheme is `https` or `http`;
-    /// [`JwtSetupError::Client`] when the HTTP client cannot be built.
-    pub fn new(settings: JwtSettings) -> Result<Self, JwtSetupError> {
+    /// [`BuildError::Jwt`] for a host pattern that is not `host[:port]` or an empty list, a
+    /// scheme other than `https` or `http`, or an HTTP client that cannot be built.
+    pub fn new(settings: JwtSettings) -> Result<Self, BuildError> {
+        Self::checked(settings).map_err(|error| BuildError::Jwt(error.to_string()))
+    }
+
+    fn checked(settings: JwtSettings) -> Result<Self, JwtSetupError> {
+        let allow_list: HostAllowList = settings.jwks_hosts.parse()?;
         let scheme = settings.scheme.to_ascii_lowercase();
         if scheme != "https" && scheme != "http" {
             return Err(JwtSetupError::Scheme(settings.scheme));
@@ -105,7 +115,7 @@ impl JwtDecoder {
         validation.required_spec_claims.clear();
 
         Ok(Self {
-            allow_list: settings.allow_list,
+            allow_list,
             jwks: JwksCache::new(client, scheme, settings.jwks_ttl, settings.refetch_interval),
             validation,
             verified: moka::sync::Cache::builder()
@@ -450,7 +460,7 @@ mod tests {
     fn defaults_keep_a_jwks_an_hour_refetch_it_at_most_every_5_s_and_signatures_5_minutes() {
         let settings = JwtSettings::default();
         assert_eq!(
-            settings.allow_list.to_string(),
+            settings.jwks_hosts,
             "visibility.amp.cisco.com,visibility.*.amp.cisco.com"
         );
         assert_eq!(settings.scheme, "https");
@@ -474,6 +484,6 @@ mod tests {
         };
         assert!(with("https").is_ok());
         assert!(with("http").is_ok());
-        assert!(matches!(with("ftp"), Err(JwtSetupError::Scheme(s)) if s == "ftp"));
+        assert!(matches!(with("ftp"), Err(BuildError::Jwt(s)) if s.contains("\"ftp\"")));
     }
 }

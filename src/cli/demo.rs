@@ -15,14 +15,11 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use warp::{Filter, Reply};
+use spycloud_relay::adapters::{HttpSettings, JwtDecoder, JwtSettings, MemorySource, Server};
+use spycloud_relay::domain::Timestamp;
+use spycloud_relay::{Relay, RelaySettings};
 
-use crate::adapters::http::{self, HttpSettings};
-use crate::adapters::jwt::{JwtDecoder, JwtSettings};
-use crate::adapters::memory::MemorySource;
-use crate::config::DemoArgs;
-use crate::domain::Timestamp;
-use crate::{Relay, RelaySettings, telemetry};
+use super::{DemoArgs, logging};
 
 /// The `kid` of the demo signing key, in token headers and in the demo JWKS.
 pub const DEMO_KID: &str = "spycloud-relay-demo";
@@ -32,9 +29,9 @@ pub const DEMO_API_KEY: &str = "demo-api-key";
 pub const DEMO_ENTITIES_LIMIT: usize = 100;
 
 /// The demo's RSA private key: public, committed, for the demo only.
-const DEMO_KEY_PEM: &[u8] = include_bytes!("../demo/demo-key.pem");
+const DEMO_KEY_PEM: &[u8] = include_bytes!("../../demo/demo-key.pem");
 /// The public half of [`DEMO_KEY_PEM`] as a JWKS.
-const DEMO_JWKS: &str = include_str!("../demo/jwks.json");
+const DEMO_JWKS: &str = include_str!("../../demo/jwks.json");
 
 /// Seconds requests in flight get to finish after SIGTERM/SIGINT.
 const GRACE: Duration = Duration::from_secs(5);
@@ -49,7 +46,7 @@ const GRACE: Duration = Duration::from_secs(5);
 /// When logging cannot start, the listener cannot be bound, or it is bound to an IPv6 address
 /// other than `::` (tokens name their JWKS host as `host:port`, which takes no IPv6 literal).
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
-    telemetry::init(&args.log)?;
+    logging::init(&args.log)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| format!("cannot listen on {} (RELAY_LISTEN): {error}", args.listen))?;
@@ -59,7 +56,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
     let base = format!("http://{host}");
 
     let decoder = JwtDecoder::new(JwtSettings {
-        allow_list: host.parse()?,
+        jwks_hosts: host.clone(),
         scheme: "http".to_owned(),
         ..JwtSettings::default()
     })?;
@@ -70,21 +67,21 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn Error>> {
         mapping: args.output.mapping(),
         ..RelaySettings::default()
     };
-    let relay = Arc::new(Relay::new(Arc::new(source), Arc::new(decoder), settings));
+    let relay = Relay::new(Arc::new(source), Arc::new(decoder), settings);
 
     let token = mint_token(&host, &base)?;
     print!("{}", instructions(&base, &samples, &token));
-    telemetry::announce(bound, false);
+    logging::announce(bound, false);
 
-    let jwks: Value = serde_json::from_str(DEMO_JWKS)?;
     let http = HttpSettings {
         // Fixed, so a curl to the printed address works whatever Host header it sends.
         audience: Some(base),
+        grace: GRACE,
+        // Where the token's `jwks_host` points.
+        jwks: Some(serde_json::from_str(DEMO_JWKS)?),
         ..HttpSettings::default()
     };
-    let limits = http.connections;
-    let filter = jwks_route(jwks).or(http::routes(relay, http));
-    http::serve_with_until_signal(listener, filter, limits, None, GRACE).await?;
+    Server::new(relay, http).serve(listener).await?;
     Ok(())
 }
 
@@ -102,15 +99,6 @@ fn reachable_address(bound: SocketAddr) -> Result<SocketAddr, Box<dyn Error>> {
         )
         .into()),
     }
-}
-
-/// `GET /.well-known/jwks`: the demo key's public half, where the token's `jwks_host` points.
-fn jwks_route(
-    jwks: Value,
-) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    warp::path!(".well-known" / "jwks")
-        .and(warp::get())
-        .map(move || warp::reply::json(&jwks))
 }
 
 /// An RS256 token signed by the demo key, accepted by this demo relay and no other.

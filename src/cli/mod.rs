@@ -1,5 +1,14 @@
-//! The command line: `serve` (the default), `demo` and `lookup`. Every setting is a `--flag`
-//! and the environment variable of the contract; `--help` lists them with their defaults.
+//! The command line: `serve` (the default), `demo`, `lookup` and `healthcheck`. Every setting
+//! is a `--flag` and the environment variable of the contract; `--help` lists them with their
+//! defaults. The binary's own modules live here, out of the library:
+//!
+//! - [`demo`]: the offline demo over the bundled sample;
+//! - [`logging`]: the process's log subscriber;
+//! - [`open_files`]: the open-files limit and the connections that fit in it.
+
+pub mod demo;
+pub mod logging;
+pub mod open_files;
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
@@ -7,8 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::email::truncate;
-use crate::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
+use spycloud_relay::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
 
 /// The relay's command line.
 #[derive(Debug, Parser)]
@@ -295,7 +303,7 @@ impl LookupArgs {
             let Some(kind) = kind else {
                 problems.push(format!(
                     "cannot tell what {} is: give its type with --type (email, domain, ip, ipv6, user)",
-                    truncate(value, 100)
+                    value.chars().take(100).collect::<String>()
                 ));
                 continue;
             };
