@@ -33,10 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         passwords: PasswordPolicy::Masked,
         ..MappingOptions::default()
     };
-    let breach = BreachRecord::try_from(record)?;
+    let typed = BreachRecord::try_from(record)?;
     let bundle = observable_bundle(
         &Observable::new("email", "pat@example.com"),
-        vec![breach],
+        vec![typed],
         |id| (id == catalog.id).then_some(&catalog),
         &options,
     );

@@ -38,6 +38,21 @@ const KNOWN_PATHS: [&str; 7] = [
 ];
 
 /// How a [`Server`] reads requests and stops.
+///
+/// ```
+/// use std::time::Duration;
+/// use spycloud_relay::adapters::{ConnectionLimits, HttpSettings};
+///
+/// let defaults = HttpSettings::default();
+/// assert_eq!((defaults.audience, defaults.tls, defaults.jwks), (None, None, None));
+/// assert_eq!((defaults.body_limit, defaults.grace), (1024 * 1024, Duration::from_secs(20)));
+/// assert_eq!(defaults.connections, ConnectionLimits::default());
+///
+/// let behind_a_proxy = HttpSettings {
+///     audience: Some("https://relay.example".to_owned()),
+///     ..HttpSettings::default()
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
     /// The audience tokens must carry; `None`: the request's own URL root.
@@ -69,6 +84,16 @@ impl Default for HttpSettings {
 }
 
 /// How many connections clients may hold, and for how long without sending what they owe.
+///
+/// ```
+/// use std::time::Duration;
+/// use spycloud_relay::adapters::ConnectionLimits;
+///
+/// let defaults = ConnectionLimits::default();
+/// assert_eq!(defaults.header_read_timeout, Duration::from_secs(30));
+/// assert_eq!(defaults.body_read_timeout, Duration::from_secs(10));
+/// assert_eq!(defaults.max_connections, 1024);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// How long a client may take to send a request's headers, counted from its connection
@@ -116,6 +141,13 @@ impl Drop for InFlightGuard {
 }
 
 /// Why serving failed or stopped with work undone.
+///
+/// ```
+/// use spycloud_relay::adapters::ServeError;
+///
+/// let cut = ServeError::CutOff(2);
+/// assert_eq!(cut.to_string(), "stopped with 2 request(s) in flight cut off");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
@@ -131,19 +163,32 @@ pub enum ServeError {
 /// The relay served to SecureX over HTTP(S): its routes, each request within the connection
 /// limits and the relay's deadline, a request id in every log line, a graceful stop.
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use spycloud_relay::Relay;
-/// use spycloud_relay::adapters::{HttpSettings, JwtDecoder, JwtSettings, Server};
-/// use std::sync::Arc;
+/// In production, [`Server::serve`] runs until SIGTERM or SIGINT, over
+/// `Relay::builder().decoder(Arc::new(JwtDecoder::new(JwtSettings::default())?))`; here the
+/// demo's relay is served until the example says stop:
 ///
-/// let decoder = JwtDecoder::new(JwtSettings::default())?;
-/// let relay = Relay::builder().decoder(Arc::new(decoder)).build()?;
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
-/// // Until SIGTERM or SIGINT; requests in flight then get `HttpSettings::grace`.
-/// Server::new(relay, HttpSettings::default()).serve(listener).await?;
-/// # Ok(())
-/// # }
+/// ```
+/// use std::sync::Arc;
+/// use spycloud_relay::{Relay, RelaySettings};
+/// use spycloud_relay::adapters::{FixedCredentials, HttpSettings, MemorySource, Server};
+/// use spycloud_relay::domain::{ApiKey, Credentials};
+/// use tokio::{net::TcpListener, sync::oneshot};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let decoder = Arc::new(FixedCredentials(Credentials::new(ApiKey::parse("demo-api-key")?)));
+/// let relay = Relay::new(Arc::new(MemorySource::sample()), decoder, RelaySettings::default());
+/// let listener = TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("http://{}/version", listener.local_addr()?);
+/// let (stop, stopped) = oneshot::channel::<()>();
+/// let server = Server::new(relay, HttpSettings::default());
+/// let serving = tokio::spawn(server.serve_until(listener, async { stopped.await.ok(); }));
+///
+/// let answer: serde_json::Value = reqwest::Client::new().post(&url).send().await?.json().await?;
+/// assert_eq!(answer, serde_json::json!({"version": env!("CARGO_PKG_VERSION")}));
+///
+/// stop.send(()).ok();
+/// serving.await??; // stopped, no request cut off
+/// # Ok(()) }
 /// ```
 #[must_use]
 pub struct Server {

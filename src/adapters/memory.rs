@@ -201,6 +201,7 @@ impl Pages {
 }
 
 /// A [`BreachSource`] answering from a dataset in memory; every API key is accepted.
+/// [`MemorySource::from_json`] loads one, [`MemorySource::sample`] is the demo's.
 #[derive(Debug, Clone)]
 pub struct MemorySource {
     /// Keyed by endpoint and the lower-cased value.
@@ -215,6 +216,38 @@ impl MemorySource {
     /// # Errors
     /// [`BuildError::Dataset`]: JSON that is not the documented shape, or a cursor chain that is
     /// not one straight line from the first page to a last page without a cursor.
+    ///
+    /// ```
+    /// use spycloud_relay::BuildError;
+    /// use spycloud_relay::adapters::MemorySource;
+    /// use spycloud_relay::domain::{
+    ///     ApiKey, BreachQuery, CatalogId, Lookup, ObservableType, RawRecord,
+    /// };
+    /// use spycloud_relay::ports::BreachSource;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let source = MemorySource::from_json(r#"{
+    ///     "emails": {"Pat@Example.com": [
+    ///         {"cursor": "p2", "results": [{"spycloud_publish_date": "2024-03-01T00:00:00Z"}]},
+    ///         {"cursor": "", "results": [{"spycloud_publish_date": "2024-05-01T00:00:00Z"}]}
+    ///     ]},
+    ///     "catalogs": [{"id": 7, "title": "Example Forum"}]
+    /// }"#)?;
+    /// assert_eq!(source.emails(), ["pat@example.com"]);
+    ///
+    /// let key = ApiKey::parse("any key")?;
+    /// let pat = Lookup::parse(ObservableType::Email, "PAT@example.com")?;
+    /// let mut records: Vec<RawRecord> = Vec::new();
+    /// source.breaches(&key, &pat, &BreachQuery::default(), &mut records).await?;
+    /// assert_eq!(records.len(), 2); // both pages, following the cursor
+    /// let found = source.catalogs(&key, &[CatalogId(7), CatalogId(8)]).await?;
+    /// assert_eq!(found.len(), 1);
+    ///
+    /// let broken = r#"{"emails": {"pat@example.com": [{"cursor": "p2", "results": []}]}}"#;
+    /// let why = r#"the last page of pat@example.com has cursor "p2", but no page follows it"#;
+    /// assert_eq!(MemorySource::from_json(broken).unwrap_err(), BuildError::Dataset(why.into()));
+    /// # Ok(()) }
+    /// ```
     pub fn from_json(json: &str) -> Result<Self, BuildError> {
         Self::parse(json).map_err(|error| BuildError::Dataset(error.to_string()))
     }
@@ -251,7 +284,8 @@ impl MemorySource {
         })
     }
 
-    /// The same dataset with `records` as its watchlist.
+    /// The same dataset with `records` as its watchlist ([`WatchlistQuery`]'s example reads
+    /// one).
     pub fn with_watchlist(self, records: Vec<RawRecord>) -> Self {
         Self {
             watchlist: records,
@@ -261,11 +295,46 @@ impl MemorySource {
 
     /// The bundled sample dataset with a watchlist of twelve employees spread over the 90 days
     /// before `now`: the demo's data.
+    ///
+    /// ```
+    /// use spycloud_relay::adapters::MemorySource;
+    /// use spycloud_relay::domain::{ApiKey, RawRecord, Timestamp};
+    /// use spycloud_relay::ports::{BreachSource, WatchlistQuery};
+    /// use chrono::TimeDelta;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let now = Timestamp::parse("2024-06-01T12:00:00Z")?;
+    /// let source = MemorySource::sample_at(now);
+    /// let ninety_days_ago = WatchlistQuery {
+    ///     since: now.minus(TimeDelta::days(90)).day(),
+    ///     severity: None,
+    /// };
+    /// let mut records: Vec<RawRecord> = Vec::new();
+    /// source.watchlist(&ApiKey::parse("demo-api-key")?, &ninety_days_ago, &mut records).await?;
+    /// assert_eq!(records.len(), 360);
+    /// assert!(records.iter().all(|record| record.published() <= Some(now)));
+    /// # Ok(()) }
+    /// ```
     pub fn sample_at(now: Timestamp) -> Self {
         Self::sample().with_watchlist(sample_watchlist(now))
     }
 
     /// The bundled sample dataset (`demo/sample.json`), without a watchlist.
+    ///
+    /// ```
+    /// use spycloud_relay::adapters::MemorySource;
+    ///
+    /// let demo = MemorySource::sample();
+    /// assert_eq!(demo.emails(), [
+    ///     "alex.rivera@example.com",
+    ///     "casey.nguyen@example.net",
+    ///     "jordan.lee@example.org",
+    ///     "sam.taylor@acme.test",
+    /// ]);
+    /// assert_eq!(demo.values_of("domains"), ["acme.test"]);
+    /// assert_eq!(demo.values_of("ips"), ["203.0.113.77"]);
+    /// assert_eq!(demo.values_of("usernames"), ["arivera"]);
+    /// ```
     pub fn sample() -> Self {
         Self::from_json(SAMPLE_JSON).expect("demo/sample.json is a valid dataset")
     }

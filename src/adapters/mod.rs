@@ -10,6 +10,27 @@
 //! - [`FixedCredentials`]: credentials known in advance (the `lookup` command, single-tenant
 //!   embedders);
 //! - [`Server`]: SecureX's routes over HTTP, or HTTPS with a [`ServerTls`].
+//!
+//! The offline pieces make a whole relay: the demo's dataset, one tenant's credentials.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use spycloud_relay::{Relay, RelaySettings};
+//! use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+//! use spycloud_relay::domain::{ApiKey, Credentials, Observable};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+//! let relay = Relay::new(
+//!     Arc::new(MemorySource::sample()),
+//!     Arc::new(FixedCredentials(credentials.clone())),
+//!     RelaySettings::default(),
+//! );
+//! let bundle = relay.lookup(&credentials, &[Observable::new("domain", "acme.test")]).await?;
+//! assert_eq!(bundle.sightings.len(), 3);
+//! assert_eq!(bundle.sightings[0].description, "Present in Demo VPN Stealer Logs");
+//! # Ok(()) }
+//! ```
 
 #[cfg(feature = "spycloud")]
 pub(crate) mod cache;

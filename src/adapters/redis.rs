@@ -77,6 +77,30 @@ pub struct RedisSettings {
 impl RedisSettings {
     /// The Redis at `url`, API keys named by a keyed hash with `key_secret`, each call bounded
     /// by 250 ms.
+    ///
+    /// Building checks the settings; the connection is made on first use (and a Redis that
+    /// does not answer leaves each replica to its own state), so no Redis is needed here.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use spycloud_relay::{BuildError, Relay};
+    /// use spycloud_relay::adapters::RedisSettings;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = "the same 16+ bytes on every replica";
+    /// let settings = RedisSettings::new("redis://:hunter2@127.0.0.1:1/0", secret);
+    /// assert_eq!(settings.timeout, Duration::from_millis(250));
+    /// // `Debug` shows neither the URL (it may hold a password) nor the secret.
+    /// assert_eq!(format!("{settings:?}"), "RedisSettings { timeout: 250ms, .. }");
+    /// let relay = Relay::builder().redis(settings).build()?;
+    ///
+    /// let weak = RedisSettings::new("redis://127.0.0.1:1", "short");
+    /// let Some(BuildError::Redis(why)) = Relay::builder().redis(weak).build().err() else {
+    ///     panic!("a weak secret is refused")
+    /// };
+    /// assert!(why.starts_with("RELAY_REDIS_KEY_SECRET must be set"), "{why}");
+    /// # Ok(()) }
+    /// ```
     pub fn new(url: impl Into<String>, key_secret: impl Into<String>) -> Self {
         Self {
             url: url.into(),

@@ -65,6 +65,24 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// How the client reaches SpyCloud; [`SpyCloudSettings::default`] holds the contract's defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use spycloud_relay::Relay;
+/// use spycloud_relay::adapters::SpyCloudSettings;
+///
+/// let defaults = SpyCloudSettings::default();
+/// assert_eq!(defaults.base_url, "https://api.spycloud.io/enterprise-v2");
+/// assert_eq!((defaults.timeout, defaults.max_rps.get()), (Duration::from_secs(10), 10));
+///
+/// let eu = SpyCloudSettings {
+///     base_url: "https://api.eu.spycloud.example/enterprise-v2/".to_owned(),
+///     timeout: Duration::from_secs(5),
+///     ..defaults
+/// };
+/// let relay = Relay::builder().spycloud(eu).build()?;
+/// # Ok::<(), spycloud_relay::BuildError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpyCloudSettings {
     /// The API base, e.g. `https://api.spycloud.io/enterprise-v2`; a trailing slash is fine.
@@ -91,6 +109,41 @@ impl Default for SpyCloudSettings {
 
 /// Retries of 429 (unless the quota is spent), 502/503/504 and connection failures.
 /// Timeouts are not retried: the relay has an overall deadline.
+///
+/// Here SpyCloud (a stand-in) is unavailable once, then answers:
+///
+/// ```
+/// use std::time::Duration;
+/// use spycloud_relay::adapters::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+/// use spycloud_relay::domain::{ApiKey, BreachQuery, Lookup, ObservableType, RawRecord};
+/// use spycloud_relay::ports::BreachSource;
+/// # use serde_json::json;
+/// # use wiremock::matchers::path;
+/// # use wiremock::{Mock, MockServer, ResponseTemplate};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let spycloud = MockServer::start().await;
+/// # Mock::given(path("/breach/data/emails/pat@example.com"))
+/// #     .respond_with(ResponseTemplate::new(503)).up_to_n_times(1).mount(&spycloud).await;
+/// # let record = json!({"spycloud_publish_date": "2024-03-01T00:00:00Z"});
+/// # Mock::given(path("/breach/data/emails/pat@example.com"))
+/// #     .respond_with(ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "hits": 1, "results": [record]})))
+/// #     .mount(&spycloud).await;
+/// let defaults = RetryPolicy::default();
+/// assert_eq!((defaults.max_retries, defaults.base_backoff), (2, Duration::from_millis(200)));
+/// assert_eq!(defaults.max_retry_after, Duration::from_secs(5));
+///
+/// let retry = RetryPolicy { base_backoff: Duration::from_millis(10), ..defaults };
+/// let base_url = spycloud.uri();
+/// let client = SpyCloudClient::new(SpyCloudSettings { base_url, retry, ..Default::default() })?;
+/// let key = ApiKey::parse("my key")?;
+/// let pat = Lookup::parse(ObservableType::Email, "pat@example.com")?;
+/// let mut records: Vec<RawRecord> = Vec::new();
+/// client.breaches(&key, &pat, &BreachQuery::default(), &mut records).await?;
+/// assert_eq!(records.len(), 1); // on the second attempt
+/// # assert_eq!(spycloud.received_requests().await.unwrap().len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Extra attempts after the first one.
@@ -141,7 +194,9 @@ impl From<SpyCloudBuildError> for BuildError {
     }
 }
 
-/// The SpyCloud Enterprise API as a [`BreachSource`].
+/// The SpyCloud Enterprise API as a [`BreachSource`] ([`SpyCloudClient::new`] and
+/// [`RetryPolicy`] show it at work). [`Relay::builder`](crate::Relay::builder) makes one
+/// with a catalog cache in front; an embedder may use it alone.
 ///
 /// Holds one connection pool and one rate limiter; share it (`Arc`) across requests so both
 /// are shared too. Which limiter (this process's, or one shared by replicas) it does not know.
@@ -169,6 +224,37 @@ impl SpyCloudClient {
     /// # Errors
     /// [`BuildError::SpyCloud`] when the base is not an http(s) URL, or when reqwest cannot
     /// build its client.
+    ///
+    /// ```
+    /// use spycloud_relay::BuildError;
+    /// use spycloud_relay::adapters::{SpyCloudClient, SpyCloudSettings};
+    /// use spycloud_relay::domain::{ApiKey, SourceError};
+    /// use spycloud_relay::ports::BreachSource;
+    /// # use serde_json::json;
+    /// # use wiremock::matchers::{header, path};
+    /// # use wiremock::{Mock, MockServer, ResponseTemplate};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let spycloud = MockServer::start().await;
+    /// # Mock::given(path("/watchlist/example.org")).and(header("X-API-Key", "my key"))
+    /// #     .respond_with(ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "hits": 0, "results": []})))
+    /// #     .mount(&spycloud).await;
+    /// # Mock::given(path("/watchlist/example.org")).and(header("X-API-Key", "revoked key"))
+    /// #     .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Invalid API key"})))
+    /// #     .mount(&spycloud).await;
+    /// let settings = SpyCloudSettings { base_url: spycloud.uri(), ..SpyCloudSettings::default() };
+    /// let client = SpyCloudClient::new(settings)?;
+    /// // One cheap authenticated call: does the key work?
+    /// client.probe(&ApiKey::parse("my key")?).await?;
+    /// let refused = client.probe(&ApiKey::parse("revoked key")?).await;
+    /// assert_eq!(refused, Err(SourceError::Unauthorized("Invalid API key".to_owned())));
+    ///
+    /// let base_url = "ftp://api.spycloud.io".to_owned();
+    /// let ftp = SpyCloudSettings { base_url, ..SpyCloudSettings::default() };
+    /// let why = r#"invalid SpyCloud API URL "ftp://api.spycloud.io""#;
+    /// assert_eq!(SpyCloudClient::new(ftp).unwrap_err(), BuildError::SpyCloud(why.to_owned()));
+    /// # Ok(()) }
+    /// ```
     pub fn new(settings: SpyCloudSettings) -> Result<Self, BuildError> {
         let limiter = Arc::new(LocalRateLimiter::new(settings.max_rps));
         Ok(Self::with_rate_limiter(settings, limiter)?)

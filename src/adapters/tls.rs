@@ -67,6 +67,8 @@ pub enum TlsError {
 }
 
 /// The relay's TLS server side: cheap to clone, all clones serve the pair last loaded.
+/// [`ServerTls::load`] reads it; [`HttpSettings::tls`](crate::adapters::HttpSettings::tls)
+/// serves it.
 #[derive(Clone)]
 pub struct ServerTls {
     files: Arc<TlsFiles>,
@@ -116,6 +118,29 @@ impl ServerTls {
     /// # Errors
     /// [`BuildError::Tls`] naming the file that is missing, unreadable, not PEM, or whose key
     /// does not belong to the certificate.
+    ///
+    /// ```
+    /// use spycloud_relay::BuildError;
+    /// use spycloud_relay::adapters::{HttpSettings, ServerTls};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("spycloud-relay-doc-tls-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let pair = |name: &str| rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    /// # let (relay, other) = (pair("relay.example"), pair("other.example"));
+    /// # std::fs::write(dir.join("relay.crt"), relay.cert.pem())?;
+    /// # std::fs::write(dir.join("relay.key"), relay.signing_key.serialize_pem())?;
+    /// # std::fs::write(dir.join("other.key"), other.signing_key.serialize_pem())?;
+    /// let (cert, key) = (dir.join("relay.crt"), dir.join("relay.key"));
+    /// let tls = ServerTls::load(&cert, &key)?;
+    /// let https = HttpSettings { tls: Some(tls), ..HttpSettings::default() };
+    ///
+    /// let Err(BuildError::Tls(why)) = ServerTls::load(&cert, dir.join("other.key")) else { panic!() };
+    /// assert!(why.starts_with("the key in ") && why.contains("other.key"), "{why}");
+    /// let Err(BuildError::Tls(why)) = ServerTls::load(dir.join("missing.crt"), &key) else { panic!() };
+    /// assert!(why.starts_with("could not read ") && why.contains("missing.crt"), "{why}");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Result<Self, BuildError> {
         let files = TlsFiles {
             cert: cert.into(),

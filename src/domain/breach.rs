@@ -11,6 +11,19 @@ use super::catalog::CatalogId;
 use super::time::Timestamp;
 
 /// One record exactly as SpyCloud returned it, field order kept.
+///
+/// ```
+/// use spycloud_relay::domain::{CatalogId, RawRecord, Timestamp};
+///
+/// let record: RawRecord = serde_json::from_str(
+///     r#"{"source_id": "7", "severity": "20", "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#,
+/// )?;
+/// assert_eq!(record.source_id(), Some(CatalogId(7)));
+/// assert_eq!(record.severity(), Some(20));
+/// assert_eq!(record.published(), Some(Timestamp::parse("2024-03-01T00:00:00Z").unwrap()));
+/// assert_eq!(record.0.keys().next().map(String::as_str), Some("source_id"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(transparent)]
 pub struct RawRecord(pub Map<String, Value>);
@@ -56,7 +69,25 @@ pub const NOT_IN_DATA_TABLE: [&str; 9] = [
     "severity",
 ];
 
-/// A breach record the mapping can use.
+/// A breach record the mapping can use, typed from a [`RawRecord`]: the fields the mapping
+/// reads are taken out, the others stay in `data`, in SpyCloud's order.
+///
+/// ```
+/// use spycloud_relay::domain::{BreachRecord, CatalogId, RawRecord};
+///
+/// let raw: RawRecord = serde_json::from_str(r#"{
+///     "document_id": "d-1", "source_id": 7, "severity": 25, "sighting": 3,
+///     "email": "pat@example.com", "password_plaintext": "hunter2",
+///     "spycloud_publish_date": "2024-03-01T00:00:00Z"
+/// }"#)?;
+/// let record = BreachRecord::try_from(raw)?;
+/// assert_eq!(record.source_id, Some(CatalogId(7)));
+/// assert_eq!((record.severity, record.sighting_count), (Some(25), 3));
+/// assert_eq!(record.published.to_string(), "2024-03-01T00:00:00.000000Z");
+/// let rest: Vec<&str> = record.data.keys().map(String::as_str).collect();
+/// assert_eq!(rest, ["email", "password_plaintext"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreachRecord {
     /// SpyCloud's id of the record.
@@ -76,6 +107,21 @@ pub struct BreachRecord {
 }
 
 /// Why a record cannot become a sighting.
+///
+/// ```
+/// use spycloud_relay::domain::{BreachRecord, InvalidRecord, RawRecord};
+///
+/// let undated: RawRecord = serde_json::from_str(r#"{"email": "pat@example.com"}"#)?;
+/// let refused = BreachRecord::try_from(undated).unwrap_err();
+/// assert_eq!(refused, InvalidRecord::PublishDate);
+/// assert_eq!(refused.to_string(), "spycloud_publish_date is missing or not a date");
+///
+/// let odd: RawRecord = serde_json::from_str(
+///     r#"{"severity": "high", "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#,
+/// )?;
+/// assert_eq!(BreachRecord::try_from(odd), Err(InvalidRecord::Field("severity")));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidRecord {
     /// `spycloud_publish_date` is absent or not a timestamp.

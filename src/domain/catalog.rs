@@ -8,6 +8,15 @@ use serde_json::{Map, Value};
 use super::time::Timestamp;
 
 /// The id of a breach catalog (a record's `source_id`).
+///
+/// ```
+/// use spycloud_relay::domain::CatalogId;
+/// use serde_json::json;
+///
+/// assert_eq!(CatalogId::from_value(&json!(" 36512")), Some(CatalogId(36512)));
+/// assert_eq!(CatalogId::from_value(&json!(-1)), None);
+/// assert_eq!(CatalogId(36512).to_string(), "36512");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CatalogId(pub u64);
 
@@ -45,6 +54,23 @@ impl<'de> Deserialize<'de> for CatalogId {
 /// A breach catalog entry. Every field but `id` may be missing: SpyCloud's data is not always
 /// complete, and a missing field leaves its CTIM field out rather than failing the lookup.
 /// It serializes to JSON it reads back as itself (the shared catalog cache stores it so).
+///
+/// ```
+/// use spycloud_relay::domain::{Catalog, CatalogId};
+///
+/// let catalog: Catalog = serde_json::from_str(r#"{
+///     "id": 7, "title": "Example Forum", "site": "n/a", "confidence": 1,
+///     "combo_list_flag": "YES", "spycloud_publish_date": 20240301
+/// }"#)?;
+/// assert_eq!((catalog.id, catalog.title.as_deref()), (CatalogId(7), Some("Example Forum")));
+/// assert!(catalog.is_combo_list());
+/// assert_eq!(catalog.usable_site(), None); // `n/a` is no site
+/// assert_eq!(catalog.spycloud_publish_date, None); // not a date: left out, not an error
+///
+/// let stored = serde_json::to_string(&catalog)?;
+/// assert_eq!(serde_json::from_str::<Catalog>(&stored)?, catalog);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Catalog {
     /// The catalog id records refer to as `source_id`.

@@ -9,6 +9,35 @@ use std::collections::BinaryHeap;
 use super::breach::{BreachRecord, InvalidRecord, RawRecord};
 
 /// Where a source puts a lookup's records as they arrive, page after page.
+///
+/// `Vec<RawRecord>` is one that takes every record; an embedder's own can stop early:
+///
+/// ```
+/// use spycloud_relay::adapters::MemorySource;
+/// use spycloud_relay::domain::{
+///     ApiKey, BreachQuery, CatalogId, Lookup, ObservableType, RawRecord, RecordSink,
+/// };
+/// use spycloud_relay::ports::BreachSource;
+///
+/// /// The catalogs of the first `want` records, and how many SpyCloud holds.
+/// struct FirstSources { want: usize, sources: Vec<Option<CatalogId>>, hits: u64 }
+///
+/// impl RecordSink for FirstSources {
+///     fn wants_more(&self) -> bool { self.sources.len() < self.want }
+///     fn hits(&mut self, hits: u64) { self.hits = self.hits.max(hits); }
+///     fn add(&mut self, record: RawRecord) { self.sources.push(record.source_id()); }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (key, query) = (ApiKey::parse("demo-api-key")?, BreachQuery::default());
+/// let lookup = Lookup::parse(ObservableType::Email, "alex.rivera@example.com")?;
+/// let mut sink = FirstSources { want: 3, sources: Vec::new(), hits: 0 };
+/// MemorySource::sample().breaches(&key, &lookup, &query, &mut sink).await?;
+/// let first = [36512, 36512, 18001].map(|id| Some(CatalogId(id)));
+/// assert_eq!(sink.sources, first);
+/// assert_eq!(sink.hits, 5);
+/// # Ok(()) }
+/// ```
 pub trait RecordSink: Send {
     /// Whether another record would still be taken: a source stops asking for pages (and
     /// skips the rest of a page) once this is false.

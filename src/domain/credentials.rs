@@ -21,6 +21,18 @@ impl ApiKey {
     /// # Errors
     /// [`AuthError::Unauthorized`] for an empty key, non-ASCII, control characters or
     /// surrounding spaces: such a key could never authenticate a request.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::{ApiKey, AuthError};
+    ///
+    /// let key = ApiKey::parse("demo-api-key")?;
+    /// assert_eq!(key.expose(), "demo-api-key");
+    /// assert_eq!(format!("{key:?}"), "ApiKey(***)"); // never logged
+    ///
+    /// assert_eq!(ApiKey::parse(" demo-api-key"), Err(AuthError::Unauthorized));
+    /// assert_eq!(ApiKey::parse("clé"), Err(AuthError::Unauthorized));
+    /// # Ok::<(), AuthError>(())
+    /// ```
     pub fn parse(key: &str) -> Result<Self, AuthError> {
         let usable = !key.is_empty()
             && key.trim() == key
@@ -54,6 +66,18 @@ impl fmt::Debug for ApiKey {
 pub struct KeyFingerprint(pub [u8; 32]);
 
 /// How many breach records (and so sightings) one email may produce in one response.
+///
+/// ```
+/// use spycloud_relay::domain::EntitiesLimit;
+/// use serde_json::json;
+///
+/// assert_eq!(EntitiesLimit::new(25).map(EntitiesLimit::get), Some(25));
+/// assert_eq!(EntitiesLimit::new(0), None);
+/// // The `CTR_ENTITIES_LIMIT` claim: a number or a string of one; anything else is the default.
+/// assert_eq!(EntitiesLimit::from_claim(Some(&json!("25"))).get(), 25);
+/// assert_eq!(EntitiesLimit::from_claim(Some(&json!(-1))), EntitiesLimit::DEFAULT);
+/// assert_eq!(EntitiesLimit::from_claim(None).get(), 100);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntitiesLimit(NonZeroUsize);
 
@@ -104,6 +128,22 @@ pub struct Credentials {
 
 impl Credentials {
     /// Credentials with the default entities limit and no module settings.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ModuleSettings};
+    ///
+    /// let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+    /// assert_eq!(credentials.entities_limit, EntitiesLimit::DEFAULT);
+    /// assert_eq!(credentials.settings, ModuleSettings::default());
+    ///
+    /// // Fields are public: an embedder sets the limit its callers get.
+    /// let capped = Credentials {
+    ///     entities_limit: EntitiesLimit::new(10).unwrap(),
+    ///     ..credentials
+    /// };
+    /// assert_eq!(capped.entities_limit.get(), 10);
+    /// # Ok::<(), spycloud_relay::domain::AuthError>(())
+    /// ```
     pub fn new(api_key: ApiKey) -> Self {
         Self {
             api_key,
@@ -114,6 +154,17 @@ impl Credentials {
 }
 
 /// Every reason a request is not authorized; `Display` is the contract's reason text.
+///
+/// ```
+/// use spycloud_relay::Error;
+/// use spycloud_relay::domain::AuthError;
+///
+/// assert_eq!(AuthError::Expired.to_string(), "Token has expired");
+/// // As a request's fatal error:
+/// let error = Error::Authorization { reason: AuthError::WrongAudience.to_string() };
+/// assert_eq!(error.code(), "authorization error");
+/// assert_eq!(error.message(), "Authorization failed: Wrong configuration-token-audience");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header.

@@ -117,6 +117,34 @@ pub struct ExternalReference {
 }
 
 /// A CTIM sighting: the looked-up observable seen in one breach record.
+///
+/// ```
+/// use spycloud_relay::domain::{Catalog, MappingOptions, Observable, RawRecord, observable_bundle};
+///
+/// let record: RawRecord = serde_json::from_str(r#"{
+///     "document_id": "d-1", "source_id": 7, "severity": 25, "email": "pat@acme.test",
+///     "username": "pat", "spycloud_publish_date": "2024-03-01T00:00:00Z"
+/// }"#)?;
+/// let catalog: Catalog = serde_json::from_str(
+///     r#"{"id": 7, "uuid": "0b1c", "title": "Example Forum", "site": "forum.example"}"#,
+/// )?;
+/// let acme = Observable::new("domain", "acme.test");
+/// let options = MappingOptions::default();
+/// let bundle = observable_bundle(&acme, vec![record.try_into()?], |_| Some(&catalog), &options);
+///
+/// let sighting = &bundle.sightings[0];
+/// assert!(sighting.id.starts_with("transient:sighting-"));
+/// assert_eq!((sighting.severity, sighting.count), ("High", 1));
+/// assert_eq!(sighting.external_ids, ["d-1", "7"]);
+/// // The domain looked up, and the account the record names.
+/// assert_eq!(sighting.targets[0].observables, [acme, Observable::new("email", "pat@acme.test")]);
+/// assert_eq!(&*sighting.relations[0].related.value, "forum.example"); // Leaked_From
+/// let columns: Vec<_> = sighting.data.columns.iter().map(|c| c.name.as_str()).collect();
+/// assert_eq!(columns, ["email", "username"]);
+/// let portal = "https://portal.spycloud.com/breach/catalog/0b1c";
+/// assert_eq!(sighting.source_uri.as_deref(), Some(portal));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sighting {
     /// `transient:sighting-<uuid>`.
@@ -157,7 +185,36 @@ pub struct Sighting {
     pub source_uri: Option<String>,
 }
 
-/// A CTIM indicator: one breach catalog.
+/// A CTIM indicator: one breach catalog. Its id depends on the catalog id alone, so every
+/// answer names a breach alike.
+///
+/// ```
+/// use spycloud_relay::domain::{
+///     Catalog, MappingOptions, Observable, RawRecord, Timestamp, observable_bundle,
+/// };
+///
+/// let catalog: Catalog = serde_json::from_str(r#"{
+///     "id": 7, "uuid": "0b1c", "title": "Example Forum", "description": "A forum's users",
+///     "confidence": 2, "spycloud_publish_date": "2024-02-01T00:00:00Z",
+///     "assets": {"email": 100, "password": 80}
+/// }"#)?;
+/// let record: RawRecord =
+///     serde_json::from_str(r#"{"source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#)?;
+/// let pat = Observable::new("email", "pat@example.com");
+/// let options = MappingOptions::default();
+/// let bundle = observable_bundle(&pat, vec![record.try_into()?], |_| Some(&catalog), &options);
+///
+/// let indicator = &bundle.indicators[0];
+/// assert_eq!(indicator.id, "transient:indicator-d8ca2052-b949-5309-beeb-9ae3d4214b57");
+/// assert_eq!((indicator.confidence, indicator.title.as_deref()), ("Medium", Some("Example Forum")));
+/// assert_eq!(indicator.external_ids, ["7", "0b1c"]);
+/// let portal = &indicator.external_references[0];
+/// assert_eq!(portal.url, "https://portal.spycloud.com/breach/catalog/0b1c");
+/// assert_eq!(portal.description, "A forum's users");
+/// assert_eq!(indicator.tags, ["email", "password"]);
+/// assert_eq!(indicator.valid_time.start_time, Some(Timestamp::parse("2024-02-01T00:00:00Z")?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Indicator {
     /// `transient:indicator-<uuid5 of the catalog id>`.
@@ -221,6 +278,19 @@ pub enum ErrorType {
 }
 
 /// One entry of the `errors` list SecureX reads.
+///
+/// ```
+/// use spycloud_relay::Error;
+/// use serde_json::json;
+///
+/// let doc = Error::Deadline { secs: 25 }.to_doc();
+/// assert_eq!(serde_json::to_value(&doc)?, json!({
+///     "type": "fatal",
+///     "code": "unknown",
+///     "message": "SpyCloud did not answer everything within the relay's 25 s deadline.",
+/// }));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorDoc {
     /// Fatal or warning.
@@ -269,6 +339,18 @@ struct Envelope<'a> {
 }
 
 /// Everything one observe request found, before it is put in the envelope.
+///
+/// ```
+/// use spycloud_relay::Error;
+/// use spycloud_relay::domain::Bundle;
+///
+/// let mut bundle = Bundle::default();
+/// assert_eq!(bundle.fatal_code(), None);
+/// // What came before a fatal error stands; the fatal error comes last.
+/// bundle.append(Bundle::with_error(Error::NotFound.to_doc()));
+/// assert_eq!(bundle.fatal_code(), Some("not found"));
+/// assert_eq!(bundle.errors[0].message, "The Spycloud not found.");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bundle {
     /// One per breach record.
@@ -310,6 +392,39 @@ impl Bundle {
     ///
     /// # Errors
     /// A value serde_json cannot represent (none the relay makes); never a silent `null`.
+    ///
+    /// ```
+    /// use spycloud_relay::Error;
+    /// use spycloud_relay::domain::{
+    ///     BreachRecord, Bundle, MappingOptions, Observable, RawRecord, observable_bundle,
+    /// };
+    /// use serde_json::json;
+    ///
+    /// // Each entity list sits in `data` with its count, only when it is not empty.
+    /// let record: RawRecord = serde_json::from_str(
+    ///     r#"{"source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#,
+    /// )?;
+    /// let pat = Observable::new("email", "pat@example.com");
+    /// let options = MappingOptions::default();
+    /// let found = observable_bundle(&pat, vec![record.try_into()?], |_| None, &options);
+    /// let envelope = found.into_response()?;
+    /// assert_eq!(envelope["data"]["sightings"]["count"], 1);
+    /// assert_eq!(envelope["data"]["sightings"]["docs"][0]["type"], "sighting");
+    /// assert!(envelope["data"].get("indicators").is_none()); // catalog 7 is unknown:
+    /// assert_eq!(envelope["errors"][0]["type"], "warning");
+    ///
+    /// // After a fatal error with nothing found, no `data` at all.
+    /// assert_eq!(
+    ///     Bundle::with_error(Error::RateLimited.to_doc()).into_response()?,
+    ///     json!({"errors": [{
+    ///         "type": "fatal",
+    ///         "code": "too many requests",
+    ///         "message": "Too many requests have been made to Spycloud. Please, try again later.",
+    ///     }]})
+    /// );
+    /// assert_eq!(Bundle::default().into_response()?, json!({"data": {}}));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_response(self) -> Result<Value, serde_json::Error> {
         serde_json::to_value(&self)
     }

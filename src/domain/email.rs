@@ -16,6 +16,18 @@ impl Email {
     ///
     /// # Errors
     /// [`InvalidLookup`] carrying the value when it is not an address.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::Email;
+    ///
+    /// let email = Email::parse("Alex.Rivera@Example.com")?;
+    /// assert_eq!(email.as_str(), "Alex.Rivera@Example.com");
+    ///
+    /// // A display name is not an address SpyCloud can look up.
+    /// let refused = Email::parse("Alex <alex@example.com>").unwrap_err();
+    /// assert_eq!(refused.value, "Alex <alex@example.com>");
+    /// # Ok::<(), spycloud_relay::domain::InvalidLookup>(())
+    /// ```
     pub fn parse(value: &str) -> Result<Self, InvalidLookup> {
         // `email_address` accepts display names ("A <a@b.c>") in its FromStr; is_valid only
         // accepts the bare address, which is what SpyCloud looks up.

@@ -10,6 +10,18 @@ use super::lookup::InvalidLookup;
 use super::settings::InvalidSetting;
 
 /// Why a source could not answer. The relay turns each into the contract's SecureX error.
+///
+/// ```
+/// use spycloud_relay::Error;
+/// use spycloud_relay::domain::SourceError;
+///
+/// let tls = Error::Upstream(SourceError::Tls("certificate has expired".to_owned()));
+/// assert_eq!(tls.code(), "unknown");
+/// assert_eq!(tls.message(), "Unable to verify SSL certificate: certificate has expired");
+///
+/// let slow = Error::Upstream(SourceError::Timeout("SpyCloud did not answer within 10 s".into()));
+/// assert_eq!(slow.message(), "SpyCloud did not answer within 10 s");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     /// HTTP 401: the message SpyCloud gave, else `Unauthorized`.
@@ -136,11 +148,28 @@ impl RelayError {
 /// [`Error::message`], [`Error::to_doc`]).
 ///
 /// ```
-/// use spycloud_relay::domain::{Error, RelayError, SourceError};
+/// use spycloud_relay::Error;
+/// use spycloud_relay::domain::ErrorType;
 ///
-/// let error = Error::from(RelayError::Source(SourceError::RateLimited));
-/// assert_eq!(error, Error::RateLimited);
-/// assert_eq!(error.code(), "too many requests");
+/// let busy = Error::RateLimited;
+/// assert_eq!(busy.code(), "too many requests");
+/// assert_eq!(
+///     busy.message(),
+///     "Too many requests have been made to Spycloud. Please, try again later."
+/// );
+///
+/// let late = Error::Deadline { secs: 25 };
+/// let doc = late.to_doc();
+/// assert_eq!((doc.kind, doc.code.as_str()), (ErrorType::Fatal, "unknown"));
+/// assert_eq!(
+///     doc.message,
+///     "SpyCloud did not answer everything within the relay's 25 s deadline."
+/// );
+///
+/// // Embedders match on what an error means.
+/// let worth_retrying = |error: &Error| matches!(error, Error::RateLimited | Error::Deadline { .. });
+/// assert!(worth_retrying(&late));
+/// assert!(!worth_retrying(&Error::NotFound));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -9,6 +9,18 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::email::{Email, truncate};
 
 /// The observable types the relay looks up (the contract's *Observable types* table).
+///
+/// ```
+/// use spycloud_relay::domain::ObservableType;
+///
+/// assert_eq!(ObservableType::of("IPv6"), Some(ObservableType::Ipv6));
+/// assert_eq!(ObservableType::of("sha256"), None);
+/// assert_eq!(ObservableType::User.name(), "user");
+/// // A bare value's type by its form (the `lookup` command's values carry none).
+/// assert_eq!(ObservableType::by_form("203.0.113.77"), Some(ObservableType::Ip));
+/// assert_eq!(ObservableType::by_form("acme.test"), Some(ObservableType::Domain));
+/// assert_eq!(ObservableType::by_form("arivera"), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ObservableType {
     /// `email`: an email address.
@@ -88,6 +100,17 @@ impl fmt::Display for ObservableType {
 
 /// A value that is not valid for its type; `Display` is the contract's warning message,
 /// `<value, cut to 100 characters> is not a valid <what>`.
+///
+/// ```
+/// use spycloud_relay::domain::{Lookup, ObservableType};
+///
+/// let invalid = Lookup::parse(ObservableType::Ip, "203.0.113.300").unwrap_err();
+/// assert_eq!(invalid.kind, ObservableType::Ip);
+/// assert_eq!(invalid.to_string(), "203.0.113.300 is not a valid IPv4 address");
+///
+/// let long = Lookup::parse(ObservableType::Email, &"x".repeat(300)).unwrap_err();
+/// assert_eq!(long.to_string(), format!("{} is not a valid email address", "x".repeat(100)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} is not a valid {}", truncate(.value, 100), .kind.what())]
 pub struct InvalidLookup {
@@ -126,6 +149,18 @@ impl Lookup {
     ///
     /// # Errors
     /// [`InvalidLookup`] when the value is not valid for its type.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::{Lookup, ObservableType};
+    ///
+    /// let ip = Lookup::parse(ObservableType::Ipv6, "2001:DB8:0:0:0:0:0:1")?;
+    /// assert_eq!(ip.kind(), ObservableType::Ipv6);
+    /// assert_eq!(ip.to_string(), "2001:db8::1");
+    ///
+    /// // Dotted decimal only: no octal or short forms.
+    /// assert!(Lookup::parse(ObservableType::Ip, "10.1").is_err());
+    /// # Ok::<(), spycloud_relay::domain::InvalidLookup>(())
+    /// ```
     pub fn parse(kind: ObservableType, value: &str) -> Result<Self, InvalidLookup> {
         let lookup = match kind {
             ObservableType::Email => Email::parse(value).ok().map(Self::Email),
@@ -182,6 +217,17 @@ impl Domain {
     ///
     /// # Errors
     /// [`InvalidLookup`] for anything else.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::Domain;
+    ///
+    /// assert_eq!(Domain::parse("Mail.ACME.test.")?.as_str(), "mail.acme.test");
+    /// assert_eq!(Domain::parse("xn--bcher-kva.example")?.as_str(), "xn--bcher-kva.example");
+    /// assert!(Domain::parse("localhost").is_err()); // one label
+    /// assert!(Domain::parse("bücher.example").is_err()); // not in its xn-- form
+    /// assert!(Domain::parse("-acme.test").is_err());
+    /// # Ok::<(), spycloud_relay::domain::InvalidLookup>(())
+    /// ```
     pub fn parse(value: &str) -> Result<Self, InvalidLookup> {
         let name = value.strip_suffix('.').unwrap_or(value);
         let label_ok = |label: &str| {
@@ -227,6 +273,16 @@ impl Username {
     /// # Errors
     /// [`InvalidLookup`] for a blank value, one over 256 characters, or one holding a
     /// control character.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::Username;
+    ///
+    /// assert_eq!(Username::parse(" A.Rivera ")?.as_str(), " A.Rivera ");
+    /// assert!(Username::parse("   ").is_err());
+    /// assert!(Username::parse("a\nrivera").is_err());
+    /// assert!(Username::parse(&"é".repeat(Username::MAX_CHARS)).is_ok());
+    /// # Ok::<(), spycloud_relay::domain::InvalidLookup>(())
+    /// ```
     pub fn parse(value: &str) -> Result<Self, InvalidLookup> {
         let ok = !value.trim().is_empty()
             && value.chars().count() <= Self::MAX_CHARS

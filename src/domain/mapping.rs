@@ -12,7 +12,27 @@ use super::ctim::{
 use super::error::Warning;
 use super::observable::EMAIL;
 
-/// How the relay shows secrets found in breach records.
+/// How the relay shows secrets found in breach records: the password, salt and payment-card
+/// columns of a sighting's data table.
+///
+/// ```
+/// use spycloud_relay::domain::{
+///     MappingOptions, Observable, PasswordPolicy, RawRecord, observable_bundle,
+/// };
+///
+/// let table = |passwords| -> Result<_, Box<dyn std::error::Error>> {
+///     let record: RawRecord = serde_json::from_str(r#"{"password": "hunter22",
+///         "username": "pat", "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#)?;
+///     let options = MappingOptions { passwords, ..MappingOptions::default() };
+///     let pat = Observable::new("email", "pat@example.com");
+///     let bundle = observable_bundle(&pat, vec![record.try_into()?], |_| None, &options);
+///     Ok(bundle.sightings[0].data.rows[0].clone())
+/// };
+/// assert_eq!(table(PasswordPolicy::Plaintext)?, ["hunter22", "pat"]);
+/// assert_eq!(table(PasswordPolicy::Masked)?, ["hu******", "pat"]);
+/// assert_eq!(table(PasswordPolicy::Omitted)?, ["pat"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PasswordPolicy {
     /// As SpyCloud sent them (the Python relay's behaviour).
@@ -37,6 +57,17 @@ pub const SECRET_FIELDS: [&str; 8] = [
 ];
 
 /// What the mapping needs besides the data.
+///
+/// ```
+/// use spycloud_relay::domain::{MappingOptions, PasswordPolicy};
+///
+/// let options = MappingOptions::default();
+/// assert_eq!(options.passwords, PasswordPolicy::Plaintext);
+/// assert_eq!(
+///     options.catalog_url("0b1c"),
+///     "https://portal.spycloud.com/breach/catalog/0b1c"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingOptions {
     /// Base of portal links, e.g. `https://portal.spycloud.com` (no trailing slash needed).
@@ -298,6 +329,31 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
 /// distinct catalog in order of first appearance, a relationship per sighting with a catalog,
 /// and one warning per `source_id` whose catalog is missing. `catalog` looks a catalog up by id,
 /// e.g. `|id| map.get(&id)`.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use spycloud_relay::domain::{
+///     BreachRecord, Catalog, MappingOptions, Observable, PasswordPolicy, RawRecord,
+///     observable_bundle,
+/// };
+///
+/// let records: Vec<RawRecord> = serde_json::from_str(r#"[
+///     {"source_id": 7, "password": "hunter22", "spycloud_publish_date": "2024-03-01T00:00:00Z"},
+///     {"source_id": 8, "spycloud_publish_date": "2023-01-01T00:00:00Z"}
+/// ]"#)?;
+/// let forum: Catalog = serde_json::from_str(r#"{"id": 7, "title": "Example Forum"}"#)?;
+/// let catalogs = HashMap::from([(forum.id, forum)]);
+/// let breaches = records.into_iter().map(BreachRecord::try_from).collect::<Result<_, _>>()?;
+/// let masked = MappingOptions { passwords: PasswordPolicy::Masked, ..MappingOptions::default() };
+///
+/// let pat = Observable::new("email", "pat@example.com");
+/// let bundle = observable_bundle(&pat, breaches, |id| catalogs.get(&id), &masked);
+/// assert_eq!(bundle.sightings.len(), 2);
+/// assert_eq!(bundle.sightings[0].data.rows[0][0], "hu******");
+/// assert_eq!(bundle.indicators.len(), 1); // catalog 8 is unknown: a warning instead
+/// assert_eq!(bundle.errors[0].message, "SpyCloud did not return results for 8");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn observable_bundle<'c>(
     observable: &Observable,
     breaches: Vec<BreachRecord>,

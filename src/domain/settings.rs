@@ -15,6 +15,16 @@ pub struct SeverityFilter(Vec<u32>);
 
 impl SeverityFilter {
     /// Reads a comma-separated list of whole numbers (spaces around each allowed).
+    ///
+    /// ```
+    /// use spycloud_relay::domain::SeverityFilter;
+    ///
+    /// let filter = SeverityFilter::parse(" 20, 25,30").unwrap();
+    /// assert_eq!(filter.codes(), [20, 25, 30]);
+    /// assert_eq!(filter.query_value(), "20,25,30");
+    /// assert_eq!(SeverityFilter::parse("20,,30"), None);
+    /// assert_eq!(SeverityFilter::parse("+20"), None);
+    /// ```
     pub fn parse(value: &str) -> Option<Self> {
         value
             .split(',')
@@ -73,6 +83,14 @@ impl SinceDays {
 }
 
 /// What a breach-data call asks for besides the value looked up: `severity=` and `since=`.
+/// [`ModuleSettings::breach_query`] makes it; the default asks for everything.
+///
+/// ```
+/// use spycloud_relay::domain::BreachQuery;
+///
+/// let everything = BreachQuery::default();
+/// assert_eq!((everything.severity, everything.since), (None, None));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BreachQuery {
     /// Only records of these severity codes.
@@ -109,6 +127,29 @@ impl ModuleSettings {
 
     /// Reads the settings from a token's claims. Absent, `null` or empty (blank) settings have
     /// no effect; a value not of its form is ignored and kept for its warning.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::{ErrorType, ModuleSettings, SeverityFilter};
+    /// use chrono::NaiveDate;
+    /// use serde_json::json;
+    ///
+    /// let claims = json!({"SEVERITY": "20,25", "SINCE_DAYS": "30", "PASSWORDS": "hidden"});
+    /// let settings = ModuleSettings::from_claims(claims.as_object().unwrap());
+    ///
+    /// let query = settings.breach_query(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap());
+    /// assert_eq!(query.severity, SeverityFilter::parse("20,25"));
+    /// assert_eq!(query.since, NaiveDate::from_ymd_opt(2024, 5, 2));
+    ///
+    /// // `PASSWORDS` takes plaintext, masked or omitted: this one is ignored, with a warning.
+    /// let warnings = settings.warnings();
+    /// assert_eq!(warnings.len(), 1);
+    /// assert_eq!(warnings[0].kind, ErrorType::Warning);
+    /// assert_eq!(warnings[0].code, "invalid argument");
+    /// assert_eq!(
+    ///     warnings[0].message,
+    ///     "The module setting PASSWORDS is not valid and was ignored: hidden"
+    /// );
+    /// ```
     pub fn from_claims(claims: &Map<String, Value>) -> Self {
         let mut settings = Self::default();
         for name in Self::CLAIMS {

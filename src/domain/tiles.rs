@@ -25,6 +25,14 @@ use super::time::{Day, Timestamp};
 const TOP: usize = 10;
 
 /// The dashboard's tiles, in the order `/tiles` lists them.
+///
+/// ```
+/// use spycloud_relay::domain::TileId;
+///
+/// assert_eq!(TileId::parse("spycloud_top_breaches"), Some(TileId::TopBreaches));
+/// assert_eq!(TileId::parse("SPYCLOUD_TOP_BREACHES"), None); // ids are exact
+/// assert_eq!(TileId::ALL.map(TileId::id)[0], "spycloud_exposure_summary");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TileId {
     /// `spycloud_exposure_summary`: four (or five) counts.
@@ -130,6 +138,18 @@ pub struct Definition {
 }
 
 /// The time spans a tile can show, each ending now.
+///
+/// ```
+/// use spycloud_relay::domain::{Period, Timestamp};
+///
+/// assert_eq!(Period::parse("last_30_days"), Some(Period::Last30Days));
+/// assert_eq!(Period::parse("last_week"), None);
+/// assert_eq!(Period::DEFAULT.as_str(), "last_7_days");
+///
+/// let now = Timestamp::parse("2024-06-01T12:00:00Z")?;
+/// assert_eq!(Period::Last24Hours.start(now).to_string(), "2024-05-31T12:00:00.000000Z");
+/// # Ok::<(), spycloud_relay::domain::InvalidTimestamp>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Period {
     /// The last 24 hours.
@@ -489,7 +509,31 @@ impl TileAnswer {
     }
 }
 
-/// A tile's answer.
+/// A tile's answer, as SecureX reads a `/tiles/tile-data` answer's `data`: its fields are
+/// read through its JSON. `Relay::tile_data_as` (feature `spycloud`) makes one.
+///
+/// ```
+/// use std::sync::Arc;
+/// use spycloud_relay::{Relay, RelaySettings};
+/// use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+/// use spycloud_relay::domain::{ApiKey, Credentials, Period, TileId, Timestamp};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let now = Timestamp::parse("2024-06-01T12:00:00Z")?;
+/// let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+/// let decoder = Arc::new(FixedCredentials(credentials.clone()));
+/// let relay = Relay::new(Arc::new(MemorySource::sample_at(now)), decoder, RelaySettings::default())
+///     .with_clock(move || now);
+///
+/// let tile = relay.tile_data_as(&credentials, TileId::ExposuresByDay, Period::Last24Hours).await?;
+/// let json = serde_json::to_value(&tile)?;
+/// assert_eq!(json["observed_time"]["start_time"], "2024-05-31T12:00:00.000000Z");
+/// assert_eq!(json["valid_time"]["end_time"], "2024-06-01T12:10:00.000000Z"); // kept 10 minutes
+/// assert_eq!(json["cache_scope"], "org");
+/// assert_eq!(json["data"][0]["key"], "2024-05-31"); // one bar per day
+/// assert_eq!(json["keys"][0]["label"], "High"); // the chart's legend
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TileData {
     /// The period the figures cover.

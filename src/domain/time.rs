@@ -8,10 +8,31 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time SpyCloud reported (UTC), printed the CTIM way:
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+///
+/// ```
+/// use spycloud_relay::domain::Timestamp;
+/// use chrono::{TimeDelta, TimeZone, Utc};
+///
+/// let published = Timestamp::parse("2024-03-01T08:30:00.5Z")?;
+/// assert_eq!(published.to_string(), "2024-03-01T08:30:00.500000Z");
+///
+/// let now = Timestamp::from_utc(Utc.with_ymd_and_hms(2024, 3, 2, 8, 30, 0).unwrap());
+/// assert_eq!(published.until(now), TimeDelta::hours(24) - TimeDelta::milliseconds(500));
+/// assert_eq!(now.day().to_string(), "2024-03-02");
+/// # Ok::<(), spycloud_relay::domain::InvalidTimestamp>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(NaiveDateTime);
 
 /// A SpyCloud time that is not `YYYY-MM-DDTHH:MM:SS` (with optional fraction and `Z`).
+///
+/// ```
+/// use spycloud_relay::domain::{InvalidTimestamp, Timestamp};
+///
+/// let refused = Timestamp::parse("01/03/2024").unwrap_err();
+/// assert_eq!(refused, InvalidTimestamp("01/03/2024".to_owned()));
+/// assert_eq!(refused.to_string(), r#""01/03/2024" is not a SpyCloud timestamp"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a SpyCloud timestamp")]
 pub struct InvalidTimestamp(pub String);
@@ -21,6 +42,16 @@ impl Timestamp {
     ///
     /// # Errors
     /// [`InvalidTimestamp`] for anything else.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2024-03-01T00:00:00")?, Timestamp::parse("2024-03-01T00:00:00Z")?);
+    /// let offset = Timestamp::parse("2024-03-01T00:00:00+02:00").unwrap_err();
+    /// assert_eq!(offset.to_string(), r#""2024-03-01T00:00:00+02:00" is not a SpyCloud timestamp"#);
+    /// assert!(Timestamp::parse("2024-03-01").is_err());
+    /// # Ok::<(), spycloud_relay::domain::InvalidTimestamp>(())
+    /// ```
     pub fn parse(value: &str) -> Result<Self, InvalidTimestamp> {
         let bare = value.strip_suffix('Z').unwrap_or(value);
         let mut parsed = Parsed::new();
@@ -38,6 +69,16 @@ impl Timestamp {
 
 impl Timestamp {
     /// The instant `at`, as a timestamp (the relay's clock hands these to the domain).
+    ///
+    /// ```
+    /// use spycloud_relay::domain::Timestamp;
+    /// use chrono::{DateTime, Utc};
+    ///
+    /// let at: DateTime<Utc> = "2024-06-01T12:00:00.123456789Z".parse()?;
+    /// // CTIM prints microseconds.
+    /// assert_eq!(Timestamp::from_utc(at).to_string(), "2024-06-01T12:00:00.123456Z");
+    /// # Ok::<(), chrono::ParseError>(())
+    /// ```
     pub fn from_utc(at: DateTime<Utc>) -> Self {
         Self(at.naive_utc())
     }
@@ -72,6 +113,16 @@ impl Timestamp {
 }
 
 /// A UTC calendar day, printed `YYYY-MM-DD` (SpyCloud's `since=` and the tiles' day keys).
+///
+/// ```
+/// use spycloud_relay::domain::Timestamp;
+///
+/// let day = Timestamp::parse("2024-02-28T23:59:59Z")?.day();
+/// assert_eq!((day.to_string(), day.label()), ("2024-02-28".to_owned(), "02/28".to_owned()));
+/// assert_eq!(day.next().to_string(), "2024-02-29");
+/// assert_eq!(day.days_until(day.next().next()), 2);
+/// # Ok::<(), spycloud_relay::domain::InvalidTimestamp>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Day(NaiveDate);
 

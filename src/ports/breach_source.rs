@@ -13,6 +13,29 @@ use crate::domain::{
 
 /// What a watchlist scan asks for: the records published since a day, optionally only some
 /// severities. (The module setting `SINCE_DAYS` does not apply: the tile's period decides.)
+///
+/// ```
+/// use spycloud_relay::adapters::MemorySource;
+/// use spycloud_relay::domain::{ApiKey, RawRecord, SeverityFilter, Timestamp};
+/// use spycloud_relay::ports::{BreachSource, WatchlistQuery};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let records: Vec<RawRecord> = serde_json::from_str(r#"[
+///     {"email": "pat@example.com", "severity": 25, "spycloud_publish_date": "2024-05-30T00:00:00Z"},
+///     {"email": "lee@example.com", "severity": 2, "spycloud_publish_date": "2024-05-31T00:00:00Z"},
+///     {"email": "sam@example.com", "severity": 25, "spycloud_publish_date": "2024-04-01T00:00:00Z"}
+/// ]"#)?;
+/// let source = MemorySource::sample().with_watchlist(records);
+/// let query = WatchlistQuery {
+///     since: Timestamp::parse("2024-05-01T00:00:00Z")?.day(),
+///     severity: SeverityFilter::parse("20,25"),
+/// };
+/// let mut found: Vec<RawRecord> = Vec::new();
+/// source.watchlist(&ApiKey::parse("demo-api-key")?, &query, &mut found).await?;
+/// let emails: Vec<_> = found.iter().filter_map(|record| record.text("email")).collect();
+/// assert_eq!(emails, ["pat@example.com"]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WatchlistQuery {
     /// The first UTC day of records wanted (SpyCloud's `since`).
@@ -22,7 +45,48 @@ pub struct WatchlistQuery {
     pub severity: Option<SeverityFilter>,
 }
 
-/// A source of SpyCloud breach data.
+/// A source of SpyCloud breach data. The [`ports`](crate::ports) module shows one over a
+/// `Vec`; here one whose quota is spent, and what the relay makes of its errors:
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use spycloud_relay::{Error, Relay, RelaySettings};
+/// use spycloud_relay::adapters::FixedCredentials;
+/// use spycloud_relay::domain::*;
+/// use spycloud_relay::ports::BreachSource;
+///
+/// struct QuotaSpent;
+///
+/// #[async_trait]
+/// impl BreachSource for QuotaSpent {
+///     async fn breaches(
+///         &self, _: &ApiKey, _: &Lookup, _: &BreachQuery, _: &mut (dyn RecordSink + 'static),
+///     ) -> Result<(), SourceError> {
+///         Err(SourceError::RateLimited)
+///     }
+///     async fn catalogs(&self, _: &ApiKey, _: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
+///         Err(SourceError::RateLimited)
+///     }
+///     async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+///         Err(SourceError::RateLimited)
+///     }
+///     // `watchlist` keeps its default: this source has none.
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+/// # let decoder = Arc::new(FixedCredentials(credentials.clone()));
+/// let relay = Relay::new(Arc::new(QuotaSpent), decoder, RelaySettings::default());
+///
+/// let looked_up = relay.lookup(&credentials, &[Observable::new("ip", "203.0.113.77")]).await;
+/// assert_eq!(looked_up, Err(Error::RateLimited));
+///
+/// let tile = relay.tile_data_as(&credentials, TileId::ExposureSummary, Period::DEFAULT).await;
+/// let no_watchlist = SourceError::Unexpected("This breach source has no watchlist to scan.".into());
+/// assert_eq!(tile.unwrap_err(), Error::Upstream(no_watchlist));
+/// # Ok(()) }
+/// ```
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait BreachSource: Send + Sync {

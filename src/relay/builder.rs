@@ -17,22 +17,43 @@ use super::{Relay, RelaySettings};
 
 /// Builds a [`Relay`] over SpyCloud's API: [`Relay::builder`].
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// Here a stand-in for SpyCloud (wiremock) knows one record of `alex@example.com`, from the
+/// breach its catalog 7 describes; without [`RelayBuilder::api_url`] the relay asks SpyCloud's
+/// API itself.
+///
+/// ```
 /// use spycloud_relay::Relay;
 /// use spycloud_relay::domain::{ApiKey, Credentials, Observable};
+/// # use serde_json::json;
+/// # use wiremock::matchers::{header, method, path};
+/// # use wiremock::{Mock, MockServer, ResponseTemplate};
 ///
-/// let relay = Relay::builder().build()?;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let spycloud = MockServer::start().await;
+/// # let answer = |body| ResponseTemplate::new(200).set_body_json(body);
+/// # let record = json!({"document_id": "d-1", "source_id": 7, "severity": 20,
+/// #     "email": "alex@example.com", "spycloud_publish_date": "2024-03-01T00:00:00Z"});
+/// # Mock::given(method("GET"))
+/// #     .and(path("/breach/data/emails/alex@example.com"))
+/// #     .and(header("X-API-Key", "my SpyCloud API key"))
+/// #     .respond_with(answer(json!({"cursor": "", "hits": 1, "results": [record]})))
+/// #     .mount(&spycloud).await;
+/// # let catalog = json!({"id": 7, "uuid": "0b1c", "title": "Example Forum", "site": "forum.example"});
+/// # Mock::given(method("GET"))
+/// #     .and(path("/breach/catalog/7"))
+/// #     .and(header("X-API-Key", "my SpyCloud API key"))
+/// #     .respond_with(answer(json!({"hits": 1, "results": [catalog]})))
+/// #     .mount(&spycloud).await;
+/// let relay = Relay::builder().api_url(spycloud.uri()).build()?;
 /// let credentials = Credentials::new(ApiKey::parse("my SpyCloud API key")?);
-/// let observables = [
-///     Observable::new("email", "alex@example.com"),
-///     Observable::new("domain", "example.com"),
-///     Observable::new("ip", "203.0.113.7"),
-/// ];
+/// let observables = [Observable::new("email", "alex@example.com")];
+///
 /// let bundle = relay.lookup(&credentials, &observables).await?;
-/// println!("{} sightings", bundle.sightings.len());
-/// # Ok(())
-/// # }
+/// assert_eq!(bundle.sightings.len(), 1);
+/// assert_eq!(bundle.sightings[0].severity, "High");
+/// assert_eq!(bundle.indicators[0].title.as_deref(), Some("Example Forum"));
+/// assert_eq!(bundle.relationships[0].target_ref, bundle.indicators[0].id);
+/// # Ok(()) }
 /// ```
 #[must_use]
 pub struct RelayBuilder {
@@ -58,6 +79,23 @@ impl std::fmt::Debug for RelayBuilder {
 impl Relay {
     /// The real pipeline, with the contract's defaults (SpyCloud's API, 10 calls a second per
     /// key, a 10 s timeout per call, catalogs cached in the process, no token decoder).
+    /// [`RelayBuilder`]'s example looks up an email through it.
+    ///
+    /// ```
+    /// use std::{num::NonZeroU32, sync::Arc, time::Duration};
+    /// use spycloud_relay::{Relay, RelaySettings};
+    /// use spycloud_relay::adapters::FixedCredentials;
+    /// use spycloud_relay::domain::{ApiKey, Credentials};
+    ///
+    /// let single_tenant = FixedCredentials(Credentials::new(ApiKey::parse("my SpyCloud API key")?));
+    /// let relay = Relay::builder()
+    ///     .max_rps(NonZeroU32::new(5).unwrap())
+    ///     .settings(RelaySettings { deadline: Duration::from_secs(10), ..RelaySettings::default() })
+    ///     .decoder(Arc::new(single_tenant))
+    ///     .build()?;
+    /// assert_eq!(relay.settings().deadline, Duration::from_secs(10));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> RelayBuilder {
         RelayBuilder {
             spycloud: SpyCloudSettings::default(),
@@ -104,7 +142,8 @@ impl RelayBuilder {
     }
 
     /// Shares the rate limit, the catalog cache and the tiles' scans with every replica on this
-    /// Redis, falling back to the process's own when it fails.
+    /// Redis, falling back to the process's own when it fails. [`RelayBuilder::build`] must
+    /// then be called inside a tokio runtime ([`RedisSettings::new`] shows one).
     #[cfg(feature = "redis")]
     pub fn redis(mut self, settings: RedisSettings) -> Self {
         self.redis = Some(settings);
@@ -115,6 +154,18 @@ impl RelayBuilder {
     ///
     /// # Errors
     /// [`BuildError`]: an API URL that is not absolute http(s), or bad Redis settings.
+    ///
+    /// # Panics
+    /// With [`RelayBuilder::redis`] settings, outside a tokio runtime (the Redis connection
+    /// manager is made there).
+    ///
+    /// ```
+    /// use spycloud_relay::{BuildError, Relay};
+    ///
+    /// let refused = Relay::builder().api_url("api.spycloud.io/enterprise-v2").build().err();
+    /// let why = r#"invalid SpyCloud API URL "api.spycloud.io/enterprise-v2""#;
+    /// assert_eq!(refused, Some(BuildError::SpyCloud(why.to_owned())));
+    /// ```
     pub fn build(self) -> Result<Relay, BuildError> {
         let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new(self.spycloud.max_rps));
         let cache: Arc<dyn SharedCache> = Arc::new(LocalCache::new(self.cache.capacity));

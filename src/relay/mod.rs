@@ -33,6 +33,20 @@ pub(crate) fn system_clock() -> Clock {
 }
 
 /// How the relay behaves, beyond its ports.
+///
+/// ```
+/// use std::time::Duration;
+/// use spycloud_relay::RelaySettings;
+///
+/// let defaults = RelaySettings::default();
+/// assert_eq!((defaults.concurrency, defaults.deadline), (8, Duration::from_secs(25)));
+/// assert_eq!(defaults.max_records, RelaySettings::DEFAULT_MAX_RECORDS);
+/// assert_eq!(defaults.max_lookups, 100);
+/// assert_eq!(defaults.tiles_cache, Duration::from_secs(600));
+///
+/// let quick = RelaySettings { deadline: Duration::from_secs(5), ..RelaySettings::default() };
+/// assert_eq!(quick.mapping, defaults.mapping);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelaySettings {
     /// Portal links and password handling.
@@ -81,7 +95,8 @@ pub(crate) struct Caller<'a> {
     pub audience: &'a str,
 }
 
-/// The relay: SecureX questions in, CTIM out.
+/// The relay: SecureX questions in, CTIM out. [`Relay::builder`] makes it over SpyCloud,
+/// [`Relay::new`] over any [`BreachSource`] and [`CredentialDecoder`]; see their examples.
 #[derive(Clone)]
 pub struct Relay {
     source: Arc<dyn BreachSource>,
@@ -96,6 +111,36 @@ pub struct Relay {
 impl Relay {
     /// A relay over `source` that authenticates callers with `decoder`, its tiles' scans
     /// kept in a cache of its own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spycloud_relay::{Relay, RelaySettings};
+    /// use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+    /// use spycloud_relay::domain::{ApiKey, Credentials, Observable};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+    /// let settings = RelaySettings { max_lookups: 1, ..RelaySettings::default() };
+    /// let relay = Relay::new(
+    ///     Arc::new(MemorySource::sample()),
+    ///     Arc::new(FixedCredentials(credentials.clone())),
+    ///     settings,
+    /// );
+    /// assert_eq!(relay.settings().max_lookups, 1);
+    ///
+    /// let observables = [
+    ///     Observable::new("ip", "203.0.113.77"),
+    ///     Observable::new("domain", "acme.test"), // past `max_lookups`: a warning
+    /// ];
+    /// let bundle = relay.lookup(&credentials, &observables).await?;
+    /// assert_eq!(bundle.sightings.len(), 1);
+    /// assert_eq!(bundle.indicators[0].title.as_deref(), Some("Demo VPN Stealer Logs"));
+    /// assert_eq!(
+    ///     bundle.errors[0].message,
+    ///     "The relay looks up at most 1 observables per request; the other 1 were not looked up."
+    /// );
+    /// # Ok(()) }
+    /// ```
     pub fn new(
         source: Arc<dyn BreachSource>,
         decoder: Arc<dyn CredentialDecoder>,
@@ -124,6 +169,27 @@ impl Relay {
 
     /// The same relay reading the time from `clock` (tests fix it, to draw the tiles of a
     /// known day).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spycloud_relay::{Relay, RelaySettings};
+    /// use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+    /// use spycloud_relay::domain::{ApiKey, Credentials, Period, TileId, Timestamp};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+    /// # let decoder = Arc::new(FixedCredentials(credentials.clone()));
+    /// let now = Timestamp::parse("2024-06-01T12:00:00Z")?;
+    /// let source = Arc::new(MemorySource::sample_at(now));
+    /// let relay = Relay::new(source, decoder, RelaySettings::default()).with_clock(move || now);
+    ///
+    /// // The tiles' periods end at the clock's time.
+    /// let tile = relay.tile_data_as(&credentials, TileId::ExposureSummary, Period::Last7Days).await?;
+    /// let observed = &serde_json::to_value(&tile)?["observed_time"];
+    /// assert_eq!(observed["start_time"], "2024-05-25T12:00:00.000000Z");
+    /// assert_eq!(observed["end_time"], "2024-06-01T12:00:00.000000Z");
+    /// # Ok(()) }
+    /// ```
     pub fn with_clock(self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
         Self {
             clock: Arc::new(clock),
@@ -141,7 +207,7 @@ impl Relay {
         }
     }
 
-    /// The settings in use.
+    /// The settings in use (see [`Relay::new`]'s example).
     pub fn settings(&self) -> &RelaySettings {
         &self.settings
     }

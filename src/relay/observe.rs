@@ -54,6 +54,47 @@ impl Relay {
     /// Looks up the supported observables with known credentials, `SINCE_DAYS` counting from
     /// today's UTC date: the bundle SecureX would get, a fatal error (if any) last in its
     /// `errors` after what came before it. [`Relay::lookup`] gives the fatal error typed.
+    ///
+    /// Here SpyCloud (a stand-in) answers the first email and refuses the second:
+    ///
+    /// ```
+    /// use spycloud_relay::{Error, Relay};
+    /// use spycloud_relay::domain::{ApiKey, Credentials, Observable};
+    /// # use serde_json::json;
+    /// # use wiremock::matchers::path;
+    /// # use wiremock::{Mock, MockServer, ResponseTemplate};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let spycloud = MockServer::start().await;
+    /// # let record = json!({"source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"});
+    /// # let answer = |status, body| ResponseTemplate::new(status).set_body_json(body);
+    /// # Mock::given(path("/breach/data/emails/alex@example.com"))
+    /// #     .respond_with(answer(200, json!({"cursor": "", "hits": 1, "results": [record]})))
+    /// #     .mount(&spycloud).await;
+    /// # Mock::given(path("/breach/catalog/7"))
+    /// #     .respond_with(answer(200, json!({"hits": 1, "results": [{"id": 7, "title": "Example Forum"}]})))
+    /// #     .mount(&spycloud).await;
+    /// # Mock::given(path("/breach/data/emails/sam@example.com"))
+    /// #     .respond_with(answer(403, json!({"message": "Not entitled"})))
+    /// #     .mount(&spycloud).await;
+    /// let relay = Relay::builder().api_url(spycloud.uri()).build()?;
+    /// let credentials = Credentials::new(ApiKey::parse("my SpyCloud API key")?);
+    /// let observables = [
+    ///     Observable::new("email", "alex@example.com"),
+    ///     Observable::new("email", "sam@example.com"),
+    /// ];
+    ///
+    /// // SecureX's answer keeps what came before the fatal error, which comes last.
+    /// let bundle = relay.observe_as(&credentials, &observables).await;
+    /// assert_eq!(bundle.sightings[0].description, "Present in Example Forum");
+    /// assert_eq!(bundle.fatal_code(), Some("authorization error"));
+    /// assert_eq!(bundle.errors.last().unwrap().message, "Authorization failed: Not entitled");
+    ///
+    /// // `lookup` answers the fatal error alone, typed.
+    /// let error = relay.lookup(&credentials, &observables).await.unwrap_err();
+    /// assert_eq!(error, Error::Authorization { reason: "Not entitled".to_owned() });
+    /// # Ok(()) }
+    /// ```
     pub async fn observe_as(
         &self,
         credentials: &Credentials,
@@ -94,7 +135,33 @@ impl Relay {
     ///
     /// # Errors
     /// The first fatal error in input order ([`Error`]); what came before it is dropped (use
-    /// [`Relay::observe_as`] to keep it, as SecureX's answers do).
+    /// [`Relay::observe_as`] to keep it, as SecureX's answers do; its example shows one).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spycloud_relay::{Relay, RelaySettings};
+    /// use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+    /// use spycloud_relay::domain::{ApiKey, Credentials, ErrorType, Observable};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+    /// # let decoder = Arc::new(FixedCredentials(credentials.clone()));
+    /// let relay = Relay::new(Arc::new(MemorySource::sample()), decoder, RelaySettings::default());
+    /// let observables = [
+    ///     Observable::new("email", "jordan.lee@example.org"),
+    ///     Observable::new("email", "jordan.lee"),           // invalid: a warning
+    ///     Observable::new("sha256", "e3b0c44298fc1c14..."), // not SpyCloud's: skipped
+    /// ];
+    /// let bundle = relay.lookup(&credentials, &observables).await?;
+    /// assert_eq!(bundle.sightings.len(), 2);
+    /// assert_eq!(bundle.indicators.len(), 1); // one record's catalog is unknown to SpyCloud
+    /// let warnings: Vec<_> = bundle.errors.iter().map(|e| (e.kind, e.message.as_str())).collect();
+    /// assert_eq!(warnings, [
+    ///     (ErrorType::Warning, "SpyCloud did not return results for 99001"),
+    ///     (ErrorType::Warning, "jordan.lee is not a valid email address"),
+    /// ]);
+    /// # Ok(()) }
+    /// ```
     pub async fn lookup(
         &self,
         credentials: &Credentials,

@@ -101,6 +101,29 @@ impl Relay {
     /// # Errors
     /// The scan's or the catalog call's failure ([`Error::Authorization`],
     /// [`Error::RateLimited`], [`Error::Upstream`] ...), or [`Error::Deadline`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use spycloud_relay::{Relay, RelaySettings};
+    /// use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+    /// use spycloud_relay::domain::{ApiKey, Credentials, Period, TileId, Timestamp};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let credentials = Credentials::new(ApiKey::parse("demo-api-key")?);
+    /// # let decoder = Arc::new(FixedCredentials(credentials.clone()));
+    /// // The demo's watchlist: twelve employees' records over the 90 days before `now`.
+    /// let now = Timestamp::parse("2024-06-01T12:00:00Z")?;
+    /// let source = Arc::new(MemorySource::sample_at(now));
+    /// let relay = Relay::new(source, decoder, RelaySettings::default()).with_clock(move || now);
+    ///
+    /// let summary = relay.tile_data_as(&credentials, TileId::ExposureSummary, Period::Last90Days).await?;
+    /// let metrics = serde_json::to_value(&summary)?["data"].take();
+    /// assert_eq!(metrics[0]["label"], "Exposed employees");
+    /// assert_eq!(metrics[0]["value"], 12);
+    /// assert_eq!(metrics[1]["label"], "Breach records");
+    /// assert_eq!(metrics[1]["value"], 360);
+    /// # Ok(()) }
+    /// ```
     pub async fn tile_data_as(
         &self,
         credentials: &Credentials,

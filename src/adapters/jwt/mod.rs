@@ -23,6 +23,20 @@ use crate::ports::CredentialDecoder;
 use jwks::JwksCache;
 
 /// How a [`JwtDecoder`] finds and caches verification keys.
+///
+/// ```
+/// use std::time::Duration;
+/// use spycloud_relay::BuildError;
+/// use spycloud_relay::adapters::{JwtDecoder, JwtSettings};
+///
+/// let defaults = JwtSettings::default();
+/// assert_eq!(defaults.jwks_hosts, "visibility.amp.cisco.com,visibility.*.amp.cisco.com");
+/// assert_eq!((defaults.scheme.as_str(), defaults.jwks_ttl), ("https", Duration::from_secs(3600)));
+///
+/// let ftp = JwtSettings { scheme: "ftp".to_owned(), ..JwtSettings::default() };
+/// let why = r#"unsupported JWKS scheme "ftp": expected "https" or "http""#;
+/// assert!(matches!(JwtDecoder::new(ftp), Err(BuildError::Jwt(message)) if message == why));
+/// ```
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
     /// The hosts a token's `jwks_host` may name (`RELAY_JWKS_HOSTS`): comma-separated
@@ -66,7 +80,8 @@ pub(crate) enum JwtSetupError {
     Client(#[from] reqwest::Error),
 }
 
-/// Verifies SecureX tokens: RS256 JWTs whose key is published at their `jwks_host`.
+/// Verifies SecureX tokens: RS256 JWTs whose key is published at their `jwks_host`
+/// ([`JwtDecoder::new`] shows the first checks).
 pub struct JwtDecoder {
     allow_list: HostAllowList,
     jwks: JwksCache,
@@ -86,6 +101,28 @@ impl JwtDecoder {
     /// # Errors
     /// [`BuildError::Jwt`] for a host pattern that is not `host[:port]` or an empty list, a
     /// scheme other than `https` or `http`, or an HTTP client that cannot be built.
+    ///
+    /// Tokens are refused in the contract's order; these two before any network call:
+    ///
+    /// ```
+    /// use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    /// use spycloud_relay::adapters::{JwtDecoder, JwtSettings};
+    /// use spycloud_relay::domain::AuthError;
+    /// use spycloud_relay::ports::CredentialDecoder;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let decoder = JwtDecoder::new(JwtSettings::default())?;
+    /// let audience = "https://relay.example";
+    /// assert_eq!(decoder.decode("not-a-jwt", audience).await, Err(AuthError::WrongStructure));
+    ///
+    /// // A well-formed token whose keys are at a host not on the allow-list.
+    /// let part = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    /// let header = part(r#"{"alg": "RS256", "kid": "k1"}"#);
+    /// let claims = part(r#"{"jwks_host": "keys.attacker.example", "aud": "https://relay.example"}"#);
+    /// let token = format!("{header}.{claims}.c2lnbmF0dXJl");
+    /// assert_eq!(decoder.decode(&token, audience).await, Err(AuthError::WrongJwksHost));
+    /// # Ok(()) }
+    /// ```
     pub fn new(settings: JwtSettings) -> Result<Self, BuildError> {
         Self::checked(settings).map_err(|error| BuildError::Jwt(error.to_string()))
     }
