@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde_json::json;
 use spycloud_relay::adapters::FixedCredentials;
 use spycloud_relay::domain::{
@@ -21,6 +20,7 @@ use spycloud_relay::domain::{
     Observable, RawRecord, RecordSink, SourceError,
 };
 use spycloud_relay::ports::BreachSource;
+use spycloud_relay::ports::async_trait;
 use spycloud_relay::{Relay, RelaySettings};
 
 /// An in-house breach store: one known account, one breach, found by the account's email or

@@ -52,28 +52,28 @@ pub(crate) enum DatasetError {
     NoPages(String),
     /// The same value of an endpoint twice, differing only in case.
     #[error("{0} appears more than once (values are compared case-insensitively)")]
-    DuplicateEmail(String),
-    /// The last page of an email still names a cursor: the page it points to is missing.
-    #[error("the last page of {email} has cursor {cursor:?}, but no page follows it")]
+    DuplicateValue(String),
+    /// The last page of a value still names a cursor: the page it points to is missing.
+    #[error("the last page of {value} has cursor {cursor:?}, but no page follows it")]
     DanglingCursor {
-        /// The email whose chain is broken.
-        email: String,
+        /// The value whose chain is broken.
+        value: String,
         /// The cursor with no page.
         cursor: String,
     },
     /// A page before the last has no cursor: the pages after it could never be reached.
-    #[error("page {page} of {email} has no cursor, so the pages after it are unreachable")]
+    #[error("page {page} of {value} has no cursor, so the pages after it are unreachable")]
     UnreachablePages {
-        /// The email whose chain is broken.
-        email: String,
+        /// The value whose chain is broken.
+        value: String,
         /// The 1-based number of the page without a cursor.
         page: usize,
     },
-    /// Two pages of an email share a cursor: following it would loop.
-    #[error("{email} uses cursor {cursor:?} twice")]
+    /// Two pages of a value share a cursor: following it would loop.
+    #[error("{value} uses cursor {cursor:?} twice")]
     RepeatedCursor {
-        /// The email whose chain is broken.
-        email: String,
+        /// The value whose chain is broken.
+        value: String,
         /// The cursor used twice.
         cursor: String,
     },
@@ -158,23 +158,23 @@ struct Pages {
 
 impl Pages {
     /// Checks that the pages form one chain, first to last, and indexes them by cursor.
-    fn chain(email: &str, pages: Vec<Page>) -> Result<Self, DatasetError> {
+    fn chain(value: &str, pages: Vec<Page>) -> Result<Self, DatasetError> {
         let mut pages = pages.into_iter();
         let first = pages
             .next()
-            .ok_or_else(|| DatasetError::NoPages(email.into()))?;
+            .ok_or_else(|| DatasetError::NoPages(value.into()))?;
         let mut cursor = first.next().map(str::to_owned);
         let mut by_cursor = HashMap::new();
         for (index, page) in pages.enumerate() {
             let Some(leading) = cursor.take() else {
                 return Err(DatasetError::UnreachablePages {
-                    email: email.into(),
+                    value: value.into(),
                     page: index + 1,
                 });
             };
             if by_cursor.contains_key(&leading) {
                 return Err(DatasetError::RepeatedCursor {
-                    email: email.into(),
+                    value: value.into(),
                     cursor: leading,
                 });
             }
@@ -183,7 +183,7 @@ impl Pages {
         }
         match cursor {
             Some(cursor) => Err(DatasetError::DanglingCursor {
-                email: email.into(),
+                value: value.into(),
                 cursor,
             }),
             None => Ok(Self { first, by_cursor }),
@@ -265,7 +265,7 @@ impl MemorySource {
                 let pages: Vec<Page> = serde_json::from_value(pages)?;
                 let key = (endpoint, value.to_lowercase());
                 if values.contains_key(&key) {
-                    return Err(DatasetError::DuplicateEmail(value));
+                    return Err(DatasetError::DuplicateValue(value));
                 }
                 let chain = Pages::chain(&value, pages)?;
                 values.insert(key, chain);
@@ -700,7 +700,7 @@ mod tests {
         }))
         .unwrap_err();
         assert!(
-            matches!(duplicate, DatasetError::DuplicateEmail(_)),
+            matches!(duplicate, DatasetError::DuplicateValue(_)),
             "{duplicate}"
         );
         let not_object = load(json!({"a@x.com": [{"cursor": "", "results": [1]}]})).unwrap_err();

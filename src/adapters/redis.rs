@@ -137,6 +137,9 @@ pub(crate) enum RedisBuildError {
         "RELAY_REDIS_KEY_SECRET must be set with RELAY_REDIS_URL, at least {MIN_SECRET_BYTES} bytes, the same on every replica"
     )]
     WeakSecret,
+    /// Built outside a tokio runtime, which the connection lives on.
+    #[error("the Redis adapters must be built inside a tokio runtime")]
+    NoRuntime,
 }
 
 /// One Redis connection (reconnecting by itself) and the health of the last calls, shared by
@@ -167,6 +170,10 @@ impl Redis {
     /// [`RedisBuildError::InvalidUrl`] for a URL that is not `redis://`/`rediss://`,
     /// [`RedisBuildError::WeakSecret`] for a secret shorter than [`MIN_SECRET_BYTES`].
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisBuildError> {
+        // The connection manager is spawned on the runtime: without one it would panic.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisBuildError::NoRuntime);
+        }
         if settings.key_secret.len() < MIN_SECRET_BYTES {
             return Err(RedisBuildError::WeakSecret);
         }

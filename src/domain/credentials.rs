@@ -166,6 +166,7 @@ impl Credentials {
 /// assert_eq!(error.message(), "Authorization failed: Wrong configuration-token-audience");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No `Authorization` header.
     #[error("Authorization header is missing")]

@@ -23,6 +23,7 @@ use super::settings::InvalidSetting;
 /// assert_eq!(slow.message(), "SpyCloud did not answer within 10 s");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// HTTP 401: the message SpyCloud gave, else `Unauthorized`.
     #[error("unauthorized: {0}")]

@@ -71,7 +71,6 @@ impl SinceDays {
     }
 
     /// The number of days.
-    #[cfg(test)]
     pub fn days(self) -> u16 {
         self.0
     }
@@ -184,6 +183,31 @@ impl ModuleSettings {
             severity: self.severity.clone(),
             since: self.since_days.map(|days| days.since(today)),
         }
+    }
+
+    /// `SEVERITY`: the severity codes records are asked for; `None`: every severity.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::ModuleSettings;
+    ///
+    /// let claims = serde_json::json!({"SEVERITY": "20,25", "SINCE_DAYS": 30, "PASSWORDS": "masked"});
+    /// let settings = ModuleSettings::from_claims(claims.as_object().unwrap());
+    /// assert_eq!(settings.severity().map(|s| s.codes()), Some(&[20, 25][..]));
+    /// assert_eq!(settings.since_days(), Some(30));
+    /// assert_eq!(settings.passwords(), Some(spycloud_relay::domain::PasswordPolicy::Masked));
+    /// ```
+    pub fn severity(&self) -> Option<&SeverityFilter> {
+        self.severity.as_ref()
+    }
+
+    /// `SINCE_DAYS`: only records published in the last so many days; `None`: any time.
+    pub fn since_days(&self) -> Option<u16> {
+        self.since_days.map(SinceDays::days)
+    }
+
+    /// `PASSWORDS`: this instance's password policy; `None`: the relay's.
+    pub fn passwords(&self) -> Option<PasswordPolicy> {
+        self.passwords
     }
 
     /// One `invalid argument` warning per ignored setting, for every observe and tile-data

@@ -50,7 +50,7 @@ pub struct WatchlistQuery {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use async_trait::async_trait;
+/// use spycloud_relay::ports::async_trait;
 /// use spycloud_relay::{Error, Relay, RelaySettings};
 /// use spycloud_relay::adapters::FixedCredentials;
 /// use spycloud_relay::domain::*;

@@ -10,7 +10,7 @@ use crate::domain::{AuthError, Credentials};
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use async_trait::async_trait;
+/// use spycloud_relay::ports::async_trait;
 /// use spycloud_relay::domain::{ApiKey, AuthError, Credentials};
 /// use spycloud_relay::ports::CredentialDecoder;
 ///

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use async_trait::async_trait;
+//! use spycloud_relay::ports::async_trait;
 //! use spycloud_relay::{Relay, RelaySettings};
 //! use spycloud_relay::adapters::FixedCredentials;
 //! use spycloud_relay::domain::*;
@@ -63,6 +63,9 @@ mod rate_limiter;
 #[cfg(feature = "spycloud")]
 mod shared_cache;
 
+/// The attribute the ports are declared with: implement them with `#[async_trait]` without
+/// adding `async-trait` to your own manifest.
+pub use async_trait::async_trait;
 pub use breach_source::{BreachSource, WatchlistQuery};
 pub use credential_decoder::CredentialDecoder;
 #[cfg(feature = "spycloud")]

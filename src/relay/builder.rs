@@ -142,8 +142,8 @@ impl RelayBuilder {
     }
 
     /// Shares the rate limit, the catalog cache and the tiles' scans with every replica on this
-    /// Redis, falling back to the process's own when it fails. [`RelayBuilder::build`] must
-    /// then be called inside a tokio runtime ([`RedisSettings::new`] shows one).
+    /// Redis, falling back to the process's own when it fails. [`RelayBuilder::build`] is
+    /// then called inside a tokio runtime (outside one it fails with [`BuildError::Redis`]).
     #[cfg(feature = "redis")]
     pub fn redis(mut self, settings: RedisSettings) -> Self {
         self.redis = Some(settings);
@@ -153,11 +153,8 @@ impl RelayBuilder {
     /// The relay.
     ///
     /// # Errors
-    /// [`BuildError`]: an API URL that is not absolute http(s), or bad Redis settings.
-    ///
-    /// # Panics
-    /// With [`RelayBuilder::redis`] settings, outside a tokio runtime (the Redis connection
-    /// manager is made there).
+    /// [`BuildError`]: an API URL that is not absolute http(s); bad Redis settings, or Redis
+    /// settings outside a tokio runtime.
     ///
     /// ```
     /// use spycloud_relay::{BuildError, Relay};
@@ -198,6 +195,19 @@ mod tests {
     fn a_bad_api_url_is_refused() {
         let built = Relay::builder().api_url("not a url").build();
         assert!(matches!(built, Err(BuildError::SpyCloud(_))));
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_outside_a_runtime_is_an_error_not_a_panic() {
+        let settings = RedisSettings::new("redis://127.0.0.1:1", "0123456789abcdef");
+        let built = Relay::builder().redis(settings).build();
+        assert_eq!(
+            built.err(),
+            Some(BuildError::Redis(
+                "the Redis adapters must be built inside a tokio runtime".to_owned()
+            ))
+        );
     }
 
     #[test]

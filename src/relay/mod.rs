@@ -108,6 +108,15 @@ pub struct Relay {
     clock: Clock,
 }
 
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("settings", &self.settings)
+            .field("decoder", &self.decoder.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Relay {
     /// A relay over `source` that authenticates callers with `decoder`, its tiles' scans
     /// kept in a cache of its own.
@@ -167,8 +176,8 @@ impl Relay {
         }
     }
 
-    /// The same relay reading the time from `clock` (tests fix it, to draw the tiles of a
-    /// known day).
+    /// The same relay reading the time from `clock`: the tiles' periods and the day the module
+    /// setting `SINCE_DAYS` counts back from (tests fix it, to answer for a known day).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -224,6 +233,19 @@ impl Relay {
         let token = bearer_token(caller.authorization)?;
         let decoder = self.decoder.as_ref().ok_or(AuthError::Unauthorized)?;
         Ok(decoder.decode(token, caller.audience).await?)
+    }
+
+    /// [`Relay::authenticate`] within the request deadline.
+    ///
+    /// # Errors
+    /// The authorization failure, or [`RelayError::Deadline`].
+    pub(crate) async fn authenticate_in_time(
+        &self,
+        caller: &Caller<'_>,
+    ) -> Result<Credentials, RelayError> {
+        tokio::time::timeout(self.settings.deadline, self.authenticate(caller))
+            .await
+            .unwrap_or_else(|_| Err(self.deadline_passed()))
     }
 
     /// Authenticates the caller, then makes one authenticated call to the source.

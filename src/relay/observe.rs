@@ -40,7 +40,7 @@ impl Relay {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
         match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
             Ok(Ok(credentials)) => {
-                let today = chrono::Utc::now().date_naive();
+                let today = (self.clock)().date();
                 with_fatal(
                     self.observe_until(&credentials, observables, today, deadline)
                         .await,
@@ -100,7 +100,7 @@ impl Relay {
         credentials: &Credentials,
         observables: &[Observable],
     ) -> Bundle {
-        let today = chrono::Utc::now().date_naive();
+        let today = (self.clock)().date();
         self.observe_on(credentials, observables, today).await
     }
 
@@ -167,7 +167,7 @@ impl Relay {
         credentials: &Credentials,
         observables: &[Observable],
     ) -> Result<Bundle, Error> {
-        let today = chrono::Utc::now().date_naive();
+        let today = (self.clock)().date();
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
         match self
             .observe_until(credentials, observables, today, deadline)
@@ -1143,6 +1143,27 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn since_days_counts_back_from_the_relays_clock() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_breaches()
+            .withf(|_, _, query, _| query.since == NaiveDate::from_ymd_opt(2024, 1, 31))
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        let now = crate::domain::Timestamp::parse("2024-03-01T23:59:59Z").unwrap();
+        let relay = relay(source, decoder(100)).with_clock(move || now);
+        let credentials = Credentials {
+            settings: settings_from(json!({"SINCE_DAYS": 30})),
+            ..credentials(100)
+        };
+        let bundle = relay
+            .lookup(&credentials, &observables(&[("domain", "example.com")]))
+            .await
+            .unwrap();
+        assert!(bundle.errors.is_empty(), "{:?}", bundle.errors);
     }
 
     #[tokio::test]

@@ -36,26 +36,28 @@ const SCAN_SPACE: &str = "scan";
 const LONGEST_KEPT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 impl Relay {
-    /// `/tiles`: the four tile definitions, for an authorized caller.
+    /// `/tiles`: the four tile definitions, for an authorized caller, within the request
+    /// deadline (the token check may fetch a JWKS).
     ///
     /// # Errors
-    /// The authorization failure.
+    /// The authorization failure, or [`RelayError::Deadline`].
     pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
-        self.authenticate(caller).await?;
+        self.authenticate_in_time(caller).await?;
         Ok(TileId::ALL.map(TileId::definition).to_vec())
     }
 
     /// `/tiles/tile`: the definition of the tile `body` names. The token is checked first,
-    /// then the body.
+    /// within the request deadline, then the body.
     ///
     /// # Errors
-    /// The authorization failure, then the body's (invalid, unknown tile).
+    /// The authorization failure or [`RelayError::Deadline`], then the body's (invalid,
+    /// unknown tile).
     pub(crate) async fn tile(
         &self,
         caller: &Caller<'_>,
         body: &[u8],
     ) -> Result<Definition, RelayError> {
-        self.authenticate(caller).await?;
+        self.authenticate_in_time(caller).await?;
         Ok(parse_tile_request(body, false)?.tile.definition())
     }
 
@@ -811,6 +813,34 @@ mod tests {
                 "Authorization failed: Invalid key".to_owned()
             ))
         );
+    }
+
+    /// A token check that hangs (a JWKS host that never answers).
+    struct Hanging;
+
+    #[async_trait]
+    impl crate::ports::CredentialDecoder for Hanging {
+        async fn decode(&self, _: &str, _: &str) -> Result<Credentials, AuthError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tile_definitions_answer_the_deadline_error_when_the_token_check_hangs() {
+        let source = Arc::new(Watchlist::new(Vec::new(), 1));
+        let relay = Relay::new(source, Arc::new(Hanging), RelaySettings::default());
+        let caller = Caller {
+            authorization: Some("Bearer t"),
+            audience: "http://relay",
+        };
+        // Bounded here too, so a missing deadline fails the test instead of hanging it.
+        let within = Duration::from_secs(60);
+        let deadline = RelayError::Deadline(25);
+        let tiles = tokio::time::timeout(within, relay.tiles(&caller)).await;
+        assert_eq!(tiles.expect("answered").err(), Some(deadline.clone()));
+        let body = br#"{"tile_id": "spycloud_top_breaches"}"#;
+        let tile = tokio::time::timeout(within, relay.tile(&caller, body)).await;
+        assert_eq!(tile.expect("answered").err(), Some(deadline));
     }
 
     #[tokio::test(start_paused = true)]

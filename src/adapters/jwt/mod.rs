@@ -92,6 +92,14 @@ pub struct JwtDecoder {
     verified: moka::sync::Cache<[u8; 32], ()>,
 }
 
+impl std::fmt::Debug for JwtDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtDecoder")
+            .field("allow_list", &self.allow_list.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
 /// How long a checked signature is remembered.
 const VERIFIED_TTL: Duration = Duration::from_secs(5 * 60);
 
