@@ -5,3 +5,4 @@ pub mod app;
 pub mod jwt;
 pub mod redis;
 pub mod snapshots;
+pub mod strategies;
