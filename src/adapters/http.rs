@@ -704,16 +704,8 @@ fn health(
             let started = Instant::now();
             let (outcome, upstream) =
                 telemetry::counting_upstream_calls(relay.health(&incoming.caller())).await;
-            match outcome {
-                Ok(()) => answer(
-                    "/health",
-                    started,
-                    Some(&upstream),
-                    ("ok", None),
-                    &json!({"data": {"status": "ok"}}),
-                ),
-                Err(error) => fatal("/health", started, Some(&upstream), &error),
-            }
+            let outcome = outcome.map(|()| json!({"status": "ok"}));
+            data_or_fatal("/health", started, &upstream, outcome)
         })
 }
 
@@ -772,16 +764,7 @@ fn tiles(
             let started = Instant::now();
             let (outcome, upstream) =
                 telemetry::counting_upstream_calls(relay.tiles(&incoming.caller())).await;
-            match outcome {
-                Ok(definitions) => answer(
-                    "/tiles",
-                    started,
-                    Some(&upstream),
-                    ("ok", None),
-                    &json!({ "data": definitions }),
-                ),
-                Err(error) => fatal("/tiles", started, Some(&upstream), &error),
-            }
+            data_or_fatal("/tiles", started, &upstream, outcome)
         })
 }
 
@@ -806,16 +789,7 @@ fn tile(
                     relay.tile(&incoming.caller(), &body).await
                 };
                 let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
-                match outcome {
-                    Ok(definition) => answer(
-                        "/tiles/tile",
-                        started,
-                        Some(&upstream),
-                        ("ok", None),
-                        &json!({ "data": definition }),
-                    ),
-                    Err(error) => fatal("/tiles/tile", started, Some(&upstream), &error),
-                }
+                data_or_fatal("/tiles/tile", started, &upstream, outcome)
             },
         )
 }
@@ -919,6 +893,24 @@ fn status_reply(status: StatusCode) -> Response {
 }
 
 /// Answers 200 with `error` alone in the SecureX envelope.
+/// `{"data": ...}` on success, else the fatal error in the envelope.
+fn data_or_fatal(
+    route: &'static str,
+    started: Instant,
+    upstream: &telemetry::UpstreamSummary,
+    outcome: Result<impl serde::Serialize, RelayError>,
+) -> Response {
+    /// The success envelope of the routes that answer one document.
+    #[derive(serde::Serialize)]
+    struct Data<T> {
+        data: T,
+    }
+    match outcome {
+        Ok(data) => answer(route, started, Some(upstream), ("ok", None), &Data { data }),
+        Err(error) => fatal(route, started, Some(upstream), &error),
+    }
+}
+
 fn fatal(
     route: &'static str,
     started: Instant,
