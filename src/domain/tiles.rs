@@ -21,6 +21,20 @@ use super::ctim::{ErrorDoc, ErrorType};
 use super::error::RelayError;
 use super::time::{Day, Timestamp};
 
+/// The tile's id, as `/tiles` names it.
+impl std::fmt::Display for TileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// The period's name, as a tile-data request gives it.
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How many rows the two top-ten tiles show.
 const TOP: usize = 10;
 
@@ -773,6 +787,17 @@ fn markdown_cell(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiles_and_periods_display_as_they_parse() {
+        for tile in TileId::ALL {
+            assert_eq!(TileId::parse(&tile.to_string()), Some(tile));
+        }
+        for period in Period::ALL {
+            assert_eq!(Period::parse(&period.to_string()), Some(period));
+        }
+        assert_eq!(Period::Last90Days.to_string(), "last_90_days");
+    }
 
     const NOW: &str = "2026-03-10T12:00:00Z";
 
