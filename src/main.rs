@@ -16,7 +16,7 @@ use spycloud_relay::adapters::{
     ConnectionLimits, HttpSettings, JwtDecoder, JwtSettings, RedisSettings, RetryPolicy, Server,
     ServerTls, SpyCloudSettings,
 };
-use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ErrorType, ModuleSettings};
+use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ModuleSettings};
 use spycloud_relay::{Relay, RelaySettings};
 
 use cli::open_files::{self, connections_within};
@@ -284,11 +284,7 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         Err(error) => return fail(&error),
     };
     let bundle = relay.observe_as(&credentials, &observables).await;
-    let fatal = bundle
-        .errors
-        .iter()
-        .find(|e| e.kind == ErrorType::Fatal)
-        .cloned();
+    let fatal = bundle.fatal().cloned();
     let text = match bundle.into_response() {
         Ok(response) => format!("{response:#}\n"),
         Err(error) => return fail(&error),

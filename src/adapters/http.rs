@@ -22,7 +22,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::adapters::tls::ServerTls;
-use crate::domain::{Bundle, RelayError, parse_observables};
+use crate::domain::{Bundle, ErrorDoc, RelayError, parse_observables};
 use crate::relay::{Caller, Relay};
 use crate::telemetry;
 
@@ -713,42 +713,20 @@ fn observe(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = settings.body_limit;
-    let body_timeout = settings.connections.body_read_timeout;
-    warp::path!("observe" / "observables")
-        .and(warp::post())
-        .and(incoming(settings))
-        .and(warp::body::stream())
-        .and(with(relay))
-        .then(
-            move |incoming: Incoming, body, relay: Arc<Relay>| async move {
-                let started = Instant::now();
-                let observed = async {
-                    let body =
-                        read_body(incoming.content_length, body, limit, body_timeout).await?;
-                    let observables = parse_observables(&body)?;
-                    Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
-                };
-                let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
-                let route = "/observe/observables";
-                match outcome {
-                    Ok(bundle) => {
-                        // Warnings ride along with an answer that stands: only a fatal error
-                        // changes the outcome.
-                        let fatal = bundle
-                            .errors
-                            .iter()
-                            .find(|e| e.kind == crate::domain::ErrorType::Fatal);
-                        let outcome = match fatal {
-                            Some(error) => (error.code.as_str(), Some(error.message.as_str())),
-                            None => ("ok", None),
-                        };
-                        answer(route, started, Some(&upstream), outcome, &bundle)
-                    }
-                    Err(error) => fatal(route, started, Some(&upstream), &error),
-                }
-            },
-        )
+    posted(warp::path!("observe" / "observables"), relay, settings).then(
+        |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
+            let observed = async {
+                let observables = parse_observables(&body?)?;
+                Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
+            };
+            let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
+            let route = "/observe/observables";
+            match outcome {
+                Ok(bundle) => standing(route, started, &upstream, bundle.fatal(), &bundle),
+                Err(error) => fatal(route, started, Some(&upstream), &error),
+            }
+        },
+    )
 }
 
 /// `/tiles`: the dashboard's tile definitions (the body is not read).
@@ -773,25 +751,13 @@ fn tile(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = settings.body_limit;
-    let body_timeout = settings.connections.body_read_timeout;
-    warp::path!("tiles" / "tile")
-        .and(warp::post())
-        .and(incoming(settings))
-        .and(warp::body::stream())
-        .and(with(relay))
-        .then(
-            move |incoming: Incoming, body, relay: Arc<Relay>| async move {
-                let started = Instant::now();
-                let described = async {
-                    let body =
-                        read_body(incoming.content_length, body, limit, body_timeout).await?;
-                    relay.tile(&incoming.caller(), &body).await
-                };
-                let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
-                data_or_fatal("/tiles/tile", started, &upstream, outcome)
-            },
-        )
+    posted(warp::path!("tiles" / "tile"), relay, settings).then(
+        |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
+            let described = async { relay.tile(&incoming.caller(), &body?).await };
+            let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
+            data_or_fatal("/tiles/tile", started, &upstream, outcome)
+        },
+    )
 }
 
 /// `/tiles/tile-data`: one tile's figures for a period, with the token's invalid module
@@ -800,37 +766,42 @@ fn tile_data(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    posted(warp::path!("tiles" / "tile-data"), relay, settings).then(
+        |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
+            let drawn =
+                async { Ok::<_, RelayError>(relay.tile_data(&incoming.caller(), &body?).await) };
+            let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
+            let route = "/tiles/tile-data";
+            match outcome {
+                Ok(drawn) => standing(route, started, &upstream, drawn.fatal(), &drawn),
+                Err(error) => fatal(route, started, Some(&upstream), &error),
+            }
+        },
+    )
+}
+
+/// A request body as read: its bytes, or why they cannot be read.
+type Body = Result<Vec<u8>, RelayError>;
+
+/// A POST to `path` with its body read, within the size limit and the body timeout: who sent
+/// it, when it began, the body (or why it cannot be read) and the relay.
+fn posted(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+) -> impl Filter<Extract = (Incoming, Instant, Body, Arc<Relay>), Error = Rejection> + Clone {
     let limit = settings.body_limit;
     let body_timeout = settings.connections.body_read_timeout;
-    warp::path!("tiles" / "tile-data")
-        .and(warp::post())
+    path.and(warp::post())
         .and(incoming(settings))
         .and(warp::body::stream())
+        .then(move |incoming: Incoming, body| async move {
+            let started = Instant::now();
+            let body = read_body(incoming.content_length, body, limit, body_timeout).await;
+            (incoming, started, body)
+        })
+        .untuple_one()
         .and(with(relay))
-        .then(
-            move |incoming: Incoming, body, relay: Arc<Relay>| async move {
-                let started = Instant::now();
-                let drawn = async {
-                    let body =
-                        read_body(incoming.content_length, body, limit, body_timeout).await?;
-                    Ok::<_, RelayError>(relay.tile_data(&incoming.caller(), &body).await)
-                };
-                let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
-                let route = "/tiles/tile-data";
-                match outcome {
-                    Ok(drawn) => {
-                        // Warnings ride along with an answer that stands: only a fatal error
-                        // changes the outcome.
-                        let outcome = match drawn.fatal() {
-                            Some(error) => (error.code.as_str(), Some(error.message.as_str())),
-                            None => ("ok", None),
-                        };
-                        answer(route, started, Some(&upstream), outcome, &drawn)
-                    }
-                    Err(error) => fatal(route, started, Some(&upstream), &error),
-                }
-            },
-        )
 }
 
 fn version() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -893,6 +864,22 @@ fn status_reply(status: StatusCode) -> Response {
 }
 
 /// Answers 200 with `error` alone in the SecureX envelope.
+/// An answer that stands, warnings and all: its outcome is its fatal error's, if it has one
+/// (warnings do not change the outcome).
+fn standing(
+    route: &'static str,
+    started: Instant,
+    upstream: &telemetry::UpstreamSummary,
+    fatal: Option<&ErrorDoc>,
+    body: &impl serde::Serialize,
+) -> Response {
+    let outcome = match fatal {
+        Some(error) => (error.code.as_str(), Some(error.message.as_str())),
+        None => ("ok", None),
+    };
+    answer(route, started, Some(upstream), outcome, body)
+}
+
 /// `{"data": ...}` on success, else the fatal error in the envelope.
 fn data_or_fatal(
     route: &'static str,

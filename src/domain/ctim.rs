@@ -380,12 +380,14 @@ impl Bundle {
         self.errors.append(&mut other.errors);
     }
 
+    /// The fatal error that ended the request, if one did.
+    pub fn fatal(&self) -> Option<&ErrorDoc> {
+        self.errors.iter().find(|e| e.kind == ErrorType::Fatal)
+    }
+
     /// The code of the fatal error that ended the request, if one did.
     pub fn fatal_code(&self) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|e| e.kind == ErrorType::Fatal)
-            .map(|e| e.code.as_str())
+        self.fatal().map(|e| e.code.as_str())
     }
 
     /// The SecureX envelope as a JSON value (see the `Serialize` impl for the rules).
