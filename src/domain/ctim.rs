@@ -1,6 +1,7 @@
 //! The CTIM entities SecureX reads, and the envelope they travel in. Field order follows the
 //! Python relay's documents, so a response reads the same side by side.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -355,7 +356,7 @@ struct Envelope<'a> {
 pub struct Bundle {
     /// One per breach record.
     pub sightings: Vec<Sighting>,
-    /// One per distinct catalog.
+    /// One per distinct catalog of the whole answer, in order of first appearance.
     pub indicators: Vec<Indicator>,
     /// One per sighting whose catalog was found.
     pub relationships: Vec<Relationship>,
@@ -372,9 +373,15 @@ impl Bundle {
         }
     }
 
-    /// Adds `other`'s entities and errors after this bundle's.
+    /// Adds `other`'s entities and errors after this bundle's; an indicator already here is not
+    /// added again (a CTIM id is unique in an answer, and relationships name indicators by id).
     pub fn append(&mut self, mut other: Bundle) {
         self.sightings.append(&mut other.sightings);
+        let known: HashSet<&str> = self.indicators.iter().map(|i| i.id.as_str()).collect();
+        let mut added = HashSet::new();
+        other
+            .indicators
+            .retain(|i| !known.contains(i.id.as_str()) && added.insert(i.id.clone()));
         self.indicators.append(&mut other.indicators);
         self.relationships.append(&mut other.relationships);
         self.errors.append(&mut other.errors);
@@ -501,6 +508,40 @@ mod tests {
         let response = bundle.into_response().unwrap();
         assert_eq!(response.get("data"), None);
         assert_eq!(response["errors"][1]["type"], "fatal");
+    }
+
+    fn indicator(id: &str) -> Indicator {
+        Indicator {
+            id: id.into(),
+            valid_time: ValidTime { start_time: None },
+            confidence: "Low",
+            title: None,
+            description: None,
+            short_description: None,
+            external_ids: Vec::new(),
+            external_references: Vec::new(),
+            tags: Vec::new(),
+            kind: "indicator",
+            schema_version: SCHEMA_VERSION,
+            producer: SOURCE_NAME,
+        }
+    }
+
+    #[test]
+    fn an_answer_holds_each_indicator_once_in_order_of_first_appearance() {
+        let of = |ids: &[&str]| Bundle {
+            indicators: ids.iter().map(|id| indicator(id)).collect(),
+            ..Bundle::default()
+        };
+        let mut bundle = of(&["a", "b"]);
+        bundle.append(of(&["c", "b", "a"]));
+        bundle.append(of(&["d", "c"]));
+        let ids: Vec<_> = bundle.indicators.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(
+            bundle.into_response().unwrap()["data"]["indicators"]["count"],
+            4
+        );
     }
 
     #[test]
