@@ -92,6 +92,14 @@ pub struct Column {
     /// Always `string`: SecureX shows values as text.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Whether the column's cells are never null (CTIM's default); written only when false,
+    /// for a column whose cell is null.
+    #[serde(skip_serializing_if = "is_true")]
+    pub required: bool,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// A sighting's data table: one row of the record's other fields.

@@ -181,6 +181,7 @@ pub fn data_table(fields: Map<String, Value>, policy: PasswordPolicy) -> DataTab
         columns.push(Column {
             name,
             kind: "string",
+            required: !value.is_null(),
         });
         row.push(value);
     }
@@ -630,7 +631,8 @@ mod tests {
             table,
             json!({
                 "columns": [{"name": "email", "type": "string"}, {"name": "password", "type": "string"},
-                            {"name": "target_url", "type": "string"}, {"name": "salt", "type": "string"}],
+                            {"name": "target_url", "type": "string"},
+                            {"name": "salt", "type": "string", "required": false}],
                 "rows": [["bob@example.com", "hunter22", "https://x", null]]
             })
         );
@@ -651,6 +653,17 @@ mod tests {
                 json!("ab")
             ]
         );
+        let nulls = breach(json!({"email": "e", "salt": null, "password": null}));
+        for policy in [PasswordPolicy::Plaintext, PasswordPolicy::Masked] {
+            let table = serde_json::to_value(data_table(nulls.data.clone(), policy)).unwrap();
+            assert_eq!(
+                table["columns"],
+                json!([{"name": "email", "type": "string"},
+                       {"name": "salt", "type": "string", "required": false},
+                       {"name": "password", "type": "string", "required": false}]),
+                "{policy:?}"
+            );
+        }
         let omitted = data_table(b.data.clone(), PasswordPolicy::Omitted);
         assert_eq!(omitted.columns.len(), 1);
         assert_eq!(omitted.rows[0], [json!("e")]);
