@@ -14,6 +14,35 @@ pub const SCHEMA_VERSION: &str = "1.0.17";
 /// How the relay names SpyCloud as a source and producer.
 pub const SOURCE_NAME: &str = "Spycloud";
 
+/// CTIM's `ShortString`: at most 1024 characters (an indicator's `title`).
+pub(crate) const SHORT_STRING: usize = 1024;
+/// CTIM's `MedString`: at most 2048 characters (an indicator's `short_description`).
+pub(crate) const MED_STRING: usize = 2048;
+/// CTIM's `Markdown`: at most 5000 characters (every `description`).
+pub(crate) const MARKDOWN: usize = 5000;
+
+/// `text` within `limit` characters as CTIM counts them (UTF-16 code units, as JavaScript's
+/// `length`): whole when it fits, else its longest prefix that leaves room for a closing `…`,
+/// never cut inside a character. Every length-limited text the relay writes goes through here.
+pub(crate) fn within_limit(mut text: String, limit: usize) -> String {
+    // A character takes no more UTF-16 code units than UTF-8 bytes: most texts stop here.
+    if text.len() <= limit || text.encode_utf16().count() <= limit {
+        return text;
+    }
+    let room = limit.saturating_sub(1);
+    let mut units = 0;
+    let end = text
+        .char_indices()
+        .find(|&(_, c)| {
+            units += c.len_utf16();
+            units > room
+        })
+        .map_or(text.len(), |(at, _)| at);
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
 /// An observable as SecureX sends and receives it. Cheap to clone: every sighting of an observable
 /// repeats it three times.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -485,6 +514,48 @@ mod tests {
             code: "f".into(),
             message: "m".into(),
         }
+    }
+
+    fn units(text: &str) -> usize {
+        text.encode_utf16().count()
+    }
+
+    #[test]
+    fn a_text_within_its_limit_is_kept_whole() {
+        for text in [
+            "",
+            "short",
+            "é".repeat(10).as_str(),
+            "😀".repeat(512).as_str(),
+        ] {
+            assert_eq!(within_limit(text.to_owned(), SHORT_STRING), text);
+        }
+        // 1024 UTF-16 code units in 4096 bytes: within a ShortString.
+        assert_eq!(units(&"😀".repeat(512)), SHORT_STRING);
+    }
+
+    #[test]
+    fn a_longer_text_is_cut_in_utf16_code_units_never_inside_a_character_and_ends_with_an_ellipsis()
+    {
+        for (text, limit) in [
+            ("a".repeat(3000), SHORT_STRING),
+            ("a".repeat(12_000), MARKDOWN),
+            ("é".repeat(3000), MED_STRING),
+            // Astral-plane characters are two code units each: 513 of them are 1026 units.
+            ("😀".repeat(513), SHORT_STRING),
+            (format!("a{}", "😀".repeat(600)), SHORT_STRING),
+            (format!("{}😀", "a".repeat(1023)), SHORT_STRING),
+        ] {
+            let cut = within_limit(text.clone(), limit);
+            assert!(units(&cut) <= limit, "{} > {limit}", units(&cut));
+            assert!(units(&cut) >= limit - 2, "{} cut too short", units(&cut));
+            let kept = cut.strip_suffix('…').expect("ends with an ellipsis");
+            assert!(text.starts_with(kept));
+            assert!(!kept.contains('\u{FFFD}'));
+        }
+        assert_eq!(within_limit("😀😀😀".to_owned(), 4), "😀…");
+        assert_eq!(within_limit("abcde".to_owned(), 4), "abc…");
+        assert_eq!(within_limit("abcd".to_owned(), 4), "abcd");
     }
 
     #[test]

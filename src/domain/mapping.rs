@@ -6,8 +6,9 @@ use uuid::Uuid;
 use super::breach::{BreachRecord, SeverityBand};
 use super::catalog::{Catalog, CatalogId};
 use super::ctim::{
-    Bundle, Column, DataTable, ExternalReference, Indicator, Observable, ObservedTime, Relation,
-    Relationship, SCHEMA_VERSION, SOURCE_NAME, Sighting, Target, ValidTime,
+    Bundle, Column, DataTable, ExternalReference, Indicator, MARKDOWN, MED_STRING, Observable,
+    ObservedTime, Relation, Relationship, SCHEMA_VERSION, SHORT_STRING, SOURCE_NAME, Sighting,
+    Target, ValidTime, within_limit,
 };
 use super::error::Warning;
 use super::observable::EMAIL;
@@ -248,7 +249,7 @@ pub fn sighting(
             observed_time,
         }],
         data: data_table(breach.data, options.passwords),
-        description: format!("Present in {title}"),
+        description: within_limit(format!("Present in {title}"), MARKDOWN),
         kind: "sighting",
         schema_version: SCHEMA_VERSION,
         source: SOURCE_NAME,
@@ -269,7 +270,7 @@ pub fn external_references(catalog: &Catalog, options: &MappingOptions) -> Vec<E
         .zip(catalog.site_description.as_deref())
         .map(|(site, about)| ExternalReference {
             source_name: SOURCE_NAME,
-            description: about.to_owned(),
+            description: within_limit(about.to_owned(), MARKDOWN),
             url: site_url(site),
             external_id: None,
         });
@@ -279,7 +280,7 @@ pub fn external_references(catalog: &Catalog, options: &MappingOptions) -> Vec<E
         .zip(catalog.description.as_deref())
         .map(|(uuid, about)| ExternalReference {
             source_name: SOURCE_NAME,
-            description: about.to_owned(),
+            description: within_limit(about.to_owned(), MARKDOWN),
             url: options.catalog_url(uuid),
             external_id: Some(uuid.to_owned()),
         });
@@ -294,9 +295,12 @@ pub fn indicator(catalog: &Catalog, options: &MappingOptions) -> Indicator {
             start_time: catalog.spycloud_publish_date,
         },
         confidence: confidence(catalog.confidence.as_ref()),
-        title: catalog.title.clone(),
-        description: catalog.description.clone(),
-        short_description: catalog.title.clone(),
+        title: catalog.title.clone().map(|t| within_limit(t, SHORT_STRING)),
+        description: catalog
+            .description
+            .clone()
+            .map(|d| within_limit(d, MARKDOWN)),
+        short_description: catalog.title.clone().map(|t| within_limit(t, MED_STRING)),
         external_ids: [Some(catalog.id.to_string()), catalog.uuid.clone()]
             .into_iter()
             .flatten()
@@ -707,6 +711,49 @@ mod tests {
         assert_eq!(
             (&value["type"], &value["schema_version"], &value["producer"]),
             (&json!("indicator"), &json!("1.0.17"), &json!("Spycloud"))
+        );
+    }
+
+    #[test]
+    fn catalog_texts_are_cut_to_ctims_limits() {
+        let units = |text: &str| text.encode_utf16().count();
+        let title = "😀".repeat(1500);
+        let description = "d".repeat(12_000);
+        let c = catalog(json!({
+            "id": 1, "uuid": "u", "title": title, "description": description,
+            "site": "example.com", "site_description": "s".repeat(6000)
+        }));
+        let i = indicator(&c, &MappingOptions::default());
+        let title_out = i.title.as_deref().unwrap();
+        assert_eq!(units(title_out), 1023); // 511 emoji and the ellipsis
+        assert!(title_out.ends_with('…'));
+        let short = i.short_description.as_deref().unwrap();
+        assert_eq!(units(short), 2047);
+        assert_eq!(units(i.description.as_deref().unwrap()), 5000);
+        for reference in &i.external_references {
+            assert_eq!(units(&reference.description), 5000, "{}", reference.url);
+            assert!(reference.description.ends_with('…'));
+        }
+        let long_title = catalog(json!({"id": 1, "title": "😀".repeat(3000)}));
+        let s = sighting(
+            &email(),
+            breach(json!({"source_id": 1})),
+            Some(&long_title),
+            &MappingOptions::default(),
+        );
+        assert_eq!(units(&s.description), 5000);
+        assert!(s.description.starts_with("Present in 😀"));
+        assert!(s.description.ends_with('…'));
+        // Texts within the limits are untouched.
+        let small = catalog(json!({"id": 1, "title": "T", "description": "D"}));
+        let i = indicator(&small, &MappingOptions::default());
+        assert_eq!(
+            (
+                i.title.as_deref(),
+                i.short_description.as_deref(),
+                i.description.as_deref()
+            ),
+            (Some("T"), Some("T"), Some("D"))
         );
     }
 
