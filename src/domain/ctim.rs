@@ -43,6 +43,16 @@ pub(crate) fn within_limit(mut text: String, limit: usize) -> String {
     text
 }
 
+/// `url` when it is what CTIM's URL fields hold: an absolute `http` or `https` URL with a host,
+/// that parses as an RFC 3986 URI. Every URL the relay writes goes through here.
+pub(crate) fn web_url(url: String) -> Option<String> {
+    let uri = fluent_uri::Uri::parse(url.as_str()).ok()?;
+    let scheme = uri.scheme().as_str();
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let host = uri.authority().is_some_and(|a| !a.host().is_empty());
+    (web && host).then_some(url)
+}
+
 /// An observable as SecureX sends and receives it. Cheap to clone: every sighting of an observable
 /// repeats it three times.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

@@ -8,7 +8,7 @@ use super::catalog::{Catalog, CatalogId};
 use super::ctim::{
     Bundle, Column, DataTable, ExternalReference, Indicator, MARKDOWN, MED_STRING, Observable,
     ObservedTime, Relation, Relationship, SCHEMA_VERSION, SHORT_STRING, SOURCE_NAME, Sighting,
-    Target, ValidTime, within_limit,
+    Target, ValidTime, web_url, within_limit,
 };
 use super::error::Warning;
 use super::observable::EMAIL;
@@ -258,31 +258,35 @@ pub fn sighting(
         internal: false,
         source_uri: catalog
             .and_then(|c| c.uuid.as_deref())
-            .map(|uuid| options.catalog_url(uuid)),
+            .and_then(|uuid| web_url(options.catalog_url(uuid))),
     }
 }
 
 /// The breached site (when usable and described), then the portal page (when the catalog has
-/// a uuid and a description).
+/// a uuid and a description); each only when its URL is one CTIM takes ([`web_url`]).
 pub fn external_references(catalog: &Catalog, options: &MappingOptions) -> Vec<ExternalReference> {
     let site = catalog
         .usable_site()
         .zip(catalog.site_description.as_deref())
-        .map(|(site, about)| ExternalReference {
-            source_name: SOURCE_NAME,
-            description: within_limit(about.to_owned(), MARKDOWN),
-            url: site_url(site),
-            external_id: None,
+        .and_then(|(site, about)| {
+            Some(ExternalReference {
+                source_name: SOURCE_NAME,
+                url: web_url(site_url(site))?,
+                description: within_limit(about.to_owned(), MARKDOWN),
+                external_id: None,
+            })
         });
     let portal = catalog
         .uuid
         .as_deref()
         .zip(catalog.description.as_deref())
-        .map(|(uuid, about)| ExternalReference {
-            source_name: SOURCE_NAME,
-            description: within_limit(about.to_owned(), MARKDOWN),
-            url: options.catalog_url(uuid),
-            external_id: Some(uuid.to_owned()),
+        .and_then(|(uuid, about)| {
+            Some(ExternalReference {
+                source_name: SOURCE_NAME,
+                url: web_url(options.catalog_url(uuid))?,
+                description: within_limit(about.to_owned(), MARKDOWN),
+                external_id: Some(uuid.to_owned()),
+            })
         });
     site.into_iter().chain(portal).collect()
 }
@@ -754,6 +758,68 @@ mod tests {
                 i.description.as_deref()
             ),
             (Some("T"), Some("T"), Some("D"))
+        );
+    }
+
+    #[test]
+    fn only_absolute_http_urls_that_parse_as_uris_are_written() {
+        let options = MappingOptions::default();
+        let site = |site: &str| {
+            let c = catalog(json!({"id": 1, "site": site, "site_description": "about"}));
+            external_references(&c, &options)
+                .into_iter()
+                .map(|r| r.url)
+                .collect::<Vec<_>>()
+        };
+        for good in [
+            "example.com",
+            "example.com/forum?x=1",
+            "http://old.example",
+            "HTTPS://Example.com/a%20b",
+            "https://[2001:db8::1]:8443/x",
+        ] {
+            assert_eq!(site(good).len(), 1, "{good}");
+        }
+        for bad in [
+            "exa mple .test/<x>",
+            "http://[::1",
+            "ftp://files.example",
+            "javascript:alert(1)",
+            "https://",
+            "https://exa mple.test",
+            "example.com/<script>",
+            "https://example.com/a b",
+        ] {
+            assert_eq!(site(bad), Vec::<String>::new(), "{bad}");
+        }
+        // The portal link and the sighting's source_uri alike: a uuid that makes no URI
+        // gives neither, a portal base that is not http(s) neither.
+        let odd = catalog(json!({"id": 1, "uuid": "a b<c>", "description": "d"}));
+        assert_eq!(external_references(&odd, &options), []);
+        let s = sighting(
+            &email(),
+            breach(json!({"source_id": 1})),
+            Some(&odd),
+            &options,
+        );
+        assert_eq!(s.source_uri, None);
+        let fine = catalog(json!({"id": 1, "uuid": "u-1", "description": "d"}));
+        let ftp = MappingOptions {
+            portal_url: "ftp://portal.test".into(),
+            ..MappingOptions::default()
+        };
+        assert_eq!(external_references(&fine, &ftp), []);
+        let s = sighting(&email(), breach(json!({"source_id": 1})), Some(&fine), &ftp);
+        assert_eq!(s.source_uri, None);
+        let s = sighting(
+            &email(),
+            breach(json!({"source_id": 1})),
+            Some(&fine),
+            &options,
+        );
+        assert_eq!(
+            s.source_uri.as_deref(),
+            Some("https://portal.spycloud.com/breach/catalog/u-1")
         );
     }
 
