@@ -373,6 +373,23 @@ mod tests {
     }
 
     #[test]
+    fn a_record_dated_in_any_of_spyclouds_three_forms_is_mapped() {
+        for (date, text) in [
+            ("2020-05-01T08:09:10Z", "2020-05-01T08:09:10.000000Z"),
+            ("2020-05-01 08:09:10", "2020-05-01T08:09:10.000000Z"),
+            ("2020-05-01", "2020-05-01T00:00:00.000000Z"),
+        ] {
+            let raw = record(json!({"spycloud_publish_date": date}));
+            assert_eq!(
+                raw.published().map(|t| t.to_string()).as_deref(),
+                Some(text)
+            );
+            let breach = BreachRecord::try_from(raw).unwrap();
+            assert_eq!(breach.published.to_string(), text, "{date}");
+        }
+    }
+
+    #[test]
     fn records_that_cannot_be_mapped_say_why() {
         let no_date = record(json!({"severity": 2}));
         assert_eq!(
