@@ -149,6 +149,59 @@ async fn upstream_statuses_become_securex_errors() {
 }
 
 #[tokio::test]
+async fn spyclouds_error_signals_give_their_own_messages_on_observe_and_health() {
+    let quota = "The SpyCloud API key's monthly quota is used up. Please, contact SpyCloud.";
+    let ip = "Authorization failed: SpyCloud does not accept calls from this relay's IP address for this API key. Ask SpyCloud to allow it.";
+    let key = "Authorization failed: The SpyCloud API key is not valid.";
+    for (status, header, value, code, message) in [
+        (
+            429,
+            "x-amzn-ErrorType",
+            "LimitExceededException",
+            "too many requests",
+            quota,
+        ),
+        (
+            403,
+            "SpyCloud-Error",
+            "Invalid IP",
+            "authorization error",
+            ip,
+        ),
+        (
+            403,
+            "SpyCloud-Error",
+            "Invalid API key",
+            "authorization error",
+            key,
+        ),
+    ] {
+        let app = spawn_app_with(&[]).await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/(breach|watchlist)/"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header(header, value)
+                    .set_body_json(json!({"message": "Forbidden"})),
+            )
+            .mount(&app.upstream)
+            .await;
+        let fatal = json!({"errors": [{"type": "fatal", "code": code, "message": message}]});
+        let body = app.observe(json!([email("alice@example.com")])).await;
+        assert_eq!(body, fatal, "observe, {value}");
+        let (_, body) = app.post("/health", Some(&app.token()), "").await;
+        assert_eq!(body, fatal, "/health, {value}");
+        // The quota is not retried: one call for observe, one for /health.
+        let requests = app.upstream.received_requests().await.unwrap();
+        let calls = requests
+            .iter()
+            .filter(|r| !r.url.path().starts_with("/.well-known"))
+            .count();
+        assert_eq!(calls, 2, "{value}");
+    }
+}
+
+#[tokio::test]
 async fn no_supported_observable_needs_no_token() {
     let app = spawn_app().await;
     let (status, body) = app

@@ -295,6 +295,25 @@ async fn lookup_fails_cleanly() {
 }
 
 #[tokio::test]
+async fn lookup_names_spyclouds_refusal() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403).insert_header("SpyCloud-Error", "Invalid IP"))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || lookup(&["alice@example.com"], &uri, "cli-key"))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("Authorization failed: SpyCloud does not accept calls from this relay's IP address for this API key. Ask SpyCloud to allow it."),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn metrics_and_the_request_log_show_what_happened() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -478,7 +497,8 @@ async fn failed_requests_say_why_and_retries_are_logged_at_info() {
     );
     let limited = line("/observe/observables", "too many requests");
     assert!(
-        limited.contains("upstream_failure=\"emails 429\"") && limited.contains("reason="),
+        limited.contains("upstream_failure=\"emails 429 LimitExceededException\"")
+            && limited.contains("reason=\"The SpyCloud API key's monthly quota is used up."),
         "{limited}"
     );
     let retry = logs
