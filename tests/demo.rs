@@ -1,6 +1,8 @@
 //! The `demo` subcommand, black-box: the real binary on 127.0.0.1:0, driven with the token and
 //! the observables it prints, as a person following its instructions would.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -93,7 +95,9 @@ async fn post(demo: &Demo, path: &str, token: Option<&str>, body: Option<Value>)
     }
     let response = request.send().await.expect("the demo answers");
     assert_eq!(response.status(), 200, "{path}");
-    response.json().await.expect("a JSON answer")
+    let answer = response.json().await.expect("a JSON answer");
+    common::ctim::assert_valid(&answer);
+    answer
 }
 
 fn sample_observables() -> Value {

@@ -201,6 +201,75 @@ async fn spyclouds_error_signals_give_their_own_messages_on_observe_and_health()
     }
 }
 
+/// The CTIM checks every answer of the suite goes through catch each rule broken.
+#[test]
+fn the_ctim_checks_catch_every_broken_rule() {
+    let valid = || {
+        json!({"data": {
+            "sightings": {"count": 1, "docs": [{
+                "id": "s1", "confidence": "High", "severity": "Medium",
+                "source_uri": "https://portal.test/breach/catalog/u",
+                "observables": [{"type": "email", "value": "a@example.com"}],
+                "targets": [{"type": "email", "observables": [{"type": "email", "value": "a@example.com"}]}],
+                "relations": [],
+                "description": "Present in X",
+                "data": {"columns": [{"name": "salt", "type": "string", "required": false},
+                                     {"name": "password", "type": "string"}],
+                         "rows": [[null, "p"]]}
+            }]},
+            "indicators": {"count": 1, "docs": [{
+                "id": "i1", "confidence": "Low", "title": "X",
+                "external_references": [{"description": "d", "url": "https://example.com"}]
+            }]},
+            "relationships": {"count": 1, "docs": [{"id": "r1", "source_ref": "s1", "target_ref": "i1"}]}
+        }})
+    };
+    assert_eq!(common::ctim::problems(&valid()), Vec::<String>::new());
+    type Breaks = fn(&mut Value);
+    let broken: [(&str, Breaks); 10] = [
+        ("twice", |v| {
+            v["data"]["relationships"]["docs"][0]["id"] = json!("i1")
+        }),
+        ("count 2", |v| v["data"]["indicators"]["count"] = json!(2)),
+        ("target_ref", |v| {
+            v["data"]["relationships"]["docs"][0]["target_ref"] = json!("i2")
+        }),
+        ("required column", |v| {
+            v["data"]["sightings"]["docs"][0]["data"]["rows"][0][1] = Value::Null
+        }),
+        ("title of 1025", |v| {
+            v["data"]["indicators"]["docs"][0]["title"] = json!("😀".repeat(512) + "x")
+        }),
+        ("description of 5001", |v| {
+            v["data"]["indicators"]["docs"][0]["external_references"][0]["description"] =
+                json!("d".repeat(5001))
+        }),
+        ("not an absolute http(s) URI", |v| {
+            v["data"]["indicators"]["docs"][0]["external_references"][0]["url"] =
+                json!("https://exa mple.test")
+        }),
+        ("source_uri", |v| {
+            v["data"]["sightings"]["docs"][0]["source_uri"] = json!("ftp://portal.test")
+        }),
+        ("observable type", |v| {
+            v["data"]["sightings"]["docs"][0]["observables"][0]["type"] = json!("e-mail")
+        }),
+        ("severity", |v| {
+            v["data"]["sightings"]["docs"][0]["severity"] = json!("Severe")
+        }),
+    ];
+    for (problem, break_it) in broken {
+        let mut answer = valid();
+        break_it(&mut answer);
+        // Nested inside a snapshot of several answers too.
+        let problems = common::ctim::problems(&json!({"answers": [answer]}));
+        assert!(
+            problems.iter().any(|p| p.contains(problem)),
+            "{problem}: {problems:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn no_supported_observable_needs_no_token() {
     let app = spawn_app().await;

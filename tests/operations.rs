@@ -155,6 +155,7 @@ async fn lookup_prints_the_bundle() {
     .unwrap();
     assert_eq!(code, 0, "{stderr}");
     let bundle: Value = serde_json::from_str(&stdout).expect("stdout is the JSON bundle alone");
+    common::ctim::assert_valid(&bundle);
     assert_eq!(bundle["data"]["sightings"]["count"], 2);
     assert_eq!(bundle["data"]["indicators"]["count"], 2);
     assert_eq!(bundle["data"]["relationships"]["count"], 2);
