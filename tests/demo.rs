@@ -180,6 +180,29 @@ async fn the_demo_prints_its_observables_and_answers_with_the_token_it_prints() 
             .map(|s| s["severity"].clone())
             .unwrap_or_else(|| panic!("a sighting of {document_id}"))
     };
+    // The infostealer records, the IP's among them, name the infected device as a second
+    // target; other records have the email target alone.
+    let devices: Vec<_> = sightings
+        .iter()
+        .filter(|s| s["targets"].as_array().unwrap().len() == 2)
+        .map(|s| {
+            (
+                s["observables"][0]["value"].clone(),
+                s["targets"][1].clone(),
+            )
+        })
+        .collect();
+    for (value, device) in &devices {
+        assert_eq!(device["type"], "endpoint", "{value}");
+        assert_eq!(device["observables"][0]["type"], "hostname", "{value}");
+        assert!(device["os"].is_string(), "{value}");
+    }
+    let with_device = |value: &str| devices.iter().any(|(v, _)| v == value);
+    assert!(with_device("203.0.113.77"));
+    assert!(with_device("alex.rivera@example.com"));
+    assert!(with_device("sam.taylor@acme.test"));
+    assert!(!with_device("jordan.lee@example.org"));
+
     // Severity 25, an infostealer: High; 20 in a combo list: Medium; 2: Low; 30: High.
     assert_eq!(severity("0d1e8b2a-5c4f-4a6e-9b1d-3f2a7c8e9d01"), "High");
     assert_eq!(severity("0d1e8b2a-5c4f-4a6e-9b1d-3f2a7c8e9d05"), "Medium");

@@ -129,6 +129,38 @@ async fn a_fatal_upstream_error_keeps_the_emails_before_it() {
 }
 
 #[tokio::test]
+async fn an_infostealer_record_names_the_infected_device_as_a_second_target() {
+    let app = spawn_app().await;
+    let mut record = sample::infostealer("alice@example.com");
+    record["ip_addresses"] = json!(["198.51.100.7", "198.51.100.300", "2001:DB8::7"]);
+    record["mac_address"] = json!("00:1A:2B:3C:4D:5E");
+    record["infected_time"] = json!("2021-05-30 22:10:05");
+    let plain = sample::breach("alice@example.com");
+    app.mount_email("alice@example.com", vec![json!([record, plain])])
+        .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    let body = app.observe(json!([email("alice@example.com")])).await;
+    let sightings = body["data"]["sightings"]["docs"].as_array().unwrap();
+    let device = &sightings[0]["targets"][1];
+    assert_eq!(
+        device["observables"],
+        json!([
+            {"type": "hostname", "value": "ALICE-PC"},
+            {"type": "ip", "value": "198.51.100.7"},
+            {"type": "ipv6", "value": "2001:db8::7"},
+            {"type": "mac_address", "value": "00:1A:2B:3C:4D:5E"}
+        ])
+    );
+    assert_eq!(
+        device["observed_time"]["start_time"],
+        "2021-05-30T22:10:05.000000Z"
+    );
+    // A record without device fields has the email target alone.
+    assert_eq!(sightings[1]["targets"].as_array().unwrap().len(), 1);
+    contract_snapshot!("observe_infected_device", body);
+}
+
+#[tokio::test]
 async fn upstream_statuses_become_securex_errors() {
     for (status, upstream_body, name) in [
         (

@@ -111,7 +111,8 @@ pub struct Relation {
     pub relation: &'static str,
 }
 
-/// What a sighting targeted.
+/// What a sighting targeted: the email account, and for an infostealer record the infected
+/// device (`endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
     /// The kind of target.
@@ -121,6 +122,9 @@ pub struct Target {
     pub observables: Vec<Observable>,
     /// When the target was observed.
     pub observed_time: ObservedTime,
+    /// The operating system of an `endpoint` target, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// A column of a sighting's data table.

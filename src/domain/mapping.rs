@@ -10,8 +10,10 @@ use super::ctim::{
     ObservedTime, Relation, Relationship, SCHEMA_VERSION, SHORT_STRING, SOURCE_NAME, Sighting,
     Target, ValidTime, web_url, within_limit,
 };
+use super::device::Device;
 use super::error::Warning;
 use super::observable::EMAIL;
+use super::time::Timestamp;
 
 /// How the relay shows secrets found in breach records: the password, salt and payment-card
 /// columns of a sighting's data table.
@@ -243,11 +245,20 @@ pub fn sighting(
         relations: relations(observable, catalog),
         external_ids: external_ids(&breach),
         severity: severity(&breach, catalog),
-        targets: vec![Target {
+        targets: [Target {
             kind: "email",
             observables,
             observed_time,
-        }],
+            os: None,
+        }]
+        .into_iter()
+        .chain(
+            breach
+                .device
+                .as_ref()
+                .and_then(|d| device_target(d, breach.published)),
+        )
+        .collect(),
         data: data_table(breach.data, options.passwords),
         description: within_limit(format!("Present in {title}"), MARKDOWN),
         kind: "sighting",
@@ -260,6 +271,34 @@ pub fn sighting(
             .and_then(|c| c.uuid.as_deref())
             .and_then(|uuid| web_url(options.catalog_url(uuid))),
     }
+}
+
+/// The infected device as a target, when the record names one of its host name, IP addresses
+/// or MAC address: observed at its infection time, else at the record's date.
+pub fn device_target(device: &Device, published: Timestamp) -> Option<Target> {
+    let observable = |kind: &str, value: &str| Observable {
+        value: value.into(),
+        kind: kind.into(),
+    };
+    let hostname = device.hostname().map(|name| observable("hostname", name));
+    let ips = device.ip_addresses().iter().map(|ip| {
+        let kind = if ip.is_ipv4() { "ip" } else { "ipv6" };
+        observable(kind, &ip.to_string())
+    });
+    let mac = device
+        .mac_address()
+        .map(|mac| observable("mac_address", mac));
+    let observables: Vec<Observable> = hostname.into_iter().chain(ips).chain(mac).collect();
+    let at = device.infected_at().unwrap_or(published);
+    (!observables.is_empty()).then(|| Target {
+        kind: "endpoint",
+        observables,
+        observed_time: ObservedTime {
+            start_time: at,
+            end_time: at,
+        },
+        os: device.os().map(str::to_owned),
+    })
 }
 
 /// The breached site (when usable and described), then the portal page (when the catalog has
@@ -475,6 +514,86 @@ mod tests {
                 "{no_email}"
             );
         }
+    }
+
+    #[test]
+    fn an_infected_device_is_a_second_target_after_the_email() {
+        let b = breach(json!({
+            "email": "bob@example.com", "infected_machine_id": "m-1",
+            "user_hostname": "BOB-PC", "user_os": "Windows 10 Pro",
+            "ip_addresses": ["198.51.100.7", "999.1.1.1", "2001:DB8:0:0::1"],
+            "mac_address": "00:1A:2b:3C:4d:5E", "infected_time": "2021-06-01 10:20:30",
+            "infected_path": "C:\\Temp\\x.exe",
+            "spycloud_publish_date": "2021-07-01T00:00:00Z"
+        }));
+        let s = sighting(&email(), b, None, &MappingOptions::default());
+        assert_eq!(s.targets.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&s.targets[1]).unwrap(),
+            json!({
+                "type": "endpoint",
+                "observables": [
+                    {"type": "hostname", "value": "BOB-PC"},
+                    {"type": "ip", "value": "198.51.100.7"},
+                    {"type": "ipv6", "value": "2001:db8::1"},
+                    {"type": "mac_address", "value": "00:1A:2b:3C:4d:5E"}
+                ],
+                "observed_time": {
+                    "start_time": "2021-06-01T10:20:30.000000Z",
+                    "end_time": "2021-06-01T10:20:30.000000Z"
+                },
+                "os": "Windows 10 Pro"
+            })
+        );
+        // The email target, the observables and the data table are as before.
+        assert_eq!(s.targets[0].kind, "email");
+        assert_eq!(s.observables, [email()]);
+        let columns: Vec<_> = s.data.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            columns,
+            [
+                "email",
+                "user_hostname",
+                "user_os",
+                "ip_addresses",
+                "mac_address",
+                "infected_time",
+                "infected_path"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_device_target_keeps_only_valid_values_and_needs_one() {
+        let target = |fields: Value| {
+            let s = sighting(&email(), breach(fields), None, &MappingOptions::default());
+            s.targets.get(1).map(|t| serde_json::to_value(t).unwrap())
+        };
+        // An over-long host name and an invalid IP are left out; the rest stands. Without
+        // infected_time, the record's date.
+        let long = "h".repeat(1025);
+        assert_eq!(
+            target(json!({"user_hostname": long, "ip_addresses": ["1.2.3", "203.0.113.9"]})),
+            Some(json!({
+                "type": "endpoint",
+                "observables": [{"type": "ip", "value": "203.0.113.9"}],
+                "observed_time": {"start_time": "2020-05-01T00:00:00.000000Z",
+                                  "end_time": "2020-05-01T00:00:00.000000Z"}
+            }))
+        );
+        // No valid observable: no device target, whatever else the record says.
+        for fields in [
+            json!({}),
+            json!({"user_os": "Windows 11", "infected_machine_id": "m", "infected_path": "C:\\x"}),
+            json!({"user_hostname": " ", "ip_addresses": ["nope", 7], "mac_address": "00:11:22:33:44"}),
+            json!({"user_hostname": "A\u{7}B", "mac_address": "00:11:22:33:44:GG"}),
+            json!({"user_hostname": null, "ip_addresses": null, "mac_address": null}),
+        ] {
+            assert_eq!(target(fields.clone()), None, "{fields}");
+        }
+        // A long OS is cut to CTIM's ShortString.
+        let os = target(json!({"user_hostname": "PC", "user_os": "w".repeat(2000)})).unwrap();
+        assert_eq!(os["os"].as_str().unwrap().encode_utf16().count(), 1024);
     }
 
     #[test]
