@@ -36,7 +36,8 @@ pub fn cut_to(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
 #[derive(Debug, Default)]
 pub struct UpstreamSummary {
     calls: AtomicU32,
-    /// The last call that failed: its endpoint and status (`429`, `error`, ...).
+    /// The last call that failed: its endpoint and status (`429`, `error`, ...), with the cause
+    /// SpyCloud named (`429 LimitExceededException`, `403 Invalid IP`, ...).
     last_failure: Mutex<Option<(&'static str, String)>>,
 }
 
@@ -82,14 +83,25 @@ pub fn counted_for_this_request<F: Future>(work: F) -> impl Future<Output = F::O
 }
 
 /// Records one HTTP call to SpyCloud: `endpoint` (`emails`, `catalog`, `watchlist`), the
-/// status it got (`200`, `429`, ..., or `error` when there was no answer) and how long it took.
-pub fn upstream_call(endpoint: &'static str, status: &str, duration: Duration) {
+/// status it got (`200`, `429`, ..., or `error` when there was no answer), the cause SpyCloud's
+/// headers named beside it (`LimitExceededException`, `Invalid IP`, ...; for the request's log
+/// line, not the metrics) and how long it took.
+pub fn upstream_call(
+    endpoint: &'static str,
+    status: &str,
+    signal: Option<&str>,
+    duration: Duration,
+) {
     let _ = UPSTREAM.try_with(|summary| {
         summary.calls.fetch_add(1, Ordering::Relaxed);
         if !status.starts_with('2')
             && let Ok(mut failure) = summary.last_failure.lock()
         {
-            *failure = Some((endpoint, status.to_owned()));
+            let status = match signal {
+                Some(signal) => format!("{status} {signal}"),
+                None => status.to_owned(),
+            };
+            *failure = Some((endpoint, status));
         }
     });
     metrics::counter!("relay_upstream_calls_total", "endpoint" => endpoint, "status" => status.to_owned())

@@ -1,6 +1,8 @@
 //! The `demo` subcommand, black-box: the real binary on 127.0.0.1:0, driven with the token and
 //! the observables it prints, as a person following its instructions would.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -93,7 +95,9 @@ async fn post(demo: &Demo, path: &str, token: Option<&str>, body: Option<Value>)
     }
     let response = request.send().await.expect("the demo answers");
     assert_eq!(response.status(), 200, "{path}");
-    response.json().await.expect("a JSON answer")
+    let answer = response.json().await.expect("a JSON answer");
+    common::ctim::assert_valid(&answer);
+    answer
 }
 
 fn sample_observables() -> Value {
@@ -151,9 +155,18 @@ async fn the_demo_prints_its_observables_and_answers_with_the_token_it_prints() 
             assert_eq!(first["observables"][1]["type"], "email", "{value}");
         }
     }
-    // One indicator per distinct catalog of each observable (the source_id without a catalog
-    // gives none): 6 for the emails, 3 for the domain, 1 each for the IP and the username.
-    assert_eq!(data["indicators"]["count"], 11);
+    // One indicator per catalog in the whole answer, however many observables share it (the
+    // source_id without a catalog gives none): 5 breaches, each once.
+    let indicators = data["indicators"]["docs"].as_array().expect("indicators");
+    let ids: std::collections::HashSet<_> = indicators.iter().map(|i| &i["id"]).collect();
+    assert_eq!(data["indicators"]["count"], 5);
+    assert_eq!((indicators.len(), ids.len()), (5, 5));
+    for relationship in data["relationships"]["docs"]
+        .as_array()
+        .expect("relationships")
+    {
+        assert!(ids.contains(&relationship["target_ref"]), "{relationship}");
+    }
     assert_eq!(data["relationships"]["count"], records - 1);
     assert_eq!(
         answer["errors"],
@@ -167,6 +180,29 @@ async fn the_demo_prints_its_observables_and_answers_with_the_token_it_prints() 
             .map(|s| s["severity"].clone())
             .unwrap_or_else(|| panic!("a sighting of {document_id}"))
     };
+    // The infostealer records, the IP's among them, name the infected device as a second
+    // target; other records have the email target alone.
+    let devices: Vec<_> = sightings
+        .iter()
+        .filter(|s| s["targets"].as_array().unwrap().len() == 2)
+        .map(|s| {
+            (
+                s["observables"][0]["value"].clone(),
+                s["targets"][1].clone(),
+            )
+        })
+        .collect();
+    for (value, device) in &devices {
+        assert_eq!(device["type"], "endpoint", "{value}");
+        assert_eq!(device["observables"][0]["type"], "hostname", "{value}");
+        assert!(device["os"].is_string(), "{value}");
+    }
+    let with_device = |value: &str| devices.iter().any(|(v, _)| v == value);
+    assert!(with_device("203.0.113.77"));
+    assert!(with_device("alex.rivera@example.com"));
+    assert!(with_device("sam.taylor@acme.test"));
+    assert!(!with_device("jordan.lee@example.org"));
+
     // Severity 25, an infostealer: High; 20 in a combo list: Medium; 2: Low; 30: High.
     assert_eq!(severity("0d1e8b2a-5c4f-4a6e-9b1d-3f2a7c8e9d01"), "High");
     assert_eq!(severity("0d1e8b2a-5c4f-4a6e-9b1d-3f2a7c8e9d05"), "Medium");

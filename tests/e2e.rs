@@ -129,6 +129,38 @@ async fn a_fatal_upstream_error_keeps_the_emails_before_it() {
 }
 
 #[tokio::test]
+async fn an_infostealer_record_names_the_infected_device_as_a_second_target() {
+    let app = spawn_app().await;
+    let mut record = sample::infostealer("alice@example.com");
+    record["ip_addresses"] = json!(["198.51.100.7", "198.51.100.300", "2001:DB8::7"]);
+    record["mac_address"] = json!("00:1A:2B:3C:4D:5E");
+    record["infected_time"] = json!("2021-05-30 22:10:05");
+    let plain = sample::breach("alice@example.com");
+    app.mount_email("alice@example.com", vec![json!([record, plain])])
+        .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    let body = app.observe(json!([email("alice@example.com")])).await;
+    let sightings = body["data"]["sightings"]["docs"].as_array().unwrap();
+    let device = &sightings[0]["targets"][1];
+    assert_eq!(
+        device["observables"],
+        json!([
+            {"type": "hostname", "value": "ALICE-PC"},
+            {"type": "ip", "value": "198.51.100.7"},
+            {"type": "ipv6", "value": "2001:db8::7"},
+            {"type": "mac_address", "value": "00:1A:2B:3C:4D:5E"}
+        ])
+    );
+    assert_eq!(
+        device["observed_time"]["start_time"],
+        "2021-05-30T22:10:05.000000Z"
+    );
+    // A record without device fields has the email target alone.
+    assert_eq!(sightings[1]["targets"].as_array().unwrap().len(), 1);
+    contract_snapshot!("observe_infected_device", body);
+}
+
+#[tokio::test]
 async fn upstream_statuses_become_securex_errors() {
     for (status, upstream_body, name) in [
         (
@@ -145,6 +177,128 @@ async fn upstream_statuses_become_securex_errors() {
         app.mount_status("/breach/", status, upstream_body).await;
         let body = app.observe(json!([email("alice@example.com")])).await;
         contract_snapshot!(name, body);
+    }
+}
+
+#[tokio::test]
+async fn spyclouds_error_signals_give_their_own_messages_on_observe_and_health() {
+    let quota = "The SpyCloud API key's monthly quota is used up. Please, contact SpyCloud.";
+    let ip = "Authorization failed: SpyCloud does not accept calls from this relay's IP address for this API key. Ask SpyCloud to allow it.";
+    let key = "Authorization failed: The SpyCloud API key is not valid.";
+    for (status, header, value, code, message) in [
+        (
+            429,
+            "x-amzn-ErrorType",
+            "LimitExceededException",
+            "too many requests",
+            quota,
+        ),
+        (
+            403,
+            "SpyCloud-Error",
+            "Invalid IP",
+            "authorization error",
+            ip,
+        ),
+        (
+            403,
+            "SpyCloud-Error",
+            "Invalid API key",
+            "authorization error",
+            key,
+        ),
+    ] {
+        let app = spawn_app_with(&[]).await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/(breach|watchlist)/"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header(header, value)
+                    .set_body_json(json!({"message": "Forbidden"})),
+            )
+            .mount(&app.upstream)
+            .await;
+        let fatal = json!({"errors": [{"type": "fatal", "code": code, "message": message}]});
+        let body = app.observe(json!([email("alice@example.com")])).await;
+        assert_eq!(body, fatal, "observe, {value}");
+        let (_, body) = app.post("/health", Some(&app.token()), "").await;
+        assert_eq!(body, fatal, "/health, {value}");
+        // The quota is not retried: one call for observe, one for /health.
+        let requests = app.upstream.received_requests().await.unwrap();
+        let calls = requests
+            .iter()
+            .filter(|r| !r.url.path().starts_with("/.well-known"))
+            .count();
+        assert_eq!(calls, 2, "{value}");
+    }
+}
+
+/// The CTIM checks every answer of the suite goes through catch each rule broken.
+#[test]
+fn the_ctim_checks_catch_every_broken_rule() {
+    let valid = || {
+        json!({"data": {
+            "sightings": {"count": 1, "docs": [{
+                "id": "s1", "confidence": "High", "severity": "Medium",
+                "source_uri": "https://portal.test/breach/catalog/u",
+                "observables": [{"type": "email", "value": "a@example.com"}],
+                "targets": [{"type": "email", "observables": [{"type": "email", "value": "a@example.com"}]}],
+                "relations": [],
+                "description": "Present in X",
+                "data": {"columns": [{"name": "salt", "type": "string", "required": false},
+                                     {"name": "password", "type": "string"}],
+                         "rows": [[null, "p"]]}
+            }]},
+            "indicators": {"count": 1, "docs": [{
+                "id": "i1", "confidence": "Low", "title": "X",
+                "external_references": [{"description": "d", "url": "https://example.com"}]
+            }]},
+            "relationships": {"count": 1, "docs": [{"id": "r1", "source_ref": "s1", "target_ref": "i1"}]}
+        }})
+    };
+    assert_eq!(common::ctim::problems(&valid()), Vec::<String>::new());
+    type Breaks = fn(&mut Value);
+    let broken: [(&str, Breaks); 10] = [
+        ("twice", |v| {
+            v["data"]["relationships"]["docs"][0]["id"] = json!("i1")
+        }),
+        ("count 2", |v| v["data"]["indicators"]["count"] = json!(2)),
+        ("target_ref", |v| {
+            v["data"]["relationships"]["docs"][0]["target_ref"] = json!("i2")
+        }),
+        ("required column", |v| {
+            v["data"]["sightings"]["docs"][0]["data"]["rows"][0][1] = Value::Null
+        }),
+        ("title of 1025", |v| {
+            v["data"]["indicators"]["docs"][0]["title"] = json!("😀".repeat(512) + "x")
+        }),
+        ("description of 5001", |v| {
+            v["data"]["indicators"]["docs"][0]["external_references"][0]["description"] =
+                json!("d".repeat(5001))
+        }),
+        ("not an absolute http(s) URI", |v| {
+            v["data"]["indicators"]["docs"][0]["external_references"][0]["url"] =
+                json!("https://exa mple.test")
+        }),
+        ("source_uri", |v| {
+            v["data"]["sightings"]["docs"][0]["source_uri"] = json!("ftp://portal.test")
+        }),
+        ("observable type", |v| {
+            v["data"]["sightings"]["docs"][0]["observables"][0]["type"] = json!("e-mail")
+        }),
+        ("severity", |v| {
+            v["data"]["sightings"]["docs"][0]["severity"] = json!("Severe")
+        }),
+    ];
+    for (problem, break_it) in broken {
+        let mut answer = valid();
+        break_it(&mut answer);
+        // Nested inside a snapshot of several answers too.
+        let problems = common::ctim::problems(&json!({"answers": [answer]}));
+        assert!(
+            problems.iter().any(|p| p.contains(problem)),
+            "{problem}: {problems:?}"
+        );
     }
 }
 
@@ -299,7 +453,8 @@ async fn five_emails_sharing_catalogs_cost_five_lookups_and_one_catalog_call() {
         .observe(emails.iter().map(|e| email(e)).collect::<Vec<_>>().into())
         .await;
     assert_eq!(body["data"]["sightings"]["count"], 15);
-    assert_eq!(body["data"]["indicators"]["count"], 15);
+    // Three catalogs shared by five emails: each indicator once.
+    assert_eq!(body["data"]["indicators"]["count"], 3);
     assert_eq!(body.get("errors"), None);
     let requests = app.upstream.received_requests().await.unwrap();
     let calls = |prefix: &str| {

@@ -155,6 +155,7 @@ async fn lookup_prints_the_bundle() {
     .unwrap();
     assert_eq!(code, 0, "{stderr}");
     let bundle: Value = serde_json::from_str(&stdout).expect("stdout is the JSON bundle alone");
+    common::ctim::assert_valid(&bundle);
     assert_eq!(bundle["data"]["sightings"]["count"], 2);
     assert_eq!(bundle["data"]["indicators"]["count"], 2);
     assert_eq!(bundle["data"]["relationships"]["count"], 2);
@@ -292,6 +293,25 @@ async fn lookup_fails_cleanly() {
     let bundle: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(bundle["errors"][0]["type"], "fatal");
     assert!(!stderr.contains("wrong-key"));
+}
+
+#[tokio::test]
+async fn lookup_names_spyclouds_refusal() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403).insert_header("SpyCloud-Error", "Invalid IP"))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || lookup(&["alice@example.com"], &uri, "cli-key"))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("Authorization failed: SpyCloud does not accept calls from this relay's IP address for this API key. Ask SpyCloud to allow it."),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -478,7 +498,8 @@ async fn failed_requests_say_why_and_retries_are_logged_at_info() {
     );
     let limited = line("/observe/observables", "too many requests");
     assert!(
-        limited.contains("upstream_failure=\"emails 429\"") && limited.contains("reason="),
+        limited.contains("upstream_failure=\"emails 429 LimitExceededException\"")
+            && limited.contains("reason=\"The SpyCloud API key's monthly quota is used up."),
         "{limited}"
     );
     let retry = logs

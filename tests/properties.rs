@@ -78,7 +78,10 @@ proptest! {
         let bundle = observable_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
         prop_assert_eq!(bundle.sightings.len(), count);
         let response = bundle.into_response();
-        prop_assert!(response.is_ok_and(|r| r.get("data").is_some()));
+        prop_assert!(response.as_ref().is_ok_and(|r| r.get("data").is_some()));
+        // Whatever SpyCloud sends, the answer is valid CTIM.
+        let problems = common::ctim::problems(&response.unwrap_or_default());
+        prop_assert!(problems.is_empty(), "{:?}", problems);
     }
 }
 

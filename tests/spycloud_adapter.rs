@@ -374,11 +374,40 @@ async fn too_many_requests_is_retried_then_rate_limited() {
 }
 
 #[tokio::test]
-async fn a_spent_quota_is_not_retried() {
+async fn a_spent_quota_is_not_retried_and_says_so() {
     let spent = ResponseTemplate::new(429)
         .insert_header("x-amzn-ErrorType", "LimitExceededException:http://internal")
         .set_body_json(json!({"message": "Limit Exceeded"}));
-    assert_eq!(breaches_answering(spent, 1).await, SourceError::RateLimited);
+    assert_eq!(breaches_answering(spent, 1).await, SourceError::QuotaUsedUp);
+    // Throttling is retried as any 429.
+    let throttled = ResponseTemplate::new(429)
+        .insert_header("x-amzn-ErrorType", "TooManyRequestsException")
+        .insert_header("Retry-After", "0");
+    assert_eq!(
+        breaches_answering(throttled, 3).await,
+        SourceError::RateLimited
+    );
+}
+
+#[tokio::test]
+async fn a_403_names_spyclouds_reason_when_its_header_gives_one() {
+    let refused = |reason: &str| {
+        ResponseTemplate::new(403)
+            .insert_header("SpyCloud-Error", reason)
+            .set_body_json(json!({"message": "Forbidden"}))
+    };
+    assert_eq!(
+        breaches_answering(refused("Invalid IP"), 1).await,
+        SourceError::IpNotAllowed
+    );
+    assert_eq!(
+        breaches_answering(refused("Invalid API key"), 1).await,
+        SourceError::InvalidApiKey
+    );
+    assert_eq!(
+        breaches_answering(refused("Something else"), 1).await,
+        SourceError::Forbidden("Forbidden".into())
+    );
 }
 
 #[tokio::test]

@@ -375,7 +375,7 @@ impl SpyCloudClient {
             let outcome = self.attempt(key, url).await;
             let wait = match &outcome {
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
-                    if answer.quota_spent {
+                    if answer.signal.is_some() {
                         None
                     } else {
                         Some(
@@ -435,21 +435,23 @@ impl SpyCloudClient {
             .send()
             .await
             .map_err(|error| {
-                telemetry::upstream_call(endpoint_of(url), "error", started.elapsed());
+                telemetry::upstream_call(endpoint_of(url), "error", None, started.elapsed());
                 transport_error(&error, self.timeout)
             })?;
         let status = response.status();
-        telemetry::upstream_call(endpoint_of(url), status.as_str(), started.elapsed());
         let headers = response.headers();
+        let signal = Signal::of(status, headers);
+        telemetry::upstream_call(
+            endpoint_of(url),
+            status.as_str(),
+            signal.map(Signal::name),
+            started.elapsed(),
+        );
         let retry_after = headers
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let quota_spent = headers
-            .get("x-amzn-ErrorType")
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.contains("LimitExceededException"));
         // A success is read whole or refused; of an error answer, only its start is read.
         let success = status.is_success();
         let limit = if success {
@@ -481,7 +483,7 @@ impl SpyCloudClient {
         Ok(Answer {
             status,
             retry_after,
-            quota_spent,
+            signal,
             body,
         })
     }
@@ -676,9 +678,58 @@ impl<'a> Cursors<'a> {
 struct Answer {
     status: StatusCode,
     retry_after: Option<Duration>,
-    /// `x-amzn-ErrorType: LimitExceededException`: the key's quota is spent, waiting won't help.
-    quota_spent: bool,
+    /// What SpyCloud's headers said beside a 429 or 403, if they named a cause.
+    signal: Option<Signal>,
     body: Vec<u8>,
+}
+
+/// The causes SpyCloud names in headers beside its status (other integrations read them too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// 429 with `x-amzn-ErrorType: LimitExceededException`: the key's monthly quota is used
+    /// up; waiting won't help, so it is not retried.
+    QuotaUsedUp,
+    /// 403 with `SpyCloud-Error: Invalid IP`.
+    InvalidIp,
+    /// 403 with `SpyCloud-Error: Invalid API key`.
+    InvalidKey,
+}
+
+impl Signal {
+    /// The signal of an answer's status and headers, if it carries one.
+    fn of(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Option<Self> {
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => header("x-amzn-ErrorType")
+                .is_some_and(|kind| kind.trim().starts_with("LimitExceededException"))
+                .then_some(Self::QuotaUsedUp),
+            StatusCode::FORBIDDEN => match header("SpyCloud-Error").map(str::trim) {
+                Some(reason) if reason.eq_ignore_ascii_case("Invalid IP") => Some(Self::InvalidIp),
+                Some(reason) if reason.eq_ignore_ascii_case("Invalid API key") => {
+                    Some(Self::InvalidKey)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// How the request's log line names it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::QuotaUsedUp => "LimitExceededException",
+            Self::InvalidIp => "Invalid IP",
+            Self::InvalidKey => "Invalid API key",
+        }
+    }
+
+    fn error(self) -> SourceError {
+        match self {
+            Self::QuotaUsedUp => SourceError::QuotaUsedUp,
+            Self::InvalidIp => SourceError::IpNotAllowed,
+            Self::InvalidKey => SourceError::InvalidApiKey,
+        }
+    }
 }
 
 /// SpyCloud's page envelope; `hits` is not needed.
@@ -843,6 +894,9 @@ fn parse_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, SourceError> 
 
 /// The body of a 2xx answer, or the error its status stands for.
 fn success_body(answer: Answer) -> Result<Vec<u8>, SourceError> {
+    if let Some(signal) = answer.signal {
+        return Err(signal.error());
+    }
     match status_error(answer.status, &answer.body) {
         None => Ok(answer.body),
         Some(error) => Err(error),

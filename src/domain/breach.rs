@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::catalog::CatalogId;
+use super::device::Device;
 use super::time::Timestamp;
 
 /// One record exactly as SpyCloud returned it, field order kept.
@@ -102,6 +103,8 @@ pub struct BreachRecord {
     pub sighting_count: u64,
     /// The infected machine, for infostealer records.
     pub infected_machine_id: Option<String>,
+    /// The infected device the record names (infostealer records), its fields still in `data`.
+    pub device: Option<Device>,
     /// Every other field, in SpyCloud's order.
     pub data: Map<String, Value>,
 }
@@ -149,6 +152,7 @@ impl TryFrom<RawRecord> for BreachRecord {
         let document_id = optional(&fields, "document_id", text)?;
         let infected_machine_id = optional(&fields, "infected_machine_id", text)?;
         let source_id = optional(&fields, "source_id", CatalogId::from_value)?;
+        let device = Device::of(&fields, infected_machine_id.as_deref());
         fields.retain(|name, _| !NOT_IN_DATA_TABLE.contains(&name.as_str()));
         Ok(Self {
             document_id,
@@ -157,6 +161,7 @@ impl TryFrom<RawRecord> for BreachRecord {
             severity,
             sighting_count,
             infected_machine_id,
+            device,
             data: fields,
         })
     }
@@ -369,6 +374,23 @@ mod tests {
         );
         for not_a_score in [json!("high"), json!(-1), json!(2.5), json!(null)] {
             assert_eq!(record(json!({"severity": not_a_score})).severity(), None);
+        }
+    }
+
+    #[test]
+    fn a_record_dated_in_any_of_spyclouds_three_forms_is_mapped() {
+        for (date, text) in [
+            ("2020-05-01T08:09:10Z", "2020-05-01T08:09:10.000000Z"),
+            ("2020-05-01 08:09:10", "2020-05-01T08:09:10.000000Z"),
+            ("2020-05-01", "2020-05-01T00:00:00.000000Z"),
+        ] {
+            let raw = record(json!({"spycloud_publish_date": date}));
+            assert_eq!(
+                raw.published().map(|t| t.to_string()).as_deref(),
+                Some(text)
+            );
+            let breach = BreachRecord::try_from(raw).unwrap();
+            assert_eq!(breach.published.to_string(), text, "{date}");
         }
     }
 

@@ -174,6 +174,19 @@ mod tests {
     }
 
     #[test]
+    fn a_catalog_dated_in_any_of_spyclouds_three_forms_is_dated() {
+        for (date, text) in [
+            ("2020-01-02T03:04:05Z", "2020-01-02T03:04:05.000000Z"),
+            ("2020-01-02 03:04:05", "2020-01-02T03:04:05.000000Z"),
+            ("2020-01-02", "2020-01-02T00:00:00.000000Z"),
+        ] {
+            let c = catalog(json!({"id": 1, "spycloud_publish_date": date}));
+            let published = c.spycloud_publish_date.map(|t| t.to_string());
+            assert_eq!(published.as_deref(), Some(text), "{date}");
+        }
+    }
+
+    #[test]
     fn a_catalog_reads_back_as_itself() {
         for value in [
             json!({

@@ -1,6 +1,7 @@
 //! The CTIM entities SecureX reads, and the envelope they travel in. Field order follows the
 //! Python relay's documents, so a response reads the same side by side.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,6 +13,45 @@ use super::time::Timestamp;
 pub const SCHEMA_VERSION: &str = "1.0.17";
 /// How the relay names SpyCloud as a source and producer.
 pub const SOURCE_NAME: &str = "Spycloud";
+
+/// CTIM's `ShortString`: at most 1024 characters (an indicator's `title`).
+pub(crate) const SHORT_STRING: usize = 1024;
+/// CTIM's `MedString`: at most 2048 characters (an indicator's `short_description`).
+pub(crate) const MED_STRING: usize = 2048;
+/// CTIM's `Markdown`: at most 5000 characters (every `description`).
+pub(crate) const MARKDOWN: usize = 5000;
+
+/// `text` within `limit` characters as CTIM counts them (UTF-16 code units, as JavaScript's
+/// `length`): whole when it fits, else its longest prefix that leaves room for a closing `…`,
+/// never cut inside a character. Every length-limited text the relay writes goes through here.
+pub(crate) fn within_limit(mut text: String, limit: usize) -> String {
+    // A character takes no more UTF-16 code units than UTF-8 bytes: most texts stop here.
+    if text.len() <= limit || text.encode_utf16().count() <= limit {
+        return text;
+    }
+    let room = limit.saturating_sub(1);
+    let mut units = 0;
+    let end = text
+        .char_indices()
+        .find(|&(_, c)| {
+            units += c.len_utf16();
+            units > room
+        })
+        .map_or(text.len(), |(at, _)| at);
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
+/// `url` when it is what CTIM's URL fields hold: an absolute `http` or `https` URL with a host,
+/// that parses as an RFC 3986 URI. Every URL the relay writes goes through here.
+pub(crate) fn web_url(url: String) -> Option<String> {
+    let uri = fluent_uri::Uri::parse(url.as_str()).ok()?;
+    let scheme = uri.scheme().as_str();
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let host = uri.authority().is_some_and(|a| !a.host().is_empty());
+    (web && host).then_some(url)
+}
 
 /// An observable as SecureX sends and receives it. Cheap to clone: every sighting of an observable
 /// repeats it three times.
@@ -71,7 +111,8 @@ pub struct Relation {
     pub relation: &'static str,
 }
 
-/// What a sighting targeted.
+/// What a sighting targeted: the email account, and for an infostealer record the infected
+/// device (`endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
     /// The kind of target.
@@ -81,6 +122,9 @@ pub struct Target {
     pub observables: Vec<Observable>,
     /// When the target was observed.
     pub observed_time: ObservedTime,
+    /// The operating system of an `endpoint` target, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// A column of a sighting's data table.
@@ -91,6 +135,14 @@ pub struct Column {
     /// Always `string`: SecureX shows values as text.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Whether the column's cells are never null (CTIM's default); written only when false,
+    /// for a column whose cell is null.
+    #[serde(skip_serializing_if = "is_true")]
+    pub required: bool,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// A sighting's data table: one row of the record's other fields.
@@ -355,7 +407,7 @@ struct Envelope<'a> {
 pub struct Bundle {
     /// One per breach record.
     pub sightings: Vec<Sighting>,
-    /// One per distinct catalog.
+    /// One per distinct catalog of the whole answer, in order of first appearance.
     pub indicators: Vec<Indicator>,
     /// One per sighting whose catalog was found.
     pub relationships: Vec<Relationship>,
@@ -372,9 +424,15 @@ impl Bundle {
         }
     }
 
-    /// Adds `other`'s entities and errors after this bundle's.
+    /// Adds `other`'s entities and errors after this bundle's; an indicator already here is not
+    /// added again (a CTIM id is unique in an answer, and relationships name indicators by id).
     pub fn append(&mut self, mut other: Bundle) {
         self.sightings.append(&mut other.sightings);
+        let known: HashSet<&str> = self.indicators.iter().map(|i| i.id.as_str()).collect();
+        let mut added = HashSet::new();
+        other
+            .indicators
+            .retain(|i| !known.contains(i.id.as_str()) && added.insert(i.id.clone()));
         self.indicators.append(&mut other.indicators);
         self.relationships.append(&mut other.relationships);
         self.errors.append(&mut other.errors);
@@ -472,6 +530,48 @@ mod tests {
         }
     }
 
+    fn units(text: &str) -> usize {
+        text.encode_utf16().count()
+    }
+
+    #[test]
+    fn a_text_within_its_limit_is_kept_whole() {
+        for text in [
+            "",
+            "short",
+            "é".repeat(10).as_str(),
+            "😀".repeat(512).as_str(),
+        ] {
+            assert_eq!(within_limit(text.to_owned(), SHORT_STRING), text);
+        }
+        // 1024 UTF-16 code units in 4096 bytes: within a ShortString.
+        assert_eq!(units(&"😀".repeat(512)), SHORT_STRING);
+    }
+
+    #[test]
+    fn a_longer_text_is_cut_in_utf16_code_units_never_inside_a_character_and_ends_with_an_ellipsis()
+    {
+        for (text, limit) in [
+            ("a".repeat(3000), SHORT_STRING),
+            ("a".repeat(12_000), MARKDOWN),
+            ("é".repeat(3000), MED_STRING),
+            // Astral-plane characters are two code units each: 513 of them are 1026 units.
+            ("😀".repeat(513), SHORT_STRING),
+            (format!("a{}", "😀".repeat(600)), SHORT_STRING),
+            (format!("{}😀", "a".repeat(1023)), SHORT_STRING),
+        ] {
+            let cut = within_limit(text.clone(), limit);
+            assert!(units(&cut) <= limit, "{} > {limit}", units(&cut));
+            assert!(units(&cut) >= limit - 2, "{} cut too short", units(&cut));
+            let kept = cut.strip_suffix('…').expect("ends with an ellipsis");
+            assert!(text.starts_with(kept));
+            assert!(!kept.contains('\u{FFFD}'));
+        }
+        assert_eq!(within_limit("😀😀😀".to_owned(), 4), "😀…");
+        assert_eq!(within_limit("abcde".to_owned(), 4), "abc…");
+        assert_eq!(within_limit("abcd".to_owned(), 4), "abcd");
+    }
+
     #[test]
     fn nothing_found_is_empty_data() {
         assert_eq!(
@@ -501,6 +601,40 @@ mod tests {
         let response = bundle.into_response().unwrap();
         assert_eq!(response.get("data"), None);
         assert_eq!(response["errors"][1]["type"], "fatal");
+    }
+
+    fn indicator(id: &str) -> Indicator {
+        Indicator {
+            id: id.into(),
+            valid_time: ValidTime { start_time: None },
+            confidence: "Low",
+            title: None,
+            description: None,
+            short_description: None,
+            external_ids: Vec::new(),
+            external_references: Vec::new(),
+            tags: Vec::new(),
+            kind: "indicator",
+            schema_version: SCHEMA_VERSION,
+            producer: SOURCE_NAME,
+        }
+    }
+
+    #[test]
+    fn an_answer_holds_each_indicator_once_in_order_of_first_appearance() {
+        let of = |ids: &[&str]| Bundle {
+            indicators: ids.iter().map(|id| indicator(id)).collect(),
+            ..Bundle::default()
+        };
+        let mut bundle = of(&["a", "b"]);
+        bundle.append(of(&["c", "b", "a"]));
+        bundle.append(of(&["d", "c"]));
+        let ids: Vec<_> = bundle.indicators.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(
+            bundle.into_response().unwrap()["data"]["indicators"]["count"],
+            4
+        );
     }
 
     #[test]

@@ -37,9 +37,19 @@ pub enum SourceError {
     /// HTTP 500.
     #[error("internal error")]
     Internal,
-    /// HTTP 429 after retries, or the quota is spent.
+    /// HTTP 429 after retries.
     #[error("rate limited")]
     RateLimited,
+    /// HTTP 429 with `x-amzn-ErrorType: LimitExceededException`: the API key's monthly quota
+    /// is used up (not retried).
+    #[error("monthly quota used up")]
+    QuotaUsedUp,
+    /// HTTP 403 with `SpyCloud-Error: Invalid IP`: the key does not take calls from this IP.
+    #[error("forbidden: invalid IP")]
+    IpNotAllowed,
+    /// HTTP 403 with `SpyCloud-Error: Invalid API key`.
+    #[error("forbidden: invalid API key")]
+    InvalidApiKey,
     /// Any other status: the body as text.
     #[error("unexpected response: {0}")]
     Unexpected(String),
@@ -88,12 +98,17 @@ impl RelayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Auth(_) => "authorization error",
-            Self::Source(SourceError::Unauthorized(_) | SourceError::Forbidden(_)) => {
-                "authorization error"
-            }
+            Self::Source(
+                SourceError::Unauthorized(_)
+                | SourceError::Forbidden(_)
+                | SourceError::IpNotAllowed
+                | SourceError::InvalidApiKey,
+            ) => "authorization error",
             Self::Source(SourceError::NotFound) => "not found",
             Self::Source(SourceError::Internal) => "internal error",
-            Self::Source(SourceError::RateLimited) => "too many requests",
+            Self::Source(SourceError::RateLimited | SourceError::QuotaUsedUp) => {
+                "too many requests"
+            }
             Self::Source(_) | Self::Deadline(_) => "unknown",
             Self::InvalidPayload(_) | Self::UnknownTile(_) | Self::UnknownPeriod(_) => {
                 "invalid argument"
@@ -115,6 +130,16 @@ impl RelayError {
                 SourceError::RateLimited => {
                     "Too many requests have been made to Spycloud. Please, try again later."
                         .to_owned()
+                }
+                SourceError::QuotaUsedUp => {
+                    "The SpyCloud API key's monthly quota is used up. Please, contact SpyCloud."
+                        .to_owned()
+                }
+                SourceError::IpNotAllowed => "Authorization failed: SpyCloud does not accept \
+                    calls from this relay's IP address for this API key. Ask SpyCloud to allow it."
+                    .to_owned(),
+                SourceError::InvalidApiKey => {
+                    "Authorization failed: The SpyCloud API key is not valid.".to_owned()
                 }
                 SourceError::Tls(reason) => format!("Unable to verify SSL certificate: {reason}"),
                 SourceError::Unexpected(text)
@@ -181,9 +206,23 @@ pub enum Error {
         /// The reason, as the contract words it.
         reason: String,
     },
-    /// SpyCloud's rate limit or quota, after retries.
+    /// SpyCloud's rate limit, after retries.
     #[error("rate limited by SpyCloud")]
     RateLimited,
+    /// The SpyCloud API key's monthly quota is used up (SpyCloud's 429 with
+    /// `x-amzn-ErrorType: LimitExceededException`): retrying will not help before the quota
+    /// renews. SecureX code `too many requests`.
+    #[error("the SpyCloud API key's monthly quota is used up")]
+    QuotaUsedUp,
+    /// SpyCloud does not take calls from this relay's IP address for the key (its 403 with
+    /// `SpyCloud-Error: Invalid IP`): the key's IP allow-list needs this address. SecureX code
+    /// `authorization error`.
+    #[error("SpyCloud refuses calls from this IP address for the key")]
+    IpNotAllowed,
+    /// SpyCloud says the API key is not valid (its 403 with `SpyCloud-Error: Invalid API key`).
+    /// SecureX code `authorization error`.
+    #[error("SpyCloud says the API key is not valid")]
+    InvalidApiKey,
     /// SpyCloud answered 404.
     #[error("SpyCloud answered not found")]
     NotFound,
@@ -217,6 +256,9 @@ impl From<RelayError> for Error {
                 SourceError::Unauthorized(reason) | SourceError::Forbidden(reason),
             ) => Self::Authorization { reason },
             RelayError::Source(SourceError::RateLimited) => Self::RateLimited,
+            RelayError::Source(SourceError::QuotaUsedUp) => Self::QuotaUsedUp,
+            RelayError::Source(SourceError::IpNotAllowed) => Self::IpNotAllowed,
+            RelayError::Source(SourceError::InvalidApiKey) => Self::InvalidApiKey,
             RelayError::Source(SourceError::NotFound) => Self::NotFound,
             RelayError::Source(other) => Self::Upstream(other),
             RelayError::Deadline(secs) => Self::Deadline { secs },
@@ -263,6 +305,9 @@ impl Error {
     fn as_relay_error(&self) -> Option<RelayError> {
         Some(match self {
             Self::RateLimited => RelayError::Source(SourceError::RateLimited),
+            Self::QuotaUsedUp => RelayError::Source(SourceError::QuotaUsedUp),
+            Self::IpNotAllowed => RelayError::Source(SourceError::IpNotAllowed),
+            Self::InvalidApiKey => RelayError::Source(SourceError::InvalidApiKey),
             Self::NotFound => RelayError::Source(SourceError::NotFound),
             Self::Upstream(error) => RelayError::Source(error.clone()),
             Self::Deadline { secs } => RelayError::Deadline(*secs),
@@ -457,6 +502,42 @@ mod tests {
         ];
         for (error, expected) in cases {
             assert_eq!(doc(RelayError::Source(error)), expected);
+        }
+    }
+
+    #[test]
+    fn spyclouds_signals_have_their_own_messages_and_typed_errors() {
+        let cases = [
+            (
+                SourceError::QuotaUsedUp,
+                Error::QuotaUsedUp,
+                pair(
+                    "too many requests",
+                    "The SpyCloud API key's monthly quota is used up. Please, contact SpyCloud.",
+                ),
+            ),
+            (
+                SourceError::IpNotAllowed,
+                Error::IpNotAllowed,
+                pair(
+                    "authorization error",
+                    "Authorization failed: SpyCloud does not accept calls from this relay's IP address for this API key. Ask SpyCloud to allow it.",
+                ),
+            ),
+            (
+                SourceError::InvalidApiKey,
+                Error::InvalidApiKey,
+                pair(
+                    "authorization error",
+                    "Authorization failed: The SpyCloud API key is not valid.",
+                ),
+            ),
+        ];
+        for (source, typed, expected) in cases {
+            let relay = RelayError::Source(source);
+            assert_eq!(doc(relay.clone()), expected);
+            assert_eq!(Error::from(relay.clone()), typed);
+            assert_eq!(typed.to_doc(), relay.to_doc());
         }
     }
 

@@ -6,11 +6,14 @@ use uuid::Uuid;
 use super::breach::{BreachRecord, SeverityBand};
 use super::catalog::{Catalog, CatalogId};
 use super::ctim::{
-    Bundle, Column, DataTable, ExternalReference, Indicator, Observable, ObservedTime, Relation,
-    Relationship, SCHEMA_VERSION, SOURCE_NAME, Sighting, Target, ValidTime,
+    Bundle, Column, DataTable, ExternalReference, Indicator, MARKDOWN, MED_STRING, Observable,
+    ObservedTime, Relation, Relationship, SCHEMA_VERSION, SHORT_STRING, SOURCE_NAME, Sighting,
+    Target, ValidTime, web_url, within_limit,
 };
+use super::device::Device;
 use super::error::Warning;
 use super::observable::EMAIL;
+use super::time::Timestamp;
 
 /// How the relay shows secrets found in breach records: the password, salt and payment-card
 /// columns of a sighting's data table.
@@ -181,6 +184,7 @@ pub fn data_table(fields: Map<String, Value>, policy: PasswordPolicy) -> DataTab
         columns.push(Column {
             name,
             kind: "string",
+            required: !value.is_null(),
         });
         row.push(value);
     }
@@ -241,13 +245,22 @@ pub fn sighting(
         relations: relations(observable, catalog),
         external_ids: external_ids(&breach),
         severity: severity(&breach, catalog),
-        targets: vec![Target {
+        targets: [Target {
             kind: "email",
             observables,
             observed_time,
-        }],
+            os: None,
+        }]
+        .into_iter()
+        .chain(
+            breach
+                .device
+                .as_ref()
+                .and_then(|d| device_target(d, breach.published)),
+        )
+        .collect(),
         data: data_table(breach.data, options.passwords),
-        description: format!("Present in {title}"),
+        description: within_limit(format!("Present in {title}"), MARKDOWN),
         kind: "sighting",
         schema_version: SCHEMA_VERSION,
         source: SOURCE_NAME,
@@ -256,31 +269,63 @@ pub fn sighting(
         internal: false,
         source_uri: catalog
             .and_then(|c| c.uuid.as_deref())
-            .map(|uuid| options.catalog_url(uuid)),
+            .and_then(|uuid| web_url(options.catalog_url(uuid))),
     }
 }
 
+/// The infected device as a target, when the record names one of its host name, IP addresses
+/// or MAC address: observed at its infection time, else at the record's date.
+pub fn device_target(device: &Device, published: Timestamp) -> Option<Target> {
+    let observable = |kind: &str, value: &str| Observable {
+        value: value.into(),
+        kind: kind.into(),
+    };
+    let hostname = device.hostname().map(|name| observable("hostname", name));
+    let ips = device.ip_addresses().iter().map(|ip| {
+        let kind = if ip.is_ipv4() { "ip" } else { "ipv6" };
+        observable(kind, &ip.to_string())
+    });
+    let mac = device
+        .mac_address()
+        .map(|mac| observable("mac_address", mac));
+    let observables: Vec<Observable> = hostname.into_iter().chain(ips).chain(mac).collect();
+    let at = device.infected_at().unwrap_or(published);
+    (!observables.is_empty()).then(|| Target {
+        kind: "endpoint",
+        observables,
+        observed_time: ObservedTime {
+            start_time: at,
+            end_time: at,
+        },
+        os: device.os().map(str::to_owned),
+    })
+}
+
 /// The breached site (when usable and described), then the portal page (when the catalog has
-/// a uuid and a description).
+/// a uuid and a description); each only when its URL is one CTIM takes ([`web_url`]).
 pub fn external_references(catalog: &Catalog, options: &MappingOptions) -> Vec<ExternalReference> {
     let site = catalog
         .usable_site()
         .zip(catalog.site_description.as_deref())
-        .map(|(site, about)| ExternalReference {
-            source_name: SOURCE_NAME,
-            description: about.to_owned(),
-            url: site_url(site),
-            external_id: None,
+        .and_then(|(site, about)| {
+            Some(ExternalReference {
+                source_name: SOURCE_NAME,
+                url: web_url(site_url(site))?,
+                description: within_limit(about.to_owned(), MARKDOWN),
+                external_id: None,
+            })
         });
     let portal = catalog
         .uuid
         .as_deref()
         .zip(catalog.description.as_deref())
-        .map(|(uuid, about)| ExternalReference {
-            source_name: SOURCE_NAME,
-            description: about.to_owned(),
-            url: options.catalog_url(uuid),
-            external_id: Some(uuid.to_owned()),
+        .and_then(|(uuid, about)| {
+            Some(ExternalReference {
+                source_name: SOURCE_NAME,
+                url: web_url(options.catalog_url(uuid))?,
+                description: within_limit(about.to_owned(), MARKDOWN),
+                external_id: Some(uuid.to_owned()),
+            })
         });
     site.into_iter().chain(portal).collect()
 }
@@ -293,9 +338,12 @@ pub fn indicator(catalog: &Catalog, options: &MappingOptions) -> Indicator {
             start_time: catalog.spycloud_publish_date,
         },
         confidence: confidence(catalog.confidence.as_ref()),
-        title: catalog.title.clone(),
-        description: catalog.description.clone(),
-        short_description: catalog.title.clone(),
+        title: catalog.title.clone().map(|t| within_limit(t, SHORT_STRING)),
+        description: catalog
+            .description
+            .clone()
+            .map(|d| within_limit(d, MARKDOWN)),
+        short_description: catalog.title.clone().map(|t| within_limit(t, MED_STRING)),
         external_ids: [Some(catalog.id.to_string()), catalog.uuid.clone()]
             .into_iter()
             .flatten()
@@ -469,6 +517,86 @@ mod tests {
     }
 
     #[test]
+    fn an_infected_device_is_a_second_target_after_the_email() {
+        let b = breach(json!({
+            "email": "bob@example.com", "infected_machine_id": "m-1",
+            "user_hostname": "BOB-PC", "user_os": "Windows 10 Pro",
+            "ip_addresses": ["198.51.100.7", "999.1.1.1", "2001:DB8:0:0::1"],
+            "mac_address": "00:1A:2b:3C:4d:5E", "infected_time": "2021-06-01 10:20:30",
+            "infected_path": "C:\\Temp\\x.exe",
+            "spycloud_publish_date": "2021-07-01T00:00:00Z"
+        }));
+        let s = sighting(&email(), b, None, &MappingOptions::default());
+        assert_eq!(s.targets.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&s.targets[1]).unwrap(),
+            json!({
+                "type": "endpoint",
+                "observables": [
+                    {"type": "hostname", "value": "BOB-PC"},
+                    {"type": "ip", "value": "198.51.100.7"},
+                    {"type": "ipv6", "value": "2001:db8::1"},
+                    {"type": "mac_address", "value": "00:1A:2b:3C:4d:5E"}
+                ],
+                "observed_time": {
+                    "start_time": "2021-06-01T10:20:30.000000Z",
+                    "end_time": "2021-06-01T10:20:30.000000Z"
+                },
+                "os": "Windows 10 Pro"
+            })
+        );
+        // The email target, the observables and the data table are as before.
+        assert_eq!(s.targets[0].kind, "email");
+        assert_eq!(s.observables, [email()]);
+        let columns: Vec<_> = s.data.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            columns,
+            [
+                "email",
+                "user_hostname",
+                "user_os",
+                "ip_addresses",
+                "mac_address",
+                "infected_time",
+                "infected_path"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_device_target_keeps_only_valid_values_and_needs_one() {
+        let target = |fields: Value| {
+            let s = sighting(&email(), breach(fields), None, &MappingOptions::default());
+            s.targets.get(1).map(|t| serde_json::to_value(t).unwrap())
+        };
+        // An over-long host name and an invalid IP are left out; the rest stands. Without
+        // infected_time, the record's date.
+        let long = "h".repeat(1025);
+        assert_eq!(
+            target(json!({"user_hostname": long, "ip_addresses": ["1.2.3", "203.0.113.9"]})),
+            Some(json!({
+                "type": "endpoint",
+                "observables": [{"type": "ip", "value": "203.0.113.9"}],
+                "observed_time": {"start_time": "2020-05-01T00:00:00.000000Z",
+                                  "end_time": "2020-05-01T00:00:00.000000Z"}
+            }))
+        );
+        // No valid observable: no device target, whatever else the record says.
+        for fields in [
+            json!({}),
+            json!({"user_os": "Windows 11", "infected_machine_id": "m", "infected_path": "C:\\x"}),
+            json!({"user_hostname": " ", "ip_addresses": ["nope", 7], "mac_address": "00:11:22:33:44"}),
+            json!({"user_hostname": "A\u{7}B", "mac_address": "00:11:22:33:44:GG"}),
+            json!({"user_hostname": null, "ip_addresses": null, "mac_address": null}),
+        ] {
+            assert_eq!(target(fields.clone()), None, "{fields}");
+        }
+        // A long OS is cut to CTIM's ShortString.
+        let os = target(json!({"user_hostname": "PC", "user_os": "w".repeat(2000)})).unwrap();
+        assert_eq!(os["os"].as_str().unwrap().encode_utf16().count(), 1024);
+    }
+
+    #[test]
     fn an_email_lookup_does_not_repeat_the_records_email() {
         let s = sighting(
             &email(),
@@ -630,7 +758,8 @@ mod tests {
             table,
             json!({
                 "columns": [{"name": "email", "type": "string"}, {"name": "password", "type": "string"},
-                            {"name": "target_url", "type": "string"}, {"name": "salt", "type": "string"}],
+                            {"name": "target_url", "type": "string"},
+                            {"name": "salt", "type": "string", "required": false}],
                 "rows": [["bob@example.com", "hunter22", "https://x", null]]
             })
         );
@@ -651,6 +780,17 @@ mod tests {
                 json!("ab")
             ]
         );
+        let nulls = breach(json!({"email": "e", "salt": null, "password": null}));
+        for policy in [PasswordPolicy::Plaintext, PasswordPolicy::Masked] {
+            let table = serde_json::to_value(data_table(nulls.data.clone(), policy)).unwrap();
+            assert_eq!(
+                table["columns"],
+                json!([{"name": "email", "type": "string"},
+                       {"name": "salt", "type": "string", "required": false},
+                       {"name": "password", "type": "string", "required": false}]),
+                "{policy:?}"
+            );
+        }
         let omitted = data_table(b.data.clone(), PasswordPolicy::Omitted);
         assert_eq!(omitted.columns.len(), 1);
         assert_eq!(omitted.rows[0], [json!("e")]);
@@ -694,6 +834,111 @@ mod tests {
         assert_eq!(
             (&value["type"], &value["schema_version"], &value["producer"]),
             (&json!("indicator"), &json!("1.0.17"), &json!("Spycloud"))
+        );
+    }
+
+    #[test]
+    fn catalog_texts_are_cut_to_ctims_limits() {
+        let units = |text: &str| text.encode_utf16().count();
+        let title = "😀".repeat(1500);
+        let description = "d".repeat(12_000);
+        let c = catalog(json!({
+            "id": 1, "uuid": "u", "title": title, "description": description,
+            "site": "example.com", "site_description": "s".repeat(6000)
+        }));
+        let i = indicator(&c, &MappingOptions::default());
+        let title_out = i.title.as_deref().unwrap();
+        assert_eq!(units(title_out), 1023); // 511 emoji and the ellipsis
+        assert!(title_out.ends_with('…'));
+        let short = i.short_description.as_deref().unwrap();
+        assert_eq!(units(short), 2047);
+        assert_eq!(units(i.description.as_deref().unwrap()), 5000);
+        for reference in &i.external_references {
+            assert_eq!(units(&reference.description), 5000, "{}", reference.url);
+            assert!(reference.description.ends_with('…'));
+        }
+        let long_title = catalog(json!({"id": 1, "title": "😀".repeat(3000)}));
+        let s = sighting(
+            &email(),
+            breach(json!({"source_id": 1})),
+            Some(&long_title),
+            &MappingOptions::default(),
+        );
+        assert_eq!(units(&s.description), 5000);
+        assert!(s.description.starts_with("Present in 😀"));
+        assert!(s.description.ends_with('…'));
+        // Texts within the limits are untouched.
+        let small = catalog(json!({"id": 1, "title": "T", "description": "D"}));
+        let i = indicator(&small, &MappingOptions::default());
+        assert_eq!(
+            (
+                i.title.as_deref(),
+                i.short_description.as_deref(),
+                i.description.as_deref()
+            ),
+            (Some("T"), Some("T"), Some("D"))
+        );
+    }
+
+    #[test]
+    fn only_absolute_http_urls_that_parse_as_uris_are_written() {
+        let options = MappingOptions::default();
+        let site = |site: &str| {
+            let c = catalog(json!({"id": 1, "site": site, "site_description": "about"}));
+            external_references(&c, &options)
+                .into_iter()
+                .map(|r| r.url)
+                .collect::<Vec<_>>()
+        };
+        for good in [
+            "example.com",
+            "example.com/forum?x=1",
+            "http://old.example",
+            "HTTPS://Example.com/a%20b",
+            "https://[2001:db8::1]:8443/x",
+        ] {
+            assert_eq!(site(good).len(), 1, "{good}");
+        }
+        for bad in [
+            "exa mple .test/<x>",
+            "http://[::1",
+            "ftp://files.example",
+            "javascript:alert(1)",
+            "https://",
+            "https://exa mple.test",
+            "example.com/<script>",
+            "https://example.com/a b",
+        ] {
+            assert_eq!(site(bad), Vec::<String>::new(), "{bad}");
+        }
+        // The portal link and the sighting's source_uri alike: a uuid that makes no URI
+        // gives neither, a portal base that is not http(s) neither.
+        let odd = catalog(json!({"id": 1, "uuid": "a b<c>", "description": "d"}));
+        assert_eq!(external_references(&odd, &options), []);
+        let s = sighting(
+            &email(),
+            breach(json!({"source_id": 1})),
+            Some(&odd),
+            &options,
+        );
+        assert_eq!(s.source_uri, None);
+        let fine = catalog(json!({"id": 1, "uuid": "u-1", "description": "d"}));
+        let ftp = MappingOptions {
+            portal_url: "ftp://portal.test".into(),
+            ..MappingOptions::default()
+        };
+        assert_eq!(external_references(&fine, &ftp), []);
+        let s = sighting(&email(), breach(json!({"source_id": 1})), Some(&fine), &ftp);
+        assert_eq!(s.source_uri, None);
+        let s = sighting(
+            &email(),
+            breach(json!({"source_id": 1})),
+            Some(&fine),
+            &options,
+        );
+        assert_eq!(
+            s.source_uri.as_deref(),
+            Some("https://portal.spycloud.com/breach/catalog/u-1")
         );
     }
 

@@ -7,7 +7,8 @@
 //! - who asks: [`Credentials`] ([`ApiKey`], [`EntitiesLimit`], [`ModuleSettings`]), and the
 //!   [`AuthError`] that refuses a token;
 //! - what SpyCloud sends: a [`RawRecord`] as sent, typed into a [`BreachRecord`] (one leaked
-//!   record), from the breach its [`Catalog`] entry describes; a [`BreachSource`] feeds records
+//!   record, with the infected [`Device`] it names), from the breach its [`Catalog`] entry
+//!   describes; a [`BreachSource`] feeds records
 //!   into a [`RecordSink`] for a [`BreachQuery`];
 //! - what SecureX reads: a [`Bundle`] of [`Sighting`]s, [`Indicator`]s and [`Relationship`]s,
 //!   with [`ErrorDoc`]s, made by [`observable_bundle`] under [`MappingOptions`];
@@ -42,6 +43,7 @@ pub(crate) mod catalog;
 pub(crate) mod collector;
 pub(crate) mod credentials;
 pub(crate) mod ctim;
+pub(crate) mod device;
 pub(crate) mod email;
 pub(crate) mod error;
 pub(crate) mod lookup;
@@ -59,6 +61,7 @@ pub use ctim::{
     Bundle, Column, DataTable, ErrorDoc, ErrorType, ExternalReference, Indicator, Observable,
     ObservedTime, Relation, Relationship, Sighting, Target, ValidTime,
 };
+pub use device::Device;
 pub use email::Email;
 pub use error::{Error, SourceError};
 pub use lookup::{Domain, InvalidLookup, Lookup, ObservableType, Username};

@@ -24,7 +24,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(NaiveDateTime);
 
-/// A SpyCloud time that is not `YYYY-MM-DDTHH:MM:SS` (with optional fraction and `Z`).
+/// A SpyCloud time in none of its forms: `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM-DD HH:MM:SS` (each
+/// with an optional fraction) or `YYYY-MM-DD`, each with an optional trailing `Z`.
 ///
 /// ```
 /// use spycloud_relay::domain::{InvalidTimestamp, Timestamp};
@@ -38,7 +39,9 @@ pub struct Timestamp(NaiveDateTime);
 pub struct InvalidTimestamp(pub String);
 
 impl Timestamp {
-    /// Parses `YYYY-MM-DDTHH:MM:SS`, optionally followed by a fraction and a `Z`.
+    /// Parses SpyCloud's three forms, all UTC: `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM-DD HH:MM:SS`
+    /// (`infected_time`'s), each optionally followed by a fraction, and `YYYY-MM-DD` (midnight);
+    /// each optionally followed by a `Z`.
     ///
     /// # Errors
     /// [`InvalidTimestamp`] for anything else.
@@ -49,14 +52,25 @@ impl Timestamp {
     /// assert_eq!(Timestamp::parse("2024-03-01T00:00:00")?, Timestamp::parse("2024-03-01T00:00:00Z")?);
     /// let offset = Timestamp::parse("2024-03-01T00:00:00+02:00").unwrap_err();
     /// assert_eq!(offset.to_string(), r#""2024-03-01T00:00:00+02:00" is not a SpyCloud timestamp"#);
-    /// assert!(Timestamp::parse("2024-03-01").is_err());
+    /// assert_eq!(Timestamp::parse("2024-03-01 00:00:00")?, Timestamp::parse("2024-03-01")?);
     /// # Ok::<(), spycloud_relay::domain::InvalidTimestamp>(())
     /// ```
     pub fn parse(value: &str) -> Result<Self, InvalidTimestamp> {
         let bare = value.strip_suffix('Z').unwrap_or(value);
+        let pattern: &[Item<'static>] = match bare.as_bytes().get(10) {
+            None => &PATTERN[..DATE],
+            Some(b' ') => &SPACED,
+            Some(_) => &PATTERN,
+        };
         let mut parsed = Parsed::new();
-        chrono::format::parse(&mut parsed, bare, PATTERN.iter())
-            .and_then(|()| parsed.to_naive_datetime_with_offset(0))
+        chrono::format::parse(&mut parsed, bare, pattern.iter())
+            .and_then(|()| {
+                if pattern.len() == DATE {
+                    parsed.set_hour(0)?;
+                    parsed.set_minute(0)?;
+                }
+                parsed.to_naive_datetime_with_offset(0)
+            })
             .map(Self)
             .map_err(|_| InvalidTimestamp(value.to_owned()))
     }
@@ -161,7 +175,8 @@ impl fmt::Display for Day {
 }
 
 /// `%Y-%m-%dT%H:%M:%S%.f`, spelled out once: `parse_from_str` would re-read the pattern for
-/// each of the thousands of dates a busy relay parses.
+/// each of the thousands of dates a busy relay parses. Its first [`DATE`] items are
+/// `%Y-%m-%d`, a date alone.
 const PATTERN: [Item<'static>; 12] = [
     Item::Numeric(Numeric::Year, Pad::Zero),
     Item::Literal("-"),
@@ -169,6 +184,25 @@ const PATTERN: [Item<'static>; 12] = [
     Item::Literal("-"),
     Item::Numeric(Numeric::Day, Pad::Zero),
     Item::Literal("T"),
+    Item::Numeric(Numeric::Hour, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Minute, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Second, Pad::Zero),
+    Item::Fixed(Fixed::Nanosecond),
+];
+
+/// The items of [`PATTERN`] that read `%Y-%m-%d`.
+const DATE: usize = 5;
+
+/// `%Y-%m-%d %H:%M:%S%.f`: [`PATTERN`] with a space for the `T` (SpyCloud's `infected_time`).
+const SPACED: [Item<'static>; 12] = [
+    Item::Numeric(Numeric::Year, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Month, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Day, Pad::Zero),
+    Item::Literal(" "),
     Item::Numeric(Numeric::Hour, Pad::Zero),
     Item::Literal(":"),
     Item::Numeric(Numeric::Minute, Pad::Zero),
@@ -298,13 +332,38 @@ mod tests {
     }
 
     #[test]
+    fn the_three_spycloud_forms_are_utc_and_a_date_alone_is_midnight() {
+        for (input, text) in [
+            ("2019-03-01T10:20:30", "2019-03-01T10:20:30.000000Z"),
+            ("2019-03-01T10:20:30.5Z", "2019-03-01T10:20:30.500000Z"),
+            ("2019-03-01 10:20:30", "2019-03-01T10:20:30.000000Z"),
+            ("2019-03-01 10:20:30Z", "2019-03-01T10:20:30.000000Z"),
+            ("2019-03-01 10:20:30.123456", "2019-03-01T10:20:30.123456Z"),
+            ("2019-03-01", "2019-03-01T00:00:00.000000Z"),
+            ("2019-03-01Z", "2019-03-01T00:00:00.000000Z"),
+        ] {
+            assert_eq!(
+                Timestamp::parse(input).unwrap().to_string(),
+                text,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
     fn other_shapes_are_refused() {
         for input in [
             "",
-            "2019-03-01",
+            "Z",
             "yesterday",
             "2019-13-01T00:00:00",
-            "2019-03-01 00:00:00",
+            "2019-02-30",
+            "2019-03-01 ",
+            "2019-03-01T",
+            "2019-03-01 00:00",
+            "2019-03-01T00:00:00+02:00",
+            "01/03/2019",
+            "2019-03-01ZZ",
         ] {
             assert!(Timestamp::parse(input).is_err(), "{input}");
         }

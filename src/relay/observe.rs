@@ -879,13 +879,62 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(120));
         assert_eq!(bundle.sightings.len(), 6);
         assert_eq!(bundle.relationships.len(), 6);
-        // One indicator per distinct catalog of each email, in order of first appearance.
+        // One indicator per catalog in the answer, in order of first appearance across the
+        // emails; every relationship points at one of them.
         let titles: Vec<_> = bundle
             .indicators
             .iter()
             .map(|i| i.title.clone().unwrap())
             .collect();
-        assert_eq!(titles, ["T3", "T2", "T1", "T2", "T3", "T2"]);
+        assert_eq!(titles, ["T3", "T2", "T1"]);
+        let response = bundle.into_response().unwrap();
+        assert_eq!(response["data"]["indicators"]["count"], 3);
+        let ids: Vec<_> = response["data"]["indicators"]["docs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        for relationship in response["data"]["relationships"]["docs"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(ids.contains(&relationship["target_ref"]), "{relationship}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_fatal_error_the_indicators_kept_are_each_there_once() {
+        let source = RecordingSource::new(
+            &[
+                ("a@x.com", 1, &[1, 2]),
+                ("b@x.com", 2, &[2, 3]),
+                ("c@x.com", 3, &[9]),
+                ("d@x.com", 4, &[1]),
+            ],
+            10,
+        )
+        .failing(&[9]);
+        let relay = watched_relay(Arc::new(source));
+        let input = observables(&[
+            ("email", "a@x.com"),
+            ("email", "b@x.com"),
+            ("email", "c@x.com"),
+            ("email", "d@x.com"),
+        ]);
+        let bundle = relay.observe(&input, &CALLER).await;
+        assert_eq!(
+            sighting_emails(&bundle),
+            ["a@x.com", "a@x.com", "b@x.com", "b@x.com"]
+        );
+        let titles: Vec<_> = bundle
+            .indicators
+            .iter()
+            .map(|i| i.title.clone().unwrap())
+            .collect();
+        assert_eq!(titles, ["T1", "T2", "T3"]);
+        assert_eq!(bundle.relationships.len(), 4);
+        assert_eq!(bundle.fatal_code(), Some("internal error"));
     }
 
     #[tokio::test(start_paused = true)]

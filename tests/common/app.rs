@@ -245,7 +245,9 @@ impl TestApp {
         }
         let response = request.send().await.expect("the relay answers");
         let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
+        let body = response.json().await.expect("a JSON body");
+        super::ctim::assert_valid(&body);
+        (status, body)
     }
 
     /// POSTs observables to `/observe/observables` with a valid token.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod ctim;
 pub mod jwt;
 pub mod redis;
 pub mod snapshots;

@@ -12,10 +12,13 @@ pub fn with_settings<R>(body: impl FnOnce() -> R) -> R {
     settings.bind(body)
 }
 
-/// Snapshots `value` under `name` with [`with_settings`].
+/// Snapshots `value` under `name` with [`with_settings`], after holding every SecureX answer
+/// in it to CTIM's rules ([`super::ctim::assert_valid`]).
 #[macro_export]
 macro_rules! contract_snapshot {
-    ($name:expr, $value:expr) => {
-        $crate::common::snapshots::with_settings(|| insta::assert_json_snapshot!($name, $value))
-    };
+    ($name:expr, $value:expr) => {{
+        let value = $value;
+        $crate::common::ctim::assert_valid(&serde_json::to_value(&value).expect("JSON"));
+        $crate::common::snapshots::with_settings(|| insta::assert_json_snapshot!($name, value))
+    }};
 }
