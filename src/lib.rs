@@ -11,9 +11,10 @@
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API,
 //! and the library other SOAR tools embed.
 //!
-//! - [`Relay`] (feature `spycloud`): observables in, CTIM out. [`Relay::builder`] makes the real
-//!   pipeline over SpyCloud; [`Relay::lookup`] answers a [`domain::Bundle`] or a typed
-//!   [`Error`];
+//! - [`Relay`] (feature `spycloud`): observables in, findings out. [`Relay::builder`] makes the
+//!   real pipeline over SpyCloud; [`Relay::lookup`] answers [`domain::Findings`] (what SpyCloud
+//!   said, and the typed [`Error`] that stopped the request, if any), which
+//!   [`domain::Findings::to_ctim`] renders as CTIM;
 //! - [`domain`]: the pure model (observables, breach records, catalogs, credentials, module
 //!   settings, CTIM, tiles) and the mapping, with no runtime, HTTP or crypto stack;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;

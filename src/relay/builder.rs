@@ -48,7 +48,8 @@ use super::{Relay, RelaySettings};
 /// let credentials = Credentials::new(ApiKey::parse("my SpyCloud API key")?);
 /// let observables = [Observable::new("email", "alex@example.com")];
 ///
-/// let bundle = relay.lookup(&credentials, &observables).await?;
+/// let findings = relay.lookup(&credentials, &observables).await.into_result()?;
+/// let bundle = findings.to_ctim(&relay.mapping(&credentials));
 /// assert_eq!(bundle.sightings.len(), 1);
 /// assert_eq!(bundle.sightings[0].severity, "High");
 /// assert_eq!(bundle.indicators[0].title.as_deref(), Some("Example Forum"));

@@ -2,7 +2,8 @@
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 //!
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
-//! - `observe`: observe requests, and [`Relay::lookup`] for embedders;
+//! - `observe`: [`Relay::lookup`], the findings of observables, and observe requests (the
+//!   findings rendered as CTIM);
 //! - `builder`: [`Relay::builder`], the real pipeline over SpyCloud in one call.
 //! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period (and
 //!   with other replicas, through the [`SharedCache`]).
@@ -141,7 +142,8 @@ impl Relay {
     ///     Observable::new("ip", "203.0.113.77"),
     ///     Observable::new("domain", "acme.test"), // past `max_lookups`: a warning
     /// ];
-    /// let bundle = relay.lookup(&credentials, &observables).await?;
+    /// let findings = relay.lookup(&credentials, &observables).await.into_result()?;
+    /// let bundle = findings.to_ctim(&relay.mapping(&credentials));
     /// assert_eq!(bundle.sightings.len(), 1);
     /// assert_eq!(bundle.indicators[0].title.as_deref(), Some("Demo VPN Stealer Logs"));
     /// assert_eq!(
@@ -235,17 +237,35 @@ impl Relay {
         Ok(decoder.decode(token, caller.audience).await?)
     }
 
-    /// [`Relay::authenticate`] within the request deadline.
+    /// When a request beginning now must have answered.
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.settings.deadline
+    }
+
+    /// `work` within `deadline`: its outcome, or [`RelayError::Deadline`].
+    ///
+    /// # Errors
+    /// `work`'s failure, or the deadline.
+    pub(crate) async fn within<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        work: impl Future<Output = Result<T, RelayError>>,
+    ) -> Result<T, RelayError> {
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(self.deadline_passed()))
+    }
+
+    /// [`Relay::authenticate`] within `deadline`.
     ///
     /// # Errors
     /// The authorization failure, or [`RelayError::Deadline`].
-    pub(crate) async fn authenticate_in_time(
+    pub(crate) async fn authenticate_until(
         &self,
         caller: &Caller<'_>,
+        deadline: tokio::time::Instant,
     ) -> Result<Credentials, RelayError> {
-        tokio::time::timeout(self.settings.deadline, self.authenticate(caller))
-            .await
-            .unwrap_or_else(|_| Err(self.deadline_passed()))
+        self.within(deadline, self.authenticate(caller)).await
     }
 
     /// Authenticates the caller, then makes one authenticated call to the source.
@@ -258,9 +278,7 @@ impl Relay {
             let credentials = self.authenticate(caller).await?;
             Ok(self.source.probe(&credentials.api_key).await?)
         };
-        tokio::time::timeout(self.settings.deadline, checked)
-            .await
-            .unwrap_or_else(|_| Err(self.deadline_passed()))
+        self.within(self.deadline(), checked).await
     }
 
     /// The error of a request still running at the deadline.

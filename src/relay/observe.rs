@@ -3,32 +3,25 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::{Caller, Relay};
-use crate::domain::mapping::{self, MappingOptions};
+use crate::domain::mapping::MappingOptions;
 use crate::domain::{
-    ApiKey, BreachCollector, BreachQuery, BreachRecord, Bundle, Catalog, CatalogId, Credentials,
-    Error, ErrorDoc, Lookup, Observable, ObservableType, RelayError, SourceError, Warning,
+    ApiKey, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, ErrorDoc,
+    Findings, Lookup, Observable, ObservableFindings, ObservableType, RelayError, SourceError,
+    Warning,
 };
 use crate::flights::Flights;
 use crate::ports::BreachSource;
 
-/// The bundle as SecureX reads it: the fatal error, if any, last among the errors.
-fn with_fatal((mut bundle, fatal): (Bundle, Option<RelayError>)) -> Bundle {
-    if let Some(fatal) = fatal {
-        bundle.errors.push(fatal.to_doc());
-    }
-    bundle
-}
-
-/// One step of a request's answer, in input order: a lookup, or a warning ready at once.
-type Step<'a> = BoxFuture<'a, Result<Bundle, RelayError>>;
+/// One step of a request's findings, in input order: a lookup, or a warning ready at once.
+type Step<'a> = BoxFuture<'a, Result<ObservableFindings, RelayError>>;
 
 impl Relay {
-    /// Answers an observe request. Without a supported observable the token is not looked at.
+    /// Answers an observe request: the findings rendered as CTIM. Without a supported
+    /// observable the token is not looked at.
     pub(crate) async fn observe(&self, observables: &[Observable], caller: &Caller<'_>) -> Bundle {
         if !observables
             .iter()
@@ -37,23 +30,32 @@ impl Relay {
             return Bundle::default();
         }
         // The deadline covers the whole request, the token check (a JWKS fetch) included.
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
-            Ok(Ok(credentials)) => {
-                let today = (self.clock)().date();
-                with_fatal(
-                    self.observe_until(&credentials, observables, today, deadline)
-                        .await,
-                )
-            }
-            Ok(Err(error)) => Bundle::with_error(error.to_doc()),
-            Err(_) => Bundle::with_error(self.deadline_passed().to_doc()),
+        let deadline = self.deadline();
+        match self.authenticate_until(caller, deadline).await {
+            Ok(credentials) => self
+                .lookup_until(&credentials, observables, deadline)
+                .await
+                .to_ctim(&self.mapping(&credentials)),
+            Err(error) => Bundle::with_error(error.to_doc()),
         }
     }
 
-    /// Looks up the supported observables with known credentials, `SINCE_DAYS` counting from
-    /// today's UTC date: the bundle SecureX would get, a fatal error (if any) last in its
-    /// `errors` after what came before it. [`Relay::lookup`] gives the fatal error typed.
+    /// Looks up the supported observables (`email`, `domain`, `ip`, `ipv6`, `user`; other
+    /// types are skipped) with known credentials, within the request deadline: what SpyCloud
+    /// said of each, and the fatal error that stopped the request, if one did. The embedder's
+    /// entry point; see [`Relay::builder`]. [`Findings::to_ctim`] renders them as SecureX
+    /// reads them, under [`Relay::mapping`].
+    ///
+    /// Each value is parsed for its type once, here: an invalid one is a warning and is not
+    /// sent. At most [`super::RelaySettings::max_lookups`] are looked up; the rest give one
+    /// warning. The lookups run at once (up to the concurrency setting), and each asks for its
+    /// catalogs as soon as its records are in; a catalog another lookup of the request already
+    /// asked for is awaited, not asked for again. So a request costs two round trips however
+    /// many observables it holds. The findings still read as if the observables had been
+    /// looked up one after another: in input order, and a fatal error (the deadline's
+    /// included) keeps exactly what came before it. The token's invalid module settings come
+    /// first, as warnings. The module setting `SINCE_DAYS` counts back from the relay's clock's
+    /// UTC date.
     ///
     /// Here SpyCloud (a stand-in) answers the first email and refuses the second:
     ///
@@ -84,58 +86,20 @@ impl Relay {
     ///     Observable::new("email", "sam@example.com"),
     /// ];
     ///
-    /// // SecureX's answer keeps what came before the fatal error, which comes last.
-    /// let bundle = relay.observe_as(&credentials, &observables).await;
+    /// // The findings keep what came before the fatal error, typed.
+    /// let findings = relay.lookup(&credentials, &observables).await;
+    /// assert_eq!(findings.observables.len(), 1);
+    /// assert_eq!(findings.fatal, Some(Error::Authorization { reason: "Not entitled".to_owned() }));
+    ///
+    /// // SecureX's answer: the fatal error comes last.
+    /// let bundle = findings.to_ctim(&relay.mapping(&credentials));
     /// assert_eq!(bundle.sightings[0].description, "Present in Example Forum");
     /// assert_eq!(bundle.fatal_code(), Some("authorization error"));
     /// assert_eq!(bundle.errors.last().unwrap().message, "Authorization failed: Not entitled");
-    ///
-    /// // `lookup` answers the fatal error alone, typed.
-    /// let error = relay.lookup(&credentials, &observables).await.unwrap_err();
-    /// assert_eq!(error, Error::Authorization { reason: "Not entitled".to_owned() });
     /// # Ok(()) }
     /// ```
-    pub async fn observe_as(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-    ) -> Bundle {
-        let today = (self.clock)().date();
-        self.observe_on(credentials, observables, today).await
-    }
-
-    /// Looks up the supported observables (`email`, `domain`, `ip`, `ipv6`, `user`) with known
-    /// credentials; `today` is the UTC date the module setting `SINCE_DAYS` counts back from.
     ///
-    /// Each value is parsed for its type once, here: an invalid one is a warning and is not
-    /// sent. At most [`super::RelaySettings::max_lookups`] are looked up; the rest give one
-    /// warning. The lookups run at once (up to the concurrency setting), and each asks for its
-    /// catalogs as soon as its records are in; a catalog another lookup of the request already
-    /// asked for is awaited, not asked for again. So a request costs two round trips however
-    /// many observables it holds. The bundle still reads as if the observables had been looked
-    /// up one after another: in input order, and a fatal error (the deadline's included) keeps
-    /// exactly what came before it. The token's invalid module settings come first, as warnings.
-    pub(crate) async fn observe_on(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-        today: NaiveDate,
-    ) -> Bundle {
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        with_fatal(
-            self.observe_until(credentials, observables, today, deadline)
-                .await,
-        )
-    }
-
-    /// Looks up `observables` (`email`, `domain`, `ip`, `ipv6`, `user`; other types are
-    /// skipped) with known credentials: the bundle the server answers (warnings included), or
-    /// the fatal error that ended the request, typed. The embedder's entry point; see
-    /// [`Relay::builder`].
-    ///
-    /// # Errors
-    /// The first fatal error in input order ([`Error`]); what came before it is dropped (use
-    /// [`Relay::observe_as`] to keep it, as SecureX's answers do; its example shows one).
+    /// Warnings ride along with what was found:
     ///
     /// ```
     /// use std::sync::Arc;
@@ -152,7 +116,9 @@ impl Relay {
     ///     Observable::new("email", "jordan.lee"),           // invalid: a warning
     ///     Observable::new("sha256", "e3b0c44298fc1c14..."), // not SpyCloud's: skipped
     /// ];
-    /// let bundle = relay.lookup(&credentials, &observables).await?;
+    /// let findings = relay.lookup(&credentials, &observables).await;
+    /// assert_eq!(findings.fatal, None);
+    /// let bundle = findings.to_ctim(&relay.mapping(&credentials));
     /// assert_eq!(bundle.sightings.len(), 2);
     /// assert_eq!(bundle.indicators.len(), 1); // one record's catalog is unknown to SpyCloud
     /// let warnings: Vec<_> = bundle.errors.iter().map(|e| (e.kind, e.message.as_str())).collect();
@@ -162,78 +128,70 @@ impl Relay {
     /// ]);
     /// # Ok(()) }
     /// ```
-    pub async fn lookup(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-    ) -> Result<Bundle, Error> {
-        let today = (self.clock)().date();
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        match self
-            .observe_until(credentials, observables, today, deadline)
+    pub async fn lookup(&self, credentials: &Credentials, observables: &[Observable]) -> Findings {
+        self.lookup_until(credentials, observables, self.deadline())
             .await
-        {
-            (bundle, None) => Ok(bundle),
-            (_, Some(fatal)) => Err(fatal.into()),
-        }
     }
 
-    /// [`Relay::observe_on`] within a deadline set by the caller, the fatal error apart.
-    async fn observe_until(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-        today: NaiveDate,
-        deadline: tokio::time::Instant,
-    ) -> (Bundle, Option<RelayError>) {
-        let query = credentials.settings.breach_query(today);
-        let mapping = MappingOptions {
+    /// How the findings of `credentials` are rendered: the relay's mapping options, the
+    /// password policy of their module setting `PASSWORDS` first.
+    pub fn mapping(&self, credentials: &Credentials) -> MappingOptions {
+        MappingOptions {
             passwords: credentials
                 .settings
                 .passwords
                 .unwrap_or(self.settings.mapping.passwords),
             ..self.settings.mapping.clone()
-        };
+        }
+    }
+
+    /// [`Relay::lookup`] within a deadline set by the caller.
+    async fn lookup_until(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+        deadline: tokio::time::Instant,
+    ) -> Findings {
+        let today = (self.clock)().date();
+        let query = credentials.settings.breach_query(today);
         let fetches = CatalogFetches::new(self.source.as_ref(), &credentials.api_key);
         let lookup = |observable, lookup| {
             let request = Request {
                 fetches: &fetches,
                 credentials,
                 query: &query,
-                mapping: &mapping,
             };
             self.look_up_one(request, observable, lookup).boxed()
         };
         let steps = self.steps(observables, lookup);
         let mut results = futures::stream::iter(steps).buffered(self.settings.concurrency.max(1));
-        let mut bundle = Bundle {
-            errors: credentials.settings.warnings(),
-            ..Bundle::default()
+        let mut findings = Findings {
+            warnings: credentials.settings.warnings(),
+            ..Findings::default()
         };
         let fatal = loop {
             match tokio::time::timeout_at(deadline, results.next()).await {
-                Ok(Some(Ok(found))) => bundle.append(found),
-                Ok(None) => return (bundle, None),
+                Ok(Some(Ok(found))) => findings.observables.push(found),
+                Ok(None) => return findings,
                 Ok(Some(Err(error))) => break error,
                 Err(_) => break self.deadline_passed(),
             }
         };
-        (bundle, Some(fatal))
+        findings.fatal = Some(fatal.into());
+        findings
     }
 
     /// The steps of a request in input order: each supported observable's lookup, or the
-    /// warning for its invalid value; past the lookup limit, one warning for the rest.
+    /// warning for its invalid value; past the lookup limit, one warning for the rest (on the
+    /// first observable left out).
     fn steps<'a>(
         &self,
         observables: &'a [Observable],
         mut look_up: impl FnMut(&'a Observable, Lookup) -> Step<'a>,
     ) -> Vec<Step<'a>> {
-        let warning = |warning: Warning| -> Step<'a> {
-            let bundle = Bundle {
-                errors: vec![warning.to_doc()],
-                ..Bundle::default()
-            };
-            futures::future::ready(Ok(bundle)).boxed()
+        let warning = |observable: &Observable, warning: Warning| -> Step<'a> {
+            let found = ObservableFindings::warned(observable, warning.to_doc());
+            futures::future::ready(Ok(found)).boxed()
         };
         let max = self.settings.max_lookups;
         let mut supported = observables
@@ -243,10 +201,11 @@ impl Relay {
         let mut looked_up = 0;
         while let Some((observable, kind)) = supported.next() {
             match Lookup::parse(kind, &observable.value) {
-                Err(invalid) => steps.push(warning(Warning::InvalidValue(invalid))),
+                Err(invalid) => steps.push(warning(observable, Warning::InvalidValue(invalid))),
                 Ok(_) if looked_up == max => {
                     let left_out = 1 + supported.count();
-                    steps.push(warning(Warning::TooManyObservables { max, left_out }));
+                    let too_many = Warning::TooManyObservables { max, left_out };
+                    steps.push(warning(observable, too_many));
                     break;
                 }
                 Ok(lookup) => {
@@ -258,15 +217,15 @@ impl Relay {
         steps
     }
 
-    /// One observable: its records, then their catalogs, as entities.
+    /// One observable: its records, then their catalogs.
     async fn look_up_one(
         &self,
         request: Request<'_, '_>,
         observable: &Observable,
         lookup: Lookup,
-    ) -> Result<Bundle, RelayError> {
-        let found = self.records(&request, observable, &lookup).await?;
-        let mut ids: Vec<CatalogId> = found.breaches.iter().filter_map(|b| b.source_id).collect();
+    ) -> Result<ObservableFindings, RelayError> {
+        let mut found = self.records(&request, observable, &lookup).await?;
+        let mut ids: Vec<CatalogId> = found.records.iter().filter_map(|b| b.source_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let fetched = request.fetches.of(&ids).await?;
@@ -275,17 +234,11 @@ impl Relay {
             .flat_map(|batch| batch.iter())
             .map(|catalog| (catalog.id, catalog))
             .collect();
-        let mut bundle = Bundle {
-            errors: found.warnings,
-            ..Bundle::default()
-        };
-        bundle.append(mapping::observable_bundle(
-            observable,
-            found.breaches,
-            |id| catalogs.get(&id).copied(),
-            request.mapping,
-        ));
-        Ok(bundle)
+        found.catalogs = ids
+            .iter()
+            .filter_map(|id| catalogs.get(id).map(|&catalog| catalog.clone()))
+            .collect();
+        Ok(found)
     }
 
     /// One lookup's records, folded as they arrive into the newest (the entities limit), of at
@@ -295,7 +248,7 @@ impl Relay {
         request: &Request<'_, '_>,
         observable: &Observable,
         lookup: &Lookup,
-    ) -> Result<Found, RelayError> {
+    ) -> Result<ObservableFindings, RelayError> {
         let credentials = request.credentials;
         let mut collector =
             BreachCollector::new(credentials.entities_limit.get(), self.settings.max_records);
@@ -320,8 +273,10 @@ impl Relay {
             let read = collected.read;
             warnings.push(Warning::TooManyResults { value, hits, read }.to_doc());
         }
-        Ok(Found {
-            breaches: collected.breaches,
+        Ok(ObservableFindings {
+            observable: observable.clone(),
+            records: collected.breaches,
+            catalogs: Vec::new(),
             warnings,
         })
     }
@@ -333,13 +288,6 @@ struct Request<'a, 'f> {
     fetches: &'a CatalogFetches<'f>,
     credentials: &'a Credentials,
     query: &'a BreachQuery,
-    mapping: &'a MappingOptions,
-}
-
-/// What one lookup's records gave, waiting for the catalogs.
-struct Found {
-    breaches: Vec<BreachRecord>,
-    warnings: Vec<ErrorDoc>,
 }
 
 /// One catalog call's answer, shared by every lookup of the request that waits for it.
@@ -384,6 +332,7 @@ mod tests {
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
     use crate::relay::RelaySettings;
     use async_trait::async_trait;
+    use chrono::NaiveDate;
     use mockall::predicate::eq;
     use serde_json::{Value, json};
     use std::time::Duration;
@@ -1171,14 +1120,15 @@ mod tests {
             ),
             ..credentials(100)
         };
-        let today = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let today = crate::domain::Timestamp::parse("2024-03-01T12:00:00Z").unwrap();
+        let relay = relay.with_clock(move || today);
         let bundle = relay
-            .observe_on(
+            .lookup(
                 &credentials,
                 &observables(&[("domain", "example.com"), ("ip", "999.1.1.1")]),
-                today,
             )
-            .await;
+            .await
+            .to_ctim(&relay.mapping(&credentials));
         assert_eq!(
             messages(&bundle),
             [
@@ -1211,7 +1161,9 @@ mod tests {
         let bundle = relay
             .lookup(&credentials, &observables(&[("domain", "example.com")]))
             .await
-            .unwrap();
+            .into_result()
+            .unwrap()
+            .to_ctim(&relay.mapping(&credentials));
         assert!(bundle.errors.is_empty(), "{:?}", bundle.errors);
     }
 
@@ -1233,8 +1185,9 @@ mod tests {
             };
             async move {
                 let bundle = relay
-                    .observe_as(&credentials, &observables(&[("user", "bob")]))
-                    .await;
+                    .lookup(&credentials, &observables(&[("user", "bob")]))
+                    .await
+                    .to_ctim(&relay.mapping(&credentials));
                 bundle.sightings[0].data.rows[0].clone()
             }
         };

@@ -42,7 +42,7 @@ impl Relay {
     /// # Errors
     /// The authorization failure, or [`RelayError::Deadline`].
     pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
-        self.authenticate_in_time(caller).await?;
+        self.authenticate_until(caller, self.deadline()).await?;
         Ok(TileId::ALL.map(TileId::definition).to_vec())
     }
 
@@ -57,7 +57,7 @@ impl Relay {
         caller: &Caller<'_>,
         body: &[u8],
     ) -> Result<Definition, RelayError> {
-        self.authenticate_in_time(caller).await?;
+        self.authenticate_until(caller, self.deadline()).await?;
         Ok(parse_tile_request(body, false)?.tile.definition())
     }
 
@@ -70,11 +70,10 @@ impl Relay {
     /// (invalid, unknown tile or period), then the scan's or the catalog call's
     /// [`RelayError::Source`], or [`RelayError::Deadline`].
     pub(crate) async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        let credentials = match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
-            Ok(Ok(credentials)) => credentials,
-            Ok(Err(error)) => return TileAnswer::failed(&error),
-            Err(_) => return TileAnswer::failed(&self.deadline_passed()),
+        let deadline = self.deadline();
+        let credentials = match self.authenticate_until(caller, deadline).await {
+            Ok(credentials) => credentials,
+            Err(error) => return TileAnswer::failed(&error),
         };
         let mut answer = TileAnswer {
             data: None,
@@ -83,8 +82,8 @@ impl Relay {
         let drawn = match parse_tile_request(body, true) {
             Ok(request) => {
                 let period = request.period.unwrap_or(Period::DEFAULT);
-                self.draw_until(&credentials, request.tile, period, deadline)
-                    .await
+                let drawn = self.draw(&credentials, request.tile, period);
+                self.within(deadline, drawn).await
             }
             Err(error) => Err(error),
         };
@@ -132,23 +131,11 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> Result<TileData, Error> {
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        Ok(self.draw_until(credentials, tile, period, deadline).await?)
+        let drawn = self.draw(credentials, tile, period);
+        Ok(self.within(self.deadline(), drawn).await?)
     }
 
-    /// [`Relay::tile_data_as`] within a deadline set by the caller.
-    async fn draw_until(
-        &self,
-        credentials: &Credentials,
-        tile: TileId,
-        period: Period,
-        deadline: tokio::time::Instant,
-    ) -> Result<TileData, RelayError> {
-        tokio::time::timeout_at(deadline, self.draw(credentials, tile, period))
-            .await
-            .unwrap_or_else(|_| Err(self.deadline_passed()))
-    }
-
+    /// A tile's figures, from the shared scan (and, for the top breaches, their titles).
     async fn draw(
         &self,
         credentials: &Credentials,
