@@ -31,6 +31,8 @@
 
 pub mod adapters;
 mod build_error;
+#[cfg(feature = "spycloud")]
+mod builder;
 pub mod domain;
 #[cfg(feature = "spycloud")]
 mod flights;
@@ -41,9 +43,11 @@ mod relay;
 mod telemetry;
 
 pub use build_error::BuildError;
+#[cfg(feature = "spycloud")]
+pub use builder::RelayBuilder;
 pub use domain::Error;
 #[cfg(feature = "spycloud")]
-pub use relay::{Relay, RelayBuilder, RelaySettings};
+pub use relay::{Relay, RelaySettings};
 
 /// The README's code, compiled by `cargo test` so the library section cannot rot.
 #[cfg(all(doctest, feature = "server"))]

@@ -4,21 +4,15 @@
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
 //! - `observe`: [`Relay::lookup`], the findings of observables, and observe requests (the
 //!   findings rendered as CTIM);
-//! - `builder`: [`Relay::builder`], the real pipeline over SpyCloud in one call.
 //! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period (and
 //!   with other replicas, through the [`SharedCache`]).
 
-mod builder;
 mod observe;
 mod tiles;
-
-pub use builder::RelayBuilder;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::cache::CacheSettings;
-use crate::adapters::local::LocalCache;
 use crate::domain::mapping::MappingOptions;
 use crate::domain::{AuthError, Credentials, RelayError, Timestamp, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder, SharedCache};
@@ -104,8 +98,9 @@ pub struct Relay {
     decoder: Option<Arc<dyn CredentialDecoder>>,
     settings: RelaySettings,
     scans: Arc<Scans>,
-    /// What the tiles' scans are shared through (the builder's: Redis with replicas).
-    shared: Arc<dyn SharedCache>,
+    /// What the tiles' scans are shared through with other replicas (Redis), if anything:
+    /// without it a scan is kept once, in [`Scans`].
+    shared: Option<Arc<dyn SharedCache>>,
     clock: Clock,
 }
 
@@ -157,16 +152,16 @@ impl Relay {
         decoder: Arc<dyn CredentialDecoder>,
         settings: RelaySettings,
     ) -> Self {
-        let shared = Arc::new(LocalCache::new(CacheSettings::default().capacity));
-        Self::assemble(source, Some(decoder), settings, shared)
+        Self::assemble(source, Some(decoder), settings, None)
     }
 
-    /// The relay over its parts, with the tiles' scans kept per `settings` and the system clock.
-    fn assemble(
+    /// The relay over its ports, with the tiles' scans kept per `settings` (and shared through
+    /// `shared`, if given) and the system clock.
+    pub(crate) fn assemble(
         source: Arc<dyn BreachSource>,
         decoder: Option<Arc<dyn CredentialDecoder>>,
         settings: RelaySettings,
-        shared: Arc<dyn SharedCache>,
+        shared: Option<Arc<dyn SharedCache>>,
     ) -> Self {
         Self {
             source,
@@ -213,9 +208,15 @@ impl Relay {
     #[cfg(test)]
     pub(crate) fn with_shared_cache(self, cache: Arc<dyn SharedCache>) -> Self {
         Self {
-            shared: cache,
+            shared: Some(cache),
             ..self
         }
+    }
+
+    /// What the tiles' scans are shared through, if anything.
+    #[cfg(test)]
+    pub(crate) fn shares_scans(&self) -> Option<&Arc<dyn SharedCache>> {
+        self.shared.as_ref()
     }
 
     /// The settings in use (see [`Relay::new`]'s example).

@@ -243,7 +243,7 @@ impl Relay {
 
 /// Where one scan is shared with the other replicas.
 struct SharedScan {
-    cache: Arc<dyn SharedCache>,
+    cache: Option<Arc<dyn SharedCache>>,
     key: CacheKey,
     clock: Clock,
 }
@@ -252,7 +252,7 @@ impl SharedScan {
     /// The scan stored under the key, if it decodes and has not expired by `now`; anything
     /// else is a miss.
     async fn get(&self, now: Timestamp) -> Option<Scan> {
-        let bytes = self.cache.get(&self.key).await?;
+        let bytes = self.cache.as_ref()?.get(&self.key).await?;
         match serde_json::from_slice::<Scan>(&bytes) {
             Ok(scan) if scan.expires > now => Some(scan),
             Ok(_) => None,
@@ -265,13 +265,16 @@ impl SharedScan {
 
     /// Stores `scan` for the time left until it expires (none left: not stored).
     async fn set(&self, scan: &Scan) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
         let left = (self.clock)().until(scan.expires);
         let Some(ttl) = left.to_std().ok().filter(|ttl| !ttl.is_zero()) else {
             return;
         };
         match serde_json::to_vec(scan) {
             Ok(value) => {
-                self.cache
+                cache
                     .set(self.key.clone(), value.into(), ttl.min(LONGEST_KEPT))
                     .await;
             }
