@@ -22,7 +22,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::adapters::tls::ServerTls;
-use crate::domain::{Bundle, ErrorDoc, RelayError, parse_observables};
+use crate::domain::{Bundle, Error, ErrorDoc, parse_observables};
 use crate::relay::{Caller, Relay};
 use crate::telemetry;
 
@@ -717,7 +717,7 @@ fn observe(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
             let observed = async {
                 let observables = parse_observables(&body?)?;
-                Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
+                Ok::<_, Error>(relay.observe(&observables, &incoming.caller()).await)
             };
             let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
             let route = "/observe/observables";
@@ -768,8 +768,7 @@ fn tile_data(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     posted(warp::path!("tiles" / "tile-data"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let drawn =
-                async { Ok::<_, RelayError>(relay.tile_data(&incoming.caller(), &body?).await) };
+            let drawn = async { Ok::<_, Error>(relay.tile_data(&incoming.caller(), &body?).await) };
             let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
             let route = "/tiles/tile-data";
             match outcome {
@@ -781,7 +780,7 @@ fn tile_data(
 }
 
 /// A request body as read: its bytes, or why they cannot be read.
-type Body = Result<Vec<u8>, RelayError>;
+type Body = Result<Vec<u8>, Error>;
 
 /// A POST to `path` with its body read, within the size limit and the body timeout: who sent
 /// it, when it began, the body (or why it cannot be read) and the relay.
@@ -822,7 +821,7 @@ fn watchdog() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
                     let echo = json!({"data": String::from_utf8_lossy(value.as_bytes())});
                     answer("/watchdog", started, None, ("ok", None), &echo)
                 }
-                None => fatal("/watchdog", started, None, &RelayError::HealthCheck),
+                None => fatal("/watchdog", started, None, &Error::health_check()),
             }
         })
 }
@@ -885,7 +884,7 @@ fn data_or_fatal(
     route: &'static str,
     started: Instant,
     upstream: &telemetry::UpstreamSummary,
-    outcome: Result<impl serde::Serialize, RelayError>,
+    outcome: Result<impl serde::Serialize, Error>,
 ) -> Response {
     /// The success envelope of the routes that answer one document.
     #[derive(serde::Serialize)]
@@ -902,7 +901,7 @@ fn fatal(
     route: &'static str,
     started: Instant,
     upstream: Option<&telemetry::UpstreamSummary>,
-    error: &RelayError,
+    error: &Error,
 ) -> Response {
     let doc = error.to_doc();
     let body = Bundle::with_error(doc.clone());
@@ -972,15 +971,15 @@ async fn read_body<S, B>(
     body: S,
     limit: usize,
     timeout: Duration,
-) -> Result<Vec<u8>, RelayError>
+) -> Result<Vec<u8>, Error>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     let too_large =
-        || RelayError::InvalidPayload(format!("The request body is larger than {limit} bytes."));
-    let unreadable = || RelayError::InvalidPayload("The request body could not be read.".into());
+        || Error::invalid_payload(format!("The request body is larger than {limit} bytes."));
+    let unreadable = || Error::invalid_payload("The request body could not be read.");
     futures::pin_mut!(body);
     if declared.is_some_and(|n| n > limit as u64) {
         discard_rest(body, 0, declared, deadline).await;
@@ -993,7 +992,7 @@ where
             Ok(Some(Ok(chunk))) => chunk,
             Ok(Some(Err(_))) => return Err(unreadable()),
             Err(_) => {
-                return Err(RelayError::InvalidPayload(format!(
+                return Err(Error::invalid_payload(format!(
                     "The request body did not arrive within {} s.",
                     timeout.as_secs_f64()
                 )));

@@ -76,7 +76,7 @@ pub use time::{Day, InvalidTimestamp, Timestamp};
 
 pub(crate) use collector::BreachCollector;
 pub(crate) use credentials::{KeyFingerprint, bearer_token};
-pub(crate) use error::{RelayError, Warning};
+pub(crate) use error::Warning;
 pub(crate) use observable::parse_observables;
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::breach::{RawRecord, SeverityBand};
 use super::catalog::CatalogId;
 use super::collector::RecordSink;
 use super::ctim::{ErrorDoc, ErrorType};
-use super::error::RelayError;
+use super::error::Error;
 use super::time::{Day, Timestamp};
 
 /// The tile's id, as `/tiles` names it.
@@ -232,10 +232,11 @@ pub struct TileRequest {
 /// `period` (other fields are ignored).
 ///
 /// # Errors
-/// [`RelayError::InvalidPayload`] for any other body (with the Python relay's error shape,
-/// `{"<field>": ["..."]}`), then [`RelayError::UnknownTile`] and [`RelayError::UnknownPeriod`].
-pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest, RelayError> {
-    let invalid = |detail: Value| RelayError::InvalidPayload(format!("{detail}."));
+/// An invalid payload for any other body (with the Python relay's error shape,
+/// `{"<field>": ["..."]}`), then an unknown tile id, then an unknown period (each an
+/// [`Error::InvalidInput`]).
+pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest, Error> {
+    let invalid = |detail: Value| Error::invalid_payload(format!("{detail}."));
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return Err(invalid(json!({"_schema": ["Invalid input type."]})));
     };
@@ -256,9 +257,9 @@ pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest,
     let Some(tile) = tile.filter(|_| problems.is_empty()) else {
         return Err(invalid(Value::Object(problems)));
     };
-    let tile = TileId::parse(tile).ok_or_else(|| RelayError::UnknownTile(tile.to_owned()))?;
+    let tile = TileId::parse(tile).ok_or_else(|| Error::unknown_tile(tile))?;
     let period = period
-        .map(|name| Period::parse(name).ok_or_else(|| RelayError::UnknownPeriod(name.to_owned())))
+        .map(|name| Period::parse(name).ok_or_else(|| Error::unknown_period(name)))
         .transpose()?;
     Ok(TileRequest { tile, period })
 }
@@ -510,7 +511,7 @@ pub struct TileAnswer {
 
 impl TileAnswer {
     /// An answer holding only `error`'s fatal error.
-    pub fn failed(error: &RelayError) -> Self {
+    pub fn failed(error: &Error) -> Self {
         Self {
             data: None,
             errors: vec![error.to_doc()],

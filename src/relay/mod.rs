@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::mapping::MappingOptions;
-use crate::domain::{AuthError, Credentials, RelayError, Timestamp, bearer_token};
+use crate::domain::{AuthError, Credentials, Error, Timestamp, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder, SharedCache};
 
 use tiles::Scans;
@@ -227,12 +227,9 @@ impl Relay {
     /// Verifies the caller's bearer token.
     ///
     /// # Errors
-    /// [`RelayError::Auth`] with the first failing check; `Unauthorized` for any token when the
+    /// [`Error::Authorization`] with the first failing check; `Unauthorized` for any token when the
     /// relay was built without a decoder.
-    pub(crate) async fn authenticate(
-        &self,
-        caller: &Caller<'_>,
-    ) -> Result<Credentials, RelayError> {
+    pub(crate) async fn authenticate(&self, caller: &Caller<'_>) -> Result<Credentials, Error> {
         let token = bearer_token(caller.authorization)?;
         let decoder = self.decoder.as_ref().ok_or(AuthError::Unauthorized)?;
         Ok(decoder.decode(token, caller.audience).await?)
@@ -243,15 +240,15 @@ impl Relay {
         tokio::time::Instant::now() + self.settings.deadline
     }
 
-    /// `work` within `deadline`: its outcome, or [`RelayError::Deadline`].
+    /// `work` within `deadline`: its outcome, or [`Error::Deadline`].
     ///
     /// # Errors
     /// `work`'s failure, or the deadline.
     pub(crate) async fn within<T>(
         &self,
         deadline: tokio::time::Instant,
-        work: impl Future<Output = Result<T, RelayError>>,
-    ) -> Result<T, RelayError> {
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         tokio::time::timeout_at(deadline, work)
             .await
             .unwrap_or_else(|_| Err(self.deadline_passed()))
@@ -260,12 +257,12 @@ impl Relay {
     /// [`Relay::authenticate`] within `deadline`.
     ///
     /// # Errors
-    /// The authorization failure, or [`RelayError::Deadline`].
+    /// The authorization failure, or [`Error::Deadline`].
     pub(crate) async fn authenticate_until(
         &self,
         caller: &Caller<'_>,
         deadline: tokio::time::Instant,
-    ) -> Result<Credentials, RelayError> {
+    ) -> Result<Credentials, Error> {
         self.within(deadline, self.authenticate(caller)).await
     }
 
@@ -274,7 +271,7 @@ impl Relay {
     ///
     /// # Errors
     /// The authorization failure, the source's failure, or the deadline.
-    pub(crate) async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
+    pub(crate) async fn health(&self, caller: &Caller<'_>) -> Result<(), Error> {
         let checked = async {
             let credentials = self.authenticate(caller).await?;
             Ok(self.source.probe(&credentials.api_key).await?)
@@ -283,7 +280,9 @@ impl Relay {
     }
 
     /// The error of a request still running at the deadline.
-    fn deadline_passed(&self) -> RelayError {
-        RelayError::Deadline(self.settings.deadline.as_secs())
+    fn deadline_passed(&self) -> Error {
+        Error::Deadline {
+            secs: self.settings.deadline.as_secs(),
+        }
     }
 }

@@ -9,15 +9,14 @@ use futures::{FutureExt, StreamExt};
 use super::{Caller, Relay};
 use crate::domain::mapping::MappingOptions;
 use crate::domain::{
-    ApiKey, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, ErrorDoc,
-    Findings, Lookup, Observable, ObservableFindings, ObservableType, RelayError, SourceError,
-    Warning,
+    ApiKey, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, Error, ErrorDoc,
+    Findings, Lookup, Observable, ObservableFindings, ObservableType, SourceError, Warning,
 };
 use crate::flights::Flights;
 use crate::ports::BreachSource;
 
 /// One step of a request's findings, in input order: a lookup, or a warning ready at once.
-type Step<'a> = BoxFuture<'a, Result<ObservableFindings, RelayError>>;
+type Step<'a> = BoxFuture<'a, Result<ObservableFindings, Error>>;
 
 impl Relay {
     /// Answers an observe request: the findings rendered as CTIM. Without a supported
@@ -177,7 +176,7 @@ impl Relay {
                 Err(_) => break self.deadline_passed(),
             }
         };
-        findings.fatal = Some(fatal.into());
+        findings.fatal = Some(fatal);
         findings
     }
 
@@ -223,7 +222,7 @@ impl Relay {
         request: Request<'_, '_>,
         observable: &Observable,
         lookup: Lookup,
-    ) -> Result<ObservableFindings, RelayError> {
+    ) -> Result<ObservableFindings, Error> {
         let mut found = self.records(&request, observable, &lookup).await?;
         let mut ids: Vec<CatalogId> = found.records.iter().filter_map(|b| b.source_id).collect();
         ids.sort_unstable();
@@ -248,7 +247,7 @@ impl Relay {
         request: &Request<'_, '_>,
         observable: &Observable,
         lookup: &Lookup,
-    ) -> Result<ObservableFindings, RelayError> {
+    ) -> Result<ObservableFindings, Error> {
         let credentials = request.credentials;
         let mut collector =
             BreachCollector::new(credentials.entities_limit.get(), self.settings.max_records);

@@ -21,9 +21,7 @@ use super::{Caller, Clock, Relay};
 use crate::domain::tiles::{
     Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
 };
-use crate::domain::{
-    Credentials, Error, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
-};
+use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
 use crate::flights::{Flights, Landing};
 use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
 
@@ -40,8 +38,8 @@ impl Relay {
     /// deadline (the token check may fetch a JWKS).
     ///
     /// # Errors
-    /// The authorization failure, or [`RelayError::Deadline`].
-    pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
+    /// The authorization failure, or [`Error::Deadline`].
+    pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, Error> {
         self.authenticate_until(caller, self.deadline()).await?;
         Ok(TileId::ALL.map(TileId::definition).to_vec())
     }
@@ -50,13 +48,9 @@ impl Relay {
     /// within the request deadline, then the body.
     ///
     /// # Errors
-    /// The authorization failure or [`RelayError::Deadline`], then the body's (invalid,
+    /// The authorization failure or [`Error::Deadline`], then the body's (invalid,
     /// unknown tile).
-    pub(crate) async fn tile(
-        &self,
-        caller: &Caller<'_>,
-        body: &[u8],
-    ) -> Result<Definition, RelayError> {
+    pub(crate) async fn tile(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Definition, Error> {
         self.authenticate_until(caller, self.deadline()).await?;
         Ok(parse_tile_request(body, false)?.tile.definition())
     }
@@ -68,7 +62,7 @@ impl Relay {
     ///
     /// The answer's fatal error, if any, is the authorization failure, then the body's
     /// (invalid, unknown tile or period), then the scan's or the catalog call's
-    /// [`RelayError::Source`], or [`RelayError::Deadline`].
+    /// [`Error::Upstream`] (or the typed error it means), or [`Error::Deadline`].
     pub(crate) async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
         let deadline = self.deadline();
         let credentials = match self.authenticate_until(caller, deadline).await {
@@ -132,7 +126,7 @@ impl Relay {
         period: Period,
     ) -> Result<TileData, Error> {
         let drawn = self.draw(credentials, tile, period);
-        Ok(self.within(self.deadline(), drawn).await?)
+        self.within(self.deadline(), drawn).await
     }
 
     /// A tile's figures, from the shared scan (and, for the top breaches, their titles).
@@ -141,7 +135,7 @@ impl Relay {
         credentials: &Credentials,
         tile: TileId,
         period: Period,
-    ) -> Result<TileData, RelayError> {
+    ) -> Result<TileData, Error> {
         let now = (self.clock)();
         let scan = self.scan(credentials, period, now).await?;
         let titles = match tile {
@@ -825,7 +819,7 @@ mod tests {
         };
         // Bounded here too, so a missing deadline fails the test instead of hanging it.
         let within = Duration::from_secs(60);
-        let deadline = RelayError::Deadline(25);
+        let deadline = Error::Deadline { secs: 25 };
         let tiles = tokio::time::timeout(within, relay.tiles(&caller)).await;
         assert_eq!(tiles.expect("answered").err(), Some(deadline.clone()));
         let body = br#"{"tile_id": "spycloud_top_breaches"}"#;
