@@ -1,0 +1,146 @@
+//! Bounded against hostile upstreams and settings (issue 18, second hardening round): the real
+//! binary against wiremock SpyCloud (and a real `redis-server` where Redis is the attacker).
+//! Each test pins one bound and fails without it; memory itself is the benchmark's to measure,
+//! so these pin the structural bounds (a cap reached gives a clear error, a forged value is a
+//! miss).
+
+mod common;
+
+use chrono::{SecondsFormat, Utc};
+use common::app::{TestApp, sample, spawn_app_with};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+/// SpyCloud's time text for `hours` ago.
+fn hours_ago(hours: i64) -> String {
+    (Utc::now() - chrono::Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Upstream requests whose path starts with `prefix`.
+async fn calls_to(app: &TestApp, prefix: &str) -> Vec<Request> {
+    app.upstream
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|request| request.url.path().starts_with(prefix))
+        .collect()
+}
+
+/// The `severity=` values of `requests`, `None` where there is none.
+fn severities(requests: &[Request]) -> Vec<Option<String>> {
+    requests
+        .iter()
+        .map(|request| {
+            request
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "severity")
+                .map(|(_, value)| value.into_owned())
+        })
+        .collect()
+}
+
+/// A one-page watchlist of Alice's infostealer record, an hour old.
+async fn mount_watchlist(app: &TestApp) {
+    let mut record = sample::infostealer("alice@example.com");
+    record["spycloud_publish_date"] = json!(hours_ago(1));
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": 1, "results": [record]})),
+        )
+        .mount(&app.upstream)
+        .await;
+    app.mount_catalogs(sample::catalogs()).await;
+}
+
+async fn summary(app: &TestApp, token: &str, period: &str) -> Value {
+    let body = json!({"tile_id": "spycloud_exposure_summary", "period": period}).to_string();
+    let (status, answer) = app.post("/tiles/tile-data", Some(token), &body).await;
+    assert_eq!(status, 200);
+    answer
+}
+
+// 3. SEVERITY is normalised before it keys anything.
+#[tokio::test]
+async fn severity_spellings_of_one_set_of_codes_are_one_scan_and_one_upstream_value() {
+    let app = spawn_app_with(&[]).await;
+    mount_watchlist(&app).await;
+    let alice = "alice@example.com";
+    app.mount_email(alice, vec![json!([sample::breach(alice)])])
+        .await;
+    for spelling in ["25,20", "20,20,25", " 25 , 20 ,25"] {
+        let token = app.token_with(json!({"SEVERITY": spelling}));
+        let answer = summary(&app, &token, "last_7_days").await;
+        assert_eq!(answer.get("errors"), None, "{spelling}: {answer}");
+        let observables = json!([{"type": "email", "value": alice}]).to_string();
+        let (_, observed) = app
+            .post("/observe/observables", Some(&token), &observables)
+            .await;
+        assert_eq!(observed.get("errors"), None, "{spelling}: {observed}");
+    }
+    let scans = calls_to(&app, "/breach/data/watchlist").await;
+    assert_eq!(severities(&scans), [Some("20,25".to_owned())], "one scan");
+    let lookups = calls_to(&app, "/breach/data/emails/").await;
+    assert_eq!(
+        severities(&lookups),
+        vec![Some("20,25".to_owned()); 3],
+        "every lookup asks for the same codes"
+    );
+}
+
+// 10. More than 32 distinct SEVERITY codes is not a valid setting.
+#[tokio::test]
+async fn more_than_32_severity_codes_are_warned_about_and_the_lookups_go_on_without_them() {
+    let app = spawn_app_with(&[]).await;
+    mount_watchlist(&app).await;
+    let alice = "alice@example.com";
+    app.mount_email(alice, vec![json!([sample::breach(alice)])])
+        .await;
+    // 32 distinct codes (repeated) are a setting; 33 are not.
+    let most: String = (0..64)
+        .map(|n| (n % 32).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let too_many: String = (100..133)
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let observables = json!([{"type": "email", "value": alice}]).to_string();
+
+    let (_, observed) = app
+        .post(
+            "/observe/observables",
+            Some(&app.token_with(json!({"SEVERITY": most}))),
+            &observables,
+        )
+        .await;
+    assert_eq!(observed.get("errors"), None, "{observed}");
+
+    let token = app.token_with(json!({"SEVERITY": too_many}));
+    let (status, observed) = app
+        .post("/observe/observables", Some(&token), &observables)
+        .await;
+    assert_eq!(status, 200);
+    let warning = format!(
+        "The module setting SEVERITY is not valid and was ignored: {}",
+        &too_many[..100]
+    );
+    assert_eq!(
+        observed["errors"],
+        json!([{"type": "warning", "code": "invalid argument", "message": warning}])
+    );
+    assert_eq!(observed["data"]["sightings"]["count"], 1, "{observed}");
+    let answer = summary(&app, &token, "last_7_days").await;
+    assert_eq!(answer["errors"][0]["message"], warning);
+    assert_eq!(answer["data"]["data"][1]["value"], 1, "{answer}");
+
+    let all: Vec<String> = (0..32).map(|n| n.to_string()).collect();
+    let lookups = calls_to(&app, "/breach/data/emails/").await;
+    assert_eq!(severities(&lookups), [Some(all.join(",")), None]);
+    let scans = calls_to(&app, "/breach/data/watchlist").await;
+    assert_eq!(severities(&scans), [None]);
+}
