@@ -8,6 +8,7 @@ mod common;
 
 use chrono::{SecondsFormat, Utc};
 use common::app::{TestApp, sample, spawn_app_with};
+use common::redis::RedisServer;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, Request, ResponseTemplate};
@@ -143,4 +144,88 @@ async fn more_than_32_severity_codes_are_warned_about_and_the_lookups_go_on_with
     assert_eq!(severities(&lookups), [Some(all.join(",")), None]);
     let scans = calls_to(&app, "/breach/data/watchlist").await;
     assert_eq!(severities(&scans), [None]);
+}
+
+// 5. A scan read back from Redis is checked against what the contract allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_scan_in_redis_is_a_miss_recomputed_and_never_served() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let env = [
+        ("RELAY_REDIS_URL", url.as_str()),
+        ("RELAY_REDIS_KEY_SECRET", "bounds-test-secret-0123456789"),
+    ];
+    let a = spawn_app_with(&env).await;
+    let b = a.spawn_replica(&env).await;
+    mount_watchlist(&a).await;
+    let first = summary(&a, &a.token(), "last_7_days").await;
+    assert_eq!(first["data"]["data"][1]["value"], 1, "{first}");
+    let keys = redis.keys();
+    let key = keys
+        .iter()
+        .find(|key| key.starts_with("spycloud-relay:scan:"))
+        .expect("the scan is shared");
+    let shared = redis.get(key).expect("a value");
+    assert!(
+        serde_json::from_slice::<Value>(&shared).is_ok(),
+        "this test forges a value as the relay writes it, in clear"
+    );
+
+    // What the attacker wrote: 5 000 breaches in the summary, 2 000 days, 502
+    // employees and as many catalogs in the top tables.
+    let end = Utc::now() - chrono::Duration::minutes(1);
+    let start = end - chrono::Duration::days(7);
+    let time = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let days: Vec<Value> = (0..2_000)
+        .map(|n| {
+            let day = (start + chrono::Duration::days(n))
+                .format("%Y-%m-%d")
+                .to_string();
+            json!({"day": day, "counts": [1, 1, 0, 0]})
+        })
+        .collect();
+    let employees: Vec<Value> = (0..502)
+        .map(|n| {
+            json!({"email": format!("forged{n:03}@example.com"), "records": 10, "plaintext": 0,
+                   "devices": 0, "latest": end.format("%Y-%m-%d").to_string()})
+        })
+        .collect();
+    let breaches: Vec<Value> = (0..502).map(|n| json!([n + 1, 10])).collect();
+    let forged = json!({
+        "figures": {
+            "start": time(start), "end": time(end), "employees": 502, "records": 5_000,
+            "plaintext": 0, "devices": 0, "not_read": null, "days": days,
+            "top_breaches": breaches, "top_employees": employees
+        },
+        "expires": time(end + chrono::Duration::minutes(9)),
+    });
+    redis.set(key, forged.to_string().as_bytes());
+
+    // Replica B never made nor kept that scan: it reads the forged value, refuses it and
+    // scans again, and answers the watchlist's figures.
+    let token = b.token();
+    let answer = summary(&b, &token, "last_7_days").await;
+    assert_eq!(answer.get("errors"), None, "{answer}");
+    assert_eq!(answer["data"]["data"][1]["value"], 1, "{answer}");
+    let body = json!({"tile_id": "spycloud_most_exposed_employees", "period": "last_7_days"});
+    let (_, rows) = b
+        .post("/tiles/tile-data", Some(&token), &body.to_string())
+        .await;
+    assert_eq!(
+        rows["data"]["data"].as_array().map(Vec::len),
+        Some(3),
+        "{rows}"
+    );
+    let body = json!({"tile_id": "spycloud_top_breaches", "period": "last_7_days"});
+    let (_, bars) = b
+        .post("/tiles/tile-data", Some(&token), &body.to_string())
+        .await;
+    assert_eq!(bars["data"]["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(calls_to(&a, "/breach/data/watchlist").await.len(), 2);
+    assert!(calls_to(&a, "/breach/catalog/").await.len() <= 2);
+    // The recomputed scan replaced the forged value.
+    let replaced: Value = serde_json::from_slice(&redis.get(key).unwrap()).unwrap();
+    assert_eq!(replaced["figures"]["records"], 1);
 }

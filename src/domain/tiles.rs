@@ -18,6 +18,7 @@ use super::breach::{RawRecord, SeverityBand};
 use super::catalog::CatalogId;
 use super::collector::RecordSink;
 use super::ctim::{ErrorDoc, ErrorType};
+use super::email::truncate;
 use super::error::RelayError;
 use super::time::{Day, Timestamp};
 
@@ -37,6 +38,10 @@ impl std::fmt::Display for Period {
 
 /// How many rows the two top-ten tiles show.
 const TOP: usize = 10;
+
+/// The most characters of an employee's email a scan keeps (and shows); a longer one is cut.
+/// An address is at most 254 characters (RFC 5321), so a real one is never cut.
+pub(crate) const MAX_EMAIL_CHARS: usize = 256;
 
 /// The dashboard's tiles, in the order `/tiles` lists them.
 ///
@@ -372,7 +377,7 @@ impl Tally {
             .filter_map(|(email, employee)| {
                 Some(EmployeeFigures {
                     latest: employee.latest?.day(),
-                    email,
+                    email: cut(email),
                     records: employee.records,
                     plaintext: employee.plaintext,
                     devices: employee.devices.len() as u64,
@@ -435,6 +440,13 @@ impl RecordSink for Tally {
     }
 }
 
+/// `email`, cut to [`MAX_EMAIL_CHARS`] characters.
+fn cut(mut email: String) -> String {
+    let kept = truncate(&email, MAX_EMAIL_CHARS).len();
+    email.truncate(kept);
+    email
+}
+
 /// The plaintext rule: a non-empty `password_plaintext`, or a `password_type` of `plaintext`
 /// (any case) with a non-empty `password`.
 fn has_plaintext_password(record: &RawRecord) -> bool {
@@ -469,6 +481,85 @@ pub struct Figures {
     pub top_breaches: Vec<(CatalogId, u64)>,
     /// The employees with the most records, most first, ties by email.
     pub top_employees: Vec<EmployeeFigures>,
+}
+
+impl Figures {
+    /// Whether these figures are ones a scan of `period` can make, as the contract allows an
+    /// answer: the period's start, one day per day of the period in order, at most 10 rows in
+    /// each top table (sorted as the tiles sort them), and counts that add up. Figures read
+    /// back from a shared cache that break this are a miss, never an answer.
+    ///
+    /// # Errors
+    /// What is wrong, for the log.
+    pub(crate) fn fit(&self, period: Period) -> Result<(), &'static str> {
+        if self.start != period.start(self.end) {
+            return Err("the period's start is not the period's");
+        }
+        let first_day = self.start.day();
+        let day_count = first_day.days_until(self.end.day()) + 1;
+        if i64::try_from(self.days.len()) != Ok(day_count)
+            || self
+                .days
+                .iter()
+                .zip(std::iter::successors(Some(first_day), |day| {
+                    Some(day.next())
+                }))
+                .any(|(figures, day)| figures.day != day)
+        {
+            return Err("its days are not the period's");
+        }
+        let by_day = self
+            .days
+            .iter()
+            .flat_map(|day| day.counts)
+            .try_fold(0u64, u64::checked_add);
+        if by_day != Some(self.records) {
+            return Err("its days do not add up to its records");
+        }
+        if self.plaintext > self.records
+            || self.devices > self.records
+            || self.employees > self.records
+        {
+            return Err("it counts more than its records");
+        }
+        if self.top_breaches.len() > TOP || self.top_employees.len() > TOP {
+            return Err("a top table has more than 10 rows");
+        }
+        let breaches = self.top_breaches.iter().map(|&(_, records)| records);
+        if breaches.clone().try_fold(0u64, u64::checked_add) > Some(self.records)
+            || self
+                .top_breaches
+                .windows(2)
+                .any(|pair| (Reverse(pair[0].1), pair[0].0) >= (Reverse(pair[1].1), pair[1].0))
+        {
+            return Err("its top breaches do not add up");
+        }
+        let employees = &self.top_employees;
+        let (first, last) = (first_day, self.end.day());
+        if employees.len() as u64 > self.employees
+            || employees
+                .iter()
+                .map(|row| row.records)
+                .try_fold(0u64, u64::checked_add)
+                > Some(self.records)
+            || employees.iter().any(|row| {
+                row.records == 0
+                    || row.plaintext > row.records
+                    || row.devices > row.records
+                    || row.devices > self.devices
+                    || row.latest < first
+                    || row.latest > last
+                    || row.email.chars().count() > MAX_EMAIL_CHARS
+            })
+            || employees.windows(2).any(|pair| {
+                (Reverse(pair[0].records), &pair[0].email)
+                    > (Reverse(pair[1].records), &pair[1].email)
+            })
+        {
+            return Err("its most exposed employees do not add up");
+        }
+        Ok(())
+    }
 }
 
 /// One day's records by severity band, in [`SeverityBand::ALL`]'s order.
@@ -1236,5 +1327,67 @@ mod tests {
             assert_eq!(data(tile, &read), data(tile, &figures));
         }
         assert!(serde_json::from_slice::<Figures>(b"{\"start\": 1}").is_err());
+    }
+
+    #[test]
+    fn figures_fit_their_period_only_when_everything_adds_up() {
+        let mut records = vec![
+            at(
+                "2026-03-10T08:00:00Z",
+                json!({"email": "a@x.com", "source_id": 2, "severity": 25,
+                       "infected_machine_id": "m", "password_plaintext": "p"}),
+            ),
+            at(
+                "2026-03-05T00:00:00Z",
+                json!({"email": "b@x.com", "source_id": 1}),
+            ),
+        ];
+        records.extend(
+            (0..12).map(|n| at(NOW, json!({"email": format!("{n}@x.com"), "source_id": n}))),
+        );
+        let figures = scan(Period::Last7Days, records);
+        assert_eq!(figures.fit(Period::Last7Days), Ok(()));
+        assert_eq!(
+            scan(Period::Last90Days, vec![]).fit(Period::Last90Days),
+            Ok(())
+        );
+        assert!(figures.fit(Period::Last30Days).is_err(), "another period");
+
+        let forged = |change: &dyn Fn(&mut Figures)| {
+            let mut forged = figures.clone();
+            change(&mut forged);
+            forged.fit(Period::Last7Days)
+        };
+        let row = figures.top_employees[0].clone();
+        let day = figures.days[0].clone();
+        let cases: [(&str, &dyn Fn(&mut Figures)); 14] = [
+            ("a day too many", &|f| f.days.push(day.clone())),
+            ("a day missing", &|f| {
+                f.days.pop();
+            }),
+            ("a day out of order", &|f| f.days.swap(0, 1)),
+            ("days that do not add up", &|f| f.days[0].counts[0] += 1),
+            ("more records than days", &|f| f.records += 1),
+            ("more employees than records", &|f| {
+                f.employees = f.records + 1
+            }),
+            ("more devices than records", &|f| f.devices = f.records + 1),
+            ("11 employees", &|f| f.top_employees.push(row.clone())),
+            ("11 breaches", &|f| f.top_breaches.push((CatalogId(99), 0))),
+            ("breaches unsorted", &|f| f.top_breaches.swap(0, 1)),
+            ("employees unsorted", &|f| f.top_employees.swap(0, 1)),
+            ("a latest day out of the period", &|f| {
+                f.top_employees[0].latest = f.end.day().next();
+            }),
+            ("a row with more plaintext than records", &|f| {
+                f.top_employees[0].plaintext = f.top_employees[0].records + 1;
+            }),
+            ("an email longer than kept", &|f| {
+                f.top_employees[0].email = "e".repeat(MAX_EMAIL_CHARS + 1);
+            }),
+        ];
+        for (what, change) in cases {
+            assert!(forged(change).is_err(), "{what}");
+        }
     }
 }

@@ -219,7 +219,7 @@ impl Relay {
         self.scans
             .get_or_scan(key, now, move || {
                 async move {
-                    if let Some(scan) = shared.get(now).await {
+                    if let Some(scan) = shared.get(period, now).await {
                         tracing::debug!(
                             period = period.as_str(),
                             "watchlist scan shared by a replica"
@@ -262,15 +262,37 @@ struct SharedScan {
 }
 
 impl SharedScan {
-    /// The scan stored under the key, if it decodes and has not expired by `now`; anything
-    /// else is a miss.
-    async fn get(&self, now: Timestamp) -> Option<Scan> {
+    /// The scan stored under the key, if it decodes, is one a scan of `period` can make (see
+    /// [`Figures::fit`]: whoever can write to the shared cache cannot make the relay answer
+    /// what the contract does not allow), was made by `now` and has not expired by then;
+    /// anything else is a miss.
+    async fn get(&self, period: Period, now: Timestamp) -> Option<Scan> {
         let bytes = self.cache.get(&self.key).await?;
-        match serde_json::from_slice::<Scan>(&bytes) {
-            Ok(scan) if scan.expires > now => Some(scan),
-            Ok(_) => None,
+        let scan = match serde_json::from_slice::<Scan>(&bytes) {
+            Ok(scan) => scan,
             Err(error) => {
                 tracing::debug!(%error, "a shared watchlist scan that does not decode: a miss");
+                return None;
+            }
+        };
+        if scan.expires <= now {
+            return None;
+        }
+        let fits = scan.figures.fit(period).and_then(|()| {
+            if scan.figures.end <= now && scan.figures.end <= scan.expires {
+                Ok(())
+            } else {
+                Err("it was made after now or expires before it was made")
+            }
+        });
+        match fits {
+            Ok(()) => Some(scan),
+            Err(why) => {
+                tracing::warn!(
+                    period = period.as_str(),
+                    why,
+                    "a shared watchlist scan the contract does not allow: a miss"
+                );
                 None
             }
         }
