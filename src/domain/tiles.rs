@@ -1360,7 +1360,8 @@ mod tests {
         };
         let row = figures.top_employees[0].clone();
         let day = figures.days[0].clone();
-        let cases: [(&str, &dyn Fn(&mut Figures)); 14] = [
+        type Forgery<'a> = (&'a str, &'a dyn Fn(&mut Figures));
+        let cases: [Forgery<'_>; 14] = [
             ("a day too many", &|f| f.days.push(day.clone())),
             ("a day missing", &|f| {
                 f.days.pop();
