@@ -10,7 +10,7 @@ use chrono::{SecondsFormat, Utc};
 use common::app::{TestApp, sample, spawn_app_with};
 use common::redis::RedisServer;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, Request, ResponseTemplate};
 
 /// SpyCloud's time text for `hours` ago.
@@ -228,4 +228,100 @@ async fn a_forged_scan_in_redis_is_a_miss_recomputed_and_never_served() {
     // The recomputed scan replaced the forged value.
     let replaced: Value = serde_json::from_slice(&redis.get(key).unwrap()).unwrap();
     assert_eq!(replaced["figures"]["records"], 1);
+}
+
+/// Alice's one breach record (catalog 2976) on the app's fake SpyCloud; the catalog endpoint
+/// is the test's.
+async fn mount_alice_without_catalogs(app: &TestApp) {
+    let alice = "alice@example.com";
+    app.mount_email(alice, vec![json!([sample::breach(alice)])])
+        .await;
+}
+
+/// Observes Alice; the answer.
+async fn observe_alice(app: &TestApp) -> Value {
+    let observables = json!([{"type": "email", "value": "alice@example.com"}]).to_string();
+    let (status, answer) = app
+        .post("/observe/observables", Some(&app.token()), &observables)
+        .await;
+    assert_eq!(status, 200);
+    answer
+}
+
+// 1. Catalog answers are bounded: bytes per page ...
+#[tokio::test]
+async fn a_catalog_page_over_its_cap_is_refused_after_one_call() {
+    let app = spawn_app_with(&[]).await;
+    mount_alice_without_catalogs(&app).await;
+    // 2 MiB of a catalog nobody asked for, and a cursor to more.
+    let huge = json!({"cursor": "more", "hits": 1, "results": [
+        {"id": 999, "description": "x".repeat(2 * 1024 * 1024)}
+    ]});
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/catalog/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(huge))
+        .mount(&app.upstream)
+        .await;
+    let answer = observe_alice(&app).await;
+    assert_eq!(
+        answer["errors"],
+        json!([{"type": "fatal", "code": "unknown", "message":
+            "SpyCloud sent a response the relay cannot read: SpyCloud's catalog answer is larger than 1 MiB"}]),
+        "{answer}"
+    );
+    assert_eq!(calls_to(&app, "/breach/catalog/").await.len(), 1);
+}
+
+// ... and pages per call.
+#[tokio::test]
+async fn a_catalog_answer_that_pages_on_is_refused_after_10_pages() {
+    let app = spawn_app_with(&[]).await;
+    mount_alice_without_catalogs(&app).await;
+    // Each page names the next; none holds the catalog asked for.
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/catalog/"))
+        .respond_with(|request: &Request| {
+            let page: u64 = request
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "cursor")
+                .and_then(|(_, cursor)| cursor.parse().ok())
+                .unwrap_or(0);
+            let unasked: Vec<Value> = (0..100).map(|n| json!({"id": 100_000 + n})).collect();
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": (page + 1).to_string(), "results": unasked}))
+        })
+        .mount(&app.upstream)
+        .await;
+    let answer = observe_alice(&app).await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "SpyCloud sent a response the relay cannot read: SpyCloud kept paginating past 10 pages",
+        "{answer}"
+    );
+    assert_eq!(calls_to(&app, "/breach/catalog/").await.len(), 10);
+}
+
+// ... and only the catalogs asked for are kept.
+#[tokio::test]
+async fn only_the_catalogs_asked_for_are_kept_from_a_catalog_answer() {
+    let app = spawn_app_with(&[]).await;
+    mount_alice_without_catalogs(&app).await;
+    let mut results: Vec<Value> = (0..300)
+        .map(|n| json!({"id": 100_000 + n, "title": "not asked for"}))
+        .collect();
+    results.insert(150, sample::catalogs()[1].clone());
+    results.push(json!({"id": 2976, "title": "a second answer for 2976"}));
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/catalog/"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"cursor": "", "results": results})),
+        )
+        .mount(&app.upstream)
+        .await;
+    let answer = observe_alice(&app).await;
+    assert_eq!(answer.get("errors"), None, "{answer}");
+    let indicators = &answer["data"]["indicators"];
+    assert_eq!(indicators["count"], 1, "{answer}");
+    assert_eq!(indicators["docs"][0]["title"], "Cracking Forum");
 }
