@@ -325,3 +325,57 @@ async fn only_the_catalogs_asked_for_are_kept_from_a_catalog_answer() {
     assert_eq!(indicators["count"], 1, "{answer}");
     assert_eq!(indicators["docs"][0]["title"], "Cracking Forum");
 }
+
+// 3. The scans running at once are bounded, and a scan no request waits for stops.
+#[tokio::test]
+async fn at_most_4_scans_run_at_once_and_a_scan_nobody_waits_for_stops() {
+    let app = spawn_app_with(&[
+        ("RELAY_REQUEST_TIMEOUT_SECS", "2"),
+        ("SPYCLOUD_TIMEOUT_SECS", "5"),
+    ])
+    .await;
+    // A slow watchlist that always has another page.
+    Mock::given(method("GET"))
+        .and(path("/breach/data/watchlist"))
+        .respond_with(|request: &Request| {
+            let page: u64 = request
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "cursor")
+                .and_then(|(_, cursor)| cursor.parse().ok())
+                .unwrap_or(0);
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": (page + 1).to_string(), "results": []}))
+                .set_delay(std::time::Duration::from_secs(3))
+        })
+        .mount(&app.upstream)
+        .await;
+    // Eight SEVERITY settings: eight scans wanted at once.
+    let tokens: Vec<String> = (1..=8)
+        .map(|code| app.token_with(json!({"SEVERITY": code.to_string()})))
+        .collect();
+    let answers = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|token| summary(&app, token, "last_90_days")),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(
+            answer["errors"][0]["message"],
+            "SpyCloud did not answer everything within the relay's 2 s deadline.",
+            "{answer}"
+        );
+    }
+    // Four scans asked for their first page; the other four waited for a turn. Every request
+    // gave up at its deadline, so every scan stopped: no scan waits for its page past it, nor
+    // follows its cursor.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let pages = calls_to(&app, "/breach/data/watchlist").await;
+    assert_eq!(pages.len(), 4, "{:?}", severities(&pages));
+    assert!(
+        pages
+            .iter()
+            .all(|page| !page.url.query().unwrap_or_default().contains("cursor"))
+    );
+}
