@@ -379,3 +379,71 @@ async fn at_most_4_scans_run_at_once_and_a_scan_nobody_waits_for_stops() {
             .all(|page| !page.url.query().unwrap_or_default().contains("cursor"))
     );
 }
+
+// 2. A scan keeps strings only for what an answer shows, cut; it counts the rest by hash.
+#[tokio::test]
+async fn a_scan_of_long_strings_counts_them_and_shows_emails_cut() {
+    let app = spawn_app_with(&[]).await;
+    let local = "x".repeat(20_000);
+    // Five pages chained by 60 KB cursors; each page one record of one of two employees with
+    // 20 KB emails (differing in case only past the cut, or in one letter) and machine ids.
+    let cursor = |page: usize| format!("{page}{}", "c".repeat(60_000));
+    for page in 0..5 {
+        let email = match page % 3 {
+            0 => format!("{local}@example.com"),
+            1 => format!("{}@EXAMPLE.com", local.to_uppercase()),
+            _ => format!("{local}y@example.com"),
+        };
+        let mut record = sample::infostealer(&email);
+        record["spycloud_publish_date"] = json!(hours_ago(1 + page as i64));
+        record["infected_machine_id"] = json!(format!("{page}{}", "m".repeat(20_000)));
+        let next = if page < 4 {
+            cursor(page + 1)
+        } else {
+            String::new()
+        };
+        let mut mock = Mock::given(method("GET")).and(path("/breach/data/watchlist"));
+        if page > 0 {
+            mock = mock.and(wiremock::matchers::query_param("cursor", cursor(page)));
+        }
+        mock.respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": next, "hits": 5, "results": [record]})),
+        )
+        .with_priority(if page > 0 { 1 } else { 5 })
+        .mount(&app.upstream)
+        .await;
+    }
+    let token = app.token();
+    let answer = summary(&app, &token, "last_7_days").await;
+    assert_eq!(answer.get("errors"), None, "{answer}");
+    let values: Vec<&Value> = answer["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|metric| &metric["value"])
+        .collect();
+    assert_eq!(values, [&json!(2), &json!(5), &json!(5), &json!(5)]);
+    let body = json!({"tile_id": "spycloud_most_exposed_employees", "period": "last_7_days"});
+    let (_, rows) = app
+        .post("/tiles/tile-data", Some(&token), &body.to_string())
+        .await;
+    let rows = rows["data"]["data"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let cut = "x".repeat(256);
+    assert!(
+        rows[2]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("| {cut} | 4 | 4 | 4 |")),
+        "{}",
+        &rows[2].as_str().unwrap()[..300.min(rows[2].as_str().unwrap().len())]
+    );
+    assert!(
+        rows[3]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("| {cut} | 1 |"))
+    );
+    assert_eq!(calls_to(&app, "/breach/data/watchlist").await.len(), 5);
+}

@@ -44,6 +44,7 @@ pub(crate) mod credentials;
 pub(crate) mod ctim;
 pub(crate) mod email;
 pub(crate) mod error;
+pub(crate) mod hashed;
 pub(crate) mod lookup;
 pub(crate) mod mapping;
 pub(crate) mod observable;
