@@ -118,6 +118,8 @@ struct Plan {
     /// `BENCH_DISTINCT_RECORDS`: records of the second watchlist, each of an employee of its
     /// own.
     distinct_records: usize,
+    /// `BENCH_DISTINCT_DEVICES_EVERY`: every so many of its records has a machine id of its own.
+    distinct_devices_every: usize,
 }
 
 impl Plan {
@@ -137,6 +139,7 @@ impl Plan {
             rate_secs: setting("BENCH_RATE_SECS", pick(5, 1))?,
             scan_records: setting("BENCH_SCAN_RECORDS", pick(200_000, 3_000))?,
             distinct_records: setting("BENCH_DISTINCT_RECORDS", pick(1_000_000, 3_000))?,
+            distinct_devices_every: setting("BENCH_DISTINCT_DEVICES_EVERY", 4)?,
         })
     }
 }
@@ -171,12 +174,7 @@ async fn run() -> Result<String> {
         eprintln!("relay bench: not run by `cargo bench`: a smoke run, figures mean nothing");
     }
     let plan = Plan::from_env(full)?;
-    let fake = FakeSpyCloud::start(
-        plan.domain_records,
-        plan.scan_records,
-        plan.distinct_records,
-    )
-    .await;
+    let fake = FakeSpyCloud::start(&plan).await;
     let relay = RelayProcess::start(&fake, &[("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)])?;
     let client = reqwest::Client::new();
     let jwks_host = fake.server.address().to_string();
@@ -430,7 +428,7 @@ async fn run() -> Result<String> {
 
     // 8. Bounded whatever SpyCloud sends: a scan of as many employees as records, and a catalog
     // answer of the most pages of the most bytes the relay reads, each on a fresh relay.
-    rows.extend(distinct_scan(&fake, plan.distinct_records).await?);
+    rows.extend(distinct_scan(&fake, plan.distinct_records, plan.distinct_devices_every).await?);
     rows.push(paged_catalogs(&fake).await?);
     Ok(report(&rows))
 }
@@ -557,7 +555,11 @@ async fn dashboard(fake: &FakeSpyCloud, token: &str, records: usize) -> Result<V
 
 /// The 90-day summary of the watchlist of distinct employees (the fake answering at once), on a
 /// fresh relay with the default `RELAY_MAX_RECORDS`; rows for its time and peak RSS.
-async fn distinct_scan(fake: &FakeSpyCloud, records: usize) -> Result<Vec<Row>> {
+async fn distinct_scan(
+    fake: &FakeSpyCloud,
+    records: usize,
+    devices_every: usize,
+) -> Result<Vec<Row>> {
     let relay = RelayProcess::start(
         fake,
         &[
@@ -605,7 +607,10 @@ async fn distinct_scan(fake: &FakeSpyCloud, records: usize) -> Result<Vec<Row>> 
     let peak = peak.peak_kib as f64 / 1024.0;
     Ok(vec![
         Row::new(
-            format!("tiles: 90-day scan of {records} records of as many employees"),
+            format!(
+                "tiles: 90-day scan of {records} records of as many employees, \
+                 a device of its own every {devices_every}"
+            ),
             format!(
                 "{:.2} s for {pages} pages of {SCAN_PAGE}, the fake answering at once \
                  ({:.0} records/s)",
@@ -1008,6 +1013,8 @@ struct Watchlist {
     records: usize,
     /// Record `n` is of employee `n mod employees`.
     employees: usize,
+    /// With as many employees as records: every so many records has a machine id of its own.
+    devices_every: usize,
 }
 
 impl Watchlist {
@@ -1068,7 +1075,7 @@ impl Watchlist {
             let local = format!("employee{n:08}.{}", "x".repeat(64));
             record["email"] = json!(format!("{local}@bench.example.com"));
             record["email_username"] = json!(local);
-            if n % 4 == 3 {
+            if n % self.devices_every == self.devices_every - 1 {
                 record["infected_machine_id"] = json!(format!("{n:08}-{}", "m".repeat(90)));
             }
         }
@@ -1167,7 +1174,8 @@ struct FakeSpyCloud {
 }
 
 impl FakeSpyCloud {
-    async fn start(domain_records: usize, scan_records: usize, distinct_records: usize) -> Self {
+    async fn start(plan: &Plan) -> Self {
+        let (domain_records, scan_records) = (plan.domain_records, plan.scan_records);
         let emails: Vec<String> = (0..EMAILS)
             .map(|i| format!("user{i}.bench@example.com"))
             .collect();
@@ -1198,11 +1206,13 @@ impl FakeSpyCloud {
                 now: chrono::Utc::now(),
                 records: scan_records,
                 employees: SCAN_EMPLOYEES,
+                devices_every: 4,
             },
             distinct: Watchlist {
                 now: chrono::Utc::now(),
-                records: distinct_records,
-                employees: distinct_records,
+                records: plan.distinct_records,
+                employees: plan.distinct_records,
+                devices_every: plan.distinct_devices_every,
             },
             emails: AtomicU64::new(0),
             catalogs: AtomicU64::new(0),

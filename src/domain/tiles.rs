@@ -39,8 +39,8 @@ impl std::fmt::Display for Period {
 /// How many rows the two top-ten tiles show.
 const TOP: usize = 10;
 
-/// The most employees a scan makes room for at once, from SpyCloud's `hits` (about 24 MiB);
-/// past it, its table grows.
+/// The most employees (and devices, and pairs) a scan makes room for at once, from SpyCloud's
+/// `hits` (about 43 MiB for the three tables); past it, its tables grow.
 const MAX_PRESIZED: u64 = 1 << 20;
 
 /// The most characters of an employee's email a scan keeps (and shows); a longer one is cut.
@@ -504,12 +504,14 @@ impl RecordSink for Tally {
     fn hits(&mut self, hits: u64) {
         if self.hits.is_none() {
             self.hits = Some(hits);
-            // Room for as many employees as records to come, at once: a table that grows
-            // holds its old and new slots for a moment.
-            if self.employees.len() == 0 {
+            // Room for as many employees, devices and pairs as records to come, at once: a
+            // table that grows holds its old and new slots for a moment.
+            if self.employees.len() == 0 && self.devices.len() == 0 {
                 let records = hits.min(self.limit).min(MAX_PRESIZED);
                 let records = usize::try_from(records).unwrap_or(0);
                 self.employees = Table::with_capacity(records);
+                self.devices = Table::with_capacity(records);
+                self.pairs = Table::with_capacity(records);
             }
         }
     }
