@@ -8,8 +8,9 @@
 //! million).
 //!
 //! Open addressing with linear probing over plain arrays (a key array beside a value array,
-//! no per-entry overhead), at most 7/8 full, growing by half (not doubling) so that a table of
-//! a million entries costs about 20 bytes each, not the 48 of a hash map of the same.
+//! no per-entry overhead), at most 7/8 full, growing by half (not doubling): a table costs
+//! 1.14 to 1.71 times its keys and values (a doubling hash map, up to 2.3 times, plus its
+//! control bytes).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
