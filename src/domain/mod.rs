@@ -46,6 +46,7 @@ pub(crate) mod ctim;
 pub(crate) mod device;
 pub(crate) mod email;
 pub(crate) mod error;
+pub(crate) mod hashed;
 pub(crate) mod lookup;
 pub(crate) mod mapping;
 pub(crate) mod observable;

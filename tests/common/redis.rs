@@ -116,6 +116,29 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The value of `key` (`GET`), if there is one.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut connection)
+            .expect("GET")
+    }
+
+    /// Writes `value` under `key` (`SET`), keeping the key's expiry (`KEEPTTL`): as someone
+    /// with write access to Redis would.
+    pub fn set(&self, key: &str, value: &[u8]) {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("KEEPTTL")
+            .query::<()>(&mut connection)
+            .expect("SET");
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
