@@ -183,8 +183,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
 
 /// HTTPS with `RELAY_TLS_CERT` and `RELAY_TLS_KEY` (clap makes sure both or neither are set),
 /// reloaded on SIGHUP; a pair that cannot be served stops the relay here, naming the file.
+/// Without TLS, SIGHUP is logged and otherwise ignored (its default action ends the process).
 fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        #[cfg(unix)]
+        ignore_sighup()?;
         return Ok(None);
     };
     let tls = ServerTls::load(cert, key)
@@ -192,6 +195,19 @@ fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
     #[cfg(unix)]
     tls.reload_on_sighup()?;
     Ok(Some(tls))
+}
+
+/// Logs each SIGHUP, for as long as the runtime runs: there is no certificate to reload.
+#[cfg(unix)]
+fn ignore_sighup() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: no TLS certificate to reload (RELAY_TLS_CERT unset); ignored");
+        }
+    });
+    Ok(())
 }
 
 /// One line with the settings in effect (none of them is a secret: the API key comes with

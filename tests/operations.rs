@@ -666,3 +666,24 @@ async fn healthcheck_exits_0_when_the_relay_answers_and_1_when_not() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("/watchdog"));
 }
+
+#[tokio::test]
+async fn sighup_without_tls_is_logged_and_otherwise_ignored() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "info")]).await;
+    app.hang_up();
+    app.wait_for_log("SIGHUP").await;
+    assert_eq!(
+        app.wait_for_exit(Duration::from_millis(200)),
+        None,
+        "the relay lives on"
+    );
+    let logs = app.log_text();
+    assert!(logs.contains("no TLS"), "{logs}");
+    let (status, _) = app.post("/version", None, "").await;
+    assert_eq!(status, 200);
+    // Again: each is handled.
+    app.hang_up();
+    let (status, _) = app.post("/version", None, "").await;
+    assert_eq!(status, 200);
+    assert!(app.terminate().success());
+}
