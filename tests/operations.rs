@@ -687,3 +687,50 @@ async fn sighup_without_tls_is_logged_and_otherwise_ignored() {
     assert_eq!(status, 200);
     assert!(app.terminate().success());
 }
+
+#[test]
+fn a_setting_out_of_its_bounds_stops_the_relay_naming_it_exit_2() {
+    // The relay must stop by itself: one that starts is killed after 20 s and fails the test.
+    let run = |name: &str, value: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+            .arg("serve")
+            .env_clear()
+            .env("RELAY_LISTEN", "127.0.0.1:0")
+            .env("RELAY_LOG", "warn")
+            .env(name, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        for _ in 0..200 {
+            if child.try_wait().expect("wait").is_some() {
+                let output = child.wait_with_output().expect("output");
+                return (
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        (None, "the relay started".to_owned())
+    };
+    for (name, value) in [
+        ("RELAY_REQUEST_TIMEOUT_SECS", "18446744073709551615"),
+        ("RELAY_HEADER_TIMEOUT_SECS", "18446744073709551615"),
+        ("RELAY_BODY_TIMEOUT_SECS", "86401"),
+        ("RELAY_SHUTDOWN_GRACE_SECS", "86401"),
+        ("SPYCLOUD_TIMEOUT_SECS", "86401"),
+        ("RELAY_TILES_CACHE_SECS", "31536001"),
+        ("RELAY_MAX_RECORDS", "18446744073709551615"),
+        ("RELAY_MAX_CONNECTIONS", "1048577"),
+        ("RELAY_WORKER_THREADS", "257"),
+        ("SPYCLOUD_MAX_RPS", "10001"),
+        ("RELAY_REQUEST_TIMEOUT_SECS", "ten"),
+    ] {
+        let (code, stderr) = run(name, value);
+        assert_eq!(code, Some(2), "{name}={value}: {stderr}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}
