@@ -734,3 +734,59 @@ fn a_setting_out_of_its_bounds_stops_the_relay_naming_it_exit_2() {
         assert!(stderr.contains(name), "{name}={value}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn healthcheck_reads_a_few_kib_of_an_endless_answer_and_fails_clearly() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = listener.local_addr().unwrap().to_string();
+    // A hostile listener: a JSON body that never ends, as fast as it is read.
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"data\":\"";
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let chunk = vec![b'a'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+            .args(["healthcheck", "--listen", &listen, "--timeout-secs", "600"])
+            .env_clear()
+            .output()
+            .expect("the binary runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/watchdog"), "{stderr}");
+    assert!(stderr.contains("answer larger than 4096 bytes"), "{stderr}");
+}
+
+#[tokio::test]
+async fn lookup_escapes_control_characters_in_upstream_error_text() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"message": "\u{1b}]0;owned\u{7}\u{1b}[2J\rfake prompt $ \u{202e}"}),
+        ))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || lookup(&["alice@example.com"], &uri, "cli-key"))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Authorization failed"), "{stderr:?}");
+    for raw in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+        assert!(!stderr.contains(raw), "{raw:?} printed raw: {stderr:?}");
+    }
+    assert!(stderr.contains(r"\u{1b}]0;owned\u{7}"), "{stderr:?}");
+}
