@@ -106,6 +106,27 @@ impl RedisServer {
         keys
     }
 
+    /// The value of `key`, if any.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut connection)
+            .expect("GET")
+    }
+
+    /// Sets `key` to `value` for `ttl_ms` milliseconds.
+    pub fn set(&self, key: &str, value: &[u8], ttl_ms: u64) {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query::<()>(&mut connection)
+            .expect("SET");
+    }
+
     /// The milliseconds `key` has left (`PTTL`: -1 without an expiry, -2 when absent).
     pub fn pttl(&self, key: &str) -> i64 {
         let mut connection = self.connection().expect("redis answers");
