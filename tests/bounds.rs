@@ -8,7 +8,7 @@ mod common;
 
 use chrono::{SecondsFormat, Utc};
 use common::app::{TestApp, sample, spawn_app_with};
-use common::redis::RedisServer;
+use common::redis::{RedisServer, Sealer};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, Request, ResponseTemplate};
@@ -153,9 +153,11 @@ async fn a_forged_scan_in_redis_is_a_miss_recomputed_and_never_served() {
         return;
     };
     let url = redis.url();
+    let secret = "bounds-test-secret-0123456789";
+    let sealer = Sealer::new(secret);
     let env = [
         ("RELAY_REDIS_URL", url.as_str()),
-        ("RELAY_REDIS_KEY_SECRET", "bounds-test-secret-0123456789"),
+        ("RELAY_REDIS_KEY_SECRET", secret),
     ];
     let a = spawn_app_with(&env).await;
     let b = a.spawn_replica(&env).await;
@@ -168,9 +170,10 @@ async fn a_forged_scan_in_redis_is_a_miss_recomputed_and_never_served() {
         .find(|key| key.starts_with("spycloud-relay:scan:"))
         .expect("the scan is shared");
     let shared = redis.get(key).expect("a value");
+    let shared = sealer.open(key, &shared).expect("sealed under the secret");
     assert!(
         serde_json::from_slice::<Value>(&shared).is_ok(),
-        "this test forges a value as the relay writes it, in clear"
+        "this test forges a value as the relay writes it: JSON, sealed"
     );
 
     // What the attacker wrote: 5 000 breaches in the summary, 2 000 days, 502
@@ -201,7 +204,9 @@ async fn a_forged_scan_in_redis_is_a_miss_recomputed_and_never_served() {
         },
         "expires": time(end + chrono::Duration::minutes(9)),
     });
-    redis.set(key, forged.to_string().as_bytes());
+    // Sealed under the secret: whoever wrote it held the secret (a replica gone wrong, say),
+    // so only the check of what the contract allows stands between it and an answer.
+    redis.overwrite(key, &sealer.seal(key, forged.to_string().as_bytes()));
 
     // Replica B never made nor kept that scan: it reads the forged value, refuses it and
     // scans again, and answers the watchlist's figures.
@@ -226,7 +231,8 @@ async fn a_forged_scan_in_redis_is_a_miss_recomputed_and_never_served() {
     assert_eq!(calls_to(&a, "/breach/data/watchlist").await.len(), 2);
     assert!(calls_to(&a, "/breach/catalog/").await.len() <= 2);
     // The recomputed scan replaced the forged value.
-    let replaced: Value = serde_json::from_slice(&redis.get(key).unwrap()).unwrap();
+    let replaced = sealer.open(key, &redis.get(key).unwrap()).expect("sealed");
+    let replaced: Value = serde_json::from_slice(&replaced).unwrap();
     assert_eq!(replaced["figures"]["records"], 1);
 }
 
