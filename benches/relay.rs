@@ -9,8 +9,10 @@
 //! of 26 000 distinct observables (the CPU it costs before any token is checked). Then the
 //! dashboard: a fresh relay scans a 90-day watchlist of 200 000 records (after a 7-day scan of
 //! a fraction of them, so the two peaks show whether memory follows the records read), and the
-//! report gives the scan's time, its SpyCloud calls and the peak RSS. Missed targets are
-//! reported, not failed: the
+//! report gives the scan's time, its SpyCloud calls and the peak RSS. Then what stays bounded
+//! whatever SpyCloud sends, each on a fresh relay: a scan of 1 000 000 records of as many
+//! employees, and an observe whose catalog comes on the last of 10 pages of about 1 MiB (their
+//! peak RSS). Missed targets are reported, not failed: the
 //! exit status is non-zero only when the benchmark itself could not run. `benches/README.md`
 //! says how to run it and what each figure means.
 
@@ -73,6 +75,19 @@ const SCAN_PAGE: usize = 1000;
 const SCAN_EMPLOYEES: usize = 2000;
 /// ... and the catalogs their records come from.
 const SCAN_CATALOGS: u64 = 50;
+/// The `SEVERITY` of the tokens of the distinct-employee scan: the fake answers its watchlist
+/// call (`severity=99`) with that watchlist.
+const DISTINCT_SEVERITY: &str = "99";
+/// The relay's `RELAY_MAX_RECORDS` in the distinct-employee scan: the default, so a scan reads
+/// 1 000 000 records at most.
+const DEFAULT_MAX_RECORDS: &str = "10000";
+/// The email of the paged-catalog lookup: its records are all of catalog [`PAGED_CATALOG`] ...
+const PAGED_EMAIL: &str = "paged.bench@example.com";
+/// ... which the fake answers in [`CATALOG_PAGES`] pages of about 1 MiB (the most the relay
+/// reads of one), chained by cursors, the catalog asked for on the last.
+const PAGED_CATALOG: u64 = 49_999;
+/// The most pages the relay follows for one catalog batch.
+const CATALOG_PAGES: usize = 10;
 /// The relay's request deadline in the dashboard phase: a 200-page scan at 50 ms a page takes
 /// longer than the default 25 s allows on a busy machine, and the deadline is not measured.
 const SCAN_DEADLINE_SECS: &str = "300";
@@ -100,6 +115,11 @@ struct Plan {
     /// `BENCH_SCAN_RECORDS`: records of the watchlist, spread over the 90 days before the
     /// benchmark started.
     scan_records: usize,
+    /// `BENCH_DISTINCT_RECORDS`: records of the second watchlist, each of an employee of its
+    /// own.
+    distinct_records: usize,
+    /// `BENCH_DISTINCT_DEVICES_EVERY`: every so many of its records has a machine id of its own.
+    distinct_devices_every: usize,
 }
 
 impl Plan {
@@ -118,6 +138,8 @@ impl Plan {
             redis_requests: setting("BENCH_REDIS_REQUESTS", pick(1000, 3))?,
             rate_secs: setting("BENCH_RATE_SECS", pick(5, 1))?,
             scan_records: setting("BENCH_SCAN_RECORDS", pick(200_000, 3_000))?,
+            distinct_records: setting("BENCH_DISTINCT_RECORDS", pick(1_000_000, 3_000))?,
+            distinct_devices_every: setting("BENCH_DISTINCT_DEVICES_EVERY", 4)?,
         })
     }
 }
@@ -152,7 +174,7 @@ async fn run() -> Result<String> {
         eprintln!("relay bench: not run by `cargo bench`: a smoke run, figures mean nothing");
     }
     let plan = Plan::from_env(full)?;
-    let fake = FakeSpyCloud::start(plan.domain_records, plan.scan_records).await;
+    let fake = FakeSpyCloud::start(&plan).await;
     let relay = RelayProcess::start(&fake, &[("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)])?;
     let client = reqwest::Client::new();
     let jwks_host = fake.server.address().to_string();
@@ -403,6 +425,11 @@ async fn run() -> Result<String> {
 
     // 7. The dashboard, on a fresh relay so its peak RSS is the scans' alone.
     rows.extend(dashboard(&fake, &bench.token, plan.scan_records).await?);
+
+    // 8. Bounded whatever SpyCloud sends: a scan of as many employees as records, and a catalog
+    // answer of the most pages of the most bytes the relay reads, each on a fresh relay.
+    rows.extend(distinct_scan(&fake, plan.distinct_records, plan.distinct_devices_every).await?);
+    rows.push(paged_catalogs(&fake).await?);
     Ok(report(&rows))
 }
 
@@ -524,6 +551,131 @@ async fn dashboard(fake: &FakeSpyCloud, token: &str, records: usize) -> Result<V
             Some(peak <= 32.0),
         ),
     ])
+}
+
+/// The 90-day summary of the watchlist of distinct employees (the fake answering at once), on a
+/// fresh relay with the default `RELAY_MAX_RECORDS`; rows for its time and peak RSS.
+async fn distinct_scan(
+    fake: &FakeSpyCloud,
+    records: usize,
+    devices_every: usize,
+) -> Result<Vec<Row>> {
+    let relay = RelayProcess::start(
+        fake,
+        &[
+            ("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS),
+            ("RELAY_REQUEST_TIMEOUT_SECS", SCAN_DEADLINE_SECS),
+            ("RELAY_MAX_RECORDS", DEFAULT_MAX_RECORDS),
+        ],
+    )?;
+    let jwks_host = fake.server.address().to_string();
+    let mut claims = jwt::default_claims(&jwks_host, AUDIENCE);
+    claims["SEVERITY"] = json!(DISTINCT_SEVERITY);
+    let token = jwt::TokenMinter.mint(jwt::KID_1, &claims);
+    let client = reqwest::Client::new();
+    let url = format!("{}/tiles/tile-data", relay.base_url);
+    let startup = memory(relay.pid())?;
+    fake.set_delay(Duration::ZERO);
+    let before = fake.calls();
+    let started = Instant::now();
+    let tile = |id: &str| {
+        client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"tile_id": id, "period": "last_90_days"}))
+            .send()
+    };
+    let summary: Value = tile("spycloud_exposure_summary").await?.json().await?;
+    let scan_time = started.elapsed();
+    let pages = (fake.calls() - before).watchlist;
+    let table: Value = tile("spycloud_most_exposed_employees")
+        .await?
+        .json()
+        .await?;
+    fake.set_delay(UPSTREAM_DELAY);
+    let peak = memory(relay.pid())?;
+    relay.stop();
+    let figures: Vec<u64> = (0..2)
+        .map(|n| summary["data"]["data"][n]["value"].as_u64().unwrap_or(0))
+        .collect();
+    let rows = table["data"]["data"].as_array().map_or(0, Vec::len);
+    if figures != [records as u64, records as u64] || rows != 12 {
+        let mut shown = format!("{summary} {table}");
+        shown.truncate(500);
+        return Err(format!("the scan of {records} distinct employees answered {shown}").into());
+    }
+    let peak = peak.peak_kib as f64 / 1024.0;
+    Ok(vec![
+        Row::new(
+            format!(
+                "tiles: 90-day scan of {records} records of as many employees, \
+                 a device of its own every {devices_every}"
+            ),
+            format!(
+                "{:.2} s for {pages} pages of {SCAN_PAGE}, the fake answering at once \
+                 ({:.0} records/s)",
+                scan_time.as_secs_f64(),
+                records as f64 / scan_time.as_secs_f64()
+            ),
+            "",
+            None,
+        ),
+        Row::new(
+            "  peak RSS after it",
+            format!(
+                "{peak:.1} MiB; at start {:.1}",
+                startup.rss_kib as f64 / 1024.0
+            ),
+            "< 64 MiB",
+            Some(peak < 64.0),
+        ),
+    ])
+}
+
+/// One observe of [`PAGED_EMAIL`], whose catalog comes on the last of [`CATALOG_PAGES`] pages
+/// of about 1 MiB, on a fresh relay; a row for its peak RSS.
+async fn paged_catalogs(fake: &FakeSpyCloud) -> Result<Row> {
+    let relay = RelayProcess::start(fake, &[("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)])?;
+    let jwks_host = fake.server.address().to_string();
+    let claims = jwt::default_claims(&jwks_host, AUDIENCE);
+    let bench = Bench {
+        client: reqwest::Client::new(),
+        url: format!("{}/observe/observables", relay.base_url),
+        token: jwt::TokenMinter.mint(jwt::KID_1, &claims),
+        all: Value::Null,
+        one: Value::Null,
+    };
+    let startup = memory(relay.pid())?;
+    let before = fake.calls();
+    let started = Instant::now();
+    let response = bench
+        .client
+        .post(&bench.url)
+        .bearer_auth(&bench.token)
+        .json(&observables(&[PAGED_EMAIL.to_owned()]))
+        .send()
+        .await?;
+    let answer: Value = response.json().await?;
+    let wall = started.elapsed();
+    let calls = (fake.calls() - before).catalogs;
+    let peak = memory(relay.pid())?;
+    relay.stop();
+    if answer.get("errors").is_some() || answer["data"]["indicators"]["count"] != 1 {
+        let mut shown = answer.to_string();
+        shown.truncate(500);
+        return Err(format!("the paged-catalog lookup answered {shown}").into());
+    }
+    let peak = peak.peak_kib as f64 / 1024.0;
+    Ok(Row::new(
+        format!("paged catalog: one observe, its catalog on page {CATALOG_PAGES} of ~1 MiB each"),
+        format!(
+            "{peak:.1} MiB peak RSS ({calls} catalog calls, {:.0} ms; at start {:.1})",
+            millis(wall),
+            startup.rss_kib as f64 / 1024.0
+        ),
+        "< 40 MiB",
+        Some(peak < 40.0),
+    ))
 }
 
 /// What the benchmark sends, and where.
@@ -843,6 +995,8 @@ struct Upstream {
     domain_pages: HashMap<String, Vec<u8>>,
     jwks: Vec<u8>,
     watchlist: Watchlist,
+    /// The watchlist of as many employees as records, served for `severity=99`.
+    distinct: Watchlist,
     emails: AtomicU64,
     catalogs: AtomicU64,
     watchlist_pages: AtomicU64,
@@ -857,6 +1011,10 @@ struct Upstream {
 struct Watchlist {
     now: chrono::DateTime<chrono::Utc>,
     records: usize,
+    /// Record `n` is of employee `n mod employees`.
+    employees: usize,
+    /// With as many employees as records: every so many records has a machine id of its own.
+    devices_every: usize,
 }
 
 impl Watchlist {
@@ -886,10 +1044,12 @@ impl Watchlist {
             .into_bytes()
     }
 
-    /// Record `n`: employee `n mod 2000`, catalog `n mod 50`, an infostealer record every fourth.
+    /// Record `n`: employee `n mod employees`, catalog `n mod 50`, an infostealer record every
+    /// fourth. With as many employees as records, emails and machine ids are long (about 100
+    /// characters) and each of its own.
     fn record(&self, n: usize) -> Value {
         let published = self.now - self.step() * n as i32;
-        let employee = n % SCAN_EMPLOYEES;
+        let employee = n % self.employees;
         let severity = [2, 5, 20, 25][n % 4];
         let mut record = json!({
             "document_id": format!("5ca1ab1e-{n:08}-4d7a-9b3f-0123456789ab"),
@@ -910,6 +1070,14 @@ impl Watchlist {
             record["infected_machine_id"] = json!(format!("c0ffee{employee:04}-{}", n % 3));
             record["password_plaintext"] = json!(format!("hunter{n}!"));
             record["user_hostname"] = json!("DESKTOP-BENCH");
+        }
+        if self.employees == self.records {
+            let local = format!("employee{n:08}.{}", "x".repeat(64));
+            record["email"] = json!(format!("{local}@bench.example.com"));
+            record["email_username"] = json!(local);
+            if n % self.devices_every == self.devices_every - 1 {
+                record["infected_machine_id"] = json!(format!("{n:08}-{}", "m".repeat(90)));
+            }
         }
         record
     }
@@ -949,9 +1117,13 @@ impl Respond for Responder {
             upstream.watchlist_pages.fetch_add(1, Ordering::Relaxed);
             let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
             let since = query.get("since").map_or("", String::as_str);
-            let body = upstream
-                .watchlist
-                .page(since, query.get("cursor").map(String::as_str));
+            let watchlist = if query.get("severity").map(String::as_str) == Some(DISTINCT_SEVERITY)
+            {
+                &upstream.distinct
+            } else {
+                &upstream.watchlist
+            };
+            let body = watchlist.page(since, query.get("cursor").map(String::as_str));
             return json(body);
         }
         if path == format!("/breach/data/domains/{BIG_DOMAIN}") {
@@ -968,6 +1140,15 @@ impl Respond for Responder {
         }
         if let Some(list) = path.strip_prefix("/breach/catalog/") {
             upstream.catalogs.fetch_add(1, Ordering::Relaxed);
+            if list == PAGED_CATALOG.to_string() {
+                let cursor = request
+                    .url
+                    .query_pairs()
+                    .find(|(name, _)| name == "cursor")
+                    .and_then(|(_, cursor)| cursor.parse::<usize>().ok())
+                    .unwrap_or(0);
+                return json(paged_catalog_page(cursor));
+            }
             let found = list
                 .split(',')
                 .filter_map(|id| id.trim().parse::<u64>().ok())
@@ -993,9 +1174,17 @@ struct FakeSpyCloud {
 }
 
 impl FakeSpyCloud {
-    async fn start(domain_records: usize, scan_records: usize) -> Self {
+    async fn start(plan: &Plan) -> Self {
+        let (domain_records, scan_records) = (plan.domain_records, plan.scan_records);
         let emails: Vec<String> = (0..EMAILS)
             .map(|i| format!("user{i}.bench@example.com"))
+            .collect();
+        let paged: Vec<Value> = (0..RECORDS_PER_EMAIL)
+            .map(|n| {
+                let mut record = breach_record(PAGED_EMAIL, n);
+                record["source_id"] = json!(PAGED_CATALOG);
+                record
+            })
             .collect();
         let breaches = emails
             .iter()
@@ -1006,6 +1195,7 @@ impl FakeSpyCloud {
                     .collect();
                 (email.clone(), page(records))
             })
+            .chain([(PAGED_EMAIL.to_owned(), page(paged))])
             .collect();
         let upstream = Arc::new(Upstream {
             delay_ms: AtomicU64::new(UPSTREAM_DELAY.as_millis() as u64),
@@ -1015,6 +1205,14 @@ impl FakeSpyCloud {
             watchlist: Watchlist {
                 now: chrono::Utc::now(),
                 records: scan_records,
+                employees: SCAN_EMPLOYEES,
+                devices_every: 4,
+            },
+            distinct: Watchlist {
+                now: chrono::Utc::now(),
+                records: plan.distinct_records,
+                employees: plan.distinct_records,
+                devices_every: plan.distinct_devices_every,
             },
             emails: AtomicU64::new(0),
             catalogs: AtomicU64::new(0),
@@ -1054,6 +1252,33 @@ impl FakeSpyCloud {
             other: upstream.other.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Page `number` of the answer for [`PAGED_CATALOG`]: about 1 MiB of catalogs not asked for
+/// (200, each with a 4 000-character description), the next page's cursor, and on the last page the catalog.
+fn paged_catalog_page(number: usize) -> Vec<u8> {
+    let mut results: Vec<Value> = (0..200)
+        .map(|n| {
+            let mut other = catalog(FIRST_CATALOG + (n % CATALOGS));
+            other["id"] = json!(100_000 + number * 1_000 + n as usize);
+            other["description"] = json!("d".repeat(4_000));
+            other
+        })
+        .collect();
+    let last = number + 1 >= CATALOG_PAGES;
+    if last {
+        let mut wanted = catalog(FIRST_CATALOG);
+        wanted["id"] = json!(PAGED_CATALOG);
+        results.push(wanted);
+    }
+    let cursor = if last {
+        String::new()
+    } else {
+        (number + 1).to_string()
+    };
+    json!({"cursor": cursor, "hits": results.len(), "results": results})
+        .to_string()
+        .into_bytes()
 }
 
 /// SpyCloud's page envelope, one page only.

@@ -183,8 +183,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
 
 /// HTTPS with `RELAY_TLS_CERT` and `RELAY_TLS_KEY` (clap makes sure both or neither are set),
 /// reloaded on SIGHUP; a pair that cannot be served stops the relay here, naming the file.
+/// Without TLS, SIGHUP is logged and otherwise ignored (its default action ends the process).
 fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        #[cfg(unix)]
+        ignore_sighup()?;
         return Ok(None);
     };
     let tls = ServerTls::load(cert, key)
@@ -192,6 +195,19 @@ fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
     #[cfg(unix)]
     tls.reload_on_sighup()?;
     Ok(Some(tls))
+}
+
+/// Logs each SIGHUP, for as long as the runtime runs: there is no certificate to reload.
+#[cfg(unix)]
+fn ignore_sighup() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: no TLS certificate to reload (RELAY_TLS_CERT unset); ignored");
+        }
+    });
+    Ok(())
 }
 
 /// One line with the settings in effect (none of them is a secret: the API key comes with
@@ -303,8 +319,8 @@ async fn lookup(args: LookupArgs) -> ExitCode {
             let _ = writeln!(
                 std::io::stderr(),
                 "spycloud-relay: {}: {}",
-                error.code,
-                error.message
+                escaped(&error.code),
+                escaped(&error.message)
             );
             ExitCode::FAILURE
         }
@@ -312,8 +328,12 @@ async fn lookup(args: LookupArgs) -> ExitCode {
     }
 }
 
+/// The most of an answer `healthcheck` reads: the relay's is a few dozen bytes.
+const MAX_HEALTHCHECK_BYTES: usize = 4096;
+
 /// `GET /watchdog` of the relay on this machine, with a `Health-Check` header it must echo:
-/// 0 when it does, 1 (and why, on stderr) when not.
+/// 0 when it does, 1 (and why, on stderr) when not. At most [`MAX_HEALTHCHECK_BYTES`] of the
+/// answer are read, whatever listens there.
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
     const PROBE: &str = "spycloud-relay-healthcheck";
     let url = format!("http://{}/watchdog", args.target());
@@ -322,17 +342,27 @@ async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
             .timeout(Duration::from_secs(args.timeout_secs.get()))
             .no_proxy()
             .build()?;
-        let response = client
+        let mut response = client
             .get(&url)
             .header("Health-Check", PROBE)
             .send()
             .await?;
         let status = response.status();
-        let body: serde_json::Value = response.json().await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_HEALTHCHECK_BYTES {
+                return Err(format!(
+                    "{url} answered {status} with an answer larger than {MAX_HEALTHCHECK_BYTES} bytes"
+                )
+                .into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body: serde_json::Value = serde_json::from_slice(&body)?;
         if status.is_success() && body["data"] == PROBE {
             Ok(())
         } else {
-            Err(format!("{url} answered {status}: {body}").into())
+            Err(format!("{url} answered {status}: {}", escaped(&body.to_string())).into())
         }
     };
     let result: Result<(), Box<dyn Error>> = checked.await;
@@ -345,9 +375,40 @@ async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
     }
 }
 
+/// `text` for a terminal: control characters (escape sequences, bells, carriage returns) and
+/// the invisible characters that reorder or hide text shown as Rust escapes (`\u{1b}`), the
+/// rest as it is. Upstream text is the upstream's, not the terminal's.
+fn escaped(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_and_reordering_characters_are_escaped_for_the_terminal() {
+        assert_eq!(
+            escaped("a\u{1b}[31mb\u{7}\r\n\tc\u{202e}d\u{200b}"),
+            r"a\u{1b}[31mb\u{7}\u{d}\u{a}\u{9}c\u{202e}d\u{200b}"
+        );
+        assert_eq!(
+            escaped("Authorization failed: Forbidden é"),
+            "Authorization failed: Forbidden é"
+        );
+    }
 
     #[test]
     fn the_option_set_is_the_purge_delay() {

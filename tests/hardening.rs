@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::app::{TestApp, sample, spawn_app_adjusted, spawn_app_with};
+use common::app::{TestApp, sample, spawn_app, spawn_app_adjusted, spawn_app_with};
 use common::jwt::{JWKS_PATH, KID_1, TokenMinter, default_claims, jwks, jwks_host};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -700,5 +700,77 @@ async fn memory_is_given_back_after_a_large_answer() {
     assert!(
         !kept(after),
         "memory kept after the answer: before {before} KiB, peak {peak} KiB, after {after} KiB"
+    );
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn exp_and_nbf_that_are_not_numbers_on_the_right_side_of_now_refuse_the_token() {
+    let app = spawn_app().await;
+    mount_alice(&app).await;
+    let observe = |claims: Value| {
+        let token = app.token_with(claims);
+        let app = &app;
+        async move {
+            let (status, answer) = app
+                .post("/observe/observables", Some(&token), &alice())
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            answer
+        }
+    };
+    let reason = |answer: &Value| {
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let now = unix_now();
+    let odd = [
+        json!([now + 600]),
+        json!({"at": now + 600}),
+        json!("9999999999"),
+        json!(null),
+        json!(true),
+    ];
+    for exp in odd.iter().cloned().chain([json!(now - 10)]) {
+        let answer = observe(json!({"exp": exp})).await;
+        assert_eq!(
+            reason(&answer),
+            "Authorization failed: Token has expired",
+            "exp {exp}: {answer}"
+        );
+    }
+    for nbf in odd.iter().cloned().chain([json!(now + 600)]) {
+        let answer = observe(json!({"nbf": nbf})).await;
+        assert_eq!(
+            reason(&answer),
+            "Authorization failed: Token is not yet valid",
+            "nbf {nbf}: {answer}"
+        );
+        assert_eq!(answer["errors"][0]["code"], "authorization error");
+    }
+    // The contract's order: an expired token is expired before it is not yet valid.
+    let answer = observe(json!({"exp": now - 10, "nbf": now + 600})).await;
+    assert_eq!(reason(&answer), "Authorization failed: Token has expired");
+    // An aud that is not this relay's comes first.
+    let answer = observe(json!({"aud": "https://other", "exp": [1], "nbf": [1]})).await;
+    assert_eq!(
+        reason(&answer),
+        "Authorization failed: Wrong configuration-token-audience"
+    );
+    // Numbers on the right side of now pass.
+    let answer = observe(json!({"exp": now + 600, "nbf": now - 10})).await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    assert!(
+        answer["data"]["sightings"]["count"].as_u64() > Some(0),
+        "{answer}"
     );
 }

@@ -687,3 +687,127 @@ async fn healthcheck_exits_0_when_the_relay_answers_and_1_when_not() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("/watchdog"));
 }
+
+#[tokio::test]
+async fn sighup_without_tls_is_logged_and_otherwise_ignored() {
+    let mut app = spawn_app_with(&[("RELAY_LOG", "info")]).await;
+    app.hang_up();
+    app.wait_for_log("SIGHUP").await;
+    assert_eq!(
+        app.wait_for_exit(Duration::from_millis(200)),
+        None,
+        "the relay lives on"
+    );
+    let logs = app.log_text();
+    assert!(logs.contains("no TLS"), "{logs}");
+    let (status, _) = app.post("/version", None, "").await;
+    assert_eq!(status, 200);
+    // Again: each is handled.
+    app.hang_up();
+    let (status, _) = app.post("/version", None, "").await;
+    assert_eq!(status, 200);
+    assert!(app.terminate().success());
+}
+
+#[test]
+fn a_setting_out_of_its_bounds_stops_the_relay_naming_it_exit_2() {
+    // The relay must stop by itself: one that starts is killed after 20 s and fails the test.
+    let run = |name: &str, value: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+            .arg("serve")
+            .env_clear()
+            .env("RELAY_LISTEN", "127.0.0.1:0")
+            .env("RELAY_LOG", "warn")
+            .env(name, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        for _ in 0..200 {
+            if child.try_wait().expect("wait").is_some() {
+                let output = child.wait_with_output().expect("output");
+                return (
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        (None, "the relay started".to_owned())
+    };
+    for (name, value) in [
+        ("RELAY_REQUEST_TIMEOUT_SECS", "18446744073709551615"),
+        ("RELAY_HEADER_TIMEOUT_SECS", "18446744073709551615"),
+        ("RELAY_BODY_TIMEOUT_SECS", "86401"),
+        ("RELAY_SHUTDOWN_GRACE_SECS", "86401"),
+        ("SPYCLOUD_TIMEOUT_SECS", "86401"),
+        ("RELAY_TILES_CACHE_SECS", "31536001"),
+        ("RELAY_MAX_RECORDS", "18446744073709551615"),
+        ("RELAY_MAX_CONNECTIONS", "1048577"),
+        ("RELAY_WORKER_THREADS", "257"),
+        ("SPYCLOUD_MAX_RPS", "10001"),
+        ("RELAY_REQUEST_TIMEOUT_SECS", "ten"),
+    ] {
+        let (code, stderr) = run(name, value);
+        assert_eq!(code, Some(2), "{name}={value}: {stderr}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn healthcheck_reads_a_few_kib_of_an_endless_answer_and_fails_clearly() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = listener.local_addr().unwrap().to_string();
+    // A hostile listener: a JSON body that never ends, as fast as it is read.
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"data\":\"";
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let chunk = vec![b'a'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_spycloud-relay"))
+            .args(["healthcheck", "--listen", &listen, "--timeout-secs", "600"])
+            .env_clear()
+            .output()
+            .expect("the binary runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/watchdog"), "{stderr}");
+    assert!(stderr.contains("answer larger than 4096 bytes"), "{stderr}");
+}
+
+#[tokio::test]
+async fn lookup_escapes_control_characters_in_upstream_error_text() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"message": "\u{1b}]0;owned\u{7}\u{1b}[2J\rfake prompt $ \u{202e}"}),
+        ))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || lookup(&["alice@example.com"], &uri, "cli-key"))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Authorization failed"), "{stderr:?}");
+    for raw in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+        assert!(!stderr.contains(raw), "{raw:?} printed raw: {stderr:?}");
+    }
+    assert!(stderr.contains(r"\u{1b}]0;owned\u{7}"), "{stderr:?}");
+}

@@ -403,3 +403,108 @@ async fn replicas_survive_redis_dying_mid_load_and_share_again_after_it_returns(
         "the second replica found the catalog in Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_no_value_in_clear_and_a_tampered_moved_or_clear_value_is_a_miss() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = two_replicas(&redis, &[], &[]).await;
+    let alice = "alice@example.com";
+    let hours_ago = |hours: i64| {
+        (Utc::now() - chrono::Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    let mut infected = sample::infostealer(alice);
+    infected["spycloud_publish_date"] = json!(hours_ago(1));
+    let mut breached = sample::breach("bob@example.com");
+    breached["spycloud_publish_date"] = json!(hours_ago(30));
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/breach/data/watchlist$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"cursor": "", "hits": 2, "results": [infected, breached]})),
+        )
+        .mount(&a.upstream)
+        .await;
+    a.mount_email(
+        alice,
+        vec![json!([
+            sample::breach(alice),
+            sample::infostealer(alice),
+            sample::combo(alice),
+            sample::orphan(alice)
+        ])],
+    )
+    .await;
+    a.mount_catalogs(sample::catalogs()).await;
+    let observed = a.observe(json!([email(alice)])).await;
+    let tiles = four_tiles(&a, &a.token()).await;
+
+    // Nothing the relay wrote reads in clear: no email, no catalog text, no figure's JSON.
+    let keys = redis.keys();
+    let named = |prefix: &str| -> Vec<String> {
+        keys.iter()
+            .filter(|key| key.starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+    let (catalogs, scans) = (
+        named("spycloud-relay:catalog:"),
+        named("spycloud-relay:scan:"),
+    );
+    assert_eq!((catalogs.len(), scans.len()), (4, 1), "{keys:?}");
+    for key in catalogs.iter().chain(&scans) {
+        let value = redis.get(key).expect("a value");
+        let text = String::from_utf8_lossy(&value);
+        for clear in [
+            "alice@example.com",
+            "bob@example.com",
+            "Cracking Forum",
+            "Russian Password Stealer",
+            "crackingforum.com",
+            "{\"",
+        ] {
+            assert!(!text.contains(clear), "{key} holds {clear:?}: {text}");
+        }
+    }
+
+    // A predecessor's clear value, two values swapped between keys, one byte flipped.
+    let key_of = |id: &str| {
+        catalogs
+            .iter()
+            .find(|key| key.ends_with(&format!(":{id}")))
+            .unwrap_or_else(|| panic!("catalog {id} in {catalogs:?}"))
+            .clone()
+    };
+    let mut forged = sample::catalogs()[1].clone();
+    forged["title"] = json!("Forged Title");
+    redis.set(&key_of("2976"), forged.to_string().as_bytes(), 600_000);
+    let (stealer, combo) = (key_of("17494"), key_of("16579"));
+    let (stealer_value, combo_value) = (redis.get(&stealer).unwrap(), redis.get(&combo).unwrap());
+    redis.set(&stealer, &combo_value, 600_000);
+    redis.set(&combo, &stealer_value, 600_000);
+    let mut scan_value = redis.get(&scans[0]).unwrap();
+    let middle = scan_value.len() / 2;
+    scan_value[middle] ^= 1;
+    redis.set(&scans[0], &scan_value, 600_000);
+
+    // Replica B: each is a miss, so it asks SpyCloud again and answers right.
+    let catalog_calls = calls_to(&a, "/breach/catalog/").await.len();
+    let scan_calls = calls_to(&a, "/breach/data/watchlist").await.len();
+    let observed_again = b.observe(json!([email(alice)])).await;
+    assert_eq!(
+        observed_again["data"]["indicators"],
+        observed["data"]["indicators"]
+    );
+    assert!(!observed_again.to_string().contains("Forged Title"));
+    assert!(calls_to(&a, "/breach/catalog/").await.len() > catalog_calls);
+    let tiles_again = four_tiles(&b, &b.token()).await;
+    assert_eq!(
+        calls_to(&a, "/breach/data/watchlist").await.len(),
+        scan_calls + 1,
+        "the flipped scan is scanned again"
+    );
+    for (again, first) in tiles_again.iter().zip(&tiles) {
+        assert_eq!(again["data"]["data"], first["data"]["data"]);
+    }
+}

@@ -252,3 +252,67 @@ fn a_missing_unreadable_or_mismatched_pair_stops_the_relay_naming_the_file() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("--tls-key"), "{stderr}");
 }
+
+/// `/watchdog` through `client` answers within 10 s.
+async fn watchdog_answers(app: &TestApp, client: &reqwest::Client) -> bool {
+    client
+        .get(format!("{}/watchdog", app.address))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == 200)
+}
+
+#[tokio::test]
+async fn sighup_refuses_a_fifo_or_an_oversized_file_and_keeps_serving_the_old_pair() {
+    let dir = Dir::new("hostile-reload");
+    let (cert, key) = certificate();
+    dir.write("cert.pem", &cert);
+    dir.write("key.pem", &key);
+    // One event loop: a reload that blocked it would stall every answer.
+    let app = spawn_tls_app(&dir, &cert, &[("RELAY_WORKER_THREADS", "1")]).await;
+    assert!(watchdog_answers(&app, &app.client).await);
+
+    // The certificate replaced by a FIFO no one writes to: opening it for reading would wait
+    // for a writer.
+    std::fs::remove_file(dir.path("cert.pem")).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(dir.path("cert.pem"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(fifo.success());
+    app.hang_up();
+    assert!(
+        watchdog_answers(&app, &app.client).await,
+        "the relay answers"
+    );
+    app.wait_for_log("not a regular file").await;
+    assert!(version_answers(&app, &trusting(&cert)).await);
+    let logs = app.log_text();
+    assert!(
+        logs.contains("cert.pem") && logs.contains("not reloaded"),
+        "{logs}"
+    );
+
+    // A renewed pair whose certificate file is over 1 MiB (PEM text around the sections is
+    // ignored, so it would load): refused, the old pair stays.
+    let (renewed_cert, renewed_key) = certificate();
+    std::fs::remove_file(dir.path("cert.pem")).unwrap();
+    let padding = "#".repeat(1024 * 1024);
+    dir.write("cert.pem", &format!("{renewed_cert}{padding}\n"));
+    dir.write("key.pem", &renewed_key);
+    app.hang_up();
+    app.wait_for_log("over 1048576 bytes").await;
+    assert!(watchdog_answers(&app, &app.client).await);
+    assert!(
+        version_answers(&app, &trusting(&cert)).await,
+        "the old pair is served"
+    );
+    assert!(!version_answers(&app, &trusting(&renewed_cert)).await);
+
+    // The same renewed pair within the bound is served.
+    dir.write("cert.pem", &renewed_cert);
+    app.hang_up();
+    app.wait_for_log("TLS certificate and key reloaded").await;
+    assert!(version_answers(&app, &trusting(&renewed_cert)).await);
+}

@@ -13,6 +13,13 @@
 //! of HMAC-SHA-256(`RELAY_REDIS_KEY_SECRET`, SHA-256(API key)) in hex: without the secret, a
 //! key name neither reveals an API key nor confirms a guessed one. Spaces: `rate` (a key's
 //! GCRA state) and those of the cache's users (`catalog`, ...).
+//!
+//! Values: every cache value is sealed with XChaCha20-Poly1305 under a key derived from the
+//! same secret by HKDF-SHA-256 (a label of its own, so the key-name hash and the cipher never
+//! share a key), a random 192-bit nonce per value, and the value's Redis key name as associated
+//! data: `0x01 || nonce || ciphertext and tag`. Redis holds no email, catalog or figure in
+//! clear, and a value that does not open (tampered, moved to another key, written under another
+//! secret or by a predecessor in clear) is a miss.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,7 +28,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
@@ -44,6 +55,16 @@ const LOG_EVERY: Duration = Duration::from_secs(30);
 const MAX_WAIT: Duration = Duration::from_secs(1);
 /// An item longer than this is hashed in key names.
 const MAX_ITEM_CHARS: usize = 64;
+
+/// The HKDF label of the key that seals values (the key-name hash is keyed by the secret
+/// itself).
+const VALUE_KEY_LABEL: &[u8] = b"spycloud-relay redis value encryption v1";
+
+/// The first byte of a sealed value: its format.
+const SEALED_FORMAT: u8 = 1;
+
+/// XChaCha20-Poly1305's nonce length.
+const NONCE_BYTES: usize = 24;
 
 /// GCRA over one key: `KEYS[1]` holds the theoretical arrival time in µs (Redis's clock);
 /// `ARGV[1]` is the emission interval (1 s / rate) and `ARGV[2]` the burst window (interval ×
@@ -157,6 +178,7 @@ impl fmt::Debug for Redis {
 struct Shared {
     connection: ConnectionManager,
     secret: Hmac<Sha256>,
+    cipher: XChaCha20Poly1305,
     timeout: Duration,
     health: Health,
 }
@@ -191,12 +213,18 @@ impl Redis {
             .set_max_delay(Duration::from_millis(100));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|error| RedisBuildError::InvalidUrl(error.to_string()))?;
-        let secret = Hmac::<Sha256>::new_from_slice(settings.key_secret.as_bytes())
+        let secret = <Hmac<Sha256> as Mac>::new_from_slice(settings.key_secret.as_bytes())
             .map_err(|_| RedisBuildError::WeakSecret)?;
+        let mut value_key = [0u8; 32];
+        Hkdf::<Sha256>::new(None, settings.key_secret.as_bytes())
+            .expand(VALUE_KEY_LABEL, &mut value_key)
+            .map_err(|_| RedisBuildError::WeakSecret)?;
+        let cipher = XChaCha20Poly1305::new(&value_key.into());
         Ok(Self {
             shared: Arc::new(Shared {
                 connection,
                 secret,
+                cipher,
                 timeout: settings.timeout,
                 health: Health::default(),
             }),
@@ -237,6 +265,46 @@ impl Shared {
         mac.update(&tenant.0);
         let digest = mac.finalize().into_bytes();
         format!("{KEY_PREFIX}{space}:{}", hex(&digest[..16]))
+    }
+
+    /// `value` sealed for the key `name`: `0x01 || nonce || ciphertext and tag`.
+    fn seal(&self, name: &str, value: &[u8]) -> Option<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: value,
+                    aad: name.as_bytes(),
+                },
+            )
+            .ok()?;
+        let mut stored = Vec::with_capacity(1 + NONCE_BYTES + sealed.len());
+        stored.push(SEALED_FORMAT);
+        stored.extend_from_slice(&nonce);
+        stored.extend_from_slice(&sealed);
+        Some(stored)
+    }
+
+    /// The value sealed in `stored` for the key `name`, if it opens there.
+    fn open(&self, name: &str, stored: &[u8]) -> Option<Vec<u8>> {
+        let (&format, rest) = stored.split_first()?;
+        if format != SEALED_FORMAT || rest.len() < NONCE_BYTES {
+            return None;
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into().ok()?;
+        self.cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: name.as_bytes(),
+                },
+            )
+            .ok()
     }
 
     /// The name of a cache entry: `spycloud-relay:<space>:<tenant>:<item>`.
@@ -459,8 +527,16 @@ impl SharedCache for RedisCache {
         let Some(values) = answer.filter(|values| values.len() == keys.len()) else {
             return self.fallback.get_many(keys).await;
         };
-        let mut values: Vec<Option<Bytes>> =
-            values.into_iter().map(|v| v.map(Bytes::from)).collect();
+        // A value that does not open here is a miss, like one Redis lacks.
+        let mut values: Vec<Option<Bytes>> = values
+            .into_iter()
+            .zip(names)
+            .map(|(value, name)| {
+                value
+                    .and_then(|stored| self.shared.open(name, &stored))
+                    .map(Bytes::from)
+            })
+            .collect();
         // What Redis lacks (it restarted empty, say) this replica may still hold, written here
         // with the same lifetime: no need to fetch it again.
         let lacking: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
@@ -484,10 +560,14 @@ impl SharedCache for RedisCache {
             let ttl_ms = u64::try_from(entry.ttl.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1);
+            let name = self.shared.entry_key(&entry.key);
+            let Some(sealed) = self.shared.seal(&name, &entry.value) else {
+                continue;
+            };
             pipeline
                 .cmd("SET")
-                .arg(self.shared.entry_key(&entry.key))
-                .arg(entry.value.as_ref())
+                .arg(name)
+                .arg(sealed)
                 .arg("PX")
                 .arg(ttl_ms)
                 .ignore();
@@ -550,6 +630,61 @@ mod tests {
         let odd = entry("last 7 days\n*");
         assert!(odd.contains(":h") && !odd.contains(' '), "{odd}");
         assert_eq!(odd.len(), entry(&"x".repeat(65)).len());
+    }
+
+    #[tokio::test]
+    async fn values_open_only_under_their_key_name_and_secret_untouched() {
+        let redis = Redis::new(&settings("0123456789abcdef")).unwrap();
+        let other = Redis::new(&settings("another secret of 16+")).unwrap();
+        let value = b"{\"title\":\"Cracking Forum\"}";
+        let sealed = redis
+            .shared
+            .seal("spycloud-relay:catalog:t:1", value)
+            .unwrap();
+        assert_eq!(sealed.len(), value.len() + 1 + NONCE_BYTES + 16);
+        assert_eq!(sealed[0], SEALED_FORMAT);
+        assert!(!String::from_utf8_lossy(&sealed).contains("Cracking"));
+        // A fresh nonce each time.
+        assert_ne!(
+            sealed,
+            redis
+                .shared
+                .seal("spycloud-relay:catalog:t:1", value)
+                .unwrap()
+        );
+        assert_eq!(
+            redis
+                .shared
+                .open("spycloud-relay:catalog:t:1", &sealed)
+                .as_deref(),
+            Some(&value[..])
+        );
+        assert_eq!(
+            redis.shared.open("spycloud-relay:catalog:t:2", &sealed),
+            None
+        );
+        assert_eq!(
+            other.shared.open("spycloud-relay:catalog:t:1", &sealed),
+            None
+        );
+        for at in [0, 1, NONCE_BYTES + 1, sealed.len() - 1] {
+            let mut tampered = sealed.clone();
+            tampered[at] ^= 1;
+            assert_eq!(
+                redis.shared.open("spycloud-relay:catalog:t:1", &tampered),
+                None,
+                "{at}"
+            );
+        }
+        for stored in [&b""[..], b"\x01", &value[..], &sealed[..sealed.len() - 1]] {
+            assert_eq!(
+                redis.shared.open("spycloud-relay:catalog:t:1", stored),
+                None
+            );
+        }
+        // An empty value (a catalog known to be missing) seals and opens too.
+        let empty = redis.shared.seal("k", b"").unwrap();
+        assert_eq!(redis.shared.open("k", &empty).as_deref(), Some(&b""[..]));
     }
 
     #[tokio::test]

@@ -12,19 +12,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::Rng;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::BuildError;
 use crate::adapters::local::LocalRateLimiter;
 use crate::domain::SourceError;
 use crate::domain::email::truncate;
+use crate::domain::hashed::{Hashes, Table};
 use crate::domain::{
     ApiKey, BreachQuery, Catalog, CatalogId, Lookup, RawRecord, RecordSink, SeverityFilter,
 };
@@ -43,6 +44,13 @@ const MAX_PAGES: usize = 100;
 const MAX_SCAN_PAGES: usize = 100 * MAX_PAGES;
 /// The most of a response body read into memory; a hostile upstream cannot exhaust it.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The most of one catalog page read: a batch asks for at most [`CATALOG_BATCH`] catalogs of a
+/// few KiB each, so an honest page is far below it.
+const MAX_CATALOG_BYTES: usize = 1024 * 1024;
+/// The most pages one catalog batch follows: SpyCloud answers ten ids in one.
+const MAX_CATALOG_PAGES: usize = 10;
+/// The catalog batches of one call asked at once: a call's memory is at most this many pages.
+const CATALOG_BATCHES_AT_ONCE: usize = 4;
 /// The most of an error answer's body read: enough for its message, and a huge one still
 /// gives the error its status stands for.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -293,28 +301,6 @@ impl SpyCloudClient {
         })
     }
 
-    /// Every page of `url`, following cursors: the results, each read as a `T`. For catalogs,
-    /// whose answers are as small as the ids asked for.
-    async fn all_pages<T: DeserializeOwned>(
-        &self,
-        key: &ApiKey,
-        endpoint: &'static str,
-        url: &str,
-    ) -> Result<Vec<T>, SourceError> {
-        let mut results = Vec::new();
-        let mut cursors = Cursors::new(url, MAX_PAGES);
-        let mut next = url.to_owned();
-        loop {
-            let answer = self.get(key, endpoint, &next).await?;
-            let page: Page<T> = parse_page(&success_body(answer)?)?;
-            results.extend(page.results);
-            match cursors.follow(page.cursor)? {
-                Some(url) => next = url,
-                None => return Ok(results),
-            }
-        }
-    }
-
     /// The pages of a breach-data `url`, each folded into `into` as it arrives (records are
     /// read one by one out of the page, so a page never exists as a list of records); stops
     /// when `into` wants no more. `paging` says how many pages at most and what a 400 means.
@@ -329,7 +315,7 @@ impl SpyCloudClient {
         let mut cursors = Cursors::new(url, paging.max_pages);
         let mut next = url.to_owned();
         while into.wants_more() {
-            let answer = self.get(key, endpoint, &next).await?;
+            let answer = self.get(key, endpoint, &next, MAX_BODY_BYTES).await?;
             if paging.refused_is_empty && answer.status == StatusCode::BAD_REQUEST {
                 // SpyCloud refuses the value: no results (or, after a cursor, no more).
                 return Ok(());
@@ -343,7 +329,10 @@ impl SpyCloudClient {
         Ok(())
     }
 
-    /// Catalogs of one batch of at most [`CATALOG_BATCH`] ids.
+    /// Catalogs of one batch of at most [`CATALOG_BATCH`] ids: each page read straight into
+    /// the catalogs asked for (one catalog at a time; the others, and a second answer for an
+    /// id, are skipped), at most [`MAX_CATALOG_PAGES`] pages of [`MAX_CATALOG_BYTES`] each,
+    /// and no page after the one that completed the batch.
     async fn catalog_batch(
         &self,
         key: &ApiKey,
@@ -355,32 +344,37 @@ impl SpyCloudClient {
             .collect::<Vec<_>>()
             .join(",");
         let url = format!("{}/breach/catalog/{list}", self.base);
-        let values: Vec<Value> = self.all_pages(key, CATALOG, &url).await?;
-        Ok(values
-            .into_iter()
-            .filter_map(|value| match serde_json::from_value::<Catalog>(value) {
-                Ok(catalog) => Some(catalog),
-                Err(error) => {
-                    tracing::debug!(%error, "skipping a catalog SpyCloud sent in an unknown shape");
-                    None
-                }
-            })
-            .collect())
+        let mut found = Vec::with_capacity(ids.len());
+        let mut cursors = Cursors::new(&url, MAX_CATALOG_PAGES);
+        let mut next = url.clone();
+        loop {
+            let answer = self.get(key, CATALOG, &next, MAX_CATALOG_BYTES).await?;
+            let cursor = fold_catalog_page(&success_body(answer)?, ids, &mut found)?;
+            if found.len() == ids.len() {
+                return Ok(found);
+            }
+            match cursors.follow(cursor)? {
+                Some(url) => next = url,
+                None => return Ok(found),
+            }
+        }
     }
 
-    /// One GET with rate limiting and retries; the final answer whatever its status.
-    /// `endpoint` names the call in logs and metrics (`emails`, `catalog`, `watchlist`, ...).
+    /// One GET with rate limiting and retries, a success's body read up to `max_bytes`; the
+    /// final answer whatever its status. `endpoint` names the call in logs and metrics
+    /// (`emails`, `catalog`, `watchlist`, ...).
     async fn get(
         &self,
         key: &ApiKey,
         endpoint: &'static str,
         url: &str,
+        max_bytes: usize,
     ) -> Result<Answer, SourceError> {
         let fingerprint = key.fingerprint();
         let mut attempt = 0;
         loop {
             self.limiter.until_ready(&fingerprint).await;
-            let outcome = self.attempt(key, endpoint, url).await;
+            let outcome = self.attempt(key, endpoint, url, max_bytes).await;
             let wait = match &outcome {
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
                     if answer.signal.is_some() {
@@ -429,12 +423,14 @@ impl SpyCloudClient {
         }
     }
 
-    /// One HTTP attempt; transport failures are already mapped.
+    /// One HTTP attempt (a success's body read up to `max_bytes`); transport failures are
+    /// already mapped.
     async fn attempt(
         &self,
         key: &ApiKey,
         endpoint: &'static str,
         url: &str,
+        max_bytes: usize,
     ) -> Result<Answer, SourceError> {
         let mut key_header = HeaderValue::from_str(key.expose())
             .map_err(|_| SourceError::Unauthorized("Unauthorized".to_owned()))?;
@@ -467,13 +463,13 @@ impl SpyCloudClient {
         // A success is read whole or refused; of an error answer, only its start is read.
         let success = status.is_success();
         let limit = if success {
-            MAX_BODY_BYTES
+            max_bytes
         } else {
             MAX_ERROR_BODY_BYTES
         };
         let announced = response.content_length().unwrap_or(0);
         if success && announced > limit as u64 {
-            return Err(too_big());
+            return Err(too_big(endpoint, limit));
         }
         // Sized once from the announced length (already checked against the cap).
         let mut body = Vec::with_capacity(announced.min(limit as u64) as usize);
@@ -485,7 +481,7 @@ impl SpyCloudClient {
             let room = limit - body.len();
             if chunk.len() > room {
                 if success {
-                    return Err(too_big());
+                    return Err(too_big(endpoint, limit));
                 }
                 body.extend_from_slice(&chunk[..room]);
                 break;
@@ -518,10 +514,13 @@ impl BreachSource for SpyCloudClient {
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
         let mut seen = HashSet::new();
         let unique: Vec<CatalogId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-        let batches = unique
-            .chunks(CATALOG_BATCH)
-            .map(|batch| self.catalog_batch(key, batch));
-        Ok(try_join_all(batches).await?.into_iter().flatten().collect())
+        let batches: Vec<Vec<CatalogId>> =
+            unique.chunks(CATALOG_BATCH).map(<[_]>::to_vec).collect();
+        let batches = futures::stream::iter(batches)
+            .map(|batch| async move { self.catalog_batch(key, &batch).await })
+            .buffer_unordered(CATALOG_BATCHES_AT_ONCE);
+        let found: Vec<Vec<Catalog>> = batches.try_collect().await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn watchlist(
@@ -538,7 +537,7 @@ impl BreachSource for SpyCloudClient {
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
         // The call the Python relay's health check made: cheap, and it needs a valid key.
         let url = format!("{}/watchlist/example.org", self.base);
-        let answer = self.get(key, WATCHLIST, &url).await?;
+        let answer = self.get(key, WATCHLIST, &url, MAX_BODY_BYTES).await?;
         if answer.status == StatusCode::BAD_REQUEST {
             return Ok(());
         }
@@ -610,9 +609,14 @@ impl Paging {
 /// The cursors of one paged call: each leads to the next page's URL (the cursor joins the
 /// query the URL already has, if any), none may repeat, and a chain may not pass its page cap
 /// ([`MAX_PAGES`] for a lookup or a catalog call, [`MAX_SCAN_PAGES`] for a watchlist scan).
+///
+/// Cursors are remembered by a 64-bit seeded hash, so a chain of long cursors costs 8 bytes
+/// a page; two different cursors with the same hash would be taken for a repeat (a chance of
+/// about 1 in 10^11 for a 10 000-page chain).
 struct Cursors<'a> {
     url: &'a str,
-    seen: HashSet<String>,
+    seen: Table<()>,
+    hashes: Hashes,
     pages: usize,
     max_pages: usize,
 }
@@ -622,7 +626,8 @@ impl<'a> Cursors<'a> {
     fn new(url: &'a str, max_pages: usize) -> Self {
         Self {
             url,
-            seen: HashSet::new(),
+            seen: Table::default(),
+            hashes: Hashes::default(),
             pages: 1,
             max_pages,
         }
@@ -644,7 +649,7 @@ impl<'a> Cursors<'a> {
             self.url,
             utf8_percent_encode(&cursor, QUERY_VALUE)
         );
-        if !self.seen.insert(cursor) {
+        if !self.seen.insert(self.hashes.of(&cursor)) {
             return Err(SourceError::InvalidResponse(
                 "SpyCloud repeated a page cursor".to_owned(),
             ));
@@ -718,14 +723,6 @@ impl Signal {
     }
 }
 
-/// SpyCloud's page envelope; `hits` is not needed.
-#[derive(Deserialize)]
-struct Page<T> {
-    #[serde(default)]
-    cursor: Option<Value>,
-    results: Vec<T>,
-}
-
 /// Folds one breach-data page into `into`, record by record as the JSON is read, and returns
 /// its cursor. Records past what `into` wants are skipped unread.
 fn fold_breach_page(body: &[u8], into: &mut dyn RecordSink) -> Result<Option<Value>, SourceError> {
@@ -755,6 +752,121 @@ fn fold_breach_page(body: &[u8], into: &mut dyn RecordSink) -> Result<Option<Val
 
 fn invalid_json() -> SourceError {
     SourceError::InvalidResponse("SpyCloud answered with invalid JSON".to_owned())
+}
+
+/// Folds one catalog page into `found`, catalog by catalog as the JSON is read: the catalogs of
+/// `wanted` not yet found are kept, everything else (other ids, a second answer for an id, a
+/// catalog in an unknown shape) is dropped once read. Returns the page's cursor.
+fn fold_catalog_page(
+    body: &[u8],
+    wanted: &[CatalogId],
+    found: &mut Vec<Catalog>,
+) -> Result<Option<Value>, SourceError> {
+    let text = std::str::from_utf8(body).map_err(|_| invalid_json())?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let mut results = false;
+    let folded = CatalogPage {
+        wanted,
+        found,
+        results: &mut results,
+    }
+    .deserialize(&mut reader)
+    .and_then(|cursor| reader.end().map(|()| cursor));
+    match folded {
+        Ok(cursor) if results => Ok(cursor),
+        Err(error) if !error.is_data() => Err(invalid_json()),
+        _ => Err(SourceError::InvalidResponse(
+            "SpyCloud's answer has no results array".to_owned(),
+        )),
+    }
+}
+
+/// A catalog page `{"cursor", "hits", "results": [...]}` read into the catalogs asked for;
+/// its value is the cursor.
+struct CatalogPage<'s> {
+    wanted: &'s [CatalogId],
+    found: &'s mut Vec<Catalog>,
+    /// A `results` array was read to its end.
+    results: &'s mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for CatalogPage<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<Self::Value, D::Error> {
+        reader.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CatalogPage<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a page of breach catalogs")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Self::Value, A::Error> {
+        let mut cursor = None;
+        while let Some(field) = fields.next_key::<PageField>()? {
+            match field {
+                PageField::Cursor => cursor = fields.next_value::<Option<Value>>()?,
+                PageField::Results => {
+                    fields.next_value_seed(Catalogs {
+                        wanted: self.wanted,
+                        found: &mut *self.found,
+                    })?;
+                    *self.results = true;
+                }
+                PageField::Hits | PageField::Other => {
+                    fields.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(cursor)
+    }
+}
+
+/// A catalog page's `results` array, each catalog asked for kept as soon as it is read.
+struct Catalogs<'s> {
+    wanted: &'s [CatalogId],
+    found: &'s mut Vec<Catalog>,
+}
+
+impl<'de> DeserializeSeed<'de> for Catalogs<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<(), D::Error> {
+        reader.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Catalogs<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of breach catalogs")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut catalogs: A) -> Result<(), A::Error> {
+        // One catalog's JSON at a time (a page is at most MAX_CATALOG_BYTES): its id decides
+        // whether it is read into a catalog or dropped.
+        while let Some(value) = catalogs.next_element::<Value>()? {
+            let id = value.get("id").and_then(CatalogId::from_value);
+            let wanted = id.is_some_and(|id| {
+                self.wanted.contains(&id) && !self.found.iter().any(|found| found.id == id)
+            });
+            if !wanted {
+                continue;
+            }
+            match serde_json::from_value::<Catalog>(value) {
+                Ok(catalog) => self.found.push(catalog),
+                Err(error) => {
+                    tracing::debug!(%error, "skipping a catalog SpyCloud sent in an unknown shape");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What reading a page showed about its shape, to say what was wrong with it.
@@ -860,24 +972,6 @@ impl<'de> Visitor<'de> for Records<'_> {
     }
 }
 
-/// One pass straight into typed results (UTF-8 checked once for the whole body, not per
-/// string). Only a page that does not fit is read again, to say why.
-fn parse_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, SourceError> {
-    std::str::from_utf8(body)
-        .ok()
-        .and_then(|text| serde_json::from_str(text).ok())
-        .ok_or_else(|| {
-            SourceError::InvalidResponse(
-                match serde_json::from_slice::<Page<Value>>(body) {
-                    Err(error) if error.is_data() => "SpyCloud's answer has no results array",
-                    Err(_) => "SpyCloud answered with invalid JSON",
-                    Ok(_) => "a breach record is not a JSON object",
-                }
-                .to_owned(),
-            )
-        })
-}
-
 /// The body of a 2xx answer, or the error its status stands for.
 fn success_body(answer: Answer) -> Result<Vec<u8>, SourceError> {
     if let Some(signal) = answer.signal {
@@ -915,10 +1009,16 @@ fn upstream_message(body: &[u8]) -> Option<String> {
     }
 }
 
-fn too_big() -> SourceError {
+/// A success of a call to `endpoint` over `limit` bytes (a whole number of MiB).
+fn too_big(endpoint: &str, limit: usize) -> SourceError {
+    let answer = if endpoint == CATALOG {
+        "catalog answer"
+    } else {
+        "answer"
+    };
     SourceError::InvalidResponse(format!(
-        "SpyCloud's answer is larger than {} MiB",
-        MAX_BODY_BYTES / (1024 * 1024)
+        "SpyCloud's {answer} is larger than {} MiB",
+        limit / (1024 * 1024)
     ))
 }
 

@@ -3,8 +3,10 @@
 //!
 //! The pair is read and checked (the key must be the certificate's) before the relay starts;
 //! a bad pair stops it with the file named. [`ServerTls::reload`] (on SIGHUP) reads both files
-//! again: a good pair serves every handshake from then on, a bad one keeps the pair in use and
-//! says why. Connections already open keep the certificate they started with.
+//! again, on a blocking thread: a good pair serves every handshake from then on, a bad one keeps
+//! the pair in use and says why. Connections already open keep the certificate they started
+//! with. Only regular files of at most [`MAX_PEM_BYTES`] are read: a FIFO would wait for a
+//! writer, a device or a huge file would never end.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
 use crate::BuildError;
+
+/// The largest certificate or key file read (a real chain is a few kilobytes).
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 /// Where the certificate chain and its key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +44,15 @@ pub enum TlsError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A file that is not read: not a regular file (a FIFO, a directory, a device), or larger
+    /// than [`MAX_PEM_BYTES`].
+    #[error("could not read {}: {reason}", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// The certificate file holds no PEM certificate, or one that does not parse.
     #[error("{} holds no usable PEM certificate: {reason}", path.display())]
@@ -185,6 +199,9 @@ impl ServerTls {
     /// Reloads the pair on every SIGHUP, logging what came of it, for as long as the runtime
     /// runs. Call inside the runtime.
     ///
+    /// The files are read on a blocking thread, one reload at a time: the event loop keeps
+    /// serving whatever the files are (signals that come meanwhile make one more reload).
+    ///
     /// # Errors
     /// When the signal handler cannot be installed.
     #[cfg(unix)]
@@ -194,8 +211,13 @@ impl ServerTls {
         let tls = self.clone();
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                let reloading = tls.clone();
+                match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                    Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                    Ok(Err(error)) => tracing::error!(
+                        %error,
+                        "SIGHUP: TLS certificate and key not reloaded; the previous pair stays in use"
+                    ),
                     Err(error) => tracing::error!(
                         %error,
                         "SIGHUP: TLS certificate and key not reloaded; the previous pair stays in use"
@@ -214,13 +236,7 @@ impl ServerTls {
 
 /// Reads `files` into a pair rustls serves, checked to belong together.
 fn read_pair(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let (cert_pem, key_pem) = (read(&files.cert)?, read(&files.key)?);
+    let (cert_pem, key_pem) = (read_pem_file(&files.cert)?, read_pem_file(&files.key)?);
     let certificate_error = |reason: String| TlsError::Certificate {
         path: files.cert.clone(),
         reason,
@@ -252,6 +268,46 @@ fn read_pair(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
         }
         Err(error) => Err(certificate_error(error.to_string())),
     }
+}
+
+/// The bytes of `path`, if it is a regular file of at most [`MAX_PEM_BYTES`].
+///
+/// The kind is checked before the file is opened (opening a FIFO waits for a writer) and again
+/// on the open file (it may have been replaced in between); the read stops past the bound
+/// whatever the size said.
+fn read_pem_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    use std::io::Read;
+    let read_error = |source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let refused = |reason: &str| TlsError::Refused {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let too_large = format!("over {MAX_PEM_BYTES} bytes");
+    let check = |metadata: std::fs::Metadata| {
+        if !metadata.is_file() {
+            Err(refused(
+                "not a regular file (a FIFO, a directory or a device)",
+            ))
+        } else if metadata.len() > MAX_PEM_BYTES {
+            Err(refused(&too_large))
+        } else {
+            Ok(())
+        }
+    };
+    check(std::fs::metadata(path).map_err(read_error)?)?;
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    check(file.metadata().map_err(read_error)?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(refused(&too_large));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -19,6 +19,47 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use spycloud_relay::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
 
+/// The bounds of every duration and count setting: a value outside them (or not a whole
+/// number) is refused when parsed, naming the setting, exit status 2. Timeouts are at most a
+/// day: anything longer is a mistake, and an `Instant` that far away must not overflow.
+pub mod bounds {
+    /// A day, in seconds: the longest timeout or grace.
+    pub const DAY_SECS: u64 = 24 * 60 * 60;
+    /// A year, in seconds: the longest a scan serves the tiles.
+    pub const YEAR_SECS: u64 = 365 * DAY_SECS;
+    /// Upstream requests per second per API key.
+    pub const MAX_RPS: u64 = 10_000;
+    /// Connections served at once (the open-files limit is raised to 2^20 at most).
+    pub const MAX_CONNECTIONS: u64 = 1 << 20;
+    /// Threads serving requests.
+    pub const MAX_WORKER_THREADS: u64 = 256;
+    /// Breach records read for one observable (a scan reads 100 times as many).
+    pub const MAX_RECORDS: u64 = 1_000_000;
+    /// Breach records per value of `lookup --limit`.
+    pub const MAX_LOOKUP_LIMIT: u64 = 1_000_000;
+}
+
+/// A parser of whole numbers from `min` to `max` for the setting `name` (its variable, or its
+/// flag when it has none): the error names it and its bounds.
+fn within<T>(
+    name: &'static str,
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr,
+{
+    move |text: &str| {
+        let why = || format!("{name} must be a whole number from {min} to {max}");
+        let value: u64 = text.parse().map_err(|_| why())?;
+        if !(min..=max).contains(&value) {
+            return Err(why());
+        }
+        // Within the bounds, the value fits the setting's type (`max` does).
+        text.parse().map_err(|_| why())
+    }
+}
+
 /// The relay's command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -123,10 +164,12 @@ pub struct SpyCloudArgs {
     )]
     pub api_url: String,
     /// Seconds one upstream call may take.
-    #[arg(long, env = "SPYCLOUD_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "SPYCLOUD_TIMEOUT_SECS", default_value_t = 10,
+        value_parser = within::<u64>("SPYCLOUD_TIMEOUT_SECS", 1, bounds::DAY_SECS))]
     pub timeout_secs: u64,
     /// Upstream requests per second per API key (token bucket, same burst).
-    #[arg(long, env = "SPYCLOUD_MAX_RPS", default_value_t = NonZeroU32::new(10).unwrap())]
+    #[arg(long, env = "SPYCLOUD_MAX_RPS", default_value_t = NonZeroU32::new(10).unwrap(),
+        value_parser = within::<NonZeroU32>("SPYCLOUD_MAX_RPS", 1, bounds::MAX_RPS))]
     pub max_rps: NonZeroU32,
 }
 
@@ -157,35 +200,42 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAY_AUDIENCE")]
     pub audience: Option<String>,
     /// Seconds one observe request may take before it answers with what it has.
-    #[arg(long, env = "RELAY_REQUEST_TIMEOUT_SECS", default_value_t = 25)]
+    #[arg(long, env = "RELAY_REQUEST_TIMEOUT_SECS", default_value_t = 25,
+        value_parser = within::<u64>("RELAY_REQUEST_TIMEOUT_SECS", 1, bounds::DAY_SECS))]
     pub request_timeout_secs: u64,
     /// Seconds requests in flight get to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "RELAY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    #[arg(long, env = "RELAY_SHUTDOWN_GRACE_SECS", default_value_t = 20,
+        value_parser = within::<u64>("RELAY_SHUTDOWN_GRACE_SECS", 0, bounds::DAY_SECS))]
     pub shutdown_grace_secs: u64,
     /// Seconds a client has to send a request's headers (or its first byte); then its
     /// connection is closed, so idle or trickling clients cannot hold connections for good.
-    #[arg(long, env = "RELAY_HEADER_TIMEOUT_SECS", default_value_t = NonZeroU64::new(30).unwrap())]
+    #[arg(long, env = "RELAY_HEADER_TIMEOUT_SECS", default_value_t = NonZeroU64::new(30).unwrap(),
+        value_parser = within::<NonZeroU64>("RELAY_HEADER_TIMEOUT_SECS", 1, bounds::DAY_SECS))]
     pub header_timeout_secs: NonZeroU64,
     /// Seconds a client has to send a request's body, once its headers are in; then the
     /// request is refused and its connection closed, so a body that never comes cannot hold
     /// a connection.
-    #[arg(long, env = "RELAY_BODY_TIMEOUT_SECS", default_value_t = NonZeroU64::new(10).unwrap())]
+    #[arg(long, env = "RELAY_BODY_TIMEOUT_SECS", default_value_t = NonZeroU64::new(10).unwrap(),
+        value_parser = within::<NonZeroU64>("RELAY_BODY_TIMEOUT_SECS", 1, bounds::DAY_SECS))]
     pub body_timeout_secs: NonZeroU64,
     /// Connections served at once; more clients wait to be accepted. Bounds what a flood of
     /// connections can take. Lowered at start when the open-files limit cannot hold it with
     /// room for the relay's own calls.
-    #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(1024).unwrap())]
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(1024).unwrap(),
+        value_parser = within::<NonZeroUsize>("RELAY_MAX_CONNECTIONS", 1, bounds::MAX_CONNECTIONS))]
     pub max_connections: NonZeroUsize,
     /// Threads serving requests. 1 (one event loop) suits SecureX's load: a request costs
     /// about half a millisecond of CPU, and more threads cost wake-ups and memory.
-    #[arg(long, env = "RELAY_WORKER_THREADS", default_value_t = NonZeroUsize::new(1).unwrap())]
+    #[arg(long, env = "RELAY_WORKER_THREADS", default_value_t = NonZeroUsize::new(1).unwrap(),
+        value_parser = within::<NonZeroUsize>("RELAY_WORKER_THREADS", 1, bounds::MAX_WORKER_THREADS))]
     pub worker_threads: NonZeroUsize,
     /// Address (IP:port) of the Prometheus `/metrics` endpoint; unset: off.
     #[arg(long, env = "RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// Breach records read for one observable at most; SpyCloud's `hits` beyond it give the
     /// `too many results` warning. A tiles' watchlist scan reads 100 times as many.
-    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap(),
+        value_parser = within::<NonZeroU64>("RELAY_MAX_RECORDS", 1, bounds::MAX_RECORDS))]
     pub max_records: NonZeroU64,
     /// PEM certificate chain to serve HTTPS with (TLS 1.2 and 1.3; with the key, or neither);
     /// SIGHUP reloads it.
@@ -203,7 +253,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAY_REDIS_KEY_SECRET", hide_env_values = true)]
     pub redis_key_secret: Option<String>,
     /// Seconds one watchlist scan serves the dashboard's tiles.
-    #[arg(long, env = "RELAY_TILES_CACHE_SECS", default_value_t = 600)]
+    #[arg(long, env = "RELAY_TILES_CACHE_SECS", default_value_t = 600,
+        value_parser = within::<u64>("RELAY_TILES_CACHE_SECS", 0, bounds::YEAR_SECS))]
     pub tiles_cache_secs: u64,
     /// SpyCloud settings.
     #[command(flatten)]
@@ -244,10 +295,12 @@ pub struct LookupArgs {
     #[arg(long, env = "SPYCLOUD_API_KEY", hide_env_values = true)]
     pub api_key: String,
     /// Breach records per value (newest first).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100,
+        value_parser = within::<usize>("--limit", 1, bounds::MAX_LOOKUP_LIMIT))]
     pub limit: usize,
     /// Breach records read for one value at most.
-    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap())]
+    #[arg(long, env = "RELAY_MAX_RECORDS", default_value_t = NonZeroU64::new(10_000).unwrap(),
+        value_parser = within::<NonZeroU64>("RELAY_MAX_RECORDS", 1, bounds::MAX_RECORDS))]
     pub max_records: NonZeroU64,
     /// SpyCloud settings.
     #[command(flatten)]
@@ -310,7 +363,8 @@ pub struct HealthcheckArgs {
     #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: SocketAddr,
     /// Seconds to wait for the answer.
-    #[arg(long, default_value_t = NonZeroU64::new(5).unwrap())]
+    #[arg(long, default_value_t = NonZeroU64::new(5).unwrap(),
+        value_parser = within::<NonZeroU64>("--timeout-secs", 1, bounds::DAY_SECS))]
     pub timeout_secs: NonZeroU64,
 }
 
@@ -656,6 +710,97 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn duration_and_count_settings_are_bounded_naming_the_setting() {
+        let serve = |flag: &str, value: &str| {
+            parse(&["spycloud-relay", "serve", &format!("{flag}={value}")]).map(serve_args)
+        };
+        for (flag, name, lowest, highest) in [
+            (
+                "--timeout-secs",
+                "SPYCLOUD_TIMEOUT_SECS",
+                1,
+                bounds::DAY_SECS,
+            ),
+            ("--max-rps", "SPYCLOUD_MAX_RPS", 1, bounds::MAX_RPS),
+            (
+                "--request-timeout-secs",
+                "RELAY_REQUEST_TIMEOUT_SECS",
+                1,
+                bounds::DAY_SECS,
+            ),
+            (
+                "--shutdown-grace-secs",
+                "RELAY_SHUTDOWN_GRACE_SECS",
+                0,
+                bounds::DAY_SECS,
+            ),
+            (
+                "--header-timeout-secs",
+                "RELAY_HEADER_TIMEOUT_SECS",
+                1,
+                bounds::DAY_SECS,
+            ),
+            (
+                "--body-timeout-secs",
+                "RELAY_BODY_TIMEOUT_SECS",
+                1,
+                bounds::DAY_SECS,
+            ),
+            (
+                "--max-connections",
+                "RELAY_MAX_CONNECTIONS",
+                1,
+                bounds::MAX_CONNECTIONS,
+            ),
+            (
+                "--worker-threads",
+                "RELAY_WORKER_THREADS",
+                1,
+                bounds::MAX_WORKER_THREADS,
+            ),
+            ("--max-records", "RELAY_MAX_RECORDS", 1, bounds::MAX_RECORDS),
+            (
+                "--tiles-cache-secs",
+                "RELAY_TILES_CACHE_SECS",
+                0,
+                bounds::YEAR_SECS,
+            ),
+        ] {
+            for within in [lowest, highest] {
+                assert!(serve(flag, &within.to_string()).is_ok(), "{flag} {within}");
+            }
+            let outside = [Some(highest + 1), lowest.checked_sub(1), Some(u64::MAX)];
+            for value in outside.into_iter().flatten().map(|v| v.to_string()).chain([
+                "-1".to_owned(),
+                "1.5".to_owned(),
+                "".to_owned(),
+                "18446744073709551616".to_owned(),
+            ]) {
+                let error = serve(flag, &value).unwrap_err();
+                assert_eq!(error.exit_code(), 2, "{flag} {value}");
+                let text = error.to_string();
+                assert!(
+                    text.contains(&format!(
+                        "{name} must be a whole number from {lowest} to {highest}"
+                    )),
+                    "{flag} {value}: {text}"
+                );
+            }
+        }
+        for (subcommand, flag) in [("healthcheck", "--timeout-secs"), ("lookup", "--limit")] {
+            let mut args = vec!["spycloud-relay", subcommand, flag, "0"];
+            if subcommand == "lookup" {
+                args.extend(["--api-key", "k", "a@x.com"]);
+            }
+            let error = parse(&args).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!("{flag} must be")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -76,31 +76,54 @@ pub struct Catalog {
     /// The catalog id records refer to as `source_id`.
     pub id: CatalogId,
     /// The catalog's uuid, used in portal links.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "identifier")]
     pub uuid: Option<String>,
     /// Short name of the breach.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "short_text")]
     pub title: Option<String>,
     /// Long description of the breach.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "long_text")]
     pub description: Option<String>,
     /// The breached site (`n/a` when unknown).
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "identifier")]
     pub site: Option<String>,
     /// What the breached site is.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "short_text")]
     pub site_description: Option<String>,
     /// 1 (high) to 3 (low); anything else is treated as low.
+    #[serde(default, deserialize_with = "scalar")]
     pub confidence: Option<Value>,
     /// `YES`/`NO` (or a boolean): whether the breach is a combo list.
+    #[serde(default, deserialize_with = "scalar")]
     pub combo_list_flag: Option<Value>,
     /// When SpyCloud published the catalog.
     #[serde(default, deserialize_with = "lenient_time")]
     pub spycloud_publish_date: Option<Timestamp>,
     /// The kinds of data the breach holds, with counts.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "assets")]
     pub assets: Option<Map<String, Value>>,
 }
+
+/// The most characters of a catalog's description kept; of its title and site description,
+/// [`MAX_TEXT`]. Real descriptions are a few hundred characters: a longer one is cut, so a
+/// catalog read (and kept in the catalog cache) is a few tens of KiB at most, whatever SpyCloud
+/// sends. Both are above the longest CTIM limit these texts feed (5000 UTF-16 units), so a text
+/// cut here is still too long there and the CTIM mapping cuts it again, with its `…`: what an
+/// answer shows is the same as if the whole text had been kept.
+const MAX_LONG_TEXT: usize = 8192;
+/// The most characters of a catalog's title and site description kept (see [`MAX_LONG_TEXT`]).
+const MAX_TEXT: usize = 5001;
+/// The most characters of a catalog's uuid and site: a longer one is not cut (a cut one would
+/// make a link to somewhere else) but left out.
+const MAX_IDENTIFIER: usize = 1024;
+/// The most `assets` kinds kept (real catalogs name a dozen or two), each name at most
+/// [`MAX_ASSET_NAME`] characters and its count a scalar (else `null`).
+const MAX_ASSETS: usize = 128;
+/// The most characters of an asset kind's name; a longer one is left out.
+const MAX_ASSET_NAME: usize = 128;
+/// The longest string `confidence` or `combo_list_flag` may be; a longer one (or an array or
+/// object) is left out.
+const MAX_FLAG: usize = 64;
 
 impl Catalog {
     /// Whether the catalog is a combo list: `combo_list_flag` is `YES` (any case) or `true`.
@@ -129,6 +152,71 @@ where
 {
     let value = Value::deserialize(deserializer)?;
     Ok(serde_json::from_value(value).ok())
+}
+
+/// A text, cut to `max` characters.
+fn text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    max: usize,
+) -> Result<Option<String>, D::Error> {
+    let text: Option<String> = lenient(deserializer)?;
+    Ok(text.map(|mut text| {
+        let kept = super::email::truncate(&text, max).len();
+        text.truncate(kept);
+        text
+    }))
+}
+
+/// A text of at most [`MAX_IDENTIFIER`] characters; a longer one reads as absent.
+fn identifier<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text: Option<String> = lenient(deserializer)?;
+    Ok(text.filter(|text| text.chars().nth(MAX_IDENTIFIER).is_none()))
+}
+
+fn short_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text(deserializer, MAX_TEXT)
+}
+
+fn long_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text(deserializer, MAX_LONG_TEXT)
+}
+
+/// Whether `value` is a number, a boolean or a string of at most `max` characters.
+fn is_scalar(value: &Value, max: usize) -> bool {
+    match value {
+        Value::Number(_) | Value::Bool(_) => true,
+        Value::String(text) => text.chars().nth(max).is_none(),
+        _ => false,
+    }
+}
+
+/// A number, a boolean or a short string; anything else reads as absent.
+fn scalar<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(is_scalar(&value, MAX_FLAG).then_some(value))
+}
+
+/// The first [`MAX_ASSETS`] kinds with names of at most [`MAX_ASSET_NAME`] characters, each
+/// count kept when it is a scalar, else `null`.
+fn assets<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Map<String, Value>>, D::Error> {
+    let assets: Option<Map<String, Value>> = lenient(deserializer)?;
+    Ok(assets.map(|assets| {
+        assets
+            .into_iter()
+            .filter(|(name, _)| name.chars().nth(MAX_ASSET_NAME).is_none())
+            .take(MAX_ASSETS)
+            .map(|(name, count)| {
+                let count = if is_scalar(&count, MAX_FLAG) {
+                    count
+                } else {
+                    Value::Null
+                };
+                (name, count)
+            })
+            .collect()
+    }))
 }
 
 fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Timestamp>, D::Error> {
@@ -232,5 +320,39 @@ mod tests {
         for site in [json!("n/a"), json!("N/A"), json!(""), json!(null)] {
             assert_eq!(catalog(json!({"id": 1, "site": site})).usable_site(), None);
         }
+    }
+
+    #[test]
+    fn what_a_catalog_keeps_is_bounded_whatever_spycloud_sends() {
+        let assets: Map<String, Value> = (0..500)
+            .map(|n| (format!("kind{n}"), json!(n)))
+            .chain([
+                ("k".repeat(200), json!(1)),
+                ("nested".to_owned(), json!([1, 2])),
+            ])
+            .collect();
+        let c = catalog(json!({
+            "id": 1, "uuid": "u".repeat(5000), "title": "é".repeat(9000),
+            "description": "d".repeat(100_000), "site": "s".repeat(5000),
+            "site_description": "x".repeat(9000), "confidence": [1, 2],
+            "combo_list_flag": "Y".repeat(1000), "assets": assets
+        }));
+        assert_eq!((c.uuid, c.site), (None, None));
+        assert_eq!(c.title.unwrap().chars().count(), MAX_TEXT);
+        assert_eq!(c.description.unwrap().len(), MAX_LONG_TEXT);
+        assert_eq!(c.site_description.unwrap().len(), MAX_TEXT);
+        let at_most = catalog(json!({"id": 3, "uuid": "u".repeat(MAX_IDENTIFIER),
+                                     "site": "s".repeat(MAX_IDENTIFIER)}));
+        assert_eq!(at_most.uuid.map(|uuid| uuid.len()), Some(MAX_IDENTIFIER));
+        assert_eq!(at_most.site.map(|site| site.len()), Some(MAX_IDENTIFIER));
+        assert_eq!((c.confidence, c.combo_list_flag), (None, None));
+        let assets = c.assets.unwrap();
+        assert_eq!(assets.len(), MAX_ASSETS);
+        assert_eq!(assets.keys().next().map(String::as_str), Some("kind0"));
+        let small = catalog(json!({"id": 2, "confidence": 1, "combo_list_flag": "YES",
+                                   "assets": {"email": 3, "odd": {"a": 1}}}));
+        assert_eq!(small.confidence, Some(json!(1)));
+        assert!(small.is_combo_list());
+        assert_eq!(small.assets.unwrap()["odd"], Value::Null);
     }
 }

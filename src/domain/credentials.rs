@@ -204,9 +204,12 @@ pub enum AuthError {
     /// A `key` that cannot be sent as a header value.
     #[error("Unauthorized")]
     Unauthorized,
-    /// `exp` in the past.
+    /// `exp` in the past, or not a number.
     #[error("Token has expired")]
     Expired,
+    /// `nbf` in the future, or not a number.
+    #[error("Token is not yet valid")]
+    NotYetValid,
 }
 
 /// Takes the token out of an `Authorization` header value (`Bearer <token>`, scheme in any case).
@@ -313,6 +316,7 @@ mod tests {
             (AuthError::WrongPayload, "Wrong JWT payload structure"),
             (AuthError::Unauthorized, "Unauthorized"),
             (AuthError::Expired, "Token has expired"),
+            (AuthError::NotYetValid, "Token is not yet valid"),
         ];
         for (reason, text) in table {
             assert_eq!(reason.to_string(), text);

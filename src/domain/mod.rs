@@ -49,6 +49,7 @@ pub(crate) mod device;
 pub(crate) mod email;
 pub(crate) mod error;
 pub(crate) mod findings;
+pub(crate) mod hashed;
 pub(crate) mod lookup;
 pub(crate) mod mapping;
 pub(crate) mod observable;

@@ -9,24 +9,34 @@ use super::ctim::ErrorDoc;
 use super::error::Warning;
 use super::mapping::PasswordPolicy;
 
-/// SpyCloud severity codes to ask for (`SEVERITY`, e.g. `20,25,30`).
+/// SpyCloud severity codes to ask for (`SEVERITY`, e.g. `20,25,30`): distinct and sorted, so
+/// every spelling of one set of codes is one filter (one scan, one cache entry, one upstream
+/// `severity=` value), and at most 32 of them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SeverityFilter(Vec<u32>);
 
 impl SeverityFilter {
-    /// Reads a comma-separated list of whole numbers (spaces around each allowed).
+    /// The most distinct codes a filter holds: more is not a valid setting (SpyCloud knows a
+    /// handful of codes, and thousands would make every call's URL too long for it).
+    const MAX_CODES: usize = 32;
+
+    /// Reads a comma-separated list of whole numbers (spaces around each allowed), at most 32
+    /// distinct ones; repeats are dropped and the codes sorted.
     ///
     /// ```
     /// use spycloud_relay::domain::SeverityFilter;
     ///
-    /// let filter = SeverityFilter::parse(" 20, 25,30").unwrap();
+    /// let filter = SeverityFilter::parse(" 25, 20,30,20").unwrap();
     /// assert_eq!(filter.codes(), [20, 25, 30]);
     /// assert_eq!(filter.query_value(), "20,25,30");
+    /// assert_eq!(SeverityFilter::parse("30,25,20"), Some(filter));
     /// assert_eq!(SeverityFilter::parse("20,,30"), None);
     /// assert_eq!(SeverityFilter::parse("+20"), None);
+    /// let too_many: Vec<String> = (0..33).map(|code| code.to_string()).collect();
+    /// assert_eq!(SeverityFilter::parse(&too_many.join(",")), None);
     /// ```
     pub fn parse(value: &str) -> Option<Self> {
-        value
+        let mut codes = value
             .split(',')
             .map(|code| {
                 let code = code.trim();
@@ -35,11 +45,19 @@ impl SeverityFilter {
                     .then(|| code.parse().ok())
                     .flatten()
             })
-            .collect::<Option<Vec<u32>>>()
-            .map(Self)
+            .collect::<Option<Vec<u32>>>()?;
+        Self::of(&mut codes)
     }
 
-    /// The codes, in the order given.
+    /// The filter of `codes` (sorted and deduplicated in place), if there are at most
+    /// `MAX_CODES` distinct ones.
+    fn of(codes: &mut Vec<u32>) -> Option<Self> {
+        codes.sort_unstable();
+        codes.dedup();
+        (codes.len() <= Self::MAX_CODES).then(|| Self(std::mem::take(codes)))
+    }
+
+    /// The codes, distinct and in increasing order.
     pub fn codes(&self) -> &[u32] {
         &self.0
     }
@@ -227,7 +245,7 @@ fn severity(value: &Value) -> Option<SeverityFilter> {
         Value::Number(n) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .map(|n| SeverityFilter(vec![n])),
+            .and_then(|n| SeverityFilter::of(&mut vec![n])),
         _ => None,
     }
 }
@@ -286,6 +304,7 @@ mod tests {
         for (claim, query) in [
             (json!("20,25,30"), "20,25,30"),
             (json!(" 20 , 25 "), "20,25"),
+            (json!("30,20,25,20"), "20,25,30"),
             (json!("2"), "2"),
             (json!(26), "26"),
         ] {
@@ -317,6 +336,7 @@ mod tests {
             json!(true),
             json!([20]),
             json!("99999999999"),
+            json!((0..33).map(|n| n.to_string()).collect::<Vec<_>>().join(",")),
         ] {
             let settings = read(json!({"SEVERITY": bad}));
             assert_eq!(settings.severity, None, "{bad}");

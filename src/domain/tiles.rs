@@ -8,7 +8,6 @@
 //! the time it needs.
 
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
@@ -18,7 +17,9 @@ use super::breach::{RawRecord, SeverityBand};
 use super::catalog::CatalogId;
 use super::collector::RecordSink;
 use super::ctim::{ErrorDoc, ErrorType};
+use super::email::truncate;
 use super::error::Error;
+use super::hashed::{Hashes, Table};
 use super::time::{Day, Timestamp};
 
 /// The tile's id, as `/tiles` names it.
@@ -37,6 +38,14 @@ impl std::fmt::Display for Period {
 
 /// How many rows the two top-ten tiles show.
 const TOP: usize = 10;
+
+/// The most employees (and devices, and pairs) a scan makes room for at once, from SpyCloud's
+/// `hits` (about 43 MiB for the three tables); past it, its tables grow.
+const MAX_PRESIZED: u64 = 1 << 20;
+
+/// The most characters of an employee's email a scan keeps (and shows); a longer one is cut.
+/// An address is at most 254 characters (RFC 5321), so a real one is never cut.
+pub(crate) const MAX_EMAIL_CHARS: usize = 256;
 
 /// The dashboard's tiles, in the order `/tiles` lists them.
 ///
@@ -264,16 +273,42 @@ pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest,
     Ok(TileRequest { tile, period })
 }
 
-/// Counts of one employee (a lower-cased email) during a scan.
-#[derive(Debug, Default)]
+/// Counts of one employee (a lower-cased email, by its hash) during a scan.
+#[derive(Debug, Clone, Copy, Default)]
 struct Employee {
+    /// Records (saturating: a scan reads 100 x `RELAY_MAX_RECORDS` at most).
+    records: u32,
+    plaintext: u32,
+    /// Distinct devices among them.
+    devices: u32,
+    /// The newest record's day, as days after the period's first day (a period has 91 at most).
+    latest: u8,
+}
+
+/// An employee that may be among the most exposed: its email (cut), kept only while it is.
+#[derive(Debug, Clone)]
+struct Leader {
+    key: u64,
+    email: String,
+    records: u32,
+}
+
+/// A catalog's records during a scan.
+#[derive(Debug, Clone, Copy, Default)]
+struct Breach {
+    id: u64,
     records: u64,
-    plaintext: u64,
-    devices: HashSet<String>,
-    latest: Option<Timestamp>,
 }
 
 /// A watchlist scan in progress: the records of one period, folded page by page.
+///
+/// What it holds is bounded whatever SpyCloud sends: employees, devices, (employee, device)
+/// pairs and catalogs are counted in compact tables keyed by 64-bit hashes (see
+/// [`hashed`](super::hashed)), a few tens of bytes per distinct one, however long their strings;
+/// emails are kept only for the [`TOP`] employees with the most records so far (cut to
+/// [`MAX_EMAIL_CHARS`]), which are the most exposed at the end: an employee's count only grows
+/// with its own records, so when it last grows it is weighed against every employee it can
+/// finally be behind.
 #[derive(Debug)]
 pub struct Tally {
     start: Timestamp,
@@ -284,9 +319,14 @@ pub struct Tally {
     hits: Option<u64>,
     records: u64,
     plaintext: u64,
-    devices: HashSet<String>,
-    employees: HashMap<String, Employee>,
-    breaches: HashMap<CatalogId, u64>,
+    hashes: Hashes,
+    devices: Table<()>,
+    /// (employee, device) pairs met, for each employee's distinct devices.
+    pairs: Table<()>,
+    employees: Table<Employee>,
+    /// At most [`TOP`]: the employees with the most records so far, ties by email.
+    leaders: Vec<Leader>,
+    breaches: Table<Breach>,
     /// Records per day from the period start's date to today's, by [`SeverityBand::ALL`].
     days: Vec<[u64; 4]>,
 }
@@ -306,9 +346,12 @@ impl Tally {
             hits: None,
             records: 0,
             plaintext: 0,
-            devices: HashSet::new(),
-            employees: HashMap::new(),
-            breaches: HashMap::new(),
+            hashes: Hashes::default(),
+            devices: Table::default(),
+            pairs: Table::default(),
+            employees: Table::default(),
+            leaders: Vec::with_capacity(TOP + 1),
+            breaches: Table::default(),
             days: vec![[0; 4]; day_count],
         }
     }
@@ -326,66 +369,104 @@ impl Tally {
         if published < self.start || published > self.end {
             return;
         }
-        let day = usize::try_from(self.first_day.days_until(published.day())).ok();
+        let day = usize::try_from(self.first_day.days_until(published.day())).unwrap_or(0);
         let band = SeverityBand::of(record.severity());
         let band_index = SeverityBand::ALL
             .iter()
             .position(|b| *b == band)
             .unwrap_or(3);
-        if let Some(counts) = day.and_then(|day| self.days.get_mut(day)) {
+        if let Some(counts) = self.days.get_mut(day) {
             counts[band_index] += 1;
         }
         self.records += 1;
         let plaintext = has_plaintext_password(record);
         self.plaintext += u64::from(plaintext);
-        let device = record.text("infected_machine_id");
-        if let Some(device) = device
-            && !self.devices.contains(device)
-        {
-            self.devices.insert(device.to_owned());
+        let device = record
+            .text("infected_machine_id")
+            .map(|device| self.hashes.of(device));
+        if let Some(device) = device {
+            self.devices.insert(device);
         }
         if let Some(id) = record.source_id() {
-            *self.breaches.entry(id).or_default() += 1;
+            let (breach, _) = self.breaches.entry(self.hashes.of(&id.0));
+            breach.id = id.0;
+            breach.records += 1;
         }
         if let Some(email) = record.text("email") {
             let email = email.to_lowercase();
-            let employee = self.employees.entry(email).or_default();
-            employee.records += 1;
-            employee.plaintext += u64::from(plaintext);
-            if let Some(device) = device
-                && !employee.devices.contains(device)
-            {
-                employee.devices.insert(device.to_owned());
-            }
-            employee.latest = employee.latest.max(Some(published));
+            let key = self.hashes.of(&email);
+            let new_device =
+                device.is_some_and(|device| self.pairs.insert(self.hashes.of(&(key, device))));
+            let (employee, _) = self.employees.entry(key);
+            employee.records = employee.records.saturating_add(1);
+            employee.plaintext = employee.plaintext.saturating_add(u32::from(plaintext));
+            employee.devices = employee.devices.saturating_add(u32::from(new_device));
+            employee.latest = employee.latest.max(u8::try_from(day).unwrap_or(u8::MAX));
+            let records = employee.records;
+            self.lead(key, &email, records);
         }
+    }
+
+    /// Weighs the employee of `key` (its lower-cased `email`), which now has `records`,
+    /// against the leaders: most records first, ties by email (cut), then by key.
+    fn lead(&mut self, key: u64, email: &str, records: u32) {
+        if let Some(leader) = self.leaders.iter_mut().find(|leader| leader.key == key) {
+            leader.records = records;
+            return;
+        }
+        let email = truncate(email, MAX_EMAIL_CHARS);
+        if self.leaders.len() == TOP {
+            let Some((last, _)) = self
+                .leaders
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, l)| (Reverse(l.records), l.email.as_str(), l.key))
+            else {
+                return;
+            };
+            let behind = &self.leaders[last];
+            if (Reverse(records), email, key)
+                >= (Reverse(behind.records), behind.email.as_str(), behind.key)
+            {
+                return;
+            }
+            self.leaders.swap_remove(last);
+        }
+        self.leaders.push(Leader {
+            key,
+            email: email.to_owned(),
+            records,
+        });
     }
 
     /// What the tiles show of this scan.
     pub fn finish(self) -> Figures {
-        let mut breaches: Vec<(CatalogId, u64)> = self.breaches.into_iter().collect();
+        let mut breaches: Vec<(CatalogId, u64)> = self
+            .breaches
+            .values()
+            .map(|breach| (CatalogId(breach.id), breach.records))
+            .collect();
         breaches.sort_unstable_by_key(|&(id, records)| (Reverse(records), id));
         breaches.truncate(TOP);
-        let employee_count = self.employees.len() as u64;
-        let mut employees: Vec<EmployeeFigures> = self
-            .employees
+        let mut leaders = self.leaders;
+        leaders.sort_unstable_by(|a, b| {
+            (Reverse(a.records), &a.email, a.key).cmp(&(Reverse(b.records), &b.email, b.key))
+        });
+        let first_day = self.first_day;
+        let employees = leaders
             .into_iter()
-            .filter_map(|(email, employee)| {
+            .filter_map(|leader| {
+                let employee = self.employees.get(leader.key)?;
+                let latest = (0..employee.latest).fold(first_day, |day, _| day.next());
                 Some(EmployeeFigures {
-                    latest: employee.latest?.day(),
-                    email,
-                    records: employee.records,
-                    plaintext: employee.plaintext,
-                    devices: employee.devices.len() as u64,
+                    email: leader.email,
+                    records: u64::from(employee.records),
+                    plaintext: u64::from(employee.plaintext),
+                    devices: u64::from(employee.devices),
+                    latest,
                 })
             })
             .collect();
-        employees.sort_unstable_by(|a, b| {
-            b.records
-                .cmp(&a.records)
-                .then_with(|| a.email.cmp(&b.email))
-        });
-        employees.truncate(TOP);
         let mut day = self.first_day;
         let days = self
             .days
@@ -399,7 +480,7 @@ impl Tally {
         Figures {
             start: self.start,
             end: self.end,
-            employees: employee_count,
+            employees: self.employees.len() as u64,
             records: self.records,
             plaintext: self.plaintext,
             devices: self.devices.len() as u64,
@@ -424,6 +505,15 @@ impl RecordSink for Tally {
     fn hits(&mut self, hits: u64) {
         if self.hits.is_none() {
             self.hits = Some(hits);
+            // Room for as many employees, devices and pairs as records to come, at once: a
+            // table that grows holds its old and new slots for a moment.
+            if self.employees.len() == 0 && self.devices.len() == 0 {
+                let records = hits.min(self.limit).min(MAX_PRESIZED);
+                let records = usize::try_from(records).unwrap_or(0);
+                self.employees = Table::with_capacity(records);
+                self.devices = Table::with_capacity(records);
+                self.pairs = Table::with_capacity(records);
+            }
         }
     }
 
@@ -470,6 +560,85 @@ pub struct Figures {
     pub top_breaches: Vec<(CatalogId, u64)>,
     /// The employees with the most records, most first, ties by email.
     pub top_employees: Vec<EmployeeFigures>,
+}
+
+impl Figures {
+    /// Whether these figures are ones a scan of `period` can make, as the contract allows an
+    /// answer: the period's start, one day per day of the period in order, at most 10 rows in
+    /// each top table (sorted as the tiles sort them), and counts that add up. Figures read
+    /// back from a shared cache that break this are a miss, never an answer.
+    ///
+    /// # Errors
+    /// What is wrong, for the log.
+    pub(crate) fn fit(&self, period: Period) -> Result<(), &'static str> {
+        if self.start != period.start(self.end) {
+            return Err("the period's start is not the period's");
+        }
+        let first_day = self.start.day();
+        let day_count = first_day.days_until(self.end.day()) + 1;
+        if i64::try_from(self.days.len()) != Ok(day_count)
+            || self
+                .days
+                .iter()
+                .zip(std::iter::successors(Some(first_day), |day| {
+                    Some(day.next())
+                }))
+                .any(|(figures, day)| figures.day != day)
+        {
+            return Err("its days are not the period's");
+        }
+        let by_day = self
+            .days
+            .iter()
+            .flat_map(|day| day.counts)
+            .try_fold(0u64, u64::checked_add);
+        if by_day != Some(self.records) {
+            return Err("its days do not add up to its records");
+        }
+        if self.plaintext > self.records
+            || self.devices > self.records
+            || self.employees > self.records
+        {
+            return Err("it counts more than its records");
+        }
+        if self.top_breaches.len() > TOP || self.top_employees.len() > TOP {
+            return Err("a top table has more than 10 rows");
+        }
+        let breaches = self.top_breaches.iter().map(|&(_, records)| records);
+        if breaches.clone().try_fold(0u64, u64::checked_add) > Some(self.records)
+            || self
+                .top_breaches
+                .windows(2)
+                .any(|pair| (Reverse(pair[0].1), pair[0].0) >= (Reverse(pair[1].1), pair[1].0))
+        {
+            return Err("its top breaches do not add up");
+        }
+        let employees = &self.top_employees;
+        let (first, last) = (first_day, self.end.day());
+        if employees.len() as u64 > self.employees
+            || employees
+                .iter()
+                .map(|row| row.records)
+                .try_fold(0u64, u64::checked_add)
+                > Some(self.records)
+            || employees.iter().any(|row| {
+                row.records == 0
+                    || row.plaintext > row.records
+                    || row.devices > row.records
+                    || row.devices > self.devices
+                    || row.latest < first
+                    || row.latest > last
+                    || row.email.chars().count() > MAX_EMAIL_CHARS
+            })
+            || employees.windows(2).any(|pair| {
+                (Reverse(pair[0].records), &pair[0].email)
+                    > (Reverse(pair[1].records), &pair[1].email)
+            })
+        {
+            return Err("its most exposed employees do not add up");
+        }
+        Ok(())
+    }
 }
 
 /// One day's records by severity band, in [`SeverityBand::ALL`]'s order.
@@ -788,6 +957,7 @@ fn markdown_cell(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn tiles_and_periods_display_as_they_parse() {
@@ -1237,5 +1407,173 @@ mod tests {
             assert_eq!(data(tile, &read), data(tile, &figures));
         }
         assert!(serde_json::from_slice::<Figures>(b"{\"start\": 1}").is_err());
+    }
+
+    #[test]
+    fn figures_fit_their_period_only_when_everything_adds_up() {
+        let mut records = vec![
+            at(
+                "2026-03-10T08:00:00Z",
+                json!({"email": "a@x.com", "source_id": 2, "severity": 25,
+                       "infected_machine_id": "m", "password_plaintext": "p"}),
+            ),
+            at(
+                "2026-03-05T00:00:00Z",
+                json!({"email": "b@x.com", "source_id": 1}),
+            ),
+        ];
+        records.extend(
+            (0..12).map(|n| at(NOW, json!({"email": format!("{n}@x.com"), "source_id": n}))),
+        );
+        let figures = scan(Period::Last7Days, records);
+        assert_eq!(figures.fit(Period::Last7Days), Ok(()));
+        assert_eq!(
+            scan(Period::Last90Days, vec![]).fit(Period::Last90Days),
+            Ok(())
+        );
+        assert!(figures.fit(Period::Last30Days).is_err(), "another period");
+
+        let forged = |change: &dyn Fn(&mut Figures)| {
+            let mut forged = figures.clone();
+            change(&mut forged);
+            forged.fit(Period::Last7Days)
+        };
+        let row = figures.top_employees[0].clone();
+        let day = figures.days[0].clone();
+        type Forgery<'a> = (&'a str, &'a dyn Fn(&mut Figures));
+        let cases: [Forgery<'_>; 14] = [
+            ("a day too many", &|f| f.days.push(day.clone())),
+            ("a day missing", &|f| {
+                f.days.pop();
+            }),
+            ("a day out of order", &|f| f.days.swap(0, 1)),
+            ("days that do not add up", &|f| f.days[0].counts[0] += 1),
+            ("more records than days", &|f| f.records += 1),
+            ("more employees than records", &|f| {
+                f.employees = f.records + 1
+            }),
+            ("more devices than records", &|f| f.devices = f.records + 1),
+            ("11 employees", &|f| f.top_employees.push(row.clone())),
+            ("11 breaches", &|f| f.top_breaches.push((CatalogId(99), 0))),
+            ("breaches unsorted", &|f| f.top_breaches.swap(0, 1)),
+            ("employees unsorted", &|f| f.top_employees.swap(0, 1)),
+            ("a latest day out of the period", &|f| {
+                f.top_employees[0].latest = f.end.day().next();
+            }),
+            ("a row with more plaintext than records", &|f| {
+                f.top_employees[0].plaintext = f.top_employees[0].records + 1;
+            }),
+            ("an email longer than kept", &|f| {
+                f.top_employees[0].email = "e".repeat(MAX_EMAIL_CHARS + 1);
+            }),
+        ];
+        for (what, change) in cases {
+            assert!(forged(change).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn the_most_exposed_employees_are_exact_whatever_order_records_come_in() {
+        // 3 000 employees with 1 to 12 records each, in a scrambled order: the figures of the
+        // ten shown are those of a plain count of every email.
+        let mut records = Vec::new();
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for n in 0..3_000u64 {
+            let count = 1 + (n * 7919 % 12);
+            for k in 0..count {
+                let device = (k % 3 == 0).then(|| format!("m{}", k % 2));
+                let mut fields = json!({"email": format!("E{:04}@x.com", (n * 31) % 3_000)});
+                if let Some(device) = device {
+                    fields["infected_machine_id"] = json!(device);
+                }
+                if k % 4 == 1 {
+                    fields["password_plaintext"] = json!("p");
+                }
+                let day = next() % 7;
+                records.push((
+                    next(),
+                    at(&format!("2026-03-{:02}T11:00:00Z", 4 + day), fields),
+                ));
+            }
+        }
+        records.sort_by_key(|(order, _)| *order);
+        let records: Vec<RawRecord> = records.into_iter().map(|(_, record)| record).collect();
+        let mut plain: HashMap<String, (u64, u64, std::collections::HashSet<String>, String)> =
+            HashMap::new();
+        for record in &records {
+            let email = record.text("email").unwrap().to_lowercase();
+            let entry = plain.entry(email).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(has_plaintext_password(record));
+            if let Some(device) = record.text("infected_machine_id") {
+                entry.2.insert(device.to_owned());
+            }
+            let day = record.published().unwrap().day().to_string();
+            entry.3 = entry.3.clone().max(day);
+        }
+        let mut expected: Vec<(String, u64, u64, u64, String)> = plain
+            .into_iter()
+            .map(|(email, (n, p, d, latest))| (email, n, p, d.len() as u64, latest))
+            .collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        expected.truncate(10);
+        let mut tally = Tally::new(Period::Last7Days, now(), 1_000_000);
+        page(&mut tally, Some(records.len() as u64), records);
+        let figures = tally.finish();
+        let shown: Vec<(String, u64, u64, u64, String)> = figures
+            .top_employees
+            .iter()
+            .map(|e| {
+                (
+                    e.email.clone(),
+                    e.records,
+                    e.plaintext,
+                    e.devices,
+                    e.latest.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(shown, expected);
+        assert_eq!(figures.employees, 3_000);
+        assert_eq!(figures.devices, 2);
+        assert_eq!(figures.fit(Period::Last7Days), Ok(()));
+    }
+
+    #[test]
+    fn strings_of_any_length_are_counted_by_hash_and_shown_cut() {
+        let long = |c: &str, n: usize| c.repeat(n);
+        let figures = scan(
+            Period::Last7Days,
+            vec![
+                at(
+                    NOW,
+                    json!({"email": format!("{}@x.com", long("a", 60_000)),
+                               "infected_machine_id": long("m", 20_000)}),
+                ),
+                at(
+                    NOW,
+                    json!({"email": format!("{}@X.com", long("A", 60_000)),
+                               "infected_machine_id": long("m", 20_000)}),
+                ),
+                at(
+                    NOW,
+                    json!({"email": format!("{}b@x.com", long("a", 60_000)),
+                               "infected_machine_id": long("n", 20_000)}),
+                ),
+            ],
+        );
+        assert_eq!((figures.employees, figures.devices), (2, 2));
+        let first = &figures.top_employees[0];
+        assert_eq!((first.records, first.devices), (2, 1));
+        assert_eq!(first.email, long("a", MAX_EMAIL_CHARS));
+        // The second's email is cut to the same text: ties beyond the cut go by hash.
+        assert_eq!(figures.top_employees[1].email, long("a", MAX_EMAIL_CHARS));
+        assert_eq!(figures.fit(Period::Last7Days), Ok(()));
     }
 }

@@ -40,6 +40,7 @@ pub trait CredentialDecoder: Send + Sync {
     /// # Errors
     /// One [`AuthError`], checked in the contract's order: `WrongStructure`, `JwksHostMissing`,
     /// `WrongJwksHost`, `KidNotFound`, `WrongKey`, `WrongAudience`, `WrongPayload`,
-    /// `Unauthorized`, `Expired`. (`MissingHeader` and `WrongType` are the caller's to check.)
+    /// `Unauthorized`, `Expired`, `NotYetValid`. (`MissingHeader` and `WrongType` are the
+    /// caller's to check.)
     async fn decode(&self, token: &str, audience: &str) -> Result<Credentials, AuthError>;
 }

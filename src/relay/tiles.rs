@@ -1,28 +1,31 @@
 //! Tiles: the Employee ATO dashboard. Every tile of a period is drawn from one watchlist scan,
 //! shared per (API key, period, severity filter) and kept `RELAY_TILES_CACHE_SECS`; a request
-//! that needs a scan already under way waits for it. The scan runs on a task of its own, so it
-//! finishes (and is kept for the next request) even when the request that began it gives up.
+//! that needs a scan already under way waits for it. The scan runs on a task of its own while
+//! a request waits for it, and stops when none does any more; at most [`MAX_SCANS_RUNNING`]
+//! run at once, and at most [`MAX_SCANS_KEPT`] are kept.
 //!
 //! Scans are shared by replicas too: a scan this process neither keeps nor is making is first
 //! looked for in the relay's [`SharedCache`] (Redis with replicas, space `scan`), and a scan
 //! made here is stored there until it expires, with its own times, so every replica answers
 //! the same `valid_time`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Shared, WeakShared};
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Caller, Clock, Relay};
 use crate::domain::tiles::{
     Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
 };
 use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
-use crate::flights::{Flights, Landing};
 use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
 
 /// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
@@ -197,16 +200,18 @@ impl Relay {
         let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
         let expires = now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX));
         let severity = key.severity.clone();
+        let turn = self.scans.turn();
         self.scans
             .get_or_scan(key, now, move || {
                 async move {
-                    if let Some(scan) = shared.get(now).await {
+                    if let Some(scan) = shared.get(period, now).await {
                         tracing::debug!(
                             period = period.as_str(),
                             "watchlist scan shared by a replica"
                         );
                         return Ok(scan);
                     }
+                    let _turn = turn.await;
                     let mut tally = Tally::new(period, now, limit);
                     let query = WatchlistQuery {
                         since: tally.since(),
@@ -243,15 +248,37 @@ struct SharedScan {
 }
 
 impl SharedScan {
-    /// The scan stored under the key, if it decodes and has not expired by `now`; anything
-    /// else is a miss.
-    async fn get(&self, now: Timestamp) -> Option<Scan> {
+    /// The scan stored under the key, if it decodes, is one a scan of `period` can make (see
+    /// [`Figures::fit`]: whoever can write to the shared cache cannot make the relay answer
+    /// what the contract does not allow), was made by `now` and has not expired by then;
+    /// anything else is a miss.
+    async fn get(&self, period: Period, now: Timestamp) -> Option<Scan> {
         let bytes = self.cache.as_ref()?.get(&self.key).await?;
-        match serde_json::from_slice::<Scan>(&bytes) {
-            Ok(scan) if scan.expires > now => Some(scan),
-            Ok(_) => None,
+        let scan = match serde_json::from_slice::<Scan>(&bytes) {
+            Ok(scan) => scan,
             Err(error) => {
                 tracing::debug!(%error, "a shared watchlist scan that does not decode: a miss");
+                return None;
+            }
+        };
+        if scan.expires <= now {
+            return None;
+        }
+        let fits = scan.figures.fit(period).and_then(|()| {
+            if scan.figures.end <= now && scan.figures.end <= scan.expires {
+                Ok(())
+            } else {
+                Err("it was made after now or expires before it was made")
+            }
+        });
+        match fits {
+            Ok(()) => Some(scan),
+            Err(why) => {
+                tracing::warn!(
+                    period = period.as_str(),
+                    why,
+                    "a shared watchlist scan the contract does not allow: a miss"
+                );
                 None
             }
         }
@@ -296,11 +323,32 @@ struct ScanKey {
 /// A scan's outcome, shared by every request that waited for it.
 type Scanned = Result<Arc<Scan>, SourceError>;
 
+/// A scan under way: what every request waiting for it awaits. When the last one stops
+/// waiting (it answered, or gave up at its deadline), the future is dropped, and with it the
+/// [`StopOnDrop`] that stops the scan's task.
+type Flight = Shared<BoxFuture<'static, Scanned>>;
+
+/// The scans under way by key, each numbered and held weakly.
+type Flights = HashMap<ScanKey, (u64, WeakShared<BoxFuture<'static, Scanned>>)>;
+
+/// The most scans running at once in this process, whatever keys, periods and `SEVERITY`
+/// settings ask: a scan holds up to tens of MiB while it runs (see [`Tally`]). A scan waits
+/// for its turn; the requests waiting for it stay bounded by their deadline.
+const MAX_SCANS_RUNNING: usize = 4;
+/// The most finished scans kept in this process (each a few KiB: at most 91 days and 10 rows
+/// per top table); the least used go first.
+const MAX_SCANS_KEPT: u64 = 1024;
+
 /// The scans kept in this process, and those under way. Only [`Relay`] uses it; the scan a
 /// flight makes looks in the shared cache first (see [`Relay::scan`]).
 pub(crate) struct Scans {
     kept: Cache<ScanKey, Arc<Scan>>,
-    flights: Arc<Flights<'static, ScanKey, Scanned>>,
+    /// The scans under way, held weakly: a scan is alive while a request waits for it.
+    flights: Arc<Mutex<Flights>>,
+    /// Numbers the flights, so a flight that ended forgets its own entry, not a newer one.
+    begun: AtomicU64,
+    /// The turns of [`MAX_SCANS_RUNNING`].
+    running: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Scans {
@@ -311,6 +359,35 @@ impl std::fmt::Debug for Scans {
     }
 }
 
+/// Stops a scan's task when dropped: when no request waits for the scan any more.
+struct StopOnDrop(tokio::task::AbortHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Forgets a flight when dropped (its task ended, or was stopped), unless a newer flight of
+/// its key took its place.
+struct Landing {
+    flights: Arc<Mutex<Flights>>,
+    key: ScanKey,
+    number: u64,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        if flights
+            .get(&self.key)
+            .is_some_and(|(number, _)| *number == self.number)
+        {
+            flights.remove(&self.key);
+        }
+    }
+}
+
 impl Scans {
     /// Scans kept `ttl` (the relay also checks each scan's own expiry against its clock).
     pub(crate) fn new(ttl: Duration) -> Self {
@@ -318,15 +395,25 @@ impl Scans {
             // Bounds memory: a scan is dropped at most `ttl` after it was made, by the
             // process's clock, whatever clock the relay reads.
             kept: Cache::builder()
+                .max_capacity(MAX_SCANS_KEPT)
                 .time_to_live(ttl.clamp(Duration::from_millis(1), LONGEST_KEPT))
                 .build(),
-            flights: Arc::new(Flights::new()),
+            flights: Arc::default(),
+            begun: AtomicU64::new(0),
+            running: Arc::new(Semaphore::new(MAX_SCANS_RUNNING)),
         }
+    }
+
+    /// A turn to run a scan: at most [`MAX_SCANS_RUNNING`] at once.
+    pub(crate) fn turn(&self) -> BoxFuture<'static, Option<OwnedSemaphorePermit>> {
+        let running = self.running.clone();
+        async move { running.acquire_owned().await.ok() }.boxed()
     }
 
     /// The kept scan of `key` if it has not expired by `now`; else the scan under way for
     /// it, or a new one that `scan` makes (on a task of its own), kept when it succeeds.
-    /// A failed scan is not kept: the next request tries again.
+    /// A failed scan is not kept: the next request tries again. A scan stops as soon as no
+    /// request waits for it.
     async fn get_or_scan(
         &self,
         key: ScanKey,
@@ -338,38 +425,49 @@ impl Scans {
         {
             return Ok(kept);
         }
-        let flights = self
-            .flights
-            .covering(std::slice::from_ref(&key), |keys| self.start(keys, scan));
-        futures::future::try_join_all(flights)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| SourceError::Unexpected("the watchlist scan did not begin".to_owned()))
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            match flights.get(&key).and_then(|(_, flight)| flight.upgrade()) {
+                Some(flight) => flight,
+                None => {
+                    let number = self.begun.fetch_add(1, Ordering::Relaxed);
+                    let flight = self.start(key.clone(), number, scan);
+                    if let Some(weak) = flight.downgrade() {
+                        flights.insert(key, (number, weak));
+                    }
+                    flight
+                }
+            }
+        };
+        flight.await
     }
 
+    /// A flight of a scan of `key`, on a task of its own that stops when the flight is
+    /// dropped.
     fn start(
         &self,
-        keys: Vec<ScanKey>,
+        key: ScanKey,
+        number: u64,
         scan: impl FnOnce() -> BoxFuture<'static, Result<Scan, SourceError>>,
-    ) -> BoxFuture<'static, Scanned> {
+    ) -> Flight {
         let kept = self.kept.clone();
         let landing = Landing {
             flights: self.flights.clone(),
-            keys,
+            key,
+            number,
         };
         let work = scan();
         let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
             let scanned = work.await.map(Arc::new);
             if let Ok(scan) = &scanned {
-                for key in &landing.keys {
-                    kept.insert(key.clone(), scan.clone()).await;
-                }
+                kept.insert(landing.key.clone(), scan.clone()).await;
             }
             drop(landing);
             scanned
         }));
+        let stop = StopOnDrop(task.abort_handle());
         async move {
+            let _stop = stop;
             task.await.unwrap_or_else(|_| {
                 Err(SourceError::Unexpected(
                     "the watchlist scan stopped before it answered".to_owned(),
@@ -377,6 +475,7 @@ impl Scans {
             })
         }
         .boxed()
+        .shared()
     }
 }
 
@@ -442,6 +541,19 @@ mod tests {
         failure: Option<SourceError>,
         scans: Mutex<Vec<(WatchlistQuery, usize)>>,
         catalog_calls: Mutex<Vec<Vec<CatalogId>>>,
+        /// Scans begun (finished or not), running now, and the most that ran at once.
+        begun: AtomicU64,
+        running: Arc<AtomicU64>,
+        most_running: AtomicU64,
+    }
+
+    /// Counts a scan out of the running ones when it ends, however it ends.
+    struct Running(Arc<AtomicU64>);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     impl Watchlist {
@@ -453,6 +565,9 @@ mod tests {
                 failure: None,
                 scans: Mutex::default(),
                 catalog_calls: Mutex::default(),
+                begun: AtomicU64::new(0),
+                running: Arc::default(),
+                most_running: AtomicU64::new(0),
             }
         }
 
@@ -493,6 +608,10 @@ mod tests {
             query: &WatchlistQuery,
             into: &mut (dyn RecordSink + 'static),
         ) -> Result<(), SourceError> {
+            self.begun.fetch_add(1, Ordering::SeqCst);
+            let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(now_running, Ordering::SeqCst);
+            let _running = Running(self.running.clone());
             tokio::time::sleep(self.delay).await;
             let mut handed = 0;
             let mut outcome = Ok(());
@@ -828,8 +947,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_scan_past_the_deadline_answers_the_deadline_error_and_is_kept_for_the_next_request()
-    {
+    async fn a_scan_no_request_waits_for_any_more_stops() {
         let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
         slow.delay = Duration::from_secs(40);
         let source = Arc::new(slow);
@@ -840,10 +958,60 @@ mod tests {
             .unwrap_err();
         assert_eq!(late.0, "unknown");
         assert!(late.1.contains("25 s"), "{}", late.1);
+        // The only request gave up: the scan stopped then, not 15 s later.
+        tokio::task::yield_now().await;
+        assert_eq!(source.running.load(Ordering::SeqCst), 0);
         tokio::time::sleep(Duration::from_secs(20)).await;
-        let kept = data(&relay, ALICE, summary, "last_7_days").await.unwrap();
-        assert_eq!(kept["data"][1]["value"], 1);
-        assert_eq!(source.scans(), 1);
+        assert_eq!(source.scans(), 0, "no scan finished");
+        // The next request begins a scan of its own.
+        let late = data(&relay, ALICE, summary, "last_7_days").await;
+        assert!(late.is_err());
+        assert_eq!(source.begun.load(Ordering::SeqCst), 2);
+
+        // A scan another request still waits for goes on when one gives up.
+        let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        slow.delay = Duration::from_secs(20);
+        let source = Arc::new(slow);
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        let first = data(&relay, ALICE, summary, "last_7_days");
+        let second = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            data(&relay, ALICE, summary, "last_7_days").await
+        };
+        let (first, second) = futures::future::join(first, second).await;
+        assert_eq!(first.unwrap()["data"][1]["value"], 1);
+        assert_eq!(second.unwrap()["data"][1]["value"], 1);
+        assert_eq!(source.begun.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_4_scans_run_at_once_and_the_others_wait_within_their_deadline() {
+        let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        slow.delay = Duration::from_secs(10);
+        let source = Arc::new(slow);
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        // Eight keys: eight scans wanted at once, two turns of 10 s, within the 25 s deadline.
+        let keys: Vec<String> = (0..8).map(|n| format!("Bearer key{n}")).collect();
+        let answers = futures::future::join_all(
+            keys.iter()
+                .map(|key| data(&relay, key, "spycloud_exposure_summary", "last_7_days")),
+        )
+        .await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(source.scans(), 8);
+        assert_eq!(source.most_running.load(Ordering::SeqCst), 4);
+        // Twelve more: the third turn would end past the deadline, so its four requests answer
+        // the deadline error and their scans stop.
+        let keys: Vec<String> = (8..20).map(|n| format!("Bearer key{n}")).collect();
+        let answers = futures::future::join_all(
+            keys.iter()
+                .map(|key| data(&relay, key, "spycloud_exposure_summary", "last_7_days")),
+        )
+        .await;
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 8);
+        assert_eq!(source.most_running.load(Ordering::SeqCst), 4);
+        tokio::task::yield_now().await;
+        assert_eq!(source.running.load(Ordering::SeqCst), 0);
     }
 
     /// The scan entry of `token`'s key for `item` in `cache`, decoded as JSON.

@@ -106,6 +106,27 @@ impl RedisServer {
         keys
     }
 
+    /// The value of `key`, if any.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut connection)
+            .expect("GET")
+    }
+
+    /// Sets `key` to `value` for `ttl_ms` milliseconds.
+    pub fn set(&self, key: &str, value: &[u8], ttl_ms: u64) {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query::<()>(&mut connection)
+            .expect("SET");
+    }
+
     /// The milliseconds `key` has left (`PTTL`: -1 without an expiry, -2 when absent).
     pub fn pttl(&self, key: &str) -> i64 {
         let mut connection = self.connection().expect("redis answers");
@@ -113,6 +134,20 @@ impl RedisServer {
             .arg(key)
             .query(&mut connection)
             .expect("PTTL")
+    }
+}
+
+impl RedisServer {
+    /// Writes `value` under `key` (`SET`), keeping the key's expiry (`KEEPTTL`): as someone
+    /// with write access to Redis would.
+    pub fn overwrite(&self, key: &str, value: &[u8]) {
+        let mut connection = self.connection().expect("redis answers");
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("KEEPTTL")
+            .query::<()>(&mut connection)
+            .expect("SET");
     }
 }
 
@@ -128,4 +163,47 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// The relay's sealing of Redis values, written out from its documented format (`0x01 ||
+/// 24-byte nonce || XChaCha20-Poly1305 ciphertext and tag`, the key name as associated data,
+/// the key derived from `RELAY_REDIS_KEY_SECRET` by HKDF-SHA-256 under the value label), so a
+/// test can read what a replica stored and write what an attacker holding the secret would.
+pub struct Sealer(chacha20poly1305::XChaCha20Poly1305);
+
+impl Sealer {
+    pub fn new(secret: &str) -> Self {
+        use chacha20poly1305::KeyInit;
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, secret.as_bytes())
+            .expand(b"spycloud-relay redis value encryption v1", &mut key)
+            .expect("32 bytes");
+        Self(chacha20poly1305::XChaCha20Poly1305::new(&key.into()))
+    }
+
+    /// What `stored` holds under the key `name`, if it opens there.
+    pub fn open(&self, name: &str, stored: &[u8]) -> Option<Vec<u8>> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let (&1, rest) = stored.split_first()? else {
+            return None;
+        };
+        let nonce: [u8; 24] = rest.get(..24)?.try_into().ok()?;
+        let payload = Payload {
+            msg: &rest[24..],
+            aad: name.as_bytes(),
+        };
+        self.0.decrypt(&nonce.into(), payload).ok()
+    }
+
+    /// `value` sealed for the key `name`, as the relay writes it.
+    pub fn seal(&self, name: &str, value: &[u8]) -> Vec<u8> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let nonce: [u8; 24] = std::array::from_fn(|n| n as u8 ^ value.len() as u8);
+        let payload = Payload {
+            msg: value,
+            aad: name.as_bytes(),
+        };
+        let sealed = self.0.encrypt(&nonce.into(), payload).expect("sealed");
+        [&[1u8][..], &nonce, &sealed].concat()
+    }
 }

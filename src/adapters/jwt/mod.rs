@@ -1,8 +1,9 @@
 //! Bearer tokens verified as RS256 JWTs against the JWKS of an allow-listed host.
 //!
 //! [`JwtDecoder`] walks the contract's authorization table in order, one [`AuthError`] per row.
-//! jsonwebtoken only checks the signature (RS256, pinned here, never read from the token); the
-//! claim rules are checked here, by hand, so the order of the reasons is exactly the contract's.
+//! jsonwebtoken only checks the signature (RS256, pinned here, never read from the token) over
+//! the token's bytes, without reading its claims; the claim rules are checked here, by hand, so
+//! the order of the reasons is exactly the contract's whatever the claims hold.
 
 mod allow_list;
 mod jwks;
@@ -11,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -85,7 +86,6 @@ pub(crate) enum JwtSetupError {
 pub struct JwtDecoder {
     allow_list: HostAllowList,
     jwks: JwksCache,
-    validation: Validation,
     /// Digests of (token, key) pairs whose signature checked out: SecureX sends the same
     /// token with every request, and an RSA check costs more than the rest of a cached
     /// lookup. Claims are still checked on every request; a new key means a new check.
@@ -152,17 +152,9 @@ impl JwtDecoder {
             ))
             .build()?;
 
-        // Signature only: the claims are checked by hand, in the contract's order.
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-
         Ok(Self {
             allow_list,
             jwks: JwksCache::new(client, scheme, settings.jwks_ttl, settings.refetch_interval),
-            validation,
             verified: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(VERIFIED_TTL)
@@ -201,8 +193,16 @@ impl JwtDecoder {
         }
         let key =
             DecodingKey::from_rsa_components(&rsa.n, &rsa.e).map_err(|_| AuthError::WrongKey)?;
-        jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key, &self.validation)
-            .map_err(|_| AuthError::WrongKey)?;
+        // The signature over `header.payload` alone: jsonwebtoken's `decode` would also read
+        // `exp` and `nbf`, and fail on one of an unexpected type (an array, an object) before
+        // the contract's rows for them are reached.
+        let (message, signature) = token.rsplit_once('.').ok_or(AuthError::WrongStructure)?;
+        let verified =
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, Algorithm::RS256)
+                .map_err(|_| AuthError::WrongKey)?;
+        if !verified {
+            return Err(AuthError::WrongKey);
+        }
         self.verified.insert(digest, ());
         Ok(())
     }
@@ -299,12 +299,17 @@ fn check_claims(
         .and_then(Value::as_str)
         .ok_or(AuthError::WrongPayload)?;
     let api_key = ApiKey::parse(key)?;
-    // RFC 7519: the token is valid only *before* `exp`. A non-numeric `exp` cannot be shown to
-    // be in the future, so it counts as expired.
+    // RFC 7519: the token is valid only *before* `exp`, and not before `nbf`. A value that is
+    // not a number cannot be shown to be on the right side of now, so it refuses the token.
     if let Some(exp) = claims.get("exp")
         && !exp.as_f64().is_some_and(|exp| exp > now)
     {
         return Err(AuthError::Expired);
+    }
+    if let Some(nbf) = claims.get("nbf")
+        && !nbf.as_f64().is_some_and(|nbf| nbf <= now)
+    {
+        return Err(AuthError::NotYetValid);
     }
     Ok(Credentials {
         api_key,
@@ -435,9 +440,40 @@ mod tests {
             json!(-1),
             json!("9999999999"),
             json!(null),
+            json!([NOW + 10.0]),
+            json!({"at": NOW + 10.0}),
         ] {
             assert_eq!(check(expired.clone()), Err(AuthError::Expired), "{expired}");
         }
+    }
+
+    #[test]
+    fn nbf_must_be_a_number_not_after_now() {
+        let check =
+            |nbf: Value| check_claims(&good(json!({"nbf": nbf})), "http://relay", NOW).map(drop);
+        assert_eq!(check(json!(NOW)), Ok(()));
+        assert_eq!(check(json!(NOW - 0.5)), Ok(()));
+        assert_eq!(check(json!(0)), Ok(()));
+        for early in [
+            json!(NOW + 1.0),
+            json!("0"),
+            json!(null),
+            json!([0]),
+            json!({"at": 0}),
+            json!(false),
+        ] {
+            assert_eq!(check(early.clone()), Err(AuthError::NotYetValid), "{early}");
+        }
+        // Past its `exp` comes first.
+        assert_eq!(
+            check_claims(
+                &good(json!({"exp": 0, "nbf": NOW + 1.0})),
+                "http://relay",
+                NOW
+            )
+            .map(drop),
+            Err(AuthError::Expired)
+        );
     }
 
     #[test]
