@@ -22,7 +22,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::adapters::tls::ServerTls;
-use crate::domain::{Bundle, Error, ErrorDoc, parse_observables};
+use crate::domain::tiles::{Definition, TileAnswer, parse_tile_request};
+use crate::domain::{
+    Bundle, Error, ErrorDoc, Observable, ObservableType, Period, TileId, parse_observables,
+};
 use crate::relay::{Caller, Relay};
 use crate::telemetry;
 
@@ -702,8 +705,9 @@ fn health(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let (outcome, upstream) =
-                telemetry::counting_upstream_calls(relay.health(&incoming.caller())).await;
+            let caller = incoming.caller();
+            let checked = health_request(&relay, &caller);
+            let (outcome, upstream) = telemetry::counting_upstream_calls(checked).await;
             let outcome = outcome.map(|()| json!({"status": "ok"}));
             data_or_fatal("/health", started, &upstream, outcome)
         })
@@ -717,7 +721,7 @@ fn observe(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
             let observed = async {
                 let observables = parse_observables(&body?)?;
-                Ok::<_, Error>(relay.observe(&observables, &incoming.caller()).await)
+                Ok::<_, Error>(observe_request(&relay, &incoming.caller(), &observables).await)
             };
             let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
             let route = "/observe/observables";
@@ -740,8 +744,9 @@ fn tiles(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let (outcome, upstream) =
-                telemetry::counting_upstream_calls(relay.tiles(&incoming.caller())).await;
+            let caller = incoming.caller();
+            let described = tiles_request(&relay, &caller);
+            let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
             data_or_fatal("/tiles", started, &upstream, outcome)
         })
 }
@@ -753,7 +758,7 @@ fn tile(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     posted(warp::path!("tiles" / "tile"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let described = async { relay.tile(&incoming.caller(), &body?).await };
+            let described = async { tile_request(&relay, &incoming.caller(), &body?).await };
             let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
             data_or_fatal("/tiles/tile", started, &upstream, outcome)
         },
@@ -768,7 +773,9 @@ fn tile_data(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     posted(warp::path!("tiles" / "tile-data"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let drawn = async { Ok::<_, Error>(relay.tile_data(&incoming.caller(), &body?).await) };
+            let drawn = async {
+                Ok::<_, Error>(tile_data_request(&relay, &incoming.caller(), &body?).await)
+            };
             let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
             let route = "/tiles/tile-data";
             match outcome {
@@ -777,6 +784,75 @@ fn tile_data(
             }
         },
     )
+}
+
+// The requests of the routes, in the contract's order: the token first, within the request's
+// deadline (which the work that follows shares), then the body, then the use case.
+
+/// `/health`: one authenticated call to SpyCloud.
+pub(crate) async fn health_request(relay: &Relay, caller: &Caller<'_>) -> Result<(), Error> {
+    let caller = relay.authorize(caller).await?;
+    relay.health(&caller).await
+}
+
+/// `/observe/observables`: without a supported observable, an empty answer (the token is not
+/// looked at); else the findings as CTIM, or the authorization failure alone.
+pub(crate) async fn observe_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+    observables: &[Observable],
+) -> Bundle {
+    if !observables
+        .iter()
+        .any(|o| ObservableType::of(&o.kind).is_some())
+    {
+        return Bundle::default();
+    }
+    match relay.authorize(caller).await {
+        Ok(caller) => relay.observe(&caller, observables).await,
+        Err(error) => Bundle::with_error(error.to_doc()),
+    }
+}
+
+/// `/tiles`: the four tile definitions.
+pub(crate) async fn tiles_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+) -> Result<Vec<Definition>, Error> {
+    relay.authorize(caller).await?;
+    Ok(TileId::ALL.map(TileId::definition).to_vec())
+}
+
+/// `/tiles/tile`: the definition of the tile `body` names.
+pub(crate) async fn tile_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+    body: &[u8],
+) -> Result<Definition, Error> {
+    relay.authorize(caller).await?;
+    Ok(parse_tile_request(body, false)?.tile.definition())
+}
+
+/// `/tiles/tile-data`: the figures of the tile and period `body` names (the default period
+/// when it names none), the token's invalid module settings beside them; the fatal error,
+/// if any, is the authorization failure, then the body's (invalid, unknown tile or period),
+/// then the use case's.
+pub(crate) async fn tile_data_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+    body: &[u8],
+) -> TileAnswer {
+    let caller = match relay.authorize(caller).await {
+        Ok(caller) => caller,
+        Err(error) => return TileAnswer::failed(&error),
+    };
+    match parse_tile_request(body, true) {
+        Ok(request) => {
+            let period = request.period.unwrap_or(Period::DEFAULT);
+            relay.tile_figures(&caller, request.tile, period).await
+        }
+        Err(error) => TileAnswer::of(&caller.credentials, Err(error)),
+    }
 }
 
 /// A request body as read: its bytes, or why they cannot be read.

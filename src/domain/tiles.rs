@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::breach::{RawRecord, SeverityBand};
 use super::catalog::CatalogId;
 use super::collector::RecordSink;
+use super::credentials::Credentials;
 use super::ctim::{ErrorDoc, ErrorType};
 use super::email::truncate;
 use super::error::Error;
@@ -685,6 +686,20 @@ impl TileAnswer {
             data: None,
             errors: vec![error.to_doc()],
         }
+    }
+
+    /// The answer to `credentials`' request: their invalid module settings as warnings, then
+    /// the data, or the fatal error after them.
+    pub fn of(credentials: &Credentials, drawn: Result<TileData, Error>) -> Self {
+        let mut answer = Self {
+            data: None,
+            errors: credentials.settings.warnings(),
+        };
+        match drawn {
+            Ok(data) => answer.data = Some(data),
+            Err(error) => answer.errors.push(error.to_doc()),
+        }
+        answer
     }
 
     /// The fatal error, if the answer has one.

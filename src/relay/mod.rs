@@ -1,4 +1,5 @@
-//! The use case: observe and health over the two ports. It decides what is looked up, in which
+//! The use case: observe, health and the tiles over the ports, for callers the transport has
+//! authorized ([`Relay::authorize`]) with typed requests. It decides what is looked up, in which
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 //!
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
@@ -88,6 +89,16 @@ pub(crate) struct Caller<'a> {
     pub authorization: Option<&'a str>,
     /// The audience the token must carry.
     pub audience: &'a str,
+}
+
+/// A caller whose token was checked ([`Relay::authorize`]): its credentials, and the deadline of
+/// its request.
+#[derive(Debug)]
+pub(crate) struct Authorized {
+    /// What the token carries.
+    pub credentials: Credentials,
+    /// When the request must have answered.
+    pub deadline: tokio::time::Instant,
 }
 
 /// The relay: SecureX questions in, CTIM out. [`Relay::builder`] makes it over SpyCloud,
@@ -254,29 +265,28 @@ impl Relay {
             .unwrap_or_else(|_| Err(self.deadline_passed()))
     }
 
-    /// [`Relay::authenticate`] within `deadline`.
+    /// Checks the caller's token within the deadline of a request beginning now: the
+    /// credentials, and the deadline the work that follows shares (the token check, a JWKS
+    /// fetch, counts against it too).
     ///
     /// # Errors
     /// The authorization failure, or [`Error::Deadline`].
-    pub(crate) async fn authenticate_until(
-        &self,
-        caller: &Caller<'_>,
-        deadline: tokio::time::Instant,
-    ) -> Result<Credentials, Error> {
-        self.within(deadline, self.authenticate(caller)).await
+    pub(crate) async fn authorize(&self, caller: &Caller<'_>) -> Result<Authorized, Error> {
+        let deadline = self.deadline();
+        let credentials = self.within(deadline, self.authenticate(caller)).await?;
+        Ok(Authorized {
+            credentials,
+            deadline,
+        })
     }
 
-    /// Authenticates the caller, then makes one authenticated call to the source.
-    /// Within the deadline, like an observe request.
+    /// One authenticated call to the source, within the caller's request deadline.
     ///
     /// # Errors
-    /// The authorization failure, the source's failure, or the deadline.
-    pub(crate) async fn health(&self, caller: &Caller<'_>) -> Result<(), Error> {
-        let checked = async {
-            let credentials = self.authenticate(caller).await?;
-            Ok(self.source.probe(&credentials.api_key).await?)
-        };
-        self.within(self.deadline(), checked).await
+    /// The source's failure, or the deadline.
+    pub(crate) async fn health(&self, caller: &Authorized) -> Result<(), Error> {
+        let probe = async { Ok(self.source.probe(&caller.credentials.api_key).await?) };
+        self.within(caller.deadline, probe).await
     }
 
     /// The error of a request still running at the deadline.
@@ -284,5 +294,44 @@ impl Relay {
         Error::Deadline {
             secs: self.settings.deadline.as_secs(),
         }
+    }
+}
+
+/// The transport's requests (token, then body, then the use case), for the use case's tests.
+#[cfg(all(test, feature = "server"))]
+impl Relay {
+    pub(crate) async fn observe_request(
+        &self,
+        observables: &[crate::domain::Observable],
+        caller: &Caller<'_>,
+    ) -> crate::domain::Bundle {
+        crate::adapters::http::observe_request(self, caller, observables).await
+    }
+
+    pub(crate) async fn health_request(&self, caller: &Caller<'_>) -> Result<(), Error> {
+        crate::adapters::http::health_request(self, caller).await
+    }
+
+    pub(crate) async fn tiles_request(
+        &self,
+        caller: &Caller<'_>,
+    ) -> Result<Vec<crate::domain::tiles::Definition>, Error> {
+        crate::adapters::http::tiles_request(self, caller).await
+    }
+
+    pub(crate) async fn tile_request(
+        &self,
+        caller: &Caller<'_>,
+        body: &[u8],
+    ) -> Result<crate::domain::tiles::Definition, Error> {
+        crate::adapters::http::tile_request(self, caller, body).await
+    }
+
+    pub(crate) async fn tile_data_request(
+        &self,
+        caller: &Caller<'_>,
+        body: &[u8],
+    ) -> crate::domain::tiles::TileAnswer {
+        crate::adapters::http::tile_data_request(self, caller, body).await
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use super::{Caller, Relay};
+use super::{Authorized, Relay};
 use crate::domain::mapping::MappingOptions;
 use crate::domain::{
     ApiKey, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, Error, ErrorDoc,
@@ -19,24 +19,13 @@ use crate::ports::BreachSource;
 type Step<'a> = BoxFuture<'a, Result<ObservableFindings, Error>>;
 
 impl Relay {
-    /// Answers an observe request: the findings rendered as CTIM. Without a supported
-    /// observable the token is not looked at.
-    pub(crate) async fn observe(&self, observables: &[Observable], caller: &Caller<'_>) -> Bundle {
-        if !observables
-            .iter()
-            .any(|o| ObservableType::of(&o.kind).is_some())
-        {
-            return Bundle::default();
-        }
-        // The deadline covers the whole request, the token check (a JWKS fetch) included.
-        let deadline = self.deadline();
-        match self.authenticate_until(caller, deadline).await {
-            Ok(credentials) => self
-                .lookup_until(&credentials, observables, deadline)
-                .await
-                .to_ctim(&self.mapping(&credentials)),
-            Err(error) => Bundle::with_error(error.to_doc()),
-        }
+    /// An authorized caller's observe request: the findings, within its request's deadline,
+    /// rendered as CTIM for it.
+    pub(crate) async fn observe(&self, caller: &Authorized, observables: &[Observable]) -> Bundle {
+        let credentials = &caller.credentials;
+        self.lookup_until(credentials, observables, caller.deadline)
+            .await
+            .to_ctim(&self.mapping(credentials))
     }
 
     /// Looks up the supported observables (`email`, `domain`, `ip`, `ipv6`, `user`; other
@@ -329,6 +318,7 @@ mod tests {
         ApiKey, AuthError, EntitiesLimit, ModuleSettings, RawRecord, RecordSink, SourceError,
     };
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
+    use crate::relay::Caller;
     use crate::relay::RelaySettings;
     use async_trait::async_trait;
     use chrono::NaiveDate;
@@ -421,7 +411,7 @@ mod tests {
             audience: "x",
         };
         let bundle = relay
-            .observe(
+            .observe_request(
                 &observables(&[
                     ("sha256", "ab12"),
                     ("url", "https://x.com"),
@@ -441,7 +431,7 @@ mod tests {
             .returning(|_, _| Err(AuthError::Expired));
         let relay = relay(MockBreachSource::new(), decoder);
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .observe_request(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         assert_eq!(
             bundle.into_response().unwrap(),
@@ -452,7 +442,7 @@ mod tests {
             audience: "x",
         };
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &missing)
+            .observe_request(&observables(&[("email", "a@x.com")]), &missing)
             .await;
         assert_eq!(
             bundle.errors[0].message,
@@ -487,7 +477,7 @@ mod tests {
             .returning(|_, _| Ok(vec![catalog(2), catalog(3)]));
         let relay = relay(source, decoder(3));
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .observe_request(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         let dates: Vec<_> = bundle
             .sightings
@@ -522,7 +512,7 @@ mod tests {
             .returning(|_, _, _, _| Ok(()));
         let relay = relay(source, decoder(100));
         let bundle = relay
-            .observe(
+            .observe_request(
                 &observables(&[("email", "not an email"), ("email", "ok@x.com")]),
                 &CALLER,
             )
@@ -545,7 +535,7 @@ mod tests {
             .returning(|_, _| Ok(vec![catalog(1)]));
         let relay = relay(source, decoder(100));
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .observe_request(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         assert_eq!(bundle.sightings.len(), 1);
         assert_eq!(
@@ -562,7 +552,7 @@ mod tests {
             .times(1)
             .returning(|_| Err(SourceError::Unauthorized("Invalid key".into())));
         let relay = relay(source, decoder(100));
-        let error = relay.health(&CALLER).await.unwrap_err();
+        let error = relay.health_request(&CALLER).await.unwrap_err();
         assert_eq!(
             (error.code(), error.message()),
             (
@@ -627,7 +617,7 @@ mod tests {
             ("email", "b@x.com"),
             ("email", "c@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com", "c@x.com"]);
     }
 
@@ -649,7 +639,7 @@ mod tests {
             ("email", "bad2"),
             ("email", "c@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
         assert_eq!(
             messages(&bundle),
@@ -687,7 +677,7 @@ mod tests {
         let relay = Relay::new(Arc::new(source), Arc::new(decoder(100)), settings);
         let started = tokio::time::Instant::now();
         let bundle = relay
-            .observe(
+            .observe_request(
                 &observables(&[
                     ("email", "a@x.com"),
                     ("email", "b@x.com"),
@@ -787,7 +777,7 @@ mod tests {
         ));
         let relay = watched_relay(source.clone());
         let input = observables(&[("email", "a@x.com"), ("email", "b@x.com")]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com"]);
         assert_eq!(
             *source.calls.lock().unwrap(),
@@ -815,7 +805,7 @@ mod tests {
             ("email", "c@x.com"),
         ]);
         let started = tokio::time::Instant::now();
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         // b@x.com asks only for 1 and waits for the call that asked for 2; c@x.com asks nothing.
         assert_eq!(
             *source.calls.lock().unwrap(),
@@ -870,7 +860,7 @@ mod tests {
             ("email", "c@x.com"),
             ("email", "d@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(
             sighting_emails(&bundle),
             ["a@x.com", "a@x.com", "b@x.com", "b@x.com"]
@@ -909,7 +899,7 @@ mod tests {
             ("email", "d@x.com"),
             ("email", "c@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(
             *source.calls.lock().unwrap(),
             [
@@ -951,7 +941,7 @@ mod tests {
         let relay = Relay::new(source.clone(), Arc::new(decoder(100)), settings);
         let input: Vec<_> = EMAILS.iter().map(|&email| ("email", email)).collect();
         let started = tokio::time::Instant::now();
-        let bundle = relay.observe(&observables(&input), &CALLER).await;
+        let bundle = relay.observe_request(&observables(&input), &CALLER).await;
         assert_eq!(bundle.errors, []);
         assert_eq!(*source.calls.lock().unwrap(), []);
         started.elapsed()
@@ -992,7 +982,7 @@ mod tests {
             ("email", "none@x.com"),
             ("email", "a@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert!(bundle.sightings.is_empty());
         let codes: Vec<_> = messages(&bundle)
             .into_iter()
@@ -1033,7 +1023,7 @@ mod tests {
             ("user", "Alice"),
             ("email", "a@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         let looked_up: Vec<_> = bundle
             .sightings
             .iter()
@@ -1082,7 +1072,7 @@ mod tests {
             ("ip", "192.0.2.1"),
             ("user", "bob"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["example.com"]);
         assert_eq!(
             messages(&bundle),
@@ -1218,7 +1208,7 @@ mod tests {
             ("domain", "also_bad"),
             ("email", "d@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(
             messages(&bundle),
             [
@@ -1253,7 +1243,7 @@ mod tests {
         };
         let relay = Relay::new(Arc::new(source), Arc::new(decoder(3)), settings);
         let bundle = relay
-            .observe(&observables(&[("domain", "example.com")]), &CALLER)
+            .observe_request(&observables(&[("domain", "example.com")]), &CALLER)
             .await;
         let dates: Vec<_> = bundle
             .sightings
@@ -1285,7 +1275,7 @@ mod tests {
         });
         let relay = relay(source, decoder(100));
         let bundle = relay
-            .observe(&observables(&[("ip", "192.0.2.1")]), &CALLER)
+            .observe_request(&observables(&[("ip", "192.0.2.1")]), &CALLER)
             .await;
         assert_eq!(
             messages(&bundle),

@@ -21,10 +21,8 @@ use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Caller, Clock, Relay};
-use crate::domain::tiles::{
-    Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
-};
+use super::{Authorized, Clock, Relay};
+use crate::domain::tiles::{Figures, Period, Tally, TileAnswer, TileData, TileId, tile_data};
 use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
 use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
 
@@ -37,58 +35,21 @@ const SCAN_SPACE: &str = "scan";
 const LONGEST_KEPT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 impl Relay {
-    /// `/tiles`: the four tile definitions, for an authorized caller, within the request
-    /// deadline (the token check may fetch a JWKS).
+    /// An authorized caller's tile-data request: the figures of `tile` over `period`, within
+    /// its request's deadline, beside the token's invalid module settings (warnings, before a
+    /// fatal error if there is one). The scan asks for the module setting `SEVERITY`.
     ///
-    /// # Errors
-    /// The authorization failure, or [`Error::Deadline`].
-    pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, Error> {
-        self.authenticate_until(caller, self.deadline()).await?;
-        Ok(TileId::ALL.map(TileId::definition).to_vec())
-    }
-
-    /// `/tiles/tile`: the definition of the tile `body` names. The token is checked first,
-    /// within the request deadline, then the body.
-    ///
-    /// # Errors
-    /// The authorization failure or [`Error::Deadline`], then the body's (invalid,
-    /// unknown tile).
-    pub(crate) async fn tile(&self, caller: &Caller<'_>, body: &[u8]) -> Result<Definition, Error> {
-        self.authenticate_until(caller, self.deadline()).await?;
-        Ok(parse_tile_request(body, false)?.tile.definition())
-    }
-
-    /// `/tiles/tile-data`: the figures of the tile and period `body` names, within the request
-    /// deadline, which spans the token check (a JWKS fetch) too. The token is checked first,
-    /// then the body. The scan asks for the module setting `SEVERITY`; the token's invalid
-    /// module settings ride along as warnings, before a fatal error if there is one.
-    ///
-    /// The answer's fatal error, if any, is the authorization failure, then the body's
-    /// (invalid, unknown tile or period), then the scan's or the catalog call's
+    /// The answer's fatal error, if any, is the scan's or the catalog call's
     /// [`Error::Upstream`] (or the typed error it means), or [`Error::Deadline`].
-    pub(crate) async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
-        let deadline = self.deadline();
-        let credentials = match self.authenticate_until(caller, deadline).await {
-            Ok(credentials) => credentials,
-            Err(error) => return TileAnswer::failed(&error),
-        };
-        let mut answer = TileAnswer {
-            data: None,
-            errors: credentials.settings.warnings(),
-        };
-        let drawn = match parse_tile_request(body, true) {
-            Ok(request) => {
-                let period = request.period.unwrap_or(Period::DEFAULT);
-                let drawn = self.draw(&credentials, request.tile, period);
-                self.within(deadline, drawn).await
-            }
-            Err(error) => Err(error),
-        };
-        match drawn {
-            Ok(data) => answer.data = Some(data),
-            Err(error) => answer.errors.push(error.to_doc()),
-        }
-        answer
+    pub(crate) async fn tile_figures(
+        &self,
+        caller: &Authorized,
+        tile: TileId,
+        period: Period,
+    ) -> TileAnswer {
+        let drawn = self.draw(&caller.credentials, tile, period);
+        let drawn = self.within(caller.deadline, drawn).await;
+        TileAnswer::of(&caller.credentials, drawn)
     }
 
     /// A tile's figures with known credentials (the scan asks for their `SEVERITY`), within
@@ -489,6 +450,7 @@ mod tests {
         RawRecord, RecordSink,
     };
     use crate::ports::{BreachSource, MockBreachSource, MockCredentialDecoder};
+    use crate::relay::Caller;
     use async_trait::async_trait;
     use serde_json::{Value, json};
     use std::sync::Mutex;
@@ -673,7 +635,9 @@ mod tests {
         tile: &str,
         period: &str,
     ) -> Result<Value, (String, String)> {
-        let answer = relay.tile_data(&caller(token), &body(tile, period)).await;
+        let answer = relay
+            .tile_data_request(&caller(token), &body(tile, period))
+            .await;
         match answer.fatal() {
             Some(error) => Err((error.code.clone(), error.message.clone())),
             None => Ok(serde_json::to_value(answer.data.unwrap()).unwrap()),
@@ -787,7 +751,7 @@ mod tests {
         };
         let warnings = json!([warning("SEVERITY", "high"), warning("PASSWORDS", "shown")]);
         let answer = relay
-            .tile_data(
+            .tile_data_request(
                 &caller(token),
                 &body("spycloud_exposure_summary", "last_7_days"),
             )
@@ -799,7 +763,7 @@ mod tests {
         assert_eq!(source.scans.lock().unwrap()[0].0.severity, None);
         // Before a fatal error too, which comes last.
         let answer = relay
-            .tile_data(&caller(token), br#"{"tile_id":"x","period":"last_7_days"}"#)
+            .tile_data_request(&caller(token), br#"{"tile_id":"x","period":"last_7_days"}"#)
             .await;
         let answer = serde_json::to_value(answer).unwrap();
         let mut expected = warnings.as_array().unwrap().clone();
@@ -809,7 +773,7 @@ mod tests {
         assert_eq!(answer, json!({"errors": expected}));
         // Valid settings: no errors at all.
         let answer = relay
-            .tile_data(
+            .tile_data_request(
                 &caller(r#"Bearer alice|{"SEVERITY":"20"}"#),
                 &body("spycloud_exposure_summary", "last_7_days"),
             )
@@ -939,10 +903,10 @@ mod tests {
         // Bounded here too, so a missing deadline fails the test instead of hanging it.
         let within = Duration::from_secs(60);
         let deadline = Error::Deadline { secs: 25 };
-        let tiles = tokio::time::timeout(within, relay.tiles(&caller)).await;
+        let tiles = tokio::time::timeout(within, relay.tiles_request(&caller)).await;
         assert_eq!(tiles.expect("answered").err(), Some(deadline.clone()));
         let body = br#"{"tile_id": "spycloud_top_breaches"}"#;
-        let tile = tokio::time::timeout(within, relay.tile(&caller, body)).await;
+        let tile = tokio::time::timeout(within, relay.tile_request(&caller, body)).await;
         assert_eq!(tile.expect("answered").err(), Some(deadline));
     }
 
@@ -1131,10 +1095,13 @@ mod tests {
         let mut source = MockBreachSource::new();
         source.expect_watchlist().times(0);
         let (relay, _) = relay_over(Arc::new(source), RelaySettings::default());
-        let refused = relay.tiles(&caller("Bearer expired")).await.unwrap_err();
+        let refused = relay
+            .tiles_request(&caller("Bearer expired"))
+            .await
+            .unwrap_err();
         assert_eq!(refused.message(), "Authorization failed: Token has expired");
         let refused = relay
-            .tile(&caller("Basic x"), b"nonsense")
+            .tile_request(&caller("Basic x"), b"nonsense")
             .await
             .unwrap_err();
         assert_eq!(
@@ -1142,7 +1109,7 @@ mod tests {
             "Authorization failed: Wrong authorization type"
         );
         let refused = relay
-            .tile_data(&caller("Bearer expired"), b"nonsense")
+            .tile_data_request(&caller("Bearer expired"), b"nonsense")
             .await;
         assert_eq!(
             refused.fatal().unwrap().message,
@@ -1150,7 +1117,7 @@ mod tests {
         );
 
         let ids: Vec<_> = relay
-            .tiles(&caller(ALICE))
+            .tiles_request(&caller(ALICE))
             .await
             .unwrap()
             .iter()
@@ -1166,7 +1133,7 @@ mod tests {
             ]
         );
         let tile = relay
-            .tile(
+            .tile_request(
                 &caller(ALICE),
                 br#"{"tile_id":"spycloud_exposures_by_day"}"#,
             )
@@ -1187,7 +1154,7 @@ mod tests {
                 "Unknown period: x",
             ),
         ] {
-            let answer = relay.tile_data(&caller(ALICE), body).await;
+            let answer = relay.tile_data_request(&caller(ALICE), body).await;
             let error = answer.fatal().unwrap();
             assert_eq!(
                 (error.code.as_str(), error.message.as_str()),
