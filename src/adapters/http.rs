@@ -717,7 +717,7 @@ fn observe(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    posted(warp::path!("observe" / "observables"), relay, settings).then(
+    post_with_body(warp::path!("observe" / "observables"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
             let observed = async {
                 let observables = parse_observables(&body?)?;
@@ -726,7 +726,9 @@ fn observe(
             let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
             let route = "/observe/observables";
             match outcome {
-                Ok(bundle) => standing(route, started, &upstream, bundle.fatal(), &bundle),
+                Ok(bundle) => {
+                    answer_with_errors(route, started, &upstream, bundle.fatal(), &bundle)
+                }
                 Err(error) => fatal(route, started, Some(&upstream), &error),
             }
         },
@@ -756,7 +758,7 @@ fn tile(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    posted(warp::path!("tiles" / "tile"), relay, settings).then(
+    post_with_body(warp::path!("tiles" / "tile"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
             let described = async { tile_request(&relay, &incoming.caller(), &body?).await };
             let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
@@ -771,15 +773,17 @@ fn tile_data(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    posted(warp::path!("tiles" / "tile-data"), relay, settings).then(
+    post_with_body(warp::path!("tiles" / "tile-data"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let drawn = async {
+            let figures = async {
                 Ok::<_, Error>(tile_data_request(&relay, &incoming.caller(), &body?).await)
             };
-            let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
+            let (outcome, upstream) = telemetry::counting_upstream_calls(figures).await;
             let route = "/tiles/tile-data";
             match outcome {
-                Ok(drawn) => standing(route, started, &upstream, drawn.fatal(), &drawn),
+                Ok(figures) => {
+                    answer_with_errors(route, started, &upstream, figures.fatal(), &figures)
+                }
                 Err(error) => fatal(route, started, Some(&upstream), &error),
             }
         },
@@ -860,7 +864,7 @@ type Body = Result<Vec<u8>, Error>;
 
 /// A POST to `path` with its body read, within the size limit and the body timeout: who sent
 /// it, when it began, the body (or why it cannot be read) and the relay.
-fn posted(
+fn post_with_body(
     path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
@@ -938,10 +942,9 @@ fn status_reply(status: StatusCode) -> Response {
     json_reply(&body, status)
 }
 
-/// Answers 200 with `error` alone in the SecureX envelope.
 /// An answer that stands, warnings and all: its outcome is its fatal error's, if it has one
 /// (warnings do not change the outcome).
-fn standing(
+fn answer_with_errors(
     route: &'static str,
     started: Instant,
     upstream: &telemetry::UpstreamSummary,
@@ -973,6 +976,7 @@ fn data_or_fatal(
     }
 }
 
+/// Answers 200 with `error` alone in the SecureX envelope.
 fn fatal(
     route: &'static str,
     started: Instant,

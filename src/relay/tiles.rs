@@ -1,4 +1,4 @@
-//! Tiles: the Employee ATO dashboard. Every tile of a period is drawn from one watchlist scan,
+//! Tiles: the Employee ATO dashboard. Every tile of a period is figures from one watchlist scan,
 //! shared per (API key, period, severity filter) and kept `RELAY_TILES_CACHE_SECS`; a request
 //! that needs a scan already under way waits for it. The scan runs on a task of its own while
 //! a request waits for it, and stops when none does any more; at most [`MAX_SCANS_RUNNING`]
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Authorized, Clock, Relay};
-use crate::domain::tiles::{Figures, Period, Tally, TileAnswer, TileData, TileId, tile_data};
+use crate::domain::tiles::{Figures, Period, ScanTally, TileAnswer, TileData, TileId, tile_data};
 use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
 use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
 
@@ -47,9 +47,9 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> TileAnswer {
-        let drawn = self.draw(&caller.credentials, tile, period);
-        let drawn = self.within(caller.deadline, drawn).await;
-        TileAnswer::of(&caller.credentials, drawn)
+        let figures = self.draw(&caller.credentials, tile, period);
+        let figures = self.within(caller.deadline, figures).await;
+        TileAnswer::of(&caller.credentials, figures)
     }
 
     /// A tile's figures with known credentials (the scan asks for their `SEVERITY`), within
@@ -89,8 +89,8 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> Result<TileData, Error> {
-        let drawn = self.draw(credentials, tile, period);
-        self.within(self.deadline(), drawn).await
+        let figures = self.draw(credentials, tile, period);
+        self.within(self.deadline(), figures).await
     }
 
     /// A tile's figures, from the shared scan (and, for the top breaches, their titles).
@@ -173,18 +173,18 @@ impl Relay {
                         return Ok(scan);
                     }
                     let _turn = turn.await;
-                    let mut tally = Tally::new(period, now, limit);
+                    let mut scan_tally = ScanTally::new(period, now, limit);
                     let query = WatchlistQuery {
-                        since: tally.since(),
+                        since: scan_tally.since(),
                         severity,
                     };
-                    let outcome = source.watchlist(&api_key, &query, &mut tally).await;
+                    let outcome = source.watchlist(&api_key, &query, &mut scan_tally).await;
                     crate::telemetry::tile_scan(
                         period.as_str(),
                         if outcome.is_ok() { "ok" } else { "error" },
                     );
                     outcome?;
-                    let figures = tally.finish();
+                    let figures = scan_tally.finish();
                     tracing::debug!(
                         period = period.as_str(),
                         records = figures.records,
@@ -293,7 +293,7 @@ type Flight = Shared<BoxFuture<'static, Scanned>>;
 type Flights = HashMap<ScanKey, (u64, WeakShared<BoxFuture<'static, Scanned>>)>;
 
 /// The most scans running at once in this process, whatever keys, periods and `SEVERITY`
-/// settings ask: a scan holds up to tens of MiB while it runs (see [`Tally`]). A scan waits
+/// settings ask: a scan holds up to tens of MiB while it runs (see [`ScanTally`]). A scan waits
 /// for its turn; the requests waiting for it stay bounded by their deadline.
 const MAX_SCANS_RUNNING: usize = 4;
 /// The most finished scans kept in this process (each a few KiB: at most 91 days and 10 rows
@@ -331,13 +331,13 @@ impl Drop for StopOnDrop {
 
 /// Forgets a flight when dropped (its task ended, or was stopped), unless a newer flight of
 /// its key took its place.
-struct Landing {
+struct ForgetScanOnDrop {
     flights: Arc<Mutex<Flights>>,
     key: ScanKey,
     number: u64,
 }
 
-impl Drop for Landing {
+impl Drop for ForgetScanOnDrop {
     fn drop(&mut self) {
         let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
         if flights
@@ -412,7 +412,7 @@ impl Scans {
         scan: impl FnOnce() -> BoxFuture<'static, Result<Scan, SourceError>>,
     ) -> Flight {
         let kept = self.kept.clone();
-        let landing = Landing {
+        let forget_on_drop = ForgetScanOnDrop {
             flights: self.flights.clone(),
             key,
             number,
@@ -421,9 +421,9 @@ impl Scans {
         let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
             let scanned = work.await.map(Arc::new);
             if let Ok(scan) = &scanned {
-                kept.insert(landing.key.clone(), scan.clone()).await;
+                kept.insert(forget_on_drop.key.clone(), scan.clone()).await;
             }
-            drop(landing);
+            drop(forget_on_drop);
             scanned
         }));
         let stop = StopOnDrop(task.abort_handle());
