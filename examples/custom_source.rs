@@ -116,7 +116,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         kind: kind.into(),
     })
     .collect();
-    let bundle = relay.observe_as(&credentials, &observables).await;
+    let findings = relay.lookup(&credentials, &observables).await;
+    let bundle = findings.to_ctim(&relay.mapping(&credentials));
     println!("{:#}", bundle.into_response()?);
     Ok(())
 }

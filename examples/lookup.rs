@@ -25,8 +25,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
 
     let relay = Relay::builder().build()?;
-    match relay.lookup(&credentials, &observables).await {
-        Ok(bundle) => println!("{}", serde_json::to_string_pretty(&bundle)?),
+    match relay.lookup(&credentials, &observables).await.into_result() {
+        Ok(findings) => {
+            // CTIM, as SecureX reads it: one rendering of what SpyCloud said.
+            let bundle = findings.to_ctim(&relay.mapping(&credentials));
+            println!("{}", serde_json::to_string_pretty(&bundle)?);
+        }
         Err(Error::RateLimited) => eprintln!("SpyCloud's rate limit or quota: try again later"),
         Err(Error::Authorization { reason }) => eprintln!("the API key was refused: {reason}"),
         Err(error) => eprintln!("{}: {}", error.code(), error.message()),

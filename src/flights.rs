@@ -12,7 +12,7 @@ use futures::future::{BoxFuture, Shared};
 /// A flight: one piece of work every waiter shares the answer of.
 pub(crate) type Flight<'a, T> = Shared<BoxFuture<'a, T>>;
 
-/// The flights under way (or, until [`Flights::land`], done), by key.
+/// The flights under way (or, until [`Flights::forget`], done), by key.
 pub(crate) struct Flights<'a, K, T: Clone> {
     by_key: Mutex<HashMap<K, Flight<'a, T>>>,
 }
@@ -54,7 +54,7 @@ impl<'a, K: Eq + Hash + Clone, T: Clone> Flights<'a, K, T> {
     }
 
     /// Forgets the flights of `keys`: who needs them next begins a new one.
-    pub(crate) fn land(&self, keys: &[K]) {
+    pub(crate) fn forget(&self, keys: &[K]) {
         let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             by_key.remove(key);
@@ -62,16 +62,16 @@ impl<'a, K: Eq + Hash + Clone, T: Clone> Flights<'a, K, T> {
     }
 }
 
-/// Lands the flight of `keys` when dropped: a flight that runs on a task of its own holds
+/// Forgets the flight of `keys` when dropped: a flight that runs on a task of its own holds
 /// one, so it is forgotten once it ended, however it ended (after storing its answer, if any).
-pub(crate) struct Landing<K: Eq + Hash + Clone, T: Clone + 'static> {
+pub(crate) struct ForgetOnDrop<K: Eq + Hash + Clone, T: Clone + 'static> {
     pub(crate) flights: Arc<Flights<'static, K, T>>,
     pub(crate) keys: Vec<K>,
 }
 
-impl<K: Eq + Hash + Clone, T: Clone + 'static> Drop for Landing<K, T> {
+impl<K: Eq + Hash + Clone, T: Clone + 'static> Drop for ForgetOnDrop<K, T> {
     fn drop(&mut self) {
-        self.flights.land(&self.keys);
+        self.flights.forget(&self.keys);
     }
 }
 
@@ -97,7 +97,7 @@ mod tests {
         assert!(second[0].ptr_eq(&first[0]));
         assert_eq!(second[1].clone().await, [3]);
         assert_eq!(third.len(), 2);
-        flights.land(&[1, 2]);
+        flights.forget(&[1, 2]);
         let fourth = flights.covering(&[1], start);
         assert_eq!(begun.load(Ordering::Relaxed), 3);
         assert_eq!(fourth[0].clone().await, [1]);

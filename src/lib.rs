@@ -11,9 +11,10 @@
 //! `spycloud_relay`: a Cisco SecureX / XDR Threat Response relay for the SpyCloud Enterprise API,
 //! and the library other SOAR tools embed.
 //!
-//! - [`Relay`] (feature `spycloud`): observables in, CTIM out. [`Relay::builder`] makes the real
-//!   pipeline over SpyCloud; [`Relay::lookup`] answers a [`domain::Bundle`] or a typed
-//!   [`Error`];
+//! - [`Relay`] (feature `spycloud`): observables in, findings out. [`Relay::builder`] makes the
+//!   real pipeline over SpyCloud; [`Relay::lookup`] answers [`domain::Findings`] (what SpyCloud
+//!   said, and the typed [`Error`] that stopped the request, if any), which
+//!   [`domain::Findings::to_ctim`] renders as CTIM;
 //! - [`domain`]: the pure model (observables, breach records, catalogs, credentials, module
 //!   settings, CTIM, tiles) and the mapping, with no runtime, HTTP or crypto stack;
 //! - [`ports`]: [`ports::BreachSource`] and [`ports::CredentialDecoder`], what the relay needs;
@@ -30,6 +31,8 @@
 
 pub mod adapters;
 mod build_error;
+#[cfg(feature = "spycloud")]
+mod builder;
 pub mod domain;
 #[cfg(feature = "spycloud")]
 mod flights;
@@ -40,9 +43,11 @@ mod relay;
 mod telemetry;
 
 pub use build_error::BuildError;
+#[cfg(feature = "spycloud")]
+pub use builder::RelayBuilder;
 pub use domain::Error;
 #[cfg(feature = "spycloud")]
-pub use relay::{Relay, RelayBuilder, RelaySettings};
+pub use relay::{Relay, RelaySettings};
 
 /// The README's code, compiled by `cargo test` so the library section cannot rot.
 #[cfg(all(doctest, feature = "server"))]

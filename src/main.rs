@@ -299,7 +299,8 @@ async fn lookup(args: LookupArgs) -> ExitCode {
         Ok(relay) => relay,
         Err(error) => return fail(&error),
     };
-    let bundle = relay.observe_as(&credentials, &observables).await;
+    let findings = relay.lookup(&credentials, &observables).await;
+    let bundle = findings.to_ctim(&relay.mapping(&credentials));
     let fatal = bundle.fatal().cloned();
     let text = match bundle.into_response() {
         Ok(response) => format!("{response:#}\n"),

@@ -213,15 +213,23 @@ pub const ROUTES: [&str; 7] = [
     "/version",
     "/watchdog",
 ];
-/// The SpyCloud endpoints of the upstream metrics, zeroed at start.
-pub const ENDPOINTS: [&str; 6] = [
-    "emails",
-    "domains",
-    "ips",
-    "usernames",
-    "catalog",
-    "watchlist",
-];
+/// The upstream metrics' label of catalog calls.
+pub const CATALOG: &str = "catalog";
+/// The upstream metrics' label of watchlist calls (the dashboard's scans, the health probe).
+pub const WATCHLIST: &str = "watchlist";
+
+/// The SpyCloud endpoints of the upstream metrics, zeroed at start: each observable type's
+/// (once), then the catalog's and the watchlist's.
+pub fn endpoints() -> Vec<&'static str> {
+    let mut endpoints: Vec<&'static str> = Vec::new();
+    for kind in crate::domain::ObservableType::ALL {
+        if !endpoints.contains(&kind.endpoint()) {
+            endpoints.push(kind.endpoint());
+        }
+    }
+    endpoints.extend([CATALOG, WATCHLIST]);
+    endpoints
+}
 
 /// Records one Redis call served by the process's own state instead (`what`: `rate_limit` or
 /// `cache`), because Redis failed, timed out or rests after a failure.
@@ -296,7 +304,7 @@ pub fn describe_metrics() {
         metrics::counter!("relay_requests_total", "route" => route, "outcome" => "ok").absolute(0);
         let _ = metrics::histogram!("relay_request_duration_seconds", "route" => route);
     }
-    for endpoint in ENDPOINTS {
+    for endpoint in endpoints() {
         metrics::counter!("relay_upstream_calls_total", "endpoint" => endpoint, "status" => "200")
             .absolute(0);
         let _ = metrics::histogram!("relay_upstream_call_duration_seconds", "endpoint" => endpoint);

@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use crate::adapters::local::LocalCache;
 use crate::domain::SourceError;
 use crate::domain::{ApiKey, BreachQuery, Catalog, CatalogId, KeyFingerprint, Lookup, RecordSink};
-use crate::flights::{Flights, Landing};
+use crate::flights::{Flights, ForgetOnDrop};
 use crate::ports::{BreachSource, CacheEntry, CacheKey, SharedCache, WatchlistQuery};
 
 /// The cache space of catalogs: an entry is a catalog's JSON, or empty for an id the source
@@ -181,12 +181,12 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
     fn fetch(&self, key: &ApiKey, keys: Vec<EntryKey>) -> BoxFuture<'static, Fetched> {
         let (inner, store, key) = (self.inner.clone(), self.store.clone(), key.clone());
         let ttl = self.ttl;
-        let landing = Landing {
+        let forget_on_drop = ForgetOnDrop {
             flights: self.fetches.clone(),
             keys,
         };
         let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
-            let ids: Vec<CatalogId> = landing.keys.iter().map(|&(_, id)| id).collect();
+            let ids: Vec<CatalogId> = forget_on_drop.keys.iter().map(|&(_, id)| id).collect();
             let catalogs = inner.catalogs(&key, &ids).await?;
             let mut entries: HashMap<CatalogId, Entry> =
                 ids.iter().map(|&id| (id, Entry::Missing)).collect();
@@ -197,7 +197,7 @@ impl<S: BreachSource + ?Sized + 'static> CachedCatalogs<S> {
                     *entry = Entry::Found(Arc::new(catalog));
                 }
             }
-            let stored = landing
+            let stored = forget_on_drop
                 .keys
                 .iter()
                 .map(|&(fingerprint, id)| {

@@ -22,7 +22,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::adapters::tls::ServerTls;
-use crate::domain::{Bundle, ErrorDoc, RelayError, parse_observables};
+use crate::domain::tiles::{Definition, TileAnswer, parse_tile_request};
+use crate::domain::{
+    Bundle, Error, ErrorDoc, Observable, ObservableType, Period, TileId, parse_observables,
+};
 use crate::relay::{Caller, Relay};
 use crate::telemetry;
 
@@ -702,8 +705,9 @@ fn health(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let (outcome, upstream) =
-                telemetry::counting_upstream_calls(relay.health(&incoming.caller())).await;
+            let caller = incoming.caller();
+            let checked = health_request(&relay, &caller);
+            let (outcome, upstream) = telemetry::counting_upstream_calls(checked).await;
             let outcome = outcome.map(|()| json!({"status": "ok"}));
             data_or_fatal("/health", started, &upstream, outcome)
         })
@@ -713,16 +717,18 @@ fn observe(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    posted(warp::path!("observe" / "observables"), relay, settings).then(
+    post_with_body(warp::path!("observe" / "observables"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
             let observed = async {
                 let observables = parse_observables(&body?)?;
-                Ok::<_, RelayError>(relay.observe(&observables, &incoming.caller()).await)
+                Ok::<_, Error>(observe_request(&relay, &incoming.caller(), &observables).await)
             };
             let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
             let route = "/observe/observables";
             match outcome {
-                Ok(bundle) => standing(route, started, &upstream, bundle.fatal(), &bundle),
+                Ok(bundle) => {
+                    answer_with_errors(route, started, &upstream, bundle.fatal(), &bundle)
+                }
                 Err(error) => fatal(route, started, Some(&upstream), &error),
             }
         },
@@ -740,8 +746,9 @@ fn tiles(
         .and(with(relay))
         .then(|incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
-            let (outcome, upstream) =
-                telemetry::counting_upstream_calls(relay.tiles(&incoming.caller())).await;
+            let caller = incoming.caller();
+            let described = tiles_request(&relay, &caller);
+            let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
             data_or_fatal("/tiles", started, &upstream, outcome)
         })
 }
@@ -751,9 +758,9 @@ fn tile(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    posted(warp::path!("tiles" / "tile"), relay, settings).then(
+    post_with_body(warp::path!("tiles" / "tile"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let described = async { relay.tile(&incoming.caller(), &body?).await };
+            let described = async { tile_request(&relay, &incoming.caller(), &body?).await };
             let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
             data_or_fatal("/tiles/tile", started, &upstream, outcome)
         },
@@ -766,26 +773,98 @@ fn tile_data(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    posted(warp::path!("tiles" / "tile-data"), relay, settings).then(
+    post_with_body(warp::path!("tiles" / "tile-data"), relay, settings).then(
         |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let drawn =
-                async { Ok::<_, RelayError>(relay.tile_data(&incoming.caller(), &body?).await) };
-            let (outcome, upstream) = telemetry::counting_upstream_calls(drawn).await;
+            let figures = async {
+                Ok::<_, Error>(tile_data_request(&relay, &incoming.caller(), &body?).await)
+            };
+            let (outcome, upstream) = telemetry::counting_upstream_calls(figures).await;
             let route = "/tiles/tile-data";
             match outcome {
-                Ok(drawn) => standing(route, started, &upstream, drawn.fatal(), &drawn),
+                Ok(figures) => {
+                    answer_with_errors(route, started, &upstream, figures.fatal(), &figures)
+                }
                 Err(error) => fatal(route, started, Some(&upstream), &error),
             }
         },
     )
 }
 
+// The requests of the routes, in the contract's order: the token first, within the request's
+// deadline (which the work that follows shares), then the body, then the use case.
+
+/// `/health`: one authenticated call to SpyCloud.
+pub(crate) async fn health_request(relay: &Relay, caller: &Caller<'_>) -> Result<(), Error> {
+    let caller = relay.authorize(caller).await?;
+    relay.health(&caller).await
+}
+
+/// `/observe/observables`: without a supported observable, an empty answer (the token is not
+/// looked at); else the findings as CTIM, or the authorization failure alone.
+pub(crate) async fn observe_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+    observables: &[Observable],
+) -> Bundle {
+    if !observables
+        .iter()
+        .any(|o| ObservableType::of(&o.kind).is_some())
+    {
+        return Bundle::default();
+    }
+    match relay.authorize(caller).await {
+        Ok(caller) => relay.observe(&caller, observables).await,
+        Err(error) => Bundle::with_error(error.to_doc()),
+    }
+}
+
+/// `/tiles`: the four tile definitions.
+pub(crate) async fn tiles_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+) -> Result<Vec<Definition>, Error> {
+    relay.authorize(caller).await?;
+    Ok(TileId::ALL.map(TileId::definition).to_vec())
+}
+
+/// `/tiles/tile`: the definition of the tile `body` names.
+pub(crate) async fn tile_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+    body: &[u8],
+) -> Result<Definition, Error> {
+    relay.authorize(caller).await?;
+    Ok(parse_tile_request(body, false)?.tile.definition())
+}
+
+/// `/tiles/tile-data`: the figures of the tile and period `body` names (the default period
+/// when it names none), the token's invalid module settings beside them; the fatal error,
+/// if any, is the authorization failure, then the body's (invalid, unknown tile or period),
+/// then the use case's.
+pub(crate) async fn tile_data_request(
+    relay: &Relay,
+    caller: &Caller<'_>,
+    body: &[u8],
+) -> TileAnswer {
+    let caller = match relay.authorize(caller).await {
+        Ok(caller) => caller,
+        Err(error) => return TileAnswer::failed(&error),
+    };
+    match parse_tile_request(body, true) {
+        Ok(request) => {
+            let period = request.period.unwrap_or(Period::DEFAULT);
+            relay.tile_figures(&caller, request.tile, period).await
+        }
+        Err(error) => TileAnswer::of(&caller.credentials, Err(error)),
+    }
+}
+
 /// A request body as read: its bytes, or why they cannot be read.
-type Body = Result<Vec<u8>, RelayError>;
+type Body = Result<Vec<u8>, Error>;
 
 /// A POST to `path` with its body read, within the size limit and the body timeout: who sent
 /// it, when it began, the body (or why it cannot be read) and the relay.
-fn posted(
+fn post_with_body(
     path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
@@ -822,7 +901,7 @@ fn watchdog() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
                     let echo = json!({"data": String::from_utf8_lossy(value.as_bytes())});
                     answer("/watchdog", started, None, ("ok", None), &echo)
                 }
-                None => fatal("/watchdog", started, None, &RelayError::HealthCheck),
+                None => fatal("/watchdog", started, None, &Error::health_check()),
             }
         })
 }
@@ -863,10 +942,9 @@ fn status_reply(status: StatusCode) -> Response {
     json_reply(&body, status)
 }
 
-/// Answers 200 with `error` alone in the SecureX envelope.
 /// An answer that stands, warnings and all: its outcome is its fatal error's, if it has one
 /// (warnings do not change the outcome).
-fn standing(
+fn answer_with_errors(
     route: &'static str,
     started: Instant,
     upstream: &telemetry::UpstreamSummary,
@@ -885,7 +963,7 @@ fn data_or_fatal(
     route: &'static str,
     started: Instant,
     upstream: &telemetry::UpstreamSummary,
-    outcome: Result<impl serde::Serialize, RelayError>,
+    outcome: Result<impl serde::Serialize, Error>,
 ) -> Response {
     /// The success envelope of the routes that answer one document.
     #[derive(serde::Serialize)]
@@ -898,11 +976,12 @@ fn data_or_fatal(
     }
 }
 
+/// Answers 200 with `error` alone in the SecureX envelope.
 fn fatal(
     route: &'static str,
     started: Instant,
     upstream: Option<&telemetry::UpstreamSummary>,
-    error: &RelayError,
+    error: &Error,
 ) -> Response {
     let doc = error.to_doc();
     let body = Bundle::with_error(doc.clone());
@@ -972,15 +1051,15 @@ async fn read_body<S, B>(
     body: S,
     limit: usize,
     timeout: Duration,
-) -> Result<Vec<u8>, RelayError>
+) -> Result<Vec<u8>, Error>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     let too_large =
-        || RelayError::InvalidPayload(format!("The request body is larger than {limit} bytes."));
-    let unreadable = || RelayError::InvalidPayload("The request body could not be read.".into());
+        || Error::invalid_payload(format!("The request body is larger than {limit} bytes."));
+    let unreadable = || Error::invalid_payload("The request body could not be read.");
     futures::pin_mut!(body);
     if declared.is_some_and(|n| n > limit as u64) {
         discard_rest(body, 0, declared, deadline).await;
@@ -993,7 +1072,7 @@ where
             Ok(Some(Ok(chunk))) => chunk,
             Ok(Some(Err(_))) => return Err(unreadable()),
             Err(_) => {
-                return Err(RelayError::InvalidPayload(format!(
+                return Err(Error::invalid_payload(format!(
                     "The request body did not arrive within {} s.",
                     timeout.as_secs_f64()
                 )));

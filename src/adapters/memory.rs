@@ -115,12 +115,7 @@ struct Dataset {
 
 /// The SpyCloud endpoint a lookup asks, as the dataset names it.
 fn endpoint(lookup: &Lookup) -> &'static str {
-    match lookup {
-        Lookup::Email(_) => "emails",
-        Lookup::Domain(_) => "domains",
-        Lookup::Ip(_) | Lookup::Ipv6(_) => "ips",
-        Lookup::Username(_) => "usernames",
-    }
+    lookup.kind().endpoint()
 }
 
 /// Whether SpyCloud would send `record` for `query`: a severity among its codes, a publish

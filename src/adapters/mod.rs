@@ -26,7 +26,8 @@
 //!     Arc::new(FixedCredentials(credentials.clone())),
 //!     RelaySettings::default(),
 //! );
-//! let bundle = relay.lookup(&credentials, &[Observable::new("domain", "acme.test")]).await?;
+//! let findings = relay.lookup(&credentials, &[Observable::new("domain", "acme.test")]).await;
+//! let bundle = findings.into_result()?.to_ctim(&relay.mapping(&credentials));
 //! assert_eq!(bundle.sightings.len(), 3);
 //! assert_eq!(bundle.sightings[0].description, "Present in Demo VPN Stealer Logs");
 //! # Ok(()) }

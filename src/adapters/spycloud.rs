@@ -30,7 +30,7 @@ use crate::domain::{
     ApiKey, BreachQuery, Catalog, CatalogId, Lookup, RawRecord, RecordSink, SeverityFilter,
 };
 use crate::ports::{BreachSource, RateLimiter, WatchlistQuery};
-use crate::telemetry;
+use crate::telemetry::{self, CATALOG, WATCHLIST};
 
 /// The SpyCloud Enterprise API the contract names by default (`SPYCLOUD_API_URL`).
 pub const DEFAULT_BASE_URL: &str = "https://api.spycloud.io/enterprise-v2";
@@ -307,6 +307,7 @@ impl SpyCloudClient {
     async fn breach_pages(
         &self,
         key: &ApiKey,
+        endpoint: &'static str,
         url: &str,
         paging: Paging,
         into: &mut (dyn RecordSink + 'static),
@@ -314,7 +315,7 @@ impl SpyCloudClient {
         let mut cursors = Cursors::new(url, paging.max_pages);
         let mut next = url.to_owned();
         while into.wants_more() {
-            let answer = self.get(key, &next, MAX_BODY_BYTES).await?;
+            let answer = self.get(key, endpoint, &next, MAX_BODY_BYTES).await?;
             if paging.refused_is_empty && answer.status == StatusCode::BAD_REQUEST {
                 // SpyCloud refuses the value: no results (or, after a cursor, no more).
                 return Ok(());
@@ -347,7 +348,7 @@ impl SpyCloudClient {
         let mut cursors = Cursors::new(&url, MAX_CATALOG_PAGES);
         let mut next = url.clone();
         loop {
-            let answer = self.get(key, &next, MAX_CATALOG_BYTES).await?;
+            let answer = self.get(key, CATALOG, &next, MAX_CATALOG_BYTES).await?;
             let cursor = fold_catalog_page(&success_body(answer)?, ids, &mut found)?;
             if found.len() == ids.len() {
                 return Ok(found);
@@ -360,13 +361,20 @@ impl SpyCloudClient {
     }
 
     /// One GET with rate limiting and retries, a success's body read up to `max_bytes`; the
-    /// final answer whatever its status.
-    async fn get(&self, key: &ApiKey, url: &str, max_bytes: usize) -> Result<Answer, SourceError> {
+    /// final answer whatever its status. `endpoint` names the call in logs and metrics
+    /// (`emails`, `catalog`, `watchlist`, ...).
+    async fn get(
+        &self,
+        key: &ApiKey,
+        endpoint: &'static str,
+        url: &str,
+        max_bytes: usize,
+    ) -> Result<Answer, SourceError> {
         let fingerprint = key.fingerprint();
         let mut attempt = 0;
         loop {
             self.limiter.until_ready(&fingerprint).await;
-            let outcome = self.attempt(key, url, max_bytes).await;
+            let outcome = self.attempt(key, endpoint, url, max_bytes).await;
             let wait = match &outcome {
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
                     if answer.signal.is_some() {
@@ -395,7 +403,6 @@ impl SpyCloudClient {
             };
             match wait {
                 Some(wait) if attempt < self.retry.max_retries => {
-                    let endpoint = endpoint_of(url);
                     let status = match &outcome {
                         Ok(answer) => answer.status.as_str().to_owned(),
                         Err(_) => "error".to_owned(),
@@ -421,6 +428,7 @@ impl SpyCloudClient {
     async fn attempt(
         &self,
         key: &ApiKey,
+        endpoint: &'static str,
         url: &str,
         max_bytes: usize,
     ) -> Result<Answer, SourceError> {
@@ -435,14 +443,14 @@ impl SpyCloudClient {
             .send()
             .await
             .map_err(|error| {
-                telemetry::upstream_call(endpoint_of(url), "error", None, started.elapsed());
+                telemetry::upstream_call(endpoint, "error", None, started.elapsed());
                 transport_error(&error, self.timeout)
             })?;
         let status = response.status();
         let headers = response.headers();
         let signal = Signal::of(status, headers);
         telemetry::upstream_call(
-            endpoint_of(url),
+            endpoint,
             status.as_str(),
             signal.map(Signal::name),
             started.elapsed(),
@@ -461,7 +469,7 @@ impl SpyCloudClient {
         };
         let announced = response.content_length().unwrap_or(0);
         if success && announced > limit as u64 {
-            return Err(too_big(url, limit));
+            return Err(too_big(endpoint, limit));
         }
         // Sized once from the announced length (already checked against the cap).
         let mut body = Vec::with_capacity(announced.min(limit as u64) as usize);
@@ -473,7 +481,7 @@ impl SpyCloudClient {
             let room = limit - body.len();
             if chunk.len() > room {
                 if success {
-                    return Err(too_big(url, limit));
+                    return Err(too_big(endpoint, limit));
                 }
                 body.extend_from_slice(&chunk[..room]);
                 break;
@@ -499,7 +507,8 @@ impl BreachSource for SpyCloudClient {
         into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
         let url = breach_data_url(&self.base, lookup, query);
-        self.breach_pages(key, &url, Paging::LOOKUP, into).await
+        self.breach_pages(key, lookup.kind().endpoint(), &url, Paging::LOOKUP, into)
+            .await
     }
 
     async fn catalogs(&self, key: &ApiKey, ids: &[CatalogId]) -> Result<Vec<Catalog>, SourceError> {
@@ -521,28 +530,18 @@ impl BreachSource for SpyCloudClient {
         into: &mut (dyn RecordSink + 'static),
     ) -> Result<(), SourceError> {
         let url = watchlist_url(&self.base, query);
-        self.breach_pages(key, &url, Paging::SCAN, into).await
+        self.breach_pages(key, WATCHLIST, &url, Paging::SCAN, into)
+            .await
     }
 
     async fn probe(&self, key: &ApiKey) -> Result<(), SourceError> {
         // The call the Python relay's health check made: cheap, and it needs a valid key.
         let url = format!("{}/watchlist/example.org", self.base);
-        let answer = self.get(key, &url, MAX_BODY_BYTES).await?;
+        let answer = self.get(key, WATCHLIST, &url, MAX_BODY_BYTES).await?;
         if answer.status == StatusCode::BAD_REQUEST {
             return Ok(());
         }
         success_body(answer).map(drop)
-    }
-}
-
-/// The breach-data endpoint of each kind of lookup: the one place a lookup's kind decides
-/// anything in the adapter. A new SpyCloud lookup is one variant and one arm.
-fn endpoint(lookup: &Lookup) -> &'static str {
-    match lookup {
-        Lookup::Email(_) => "emails",
-        Lookup::Domain(_) => "domains",
-        Lookup::Ip(_) | Lookup::Ipv6(_) => "ips",
-        Lookup::Username(_) => "usernames",
     }
 }
 
@@ -552,7 +551,7 @@ fn breach_data_url(base: &str, lookup: &Lookup, query: &BreachQuery) -> String {
     let value = lookup.to_string();
     let mut url = format!(
         "{base}/breach/data/{}/{}",
-        endpoint(lookup),
+        lookup.kind().endpoint(),
         utf8_percent_encode(&value, PATH_SEGMENT)
     );
     let mut separator = '?';
@@ -605,23 +604,6 @@ impl Paging {
         max_pages: MAX_SCAN_PAGES,
         refused_is_empty: false,
     };
-}
-
-/// The endpoint a URL calls, as a metrics label.
-fn endpoint_of(url: &str) -> &'static str {
-    const LOOKUPS: [&str; 4] = ["emails", "domains", "ips", "usernames"];
-    if let Some(rest) = url.split("/breach/data/").nth(1) {
-        let endpoint = rest.split('/').next().unwrap_or_default();
-        return LOOKUPS
-            .into_iter()
-            .find(|known| *known == endpoint)
-            .unwrap_or("watchlist");
-    }
-    if url.contains("/breach/catalog/") {
-        "catalog"
-    } else {
-        "watchlist"
-    }
 }
 
 /// The cursors of one paged call: each leads to the next page's URL (the cursor joins the
@@ -1027,9 +1009,9 @@ fn upstream_message(body: &[u8]) -> Option<String> {
     }
 }
 
-/// A success of `url` over `limit` bytes (a whole number of MiB).
-fn too_big(url: &str, limit: usize) -> SourceError {
-    let answer = if endpoint_of(url) == "catalog" {
+/// A success of a call to `endpoint` over `limit` bytes (a whole number of MiB).
+fn too_big(endpoint: &str, limit: usize) -> SourceError {
+    let answer = if endpoint == CATALOG {
         "catalog answer"
     } else {
         "answer"
@@ -1105,7 +1087,7 @@ mod tests {
     }
 
     #[test]
-    fn metrics_name_the_endpoint_of_each_lookup() {
+    fn each_lookup_calls_the_endpoint_of_its_type() {
         use crate::domain::ObservableType as T;
         for (kind, value, endpoint) in [
             (T::Email, "a@b.co", "emails"),
@@ -1116,19 +1098,22 @@ mod tests {
         ] {
             let lookup = Lookup::parse(kind, value).unwrap();
             let url = breach_data_url("https://api.test/v2", &lookup, &BreachQuery::default());
-            assert_eq!(endpoint_of(&url), endpoint, "{url}");
+            assert_eq!(lookup.kind().endpoint(), endpoint, "{url}");
+            assert!(
+                url.starts_with(&format!("https://api.test/v2/breach/data/{endpoint}/")),
+                "{url}"
+            );
         }
         assert_eq!(
-            endpoint_of("https://api.test/v2/breach/catalog/1,2"),
-            "catalog"
-        );
-        assert_eq!(
-            endpoint_of("https://api.test/v2/watchlist/example.org"),
-            "watchlist"
-        );
-        assert_eq!(
-            endpoint_of("https://api.test/v2/breach/data/watchlist?since=x"),
-            "watchlist"
+            telemetry::endpoints(),
+            [
+                "emails",
+                "domains",
+                "ips",
+                "usernames",
+                "catalog",
+                "watchlist"
+            ]
         );
     }
 

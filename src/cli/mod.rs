@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use spycloud_relay::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
@@ -288,8 +289,8 @@ pub struct LookupArgs {
     #[arg(required = true, value_name = "VALUE")]
     pub values: Vec<String>,
     /// The type of every value, whatever its form (`--type user` for usernames).
-    #[arg(long = "type", value_enum, value_name = "TYPE")]
-    pub kind: Option<LookupType>,
+    #[arg(long = "type", value_parser = observable_type(), value_name = "TYPE")]
+    pub kind: Option<ObservableType>,
     /// The SpyCloud API key.
     #[arg(long, env = "SPYCLOUD_API_KEY", hide_env_values = true)]
     pub api_key: String,
@@ -312,31 +313,11 @@ pub struct LookupArgs {
     pub log: LogArgs,
 }
 
-/// An observable type on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LookupType {
-    /// An email address.
-    Email,
-    /// A DNS name.
-    Domain,
-    /// An IPv4 address.
-    Ip,
-    /// An IPv6 address.
-    Ipv6,
-    /// A username.
-    User,
-}
-
-impl From<LookupType> for ObservableType {
-    fn from(kind: LookupType) -> Self {
-        match kind {
-            LookupType::Email => Self::Email,
-            LookupType::Domain => Self::Domain,
-            LookupType::Ip => Self::Ip,
-            LookupType::Ipv6 => Self::Ipv6,
-            LookupType::User => Self::User,
-        }
-    }
+/// `--type`: one of the observable types, by name (`email`, `domain`, `ip`, `ipv6`, `user`).
+fn observable_type() -> impl TypedValueParser<Value = ObservableType> {
+    let names = ObservableType::ALL.map(|kind| PossibleValue::new(kind.name()).help(kind.what()));
+    PossibleValuesParser::new(names)
+        .try_map(|name| ObservableType::of(&name).ok_or("not an observable type"))
 }
 
 impl LookupArgs {
@@ -349,14 +330,12 @@ impl LookupArgs {
         let mut problems = Vec::new();
         let mut observables = Vec::new();
         for value in &self.values {
-            let kind = self
-                .kind
-                .map(ObservableType::from)
-                .or_else(|| ObservableType::by_form(value));
+            let kind = self.kind.or_else(|| ObservableType::by_form(value));
             let Some(kind) = kind else {
                 problems.push(format!(
-                    "cannot tell what {} is: give its type with --type (email, domain, ip, ipv6, user)",
-                    value.chars().take(100).collect::<String>()
+                    "cannot tell what {} is: give its type with --type ({})",
+                    value.chars().take(100).collect::<String>(),
+                    ObservableType::ALL.map(ObservableType::name).join(", ")
                 ));
                 continue;
             };

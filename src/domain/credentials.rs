@@ -228,7 +228,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ErrorType, RelayError};
+    use crate::domain::{Error, ErrorType};
     use serde_json::json;
 
     #[test]
@@ -320,7 +320,7 @@ mod tests {
         ];
         for (reason, text) in table {
             assert_eq!(reason.to_string(), text);
-            let doc = RelayError::from(reason).to_doc();
+            let doc = Error::from(reason).to_doc();
             assert_eq!(
                 (doc.kind, doc.code.as_str(), doc.message),
                 (

@@ -67,108 +67,6 @@ pub enum SourceError {
     InvalidResponse(String),
 }
 
-/// A fatal error: it ends the request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum RelayError {
-    /// The caller is not authorized.
-    #[error("authorization failed: {0}")]
-    Auth(#[from] AuthError),
-    /// SpyCloud could not answer.
-    #[error("SpyCloud failed: {0}")]
-    Source(#[from] SourceError),
-    /// The request body is not what the route takes: the detail after the fixed prefix.
-    #[error("invalid payload: {0}")]
-    InvalidPayload(String),
-    /// `/watchdog` without a `Health-Check` header.
-    #[error("invalid health check")]
-    HealthCheck,
-    /// A tile id the dashboard does not have: the id as asked.
-    #[error("unknown tile id")]
-    UnknownTile(String),
-    /// A period the dashboard does not offer: the period as asked.
-    #[error("unknown period")]
-    UnknownPeriod(String),
-    /// The overall deadline passed before SpyCloud answered everything.
-    #[error("deadline of {0} s passed")]
-    Deadline(u64),
-}
-
-impl RelayError {
-    /// The SecureX code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Auth(_) => "authorization error",
-            Self::Source(
-                SourceError::Unauthorized(_)
-                | SourceError::Forbidden(_)
-                | SourceError::IpNotAllowed
-                | SourceError::InvalidApiKey,
-            ) => "authorization error",
-            Self::Source(SourceError::NotFound) => "not found",
-            Self::Source(SourceError::Internal) => "internal error",
-            Self::Source(SourceError::RateLimited | SourceError::QuotaUsedUp) => {
-                "too many requests"
-            }
-            Self::Source(_) | Self::Deadline(_) => "unknown",
-            Self::InvalidPayload(_) | Self::UnknownTile(_) | Self::UnknownPeriod(_) => {
-                "invalid argument"
-            }
-            Self::HealthCheck => "health check failed",
-        }
-    }
-
-    /// The SecureX message.
-    pub fn message(&self) -> String {
-        match self {
-            Self::Auth(reason) => format!("Authorization failed: {reason}"),
-            Self::Source(error) => match error {
-                SourceError::Unauthorized(m) | SourceError::Forbidden(m) => {
-                    format!("Authorization failed: {m}")
-                }
-                SourceError::NotFound => "The Spycloud not found.".to_owned(),
-                SourceError::Internal => "The Spycloud internal error.".to_owned(),
-                SourceError::RateLimited => {
-                    "Too many requests have been made to Spycloud. Please, try again later."
-                        .to_owned()
-                }
-                SourceError::QuotaUsedUp => {
-                    "The SpyCloud API key's monthly quota is used up. Please, contact SpyCloud."
-                        .to_owned()
-                }
-                SourceError::IpNotAllowed => "Authorization failed: SpyCloud does not accept \
-                    calls from this relay's IP address for this API key. Ask SpyCloud to allow it."
-                    .to_owned(),
-                SourceError::InvalidApiKey => {
-                    "Authorization failed: The SpyCloud API key is not valid.".to_owned()
-                }
-                SourceError::Tls(reason) => format!("Unable to verify SSL certificate: {reason}"),
-                SourceError::Unexpected(text)
-                | SourceError::Timeout(text)
-                | SourceError::Connection(text) => text.clone(),
-                SourceError::InvalidResponse(reason) => {
-                    format!("SpyCloud sent a response the relay cannot read: {reason}")
-                }
-            },
-            Self::InvalidPayload(detail) => format!("Invalid JSON payload received. {detail}"),
-            Self::HealthCheck => "Invalid Health Check".to_owned(),
-            Self::UnknownTile(id) => format!("Unknown tile_id: {}", truncate(id, 100)),
-            Self::UnknownPeriod(period) => format!("Unknown period: {}", truncate(period, 100)),
-            Self::Deadline(secs) => {
-                format!("SpyCloud did not answer everything within the relay's {secs} s deadline.")
-            }
-        }
-    }
-
-    /// The error as SecureX reads it.
-    pub fn to_doc(&self) -> ErrorDoc {
-        ErrorDoc {
-            kind: ErrorType::Fatal,
-            code: self.code().to_owned(),
-            message: self.message(),
-        }
-    }
-}
-
 /// Why a lookup failed, for embedders to match on: a fatal error of the contract, by what it
 /// means. It still renders the contract's SecureX code and message ([`Error::code`],
 /// [`Error::message`], [`Error::to_doc`]).
@@ -246,49 +144,91 @@ pub enum Error {
     },
 }
 
-impl From<RelayError> for Error {
-    fn from(error: RelayError) -> Self {
-        match error {
-            RelayError::Auth(reason) => Self::Authorization {
-                reason: reason.to_string(),
-            },
-            RelayError::Source(
-                SourceError::Unauthorized(reason) | SourceError::Forbidden(reason),
-            ) => Self::Authorization { reason },
-            RelayError::Source(SourceError::RateLimited) => Self::RateLimited,
-            RelayError::Source(SourceError::QuotaUsedUp) => Self::QuotaUsedUp,
-            RelayError::Source(SourceError::IpNotAllowed) => Self::IpNotAllowed,
-            RelayError::Source(SourceError::InvalidApiKey) => Self::InvalidApiKey,
-            RelayError::Source(SourceError::NotFound) => Self::NotFound,
-            RelayError::Source(other) => Self::Upstream(other),
-            RelayError::Deadline(secs) => Self::Deadline { secs },
-            invalid => Self::InvalidInput {
-                code: invalid.code(),
-                message: invalid.message(),
-            },
+impl From<AuthError> for Error {
+    fn from(reason: AuthError) -> Self {
+        Self::Authorization {
+            reason: reason.to_string(),
         }
     }
+}
+
+impl From<SourceError> for Error {
+    fn from(error: SourceError) -> Self {
+        match error {
+            SourceError::Unauthorized(reason) | SourceError::Forbidden(reason) => {
+                Self::Authorization { reason }
+            }
+            SourceError::RateLimited => Self::RateLimited,
+            SourceError::QuotaUsedUp => Self::QuotaUsedUp,
+            SourceError::IpNotAllowed => Self::IpNotAllowed,
+            SourceError::InvalidApiKey => Self::InvalidApiKey,
+            SourceError::NotFound => Self::NotFound,
+            other => Self::Upstream(other),
+        }
+    }
+}
+
+/// The SecureX message of every authorization failure, the caller's or SpyCloud's.
+fn authorization_failed(reason: &str) -> String {
+    format!("Authorization failed: {reason}")
 }
 
 impl Error {
     /// The SecureX code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Authorization { .. } => "authorization error",
+            Self::Authorization { .. } | Self::IpNotAllowed | Self::InvalidApiKey => {
+                "authorization error"
+            }
+            Self::RateLimited | Self::QuotaUsedUp => "too many requests",
+            Self::NotFound => "not found",
+            Self::Upstream(SourceError::Internal) => "internal error",
+            Self::Upstream(source) => match source.typed() {
+                Some(typed) => typed.code(),
+                None => "unknown",
+            },
+            Self::Deadline { .. } => "unknown",
             Self::InvalidInput { code, .. } => code,
-            other => other.as_relay_error().map_or("unknown", |e| e.code()),
         }
     }
 
     /// The SecureX message.
     pub fn message(&self) -> String {
         match self {
-            Self::Authorization { reason } => format!("Authorization failed: {reason}"),
+            Self::Authorization { reason } => authorization_failed(reason),
+            Self::RateLimited => {
+                "Too many requests have been made to Spycloud. Please, try again later.".to_owned()
+            }
+            Self::QuotaUsedUp => {
+                "The SpyCloud API key's monthly quota is used up. Please, contact SpyCloud."
+                    .to_owned()
+            }
+            Self::IpNotAllowed => authorization_failed(
+                "SpyCloud does not accept calls from this relay's IP address for this API key. \
+                 Ask SpyCloud to allow it.",
+            ),
+            Self::InvalidApiKey => authorization_failed("The SpyCloud API key is not valid."),
+            Self::NotFound => "The Spycloud not found.".to_owned(),
+            Self::Upstream(source) => match source.typed() {
+                Some(typed) => typed.message(),
+                None => match source {
+                    SourceError::Internal => "The Spycloud internal error.".to_owned(),
+                    SourceError::Tls(reason) => {
+                        format!("Unable to verify SSL certificate: {reason}")
+                    }
+                    SourceError::InvalidResponse(reason) => {
+                        format!("SpyCloud sent a response the relay cannot read: {reason}")
+                    }
+                    SourceError::Unexpected(text)
+                    | SourceError::Timeout(text)
+                    | SourceError::Connection(text) => text.clone(),
+                    typed => Self::from(typed.clone()).message(),
+                },
+            },
+            Self::Deadline { secs } => {
+                format!("SpyCloud did not answer everything within the relay's {secs} s deadline.")
+            }
             Self::InvalidInput { message, .. } => message.clone(),
-            other => other
-                .as_relay_error()
-                .map(|e| e.message())
-                .unwrap_or_default(),
         }
     }
 
@@ -301,18 +241,47 @@ impl Error {
         }
     }
 
-    /// The relay error the contract's words come from, for the variants that keep one.
-    fn as_relay_error(&self) -> Option<RelayError> {
-        Some(match self {
-            Self::RateLimited => RelayError::Source(SourceError::RateLimited),
-            Self::QuotaUsedUp => RelayError::Source(SourceError::QuotaUsedUp),
-            Self::IpNotAllowed => RelayError::Source(SourceError::IpNotAllowed),
-            Self::InvalidApiKey => RelayError::Source(SourceError::InvalidApiKey),
-            Self::NotFound => RelayError::Source(SourceError::NotFound),
-            Self::Upstream(error) => RelayError::Source(error.clone()),
-            Self::Deadline { secs } => RelayError::Deadline(*secs),
-            Self::Authorization { .. } | Self::InvalidInput { .. } => return None,
-        })
+    /// A request body that is not what the route takes: the detail after the fixed prefix.
+    pub(crate) fn invalid_payload(detail: impl std::fmt::Display) -> Self {
+        Self::InvalidInput {
+            code: "invalid argument",
+            message: format!("Invalid JSON payload received. {detail}"),
+        }
+    }
+
+    /// `/watchdog` without a `Health-Check` header.
+    pub(crate) fn health_check() -> Self {
+        Self::InvalidInput {
+            code: "health check failed",
+            message: "Invalid Health Check".to_owned(),
+        }
+    }
+
+    /// A tile id the dashboard does not have: the id as asked.
+    pub(crate) fn unknown_tile(id: &str) -> Self {
+        Self::InvalidInput {
+            code: "invalid argument",
+            message: format!("Unknown tile_id: {}", truncate(id, 100)),
+        }
+    }
+
+    /// A period the dashboard does not offer: the period as asked.
+    pub(crate) fn unknown_period(period: &str) -> Self {
+        Self::InvalidInput {
+            code: "invalid argument",
+            message: format!("Unknown period: {}", truncate(period, 100)),
+        }
+    }
+}
+
+impl SourceError {
+    /// The typed error this failure means, when it means more than "SpyCloud failed"
+    /// (`Error::Upstream` built by hand around such a failure reads as the typed error).
+    fn typed(&self) -> Option<Error> {
+        match Error::from(self.clone()) {
+            Error::Upstream(_) => None,
+            typed => Some(typed),
+        }
     }
 }
 
@@ -410,42 +379,35 @@ mod tests {
 
     #[test]
     fn the_typed_error_keeps_the_contracts_code_and_message() {
-        let fatal = [
-            RelayError::Auth(AuthError::Expired),
-            RelayError::Source(SourceError::Forbidden("Forbidden".into())),
-            RelayError::Source(SourceError::RateLimited),
-            RelayError::Source(SourceError::NotFound),
-            RelayError::Source(SourceError::Internal),
-            RelayError::Source(SourceError::Timeout("no answer in 10 s".into())),
-            RelayError::Deadline(25),
-            RelayError::InvalidPayload("{}".into()),
-            RelayError::HealthCheck,
+        let upstream = [
+            SourceError::Forbidden("Forbidden".into()),
+            SourceError::RateLimited,
+            SourceError::NotFound,
+            SourceError::Internal,
+            SourceError::Timeout("no answer in 10 s".into()),
         ];
-        for error in fatal {
+        // However an upstream failure is held, typed or wrapped, it reads the same.
+        for error in upstream {
             let typed = Error::from(error.clone());
-            assert_eq!(typed.to_doc(), error.to_doc(), "{typed:?}");
+            assert_eq!(typed.to_doc(), Error::Upstream(error).to_doc(), "{typed:?}");
         }
         assert_eq!(
-            Error::from(RelayError::Auth(AuthError::Expired)),
+            Error::from(AuthError::Expired),
             Error::Authorization {
                 reason: "Token has expired".into()
             }
         );
         assert_eq!(
-            Error::from(RelayError::Source(SourceError::Unauthorized("x".into()))),
+            Error::from(SourceError::Unauthorized("x".into())),
             Error::Authorization { reason: "x".into() }
         );
-        assert_eq!(
-            Error::from(RelayError::Deadline(3)),
-            Error::Deadline { secs: 3 }
-        );
         assert!(matches!(
-            Error::from(RelayError::Source(SourceError::Internal)),
+            Error::from(SourceError::Internal),
             Error::Upstream(SourceError::Internal)
         ));
     }
 
-    fn doc(error: RelayError) -> (String, String) {
+    fn doc(error: Error) -> (String, String) {
         let doc = error.to_doc();
         assert_eq!(doc.kind, ErrorType::Fatal);
         (doc.code, doc.message)
@@ -501,7 +463,8 @@ mod tests {
             ),
         ];
         for (error, expected) in cases {
-            assert_eq!(doc(RelayError::Source(error)), expected);
+            assert_eq!(doc(Error::Upstream(error.clone())), expected);
+            assert_eq!(doc(Error::from(error)), expected);
         }
     }
 
@@ -534,15 +497,21 @@ mod tests {
             ),
         ];
         for (source, typed, expected) in cases {
-            let relay = RelayError::Source(source);
-            assert_eq!(doc(relay.clone()), expected);
-            assert_eq!(Error::from(relay.clone()), typed);
-            assert_eq!(typed.to_doc(), relay.to_doc());
+            assert_eq!(doc(Error::Upstream(source.clone())), expected);
+            assert_eq!(Error::from(source), typed);
+            assert_eq!(doc(typed), expected);
         }
     }
 
     #[test]
     fn relay_errors_have_the_contract_codes_and_messages() {
+        assert_eq!(
+            doc(Error::Deadline { secs: 25 }),
+            pair(
+                "unknown",
+                "SpyCloud did not answer everything within the relay's 25 s deadline."
+            )
+        );
         assert_eq!(
             doc(AuthError::WrongType.into()),
             pair(
@@ -551,22 +520,22 @@ mod tests {
             )
         );
         assert_eq!(
-            doc(RelayError::HealthCheck),
+            doc(Error::health_check()),
             pair("health check failed", "Invalid Health Check")
         );
         assert_eq!(
-            doc(RelayError::UnknownTile("nope".into())),
+            doc(Error::unknown_tile("nope")),
             pair("invalid argument", "Unknown tile_id: nope")
         );
         let long = "p".repeat(150);
         assert_eq!(
-            doc(RelayError::UnknownPeriod(long)),
+            doc(Error::unknown_period(&long)),
             pair(
                 "invalid argument",
                 &format!("Unknown period: {}", "p".repeat(100))
             )
         );
-        let (code, message) = doc(RelayError::InvalidPayload("x".into()));
+        let (code, message) = doc(Error::invalid_payload("x"));
         assert_eq!(code, "invalid argument");
         assert!(message.starts_with("Invalid JSON payload received. "));
     }

@@ -57,6 +57,25 @@ impl ObservableType {
         }
     }
 
+    /// The SpyCloud breach-data endpoint of the type's lookups (`/breach/data/<endpoint>/..`),
+    /// also the `endpoint` label of the relay's metrics: `emails`, `domains`, `ips` (both IP
+    /// types), `usernames`.
+    ///
+    /// ```
+    /// use spycloud_relay::domain::ObservableType;
+    ///
+    /// let endpoints = ObservableType::ALL.map(ObservableType::endpoint);
+    /// assert_eq!(endpoints, ["emails", "domains", "ips", "ips", "usernames"]);
+    /// ```
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Self::Email => "emails",
+            Self::Domain => "domains",
+            Self::Ip | Self::Ipv6 => "ips",
+            Self::User => "usernames",
+        }
+    }
+
     /// What a valid value is, as the invalid-value warning says it.
     pub fn what(self) -> &'static str {
         match self {

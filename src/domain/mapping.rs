@@ -12,6 +12,7 @@ use super::ctim::{
 };
 use super::device::Device;
 use super::error::Warning;
+use super::findings::Findings;
 use super::observable::EMAIL;
 use super::time::Timestamp;
 
@@ -439,6 +440,31 @@ pub fn observable_bundle<'c>(
         bundle.sightings.push(sighting);
     }
     bundle
+}
+
+impl Findings {
+    /// The findings as SecureX reads them: the request's warnings, then per observable its
+    /// warnings and [`observable_bundle`] (an indicator already in the answer is not added
+    /// again), and the fatal error, if any, last.
+    pub fn to_ctim(&self, options: &MappingOptions) -> Bundle {
+        let mut bundle = Bundle {
+            errors: self.warnings.clone(),
+            ..Bundle::default()
+        };
+        for found in &self.observables {
+            bundle.errors.extend(found.warnings.iter().cloned());
+            bundle.append(observable_bundle(
+                &found.observable,
+                found.records.clone(),
+                |id| found.catalog(id),
+                options,
+            ));
+        }
+        if let Some(fatal) = &self.fatal {
+            bundle.errors.push(fatal.to_doc());
+        }
+        bundle
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //!   record, with the infected [`Device`] it names), from the breach its [`Catalog`] entry
 //!   describes; a [`BreachSource`] feeds records
 //!   into a [`RecordSink`] for a [`BreachQuery`];
+//! - what a lookup found: [`Findings`], per observable an [`ObservableFindings`] (records,
+//!   catalogs, warnings), and the fatal error, if any; every output format renders them;
 //! - what SecureX reads: a [`Bundle`] of [`Sighting`]s, [`Indicator`]s and [`Relationship`]s,
 //!   with [`ErrorDoc`]s, made by [`observable_bundle`] under [`MappingOptions`];
 //! - the dashboard: a [`TileId`] over a [`Period`] gives [`TileData`];
@@ -46,6 +48,7 @@ pub(crate) mod ctim;
 pub(crate) mod device;
 pub(crate) mod email;
 pub(crate) mod error;
+pub(crate) mod findings;
 pub(crate) mod hashed;
 pub(crate) mod lookup;
 pub(crate) mod mapping;
@@ -65,6 +68,7 @@ pub use ctim::{
 pub use device::Device;
 pub use email::Email;
 pub use error::{Error, SourceError};
+pub use findings::{Findings, ObservableFindings};
 pub use lookup::{Domain, InvalidLookup, Lookup, ObservableType, Username};
 pub use mapping::{MappingOptions, PasswordPolicy, observable_bundle};
 pub use settings::{BreachQuery, ModuleSettings, SeverityFilter};
@@ -73,7 +77,7 @@ pub use time::{Day, InvalidTimestamp, Timestamp};
 
 pub(crate) use collector::BreachCollector;
 pub(crate) use credentials::{KeyFingerprint, bearer_token};
-pub(crate) use error::{RelayError, Warning};
+pub(crate) use error::Warning;
 pub(crate) use observable::parse_observables;
 
 #[cfg(test)]

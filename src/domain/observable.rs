@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use super::ctim::Observable;
-use super::error::RelayError;
+use super::error::Error;
 
 /// The `email` observable type's name.
 pub const EMAIL: &str = "email";
@@ -16,10 +16,10 @@ pub const EMAIL: &str = "email";
 /// dropped, in order of first appearance.
 ///
 /// # Errors
-/// [`RelayError::InvalidPayload`] when the body is not JSON, not an array, or an item lacks a
+/// An invalid payload ([`Error::InvalidInput`]) when the body is not JSON, not an array, or an item lacks a
 /// non-blank string `type` or `value` (other fields are ignored).
-pub fn parse_observables(body: &[u8]) -> Result<Vec<Observable>, RelayError> {
-    let invalid = |detail: Value| RelayError::InvalidPayload(format!("{detail}."));
+pub fn parse_observables(body: &[u8]) -> Result<Vec<Observable>, Error> {
+    let invalid = |detail: Value| Error::invalid_payload(format!("{detail}."));
     let items = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Array(items)) => items,
         _ => return Err(invalid(json!({"_schema": ["Invalid input type."]}))),

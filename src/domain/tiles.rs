@@ -1,9 +1,9 @@
 //! The Employee ATO dashboard: its four tiles and their periods, the tile request body, and
 //! the figures of one watchlist scan.
 //!
-//! A scan's records are folded into a [`Tally`] page by page as they arrive, so what a scan
+//! A scan's records are folded into a [`ScanTally`] page by page as they arrive, so what a scan
 //! holds grows with the employees, catalogs and days it counts, never with the records it
-//! reads. [`Tally::finish`] keeps only what the tiles show ([`Figures`]), and [`tile_data`]
+//! reads. [`ScanTally::finish`] keeps only what the tiles show ([`Figures`]), and [`tile_data`]
 //! turns those into one tile's answer. The clock is the caller's: every function here takes
 //! the time it needs.
 
@@ -16,9 +16,10 @@ use serde_json::{Value, json};
 use super::breach::{RawRecord, SeverityBand};
 use super::catalog::CatalogId;
 use super::collector::RecordSink;
+use super::credentials::Credentials;
 use super::ctim::{ErrorDoc, ErrorType};
 use super::email::truncate;
-use super::error::RelayError;
+use super::error::Error;
 use super::hashed::{Hashes, Table};
 use super::time::{Day, Timestamp};
 
@@ -241,10 +242,11 @@ pub struct TileRequest {
 /// `period` (other fields are ignored).
 ///
 /// # Errors
-/// [`RelayError::InvalidPayload`] for any other body (with the Python relay's error shape,
-/// `{"<field>": ["..."]}`), then [`RelayError::UnknownTile`] and [`RelayError::UnknownPeriod`].
-pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest, RelayError> {
-    let invalid = |detail: Value| RelayError::InvalidPayload(format!("{detail}."));
+/// An invalid payload for any other body (with the Python relay's error shape,
+/// `{"<field>": ["..."]}`), then an unknown tile id, then an unknown period (each an
+/// [`Error::InvalidInput`]).
+pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest, Error> {
+    let invalid = |detail: Value| Error::invalid_payload(format!("{detail}."));
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return Err(invalid(json!({"_schema": ["Invalid input type."]})));
     };
@@ -265,9 +267,9 @@ pub fn parse_tile_request(body: &[u8], with_period: bool) -> Result<TileRequest,
     let Some(tile) = tile.filter(|_| problems.is_empty()) else {
         return Err(invalid(Value::Object(problems)));
     };
-    let tile = TileId::parse(tile).ok_or_else(|| RelayError::UnknownTile(tile.to_owned()))?;
+    let tile = TileId::parse(tile).ok_or_else(|| Error::unknown_tile(tile))?;
     let period = period
-        .map(|name| Period::parse(name).ok_or_else(|| RelayError::UnknownPeriod(name.to_owned())))
+        .map(|name| Period::parse(name).ok_or_else(|| Error::unknown_period(name)))
         .transpose()?;
     Ok(TileRequest { tile, period })
 }
@@ -309,7 +311,7 @@ struct Breach {
 /// with its own records, so when it last grows it is weighed against every employee it can
 /// finally be behind.
 #[derive(Debug)]
-pub struct Tally {
+pub struct ScanTally {
     start: Timestamp,
     end: Timestamp,
     first_day: Day,
@@ -330,7 +332,7 @@ pub struct Tally {
     days: Vec<[u64; 4]>,
 }
 
-impl Tally {
+impl ScanTally {
     /// A scan of `period` ending at `now` that reads at most `limit` records.
     pub fn new(period: Period, now: Timestamp, limit: u64) -> Self {
         let start = period.start(now);
@@ -496,7 +498,7 @@ impl Tally {
 
 /// A scan's records are folded one by one as the source reads them: at most the limit are
 /// read, and SpyCloud's `hits` (the first page's figure is kept) says how many were not.
-impl RecordSink for Tally {
+impl RecordSink for ScanTally {
     fn wants_more(&self) -> bool {
         self.read < self.limit
     }
@@ -679,11 +681,25 @@ pub struct TileAnswer {
 
 impl TileAnswer {
     /// An answer holding only `error`'s fatal error.
-    pub fn failed(error: &RelayError) -> Self {
+    pub fn failed(error: &Error) -> Self {
         Self {
             data: None,
             errors: vec![error.to_doc()],
         }
+    }
+
+    /// The answer to `credentials`' request: their invalid module settings as warnings, then
+    /// the data, or the fatal error after them.
+    pub fn of(credentials: &Credentials, figures: Result<TileData, Error>) -> Self {
+        let mut answer = Self {
+            data: None,
+            errors: credentials.settings.warnings(),
+        };
+        match figures {
+            Ok(data) => answer.data = Some(data),
+            Err(error) => answer.errors.push(error.to_doc()),
+        }
+        answer
     }
 
     /// The fatal error, if the answer has one.
@@ -987,23 +1003,23 @@ mod tests {
 
     /// One page fed as a source feeds it: its `hits` (when said), then records while the
     /// tally wants more; whether it still wants more after the page.
-    fn page(tally: &mut Tally, hits: Option<u64>, records: Vec<RawRecord>) -> bool {
+    fn page(scan_tally: &mut ScanTally, hits: Option<u64>, records: Vec<RawRecord>) -> bool {
         if let Some(hits) = hits {
-            tally.hits(hits);
+            scan_tally.hits(hits);
         }
         for record in records {
-            if !tally.wants_more() {
+            if !scan_tally.wants_more() {
                 break;
             }
-            tally.add(record);
+            scan_tally.add(record);
         }
-        tally.wants_more()
+        scan_tally.wants_more()
     }
 
     fn scan(period: Period, records: Vec<RawRecord>) -> Figures {
-        let mut tally = Tally::new(period, now(), 1_000);
-        page(&mut tally, Some(records.len() as u64), records);
-        tally.finish()
+        let mut scan_tally = ScanTally::new(period, now(), 1_000);
+        page(&mut scan_tally, Some(records.len() as u64), records);
+        scan_tally.finish()
     }
 
     fn data(tile: TileId, figures: &Figures) -> Value {
@@ -1111,13 +1127,13 @@ mod tests {
             (Period::Last30Days, 31),
             (Period::Last90Days, 91),
         ] {
-            let tally = Tally::new(period, now(), 1);
+            let scan_tally = ScanTally::new(period, now(), 1);
             assert_eq!(
-                tally.since(),
+                scan_tally.since(),
                 now().minus(period.span()).day(),
                 "{period:?}"
             );
-            assert_eq!(tally.finish().days.len(), days, "{period:?}");
+            assert_eq!(scan_tally.finish().days.len(), days, "{period:?}");
         }
     }
 
@@ -1345,13 +1361,13 @@ mod tests {
     #[test]
     fn a_scan_stops_at_its_limit_and_says_how_many_records_it_did_not_read() {
         let records = |n: usize| (0..n).map(|_| at(NOW, json!({}))).collect::<Vec<_>>();
-        let mut tally = Tally::new(Period::Last7Days, now(), 5);
-        assert!(page(&mut tally, Some(12), records(3)));
+        let mut scan_tally = ScanTally::new(Period::Last7Days, now(), 5);
+        assert!(page(&mut scan_tally, Some(12), records(3)));
         // The second page's hits do not replace the first's; only 2 of its 3 records are read.
-        assert!(!page(&mut tally, Some(99), records(3)));
+        assert!(!page(&mut scan_tally, Some(99), records(3)));
         // A record offered past the limit anyway is not counted.
-        tally.add(at(NOW, json!({})));
-        let figures = tally.finish();
+        scan_tally.add(at(NOW, json!({})));
+        let figures = scan_tally.finish();
         assert_eq!((figures.records, figures.not_read), (5, Some(7)));
         let summary = data(TileId::ExposureSummary, &figures);
         assert_eq!(
@@ -1359,10 +1375,10 @@ mod tests {
             json!({"icon": "warning", "label": "Records not read", "value": 7, "value_unit": "integer"})
         );
         // Every record read, or no hits said: no fifth figure.
-        let mut whole = Tally::new(Period::Last7Days, now(), 5);
+        let mut whole = ScanTally::new(Period::Last7Days, now(), 5);
         assert!(page(&mut whole, Some(3), records(3)));
         assert_eq!(whole.finish().not_read, None);
-        let mut silent = Tally::new(Period::Last7Days, now(), 2);
+        let mut silent = ScanTally::new(Period::Last7Days, now(), 2);
         assert!(!page(&mut silent, None, records(3)));
         assert_eq!(silent.finish().not_read, None);
     }
@@ -1522,9 +1538,9 @@ mod tests {
             .collect();
         expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         expected.truncate(10);
-        let mut tally = Tally::new(Period::Last7Days, now(), 1_000_000);
-        page(&mut tally, Some(records.len() as u64), records);
-        let figures = tally.finish();
+        let mut scan_tally = ScanTally::new(Period::Last7Days, now(), 1_000_000);
+        page(&mut scan_tally, Some(records.len() as u64), records);
+        let figures = scan_tally.finish();
         let shown: Vec<(String, u64, u64, u64, String)> = figures
             .top_employees
             .iter()

@@ -80,7 +80,7 @@ pub struct WatchlistQuery {
 /// let relay = Relay::new(Arc::new(QuotaSpent), decoder, RelaySettings::default());
 ///
 /// let looked_up = relay.lookup(&credentials, &[Observable::new("ip", "203.0.113.77")]).await;
-/// assert_eq!(looked_up, Err(Error::RateLimited));
+/// assert_eq!(looked_up.fatal, Some(Error::RateLimited));
 ///
 /// let tile = relay.tile_data_as(&credentials, TileId::ExposureSummary, Period::DEFAULT).await;
 /// let no_watchlist = SourceError::Unexpected("This breach source has no watchlist to scan.".into());

@@ -49,7 +49,8 @@
 //! let source = Records(vec![("pat@example.com", record)]);
 //! let relay = Relay::new(Arc::new(source), decoder, RelaySettings::default());
 //!
-//! let bundle = relay.lookup(&credentials, &[Observable::new("email", "pat@example.com")]).await?;
+//! let findings = relay.lookup(&credentials, &[Observable::new("email", "pat@example.com")]).await;
+//! let bundle = findings.into_result()?.to_ctim(&relay.mapping(&credentials));
 //! assert_eq!(bundle.sightings.len(), 1);
 //! let seen = bundle.sightings[0].observed_time.start_time;
 //! assert_eq!(seen.to_string(), "2024-03-01T00:00:00.000000Z");

@@ -1,25 +1,21 @@
-//! The use case: observe and health over the two ports. It decides what is looked up, in which
+//! The use case: observe, health and the tiles over the ports, for callers the transport has
+//! authorized ([`Relay::authorize`]) with typed requests. It decides what is looked up, in which
 //! order, how many at once, and what a failure keeps; the domain decides what the answers say.
 //!
 //! - [`Relay`] (here): the ports and settings every use case shares, authentication, health;
-//! - `observe`: observe requests, and [`Relay::lookup`] for embedders;
-//! - `builder`: [`Relay::builder`], the real pipeline over SpyCloud in one call.
+//! - `observe`: [`Relay::lookup`], the findings of observables, and observe requests (the
+//!   findings rendered as CTIM);
 //! - `tiles`: the Employee ATO dashboard, over watchlist scans shared per key and period (and
 //!   with other replicas, through the [`SharedCache`]).
 
-mod builder;
 mod observe;
 mod tiles;
-
-pub use builder::RelayBuilder;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::cache::CacheSettings;
-use crate::adapters::local::LocalCache;
 use crate::domain::mapping::MappingOptions;
-use crate::domain::{AuthError, Credentials, RelayError, Timestamp, bearer_token};
+use crate::domain::{AuthError, Credentials, Error, Timestamp, bearer_token};
 use crate::ports::{BreachSource, CredentialDecoder, SharedCache};
 
 use tiles::Scans;
@@ -95,6 +91,16 @@ pub(crate) struct Caller<'a> {
     pub audience: &'a str,
 }
 
+/// A caller whose token was checked ([`Relay::authorize`]): its credentials, and the deadline of
+/// its request.
+#[derive(Debug)]
+pub(crate) struct Authorized {
+    /// What the token carries.
+    pub credentials: Credentials,
+    /// When the request must have answered.
+    pub deadline: tokio::time::Instant,
+}
+
 /// The relay: SecureX questions in, CTIM out. [`Relay::builder`] makes it over SpyCloud,
 /// [`Relay::new`] over any [`BreachSource`] and [`CredentialDecoder`]; see their examples.
 #[derive(Clone)]
@@ -103,8 +109,9 @@ pub struct Relay {
     decoder: Option<Arc<dyn CredentialDecoder>>,
     settings: RelaySettings,
     scans: Arc<Scans>,
-    /// What the tiles' scans are shared through (the builder's: Redis with replicas).
-    shared: Arc<dyn SharedCache>,
+    /// What the tiles' scans are shared through with other replicas (Redis), if anything:
+    /// without it a scan is kept once, in [`Scans`].
+    shared: Option<Arc<dyn SharedCache>>,
     clock: Clock,
 }
 
@@ -141,7 +148,8 @@ impl Relay {
     ///     Observable::new("ip", "203.0.113.77"),
     ///     Observable::new("domain", "acme.test"), // past `max_lookups`: a warning
     /// ];
-    /// let bundle = relay.lookup(&credentials, &observables).await?;
+    /// let findings = relay.lookup(&credentials, &observables).await.into_result()?;
+    /// let bundle = findings.to_ctim(&relay.mapping(&credentials));
     /// assert_eq!(bundle.sightings.len(), 1);
     /// assert_eq!(bundle.indicators[0].title.as_deref(), Some("Demo VPN Stealer Logs"));
     /// assert_eq!(
@@ -155,16 +163,16 @@ impl Relay {
         decoder: Arc<dyn CredentialDecoder>,
         settings: RelaySettings,
     ) -> Self {
-        let shared = Arc::new(LocalCache::new(CacheSettings::default().capacity));
-        Self::assemble(source, Some(decoder), settings, shared)
+        Self::assemble(source, Some(decoder), settings, None)
     }
 
-    /// The relay over its parts, with the tiles' scans kept per `settings` and the system clock.
-    fn assemble(
+    /// The relay over its ports, with the tiles' scans kept per `settings` (and shared through
+    /// `shared`, if given) and the system clock.
+    pub(crate) fn assemble(
         source: Arc<dyn BreachSource>,
         decoder: Option<Arc<dyn CredentialDecoder>>,
         settings: RelaySettings,
-        shared: Arc<dyn SharedCache>,
+        shared: Option<Arc<dyn SharedCache>>,
     ) -> Self {
         Self {
             source,
@@ -211,9 +219,15 @@ impl Relay {
     #[cfg(test)]
     pub(crate) fn with_shared_cache(self, cache: Arc<dyn SharedCache>) -> Self {
         Self {
-            shared: cache,
+            shared: Some(cache),
             ..self
         }
+    }
+
+    /// What the tiles' scans are shared through, if anything.
+    #[cfg(test)]
+    pub(crate) fn shares_scans(&self) -> Option<&Arc<dyn SharedCache>> {
+        self.shared.as_ref()
     }
 
     /// The settings in use (see [`Relay::new`]'s example).
@@ -224,47 +238,100 @@ impl Relay {
     /// Verifies the caller's bearer token.
     ///
     /// # Errors
-    /// [`RelayError::Auth`] with the first failing check; `Unauthorized` for any token when the
+    /// [`Error::Authorization`] with the first failing check; `Unauthorized` for any token when the
     /// relay was built without a decoder.
-    pub(crate) async fn authenticate(
-        &self,
-        caller: &Caller<'_>,
-    ) -> Result<Credentials, RelayError> {
+    pub(crate) async fn authenticate(&self, caller: &Caller<'_>) -> Result<Credentials, Error> {
         let token = bearer_token(caller.authorization)?;
         let decoder = self.decoder.as_ref().ok_or(AuthError::Unauthorized)?;
         Ok(decoder.decode(token, caller.audience).await?)
     }
 
-    /// [`Relay::authenticate`] within the request deadline.
+    /// When a request beginning now must have answered.
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.settings.deadline
+    }
+
+    /// `work` within `deadline`: its outcome, or [`Error::Deadline`].
     ///
     /// # Errors
-    /// The authorization failure, or [`RelayError::Deadline`].
-    pub(crate) async fn authenticate_in_time(
+    /// `work`'s failure, or the deadline.
+    pub(crate) async fn within<T>(
         &self,
-        caller: &Caller<'_>,
-    ) -> Result<Credentials, RelayError> {
-        tokio::time::timeout(self.settings.deadline, self.authenticate(caller))
+        deadline: tokio::time::Instant,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout_at(deadline, work)
             .await
             .unwrap_or_else(|_| Err(self.deadline_passed()))
     }
 
-    /// Authenticates the caller, then makes one authenticated call to the source.
-    /// Within the deadline, like an observe request.
+    /// Checks the caller's token within the deadline of a request beginning now: the
+    /// credentials, and the deadline the work that follows shares (the token check, a JWKS
+    /// fetch, counts against it too).
     ///
     /// # Errors
-    /// The authorization failure, the source's failure, or the deadline.
-    pub(crate) async fn health(&self, caller: &Caller<'_>) -> Result<(), RelayError> {
-        let checked = async {
-            let credentials = self.authenticate(caller).await?;
-            Ok(self.source.probe(&credentials.api_key).await?)
-        };
-        tokio::time::timeout(self.settings.deadline, checked)
-            .await
-            .unwrap_or_else(|_| Err(self.deadline_passed()))
+    /// The authorization failure, or [`Error::Deadline`].
+    pub(crate) async fn authorize(&self, caller: &Caller<'_>) -> Result<Authorized, Error> {
+        let deadline = self.deadline();
+        let credentials = self.within(deadline, self.authenticate(caller)).await?;
+        Ok(Authorized {
+            credentials,
+            deadline,
+        })
+    }
+
+    /// One authenticated call to the source, within the caller's request deadline.
+    ///
+    /// # Errors
+    /// The source's failure, or the deadline.
+    pub(crate) async fn health(&self, caller: &Authorized) -> Result<(), Error> {
+        let probe = async { Ok(self.source.probe(&caller.credentials.api_key).await?) };
+        self.within(caller.deadline, probe).await
     }
 
     /// The error of a request still running at the deadline.
-    fn deadline_passed(&self) -> RelayError {
-        RelayError::Deadline(self.settings.deadline.as_secs())
+    fn deadline_passed(&self) -> Error {
+        Error::Deadline {
+            secs: self.settings.deadline.as_secs(),
+        }
+    }
+}
+
+/// The transport's requests (token, then body, then the use case), for the use case's tests.
+#[cfg(all(test, feature = "server"))]
+impl Relay {
+    pub(crate) async fn observe_request(
+        &self,
+        observables: &[crate::domain::Observable],
+        caller: &Caller<'_>,
+    ) -> crate::domain::Bundle {
+        crate::adapters::http::observe_request(self, caller, observables).await
+    }
+
+    pub(crate) async fn health_request(&self, caller: &Caller<'_>) -> Result<(), Error> {
+        crate::adapters::http::health_request(self, caller).await
+    }
+
+    pub(crate) async fn tiles_request(
+        &self,
+        caller: &Caller<'_>,
+    ) -> Result<Vec<crate::domain::tiles::Definition>, Error> {
+        crate::adapters::http::tiles_request(self, caller).await
+    }
+
+    pub(crate) async fn tile_request(
+        &self,
+        caller: &Caller<'_>,
+        body: &[u8],
+    ) -> Result<crate::domain::tiles::Definition, Error> {
+        crate::adapters::http::tile_request(self, caller, body).await
+    }
+
+    pub(crate) async fn tile_data_request(
+        &self,
+        caller: &Caller<'_>,
+        body: &[u8],
+    ) -> crate::domain::tiles::TileAnswer {
+        crate::adapters::http::tile_data_request(self, caller, body).await
     }
 }

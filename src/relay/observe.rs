@@ -3,57 +3,47 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use super::{Caller, Relay};
-use crate::domain::mapping::{self, MappingOptions};
+use super::{Authorized, Relay};
+use crate::domain::mapping::MappingOptions;
 use crate::domain::{
-    ApiKey, BreachCollector, BreachQuery, BreachRecord, Bundle, Catalog, CatalogId, Credentials,
-    Error, ErrorDoc, Lookup, Observable, ObservableType, RelayError, SourceError, Warning,
+    ApiKey, BreachCollector, BreachQuery, Bundle, Catalog, CatalogId, Credentials, Error, ErrorDoc,
+    Findings, Lookup, Observable, ObservableFindings, ObservableType, SourceError, Warning,
 };
 use crate::flights::Flights;
 use crate::ports::BreachSource;
 
-/// The bundle as SecureX reads it: the fatal error, if any, last among the errors.
-fn with_fatal((mut bundle, fatal): (Bundle, Option<RelayError>)) -> Bundle {
-    if let Some(fatal) = fatal {
-        bundle.errors.push(fatal.to_doc());
-    }
-    bundle
-}
-
-/// One step of a request's answer, in input order: a lookup, or a warning ready at once.
-type Step<'a> = BoxFuture<'a, Result<Bundle, RelayError>>;
+/// One step of a request's findings, in input order: a lookup, or a warning ready at once.
+type Step<'a> = BoxFuture<'a, Result<ObservableFindings, Error>>;
 
 impl Relay {
-    /// Answers an observe request. Without a supported observable the token is not looked at.
-    pub(crate) async fn observe(&self, observables: &[Observable], caller: &Caller<'_>) -> Bundle {
-        if !observables
-            .iter()
-            .any(|o| ObservableType::of(&o.kind).is_some())
-        {
-            return Bundle::default();
-        }
-        // The deadline covers the whole request, the token check (a JWKS fetch) included.
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
-            Ok(Ok(credentials)) => {
-                let today = (self.clock)().date();
-                with_fatal(
-                    self.observe_until(&credentials, observables, today, deadline)
-                        .await,
-                )
-            }
-            Ok(Err(error)) => Bundle::with_error(error.to_doc()),
-            Err(_) => Bundle::with_error(self.deadline_passed().to_doc()),
-        }
+    /// An authorized caller's observe request: the findings, within its request's deadline,
+    /// rendered as CTIM for it.
+    pub(crate) async fn observe(&self, caller: &Authorized, observables: &[Observable]) -> Bundle {
+        let credentials = &caller.credentials;
+        self.lookup_until(credentials, observables, caller.deadline)
+            .await
+            .to_ctim(&self.mapping(credentials))
     }
 
-    /// Looks up the supported observables with known credentials, `SINCE_DAYS` counting from
-    /// today's UTC date: the bundle SecureX would get, a fatal error (if any) last in its
-    /// `errors` after what came before it. [`Relay::lookup`] gives the fatal error typed.
+    /// Looks up the supported observables (`email`, `domain`, `ip`, `ipv6`, `user`; other
+    /// types are skipped) with known credentials, within the request deadline: what SpyCloud
+    /// said of each, and the fatal error that stopped the request, if one did. The embedder's
+    /// entry point; see [`Relay::builder`]. [`Findings::to_ctim`] renders them as SecureX
+    /// reads them, under [`Relay::mapping`].
+    ///
+    /// Each value is parsed for its type once, here: an invalid one is a warning and is not
+    /// sent. At most [`super::RelaySettings::max_lookups`] are looked up; the rest give one
+    /// warning. The lookups run at once (up to the concurrency setting), and each asks for its
+    /// catalogs as soon as its records are in; a catalog another lookup of the request already
+    /// asked for is awaited, not asked for again. So a request costs two round trips however
+    /// many observables it holds. The findings still read as if the observables had been
+    /// looked up one after another: in input order, and a fatal error (the deadline's
+    /// included) keeps exactly what came before it. The token's invalid module settings come
+    /// first, as warnings. The module setting `SINCE_DAYS` counts back from the relay's clock's
+    /// UTC date.
     ///
     /// Here SpyCloud (a stand-in) answers the first email and refuses the second:
     ///
@@ -84,58 +74,20 @@ impl Relay {
     ///     Observable::new("email", "sam@example.com"),
     /// ];
     ///
-    /// // SecureX's answer keeps what came before the fatal error, which comes last.
-    /// let bundle = relay.observe_as(&credentials, &observables).await;
+    /// // The findings keep what came before the fatal error, typed.
+    /// let findings = relay.lookup(&credentials, &observables).await;
+    /// assert_eq!(findings.observables.len(), 1);
+    /// assert_eq!(findings.fatal, Some(Error::Authorization { reason: "Not entitled".to_owned() }));
+    ///
+    /// // SecureX's answer: the fatal error comes last.
+    /// let bundle = findings.to_ctim(&relay.mapping(&credentials));
     /// assert_eq!(bundle.sightings[0].description, "Present in Example Forum");
     /// assert_eq!(bundle.fatal_code(), Some("authorization error"));
     /// assert_eq!(bundle.errors.last().unwrap().message, "Authorization failed: Not entitled");
-    ///
-    /// // `lookup` answers the fatal error alone, typed.
-    /// let error = relay.lookup(&credentials, &observables).await.unwrap_err();
-    /// assert_eq!(error, Error::Authorization { reason: "Not entitled".to_owned() });
     /// # Ok(()) }
     /// ```
-    pub async fn observe_as(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-    ) -> Bundle {
-        let today = (self.clock)().date();
-        self.observe_on(credentials, observables, today).await
-    }
-
-    /// Looks up the supported observables (`email`, `domain`, `ip`, `ipv6`, `user`) with known
-    /// credentials; `today` is the UTC date the module setting `SINCE_DAYS` counts back from.
     ///
-    /// Each value is parsed for its type once, here: an invalid one is a warning and is not
-    /// sent. At most [`super::RelaySettings::max_lookups`] are looked up; the rest give one
-    /// warning. The lookups run at once (up to the concurrency setting), and each asks for its
-    /// catalogs as soon as its records are in; a catalog another lookup of the request already
-    /// asked for is awaited, not asked for again. So a request costs two round trips however
-    /// many observables it holds. The bundle still reads as if the observables had been looked
-    /// up one after another: in input order, and a fatal error (the deadline's included) keeps
-    /// exactly what came before it. The token's invalid module settings come first, as warnings.
-    pub(crate) async fn observe_on(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-        today: NaiveDate,
-    ) -> Bundle {
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        with_fatal(
-            self.observe_until(credentials, observables, today, deadline)
-                .await,
-        )
-    }
-
-    /// Looks up `observables` (`email`, `domain`, `ip`, `ipv6`, `user`; other types are
-    /// skipped) with known credentials: the bundle the server answers (warnings included), or
-    /// the fatal error that ended the request, typed. The embedder's entry point; see
-    /// [`Relay::builder`].
-    ///
-    /// # Errors
-    /// The first fatal error in input order ([`Error`]); what came before it is dropped (use
-    /// [`Relay::observe_as`] to keep it, as SecureX's answers do; its example shows one).
+    /// Warnings ride along with what was found:
     ///
     /// ```
     /// use std::sync::Arc;
@@ -152,7 +104,9 @@ impl Relay {
     ///     Observable::new("email", "jordan.lee"),           // invalid: a warning
     ///     Observable::new("sha256", "e3b0c44298fc1c14..."), // not SpyCloud's: skipped
     /// ];
-    /// let bundle = relay.lookup(&credentials, &observables).await?;
+    /// let findings = relay.lookup(&credentials, &observables).await;
+    /// assert_eq!(findings.fatal, None);
+    /// let bundle = findings.to_ctim(&relay.mapping(&credentials));
     /// assert_eq!(bundle.sightings.len(), 2);
     /// assert_eq!(bundle.indicators.len(), 1); // one record's catalog is unknown to SpyCloud
     /// let warnings: Vec<_> = bundle.errors.iter().map(|e| (e.kind, e.message.as_str())).collect();
@@ -162,78 +116,70 @@ impl Relay {
     /// ]);
     /// # Ok(()) }
     /// ```
-    pub async fn lookup(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-    ) -> Result<Bundle, Error> {
-        let today = (self.clock)().date();
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        match self
-            .observe_until(credentials, observables, today, deadline)
+    pub async fn lookup(&self, credentials: &Credentials, observables: &[Observable]) -> Findings {
+        self.lookup_until(credentials, observables, self.deadline())
             .await
-        {
-            (bundle, None) => Ok(bundle),
-            (_, Some(fatal)) => Err(fatal.into()),
-        }
     }
 
-    /// [`Relay::observe_on`] within a deadline set by the caller, the fatal error apart.
-    async fn observe_until(
-        &self,
-        credentials: &Credentials,
-        observables: &[Observable],
-        today: NaiveDate,
-        deadline: tokio::time::Instant,
-    ) -> (Bundle, Option<RelayError>) {
-        let query = credentials.settings.breach_query(today);
-        let mapping = MappingOptions {
+    /// How the findings of `credentials` are rendered: the relay's mapping options, the
+    /// password policy of their module setting `PASSWORDS` first.
+    pub fn mapping(&self, credentials: &Credentials) -> MappingOptions {
+        MappingOptions {
             passwords: credentials
                 .settings
                 .passwords
                 .unwrap_or(self.settings.mapping.passwords),
             ..self.settings.mapping.clone()
-        };
+        }
+    }
+
+    /// [`Relay::lookup`] within a deadline set by the caller.
+    async fn lookup_until(
+        &self,
+        credentials: &Credentials,
+        observables: &[Observable],
+        deadline: tokio::time::Instant,
+    ) -> Findings {
+        let today = (self.clock)().date();
+        let query = credentials.settings.breach_query(today);
         let fetches = CatalogFetches::new(self.source.as_ref(), &credentials.api_key);
         let lookup = |observable, lookup| {
             let request = Request {
                 fetches: &fetches,
                 credentials,
                 query: &query,
-                mapping: &mapping,
             };
             self.look_up_one(request, observable, lookup).boxed()
         };
         let steps = self.steps(observables, lookup);
         let mut results = futures::stream::iter(steps).buffered(self.settings.concurrency.max(1));
-        let mut bundle = Bundle {
-            errors: credentials.settings.warnings(),
-            ..Bundle::default()
+        let mut findings = Findings {
+            warnings: credentials.settings.warnings(),
+            ..Findings::default()
         };
         let fatal = loop {
             match tokio::time::timeout_at(deadline, results.next()).await {
-                Ok(Some(Ok(found))) => bundle.append(found),
-                Ok(None) => return (bundle, None),
+                Ok(Some(Ok(found))) => findings.observables.push(found),
+                Ok(None) => return findings,
                 Ok(Some(Err(error))) => break error,
                 Err(_) => break self.deadline_passed(),
             }
         };
-        (bundle, Some(fatal))
+        findings.fatal = Some(fatal);
+        findings
     }
 
     /// The steps of a request in input order: each supported observable's lookup, or the
-    /// warning for its invalid value; past the lookup limit, one warning for the rest.
+    /// warning for its invalid value; past the lookup limit, one warning for the rest (on the
+    /// first observable left out).
     fn steps<'a>(
         &self,
         observables: &'a [Observable],
         mut look_up: impl FnMut(&'a Observable, Lookup) -> Step<'a>,
     ) -> Vec<Step<'a>> {
-        let warning = |warning: Warning| -> Step<'a> {
-            let bundle = Bundle {
-                errors: vec![warning.to_doc()],
-                ..Bundle::default()
-            };
-            futures::future::ready(Ok(bundle)).boxed()
+        let warning = |observable: &Observable, warning: Warning| -> Step<'a> {
+            let found = ObservableFindings::warned(observable, warning.to_doc());
+            futures::future::ready(Ok(found)).boxed()
         };
         let max = self.settings.max_lookups;
         let mut supported = observables
@@ -243,10 +189,11 @@ impl Relay {
         let mut looked_up = 0;
         while let Some((observable, kind)) = supported.next() {
             match Lookup::parse(kind, &observable.value) {
-                Err(invalid) => steps.push(warning(Warning::InvalidValue(invalid))),
+                Err(invalid) => steps.push(warning(observable, Warning::InvalidValue(invalid))),
                 Ok(_) if looked_up == max => {
                     let left_out = 1 + supported.count();
-                    steps.push(warning(Warning::TooManyObservables { max, left_out }));
+                    let too_many = Warning::TooManyObservables { max, left_out };
+                    steps.push(warning(observable, too_many));
                     break;
                 }
                 Ok(lookup) => {
@@ -258,15 +205,15 @@ impl Relay {
         steps
     }
 
-    /// One observable: its records, then their catalogs, as entities.
+    /// One observable: its records, then their catalogs.
     async fn look_up_one(
         &self,
         request: Request<'_, '_>,
         observable: &Observable,
         lookup: Lookup,
-    ) -> Result<Bundle, RelayError> {
-        let found = self.records(&request, observable, &lookup).await?;
-        let mut ids: Vec<CatalogId> = found.breaches.iter().filter_map(|b| b.source_id).collect();
+    ) -> Result<ObservableFindings, Error> {
+        let mut found = self.records(&request, observable, &lookup).await?;
+        let mut ids: Vec<CatalogId> = found.records.iter().filter_map(|b| b.source_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let fetched = request.fetches.of(&ids).await?;
@@ -275,17 +222,11 @@ impl Relay {
             .flat_map(|batch| batch.iter())
             .map(|catalog| (catalog.id, catalog))
             .collect();
-        let mut bundle = Bundle {
-            errors: found.warnings,
-            ..Bundle::default()
-        };
-        bundle.append(mapping::observable_bundle(
-            observable,
-            found.breaches,
-            |id| catalogs.get(&id).copied(),
-            request.mapping,
-        ));
-        Ok(bundle)
+        found.catalogs = ids
+            .iter()
+            .filter_map(|id| catalogs.get(id).map(|&catalog| catalog.clone()))
+            .collect();
+        Ok(found)
     }
 
     /// One lookup's records, folded as they arrive into the newest (the entities limit), of at
@@ -295,7 +236,7 @@ impl Relay {
         request: &Request<'_, '_>,
         observable: &Observable,
         lookup: &Lookup,
-    ) -> Result<Found, RelayError> {
+    ) -> Result<ObservableFindings, Error> {
         let credentials = request.credentials;
         let mut collector =
             BreachCollector::new(credentials.entities_limit.get(), self.settings.max_records);
@@ -320,8 +261,10 @@ impl Relay {
             let read = collected.read;
             warnings.push(Warning::TooManyResults { value, hits, read }.to_doc());
         }
-        Ok(Found {
-            breaches: collected.breaches,
+        Ok(ObservableFindings {
+            observable: observable.clone(),
+            records: collected.breaches,
+            catalogs: Vec::new(),
             warnings,
         })
     }
@@ -333,13 +276,6 @@ struct Request<'a, 'f> {
     fetches: &'a CatalogFetches<'f>,
     credentials: &'a Credentials,
     query: &'a BreachQuery,
-    mapping: &'a MappingOptions,
-}
-
-/// What one lookup's records gave, waiting for the catalogs.
-struct Found {
-    breaches: Vec<BreachRecord>,
-    warnings: Vec<ErrorDoc>,
 }
 
 /// One catalog call's answer, shared by every lookup of the request that waits for it.
@@ -382,8 +318,10 @@ mod tests {
         ApiKey, AuthError, EntitiesLimit, ModuleSettings, RawRecord, RecordSink, SourceError,
     };
     use crate::ports::{MockBreachSource, MockCredentialDecoder};
+    use crate::relay::Caller;
     use crate::relay::RelaySettings;
     use async_trait::async_trait;
+    use chrono::NaiveDate;
     use mockall::predicate::eq;
     use serde_json::{Value, json};
     use std::time::Duration;
@@ -473,7 +411,7 @@ mod tests {
             audience: "x",
         };
         let bundle = relay
-            .observe(
+            .observe_request(
                 &observables(&[
                     ("sha256", "ab12"),
                     ("url", "https://x.com"),
@@ -493,7 +431,7 @@ mod tests {
             .returning(|_, _| Err(AuthError::Expired));
         let relay = relay(MockBreachSource::new(), decoder);
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .observe_request(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         assert_eq!(
             bundle.into_response().unwrap(),
@@ -504,7 +442,7 @@ mod tests {
             audience: "x",
         };
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &missing)
+            .observe_request(&observables(&[("email", "a@x.com")]), &missing)
             .await;
         assert_eq!(
             bundle.errors[0].message,
@@ -539,7 +477,7 @@ mod tests {
             .returning(|_, _| Ok(vec![catalog(2), catalog(3)]));
         let relay = relay(source, decoder(3));
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .observe_request(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         let dates: Vec<_> = bundle
             .sightings
@@ -574,7 +512,7 @@ mod tests {
             .returning(|_, _, _, _| Ok(()));
         let relay = relay(source, decoder(100));
         let bundle = relay
-            .observe(
+            .observe_request(
                 &observables(&[("email", "not an email"), ("email", "ok@x.com")]),
                 &CALLER,
             )
@@ -597,7 +535,7 @@ mod tests {
             .returning(|_, _| Ok(vec![catalog(1)]));
         let relay = relay(source, decoder(100));
         let bundle = relay
-            .observe(&observables(&[("email", "a@x.com")]), &CALLER)
+            .observe_request(&observables(&[("email", "a@x.com")]), &CALLER)
             .await;
         assert_eq!(bundle.sightings.len(), 1);
         assert_eq!(
@@ -614,7 +552,7 @@ mod tests {
             .times(1)
             .returning(|_| Err(SourceError::Unauthorized("Invalid key".into())));
         let relay = relay(source, decoder(100));
-        let error = relay.health(&CALLER).await.unwrap_err();
+        let error = relay.health_request(&CALLER).await.unwrap_err();
         assert_eq!(
             (error.code(), error.message()),
             (
@@ -679,7 +617,7 @@ mod tests {
             ("email", "b@x.com"),
             ("email", "c@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com", "c@x.com"]);
     }
 
@@ -701,7 +639,7 @@ mod tests {
             ("email", "bad2"),
             ("email", "c@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com"]);
         assert_eq!(
             messages(&bundle),
@@ -739,7 +677,7 @@ mod tests {
         let relay = Relay::new(Arc::new(source), Arc::new(decoder(100)), settings);
         let started = tokio::time::Instant::now();
         let bundle = relay
-            .observe(
+            .observe_request(
                 &observables(&[
                     ("email", "a@x.com"),
                     ("email", "b@x.com"),
@@ -839,7 +777,7 @@ mod tests {
         ));
         let relay = watched_relay(source.clone());
         let input = observables(&[("email", "a@x.com"), ("email", "b@x.com")]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["a@x.com", "b@x.com"]);
         assert_eq!(
             *source.calls.lock().unwrap(),
@@ -867,7 +805,7 @@ mod tests {
             ("email", "c@x.com"),
         ]);
         let started = tokio::time::Instant::now();
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         // b@x.com asks only for 1 and waits for the call that asked for 2; c@x.com asks nothing.
         assert_eq!(
             *source.calls.lock().unwrap(),
@@ -922,7 +860,7 @@ mod tests {
             ("email", "c@x.com"),
             ("email", "d@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(
             sighting_emails(&bundle),
             ["a@x.com", "a@x.com", "b@x.com", "b@x.com"]
@@ -961,7 +899,7 @@ mod tests {
             ("email", "d@x.com"),
             ("email", "c@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(
             *source.calls.lock().unwrap(),
             [
@@ -1003,7 +941,7 @@ mod tests {
         let relay = Relay::new(source.clone(), Arc::new(decoder(100)), settings);
         let input: Vec<_> = EMAILS.iter().map(|&email| ("email", email)).collect();
         let started = tokio::time::Instant::now();
-        let bundle = relay.observe(&observables(&input), &CALLER).await;
+        let bundle = relay.observe_request(&observables(&input), &CALLER).await;
         assert_eq!(bundle.errors, []);
         assert_eq!(*source.calls.lock().unwrap(), []);
         started.elapsed()
@@ -1044,7 +982,7 @@ mod tests {
             ("email", "none@x.com"),
             ("email", "a@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert!(bundle.sightings.is_empty());
         let codes: Vec<_> = messages(&bundle)
             .into_iter()
@@ -1085,7 +1023,7 @@ mod tests {
             ("user", "Alice"),
             ("email", "a@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         let looked_up: Vec<_> = bundle
             .sightings
             .iter()
@@ -1134,7 +1072,7 @@ mod tests {
             ("ip", "192.0.2.1"),
             ("user", "bob"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(sighting_emails(&bundle), ["example.com"]);
         assert_eq!(
             messages(&bundle),
@@ -1171,14 +1109,15 @@ mod tests {
             ),
             ..credentials(100)
         };
-        let today = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let today = crate::domain::Timestamp::parse("2024-03-01T12:00:00Z").unwrap();
+        let relay = relay.with_clock(move || today);
         let bundle = relay
-            .observe_on(
+            .lookup(
                 &credentials,
                 &observables(&[("domain", "example.com"), ("ip", "999.1.1.1")]),
-                today,
             )
-            .await;
+            .await
+            .to_ctim(&relay.mapping(&credentials));
         assert_eq!(
             messages(&bundle),
             [
@@ -1211,7 +1150,9 @@ mod tests {
         let bundle = relay
             .lookup(&credentials, &observables(&[("domain", "example.com")]))
             .await
-            .unwrap();
+            .into_result()
+            .unwrap()
+            .to_ctim(&relay.mapping(&credentials));
         assert!(bundle.errors.is_empty(), "{:?}", bundle.errors);
     }
 
@@ -1233,8 +1174,9 @@ mod tests {
             };
             async move {
                 let bundle = relay
-                    .observe_as(&credentials, &observables(&[("user", "bob")]))
-                    .await;
+                    .lookup(&credentials, &observables(&[("user", "bob")]))
+                    .await
+                    .to_ctim(&relay.mapping(&credentials));
                 bundle.sightings[0].data.rows[0].clone()
             }
         };
@@ -1266,7 +1208,7 @@ mod tests {
             ("domain", "also_bad"),
             ("email", "d@x.com"),
         ]);
-        let bundle = relay.observe(&input, &CALLER).await;
+        let bundle = relay.observe_request(&input, &CALLER).await;
         assert_eq!(
             messages(&bundle),
             [
@@ -1301,7 +1243,7 @@ mod tests {
         };
         let relay = Relay::new(Arc::new(source), Arc::new(decoder(3)), settings);
         let bundle = relay
-            .observe(&observables(&[("domain", "example.com")]), &CALLER)
+            .observe_request(&observables(&[("domain", "example.com")]), &CALLER)
             .await;
         let dates: Vec<_> = bundle
             .sightings
@@ -1333,7 +1275,7 @@ mod tests {
         });
         let relay = relay(source, decoder(100));
         let bundle = relay
-            .observe(&observables(&[("ip", "192.0.2.1")]), &CALLER)
+            .observe_request(&observables(&[("ip", "192.0.2.1")]), &CALLER)
             .await;
         assert_eq!(
             messages(&bundle),

@@ -1,4 +1,4 @@
-//! Tiles: the Employee ATO dashboard. Every tile of a period is drawn from one watchlist scan,
+//! Tiles: the Employee ATO dashboard. Every tile of a period is figures from one watchlist scan,
 //! shared per (API key, period, severity filter) and kept `RELAY_TILES_CACHE_SECS`; a request
 //! that needs a scan already under way waits for it. The scan runs on a task of its own while
 //! a request waits for it, and stops when none does any more; at most [`MAX_SCANS_RUNNING`]
@@ -21,13 +21,9 @@ use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Caller, Clock, Relay};
-use crate::domain::tiles::{
-    Definition, Figures, Period, Tally, TileAnswer, TileData, TileId, parse_tile_request, tile_data,
-};
-use crate::domain::{
-    Credentials, Error, KeyFingerprint, RelayError, SeverityFilter, SourceError, Timestamp,
-};
+use super::{Authorized, Clock, Relay};
+use crate::domain::tiles::{Figures, Period, ScanTally, TileAnswer, TileData, TileId, tile_data};
+use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
 use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
 
 /// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
@@ -39,63 +35,21 @@ const SCAN_SPACE: &str = "scan";
 const LONGEST_KEPT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 impl Relay {
-    /// `/tiles`: the four tile definitions, for an authorized caller, within the request
-    /// deadline (the token check may fetch a JWKS).
+    /// An authorized caller's tile-data request: the figures of `tile` over `period`, within
+    /// its request's deadline, beside the token's invalid module settings (warnings, before a
+    /// fatal error if there is one). The scan asks for the module setting `SEVERITY`.
     ///
-    /// # Errors
-    /// The authorization failure, or [`RelayError::Deadline`].
-    pub(crate) async fn tiles(&self, caller: &Caller<'_>) -> Result<Vec<Definition>, RelayError> {
-        self.authenticate_in_time(caller).await?;
-        Ok(TileId::ALL.map(TileId::definition).to_vec())
-    }
-
-    /// `/tiles/tile`: the definition of the tile `body` names. The token is checked first,
-    /// within the request deadline, then the body.
-    ///
-    /// # Errors
-    /// The authorization failure or [`RelayError::Deadline`], then the body's (invalid,
-    /// unknown tile).
-    pub(crate) async fn tile(
+    /// The answer's fatal error, if any, is the scan's or the catalog call's
+    /// [`Error::Upstream`] (or the typed error it means), or [`Error::Deadline`].
+    pub(crate) async fn tile_figures(
         &self,
-        caller: &Caller<'_>,
-        body: &[u8],
-    ) -> Result<Definition, RelayError> {
-        self.authenticate_in_time(caller).await?;
-        Ok(parse_tile_request(body, false)?.tile.definition())
-    }
-
-    /// `/tiles/tile-data`: the figures of the tile and period `body` names, within the request
-    /// deadline, which spans the token check (a JWKS fetch) too. The token is checked first,
-    /// then the body. The scan asks for the module setting `SEVERITY`; the token's invalid
-    /// module settings ride along as warnings, before a fatal error if there is one.
-    ///
-    /// The answer's fatal error, if any, is the authorization failure, then the body's
-    /// (invalid, unknown tile or period), then the scan's or the catalog call's
-    /// [`RelayError::Source`], or [`RelayError::Deadline`].
-    pub(crate) async fn tile_data(&self, caller: &Caller<'_>, body: &[u8]) -> TileAnswer {
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        let credentials = match tokio::time::timeout_at(deadline, self.authenticate(caller)).await {
-            Ok(Ok(credentials)) => credentials,
-            Ok(Err(error)) => return TileAnswer::failed(&error),
-            Err(_) => return TileAnswer::failed(&self.deadline_passed()),
-        };
-        let mut answer = TileAnswer {
-            data: None,
-            errors: credentials.settings.warnings(),
-        };
-        let drawn = match parse_tile_request(body, true) {
-            Ok(request) => {
-                let period = request.period.unwrap_or(Period::DEFAULT);
-                self.draw_until(&credentials, request.tile, period, deadline)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        match drawn {
-            Ok(data) => answer.data = Some(data),
-            Err(error) => answer.errors.push(error.to_doc()),
-        }
-        answer
+        caller: &Authorized,
+        tile: TileId,
+        period: Period,
+    ) -> TileAnswer {
+        let figures = self.draw(&caller.credentials, tile, period);
+        let figures = self.within(caller.deadline, figures).await;
+        TileAnswer::of(&caller.credentials, figures)
     }
 
     /// A tile's figures with known credentials (the scan asks for their `SEVERITY`), within
@@ -135,29 +89,17 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> Result<TileData, Error> {
-        let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        Ok(self.draw_until(credentials, tile, period, deadline).await?)
+        let figures = self.draw(credentials, tile, period);
+        self.within(self.deadline(), figures).await
     }
 
-    /// [`Relay::tile_data_as`] within a deadline set by the caller.
-    async fn draw_until(
-        &self,
-        credentials: &Credentials,
-        tile: TileId,
-        period: Period,
-        deadline: tokio::time::Instant,
-    ) -> Result<TileData, RelayError> {
-        tokio::time::timeout_at(deadline, self.draw(credentials, tile, period))
-            .await
-            .unwrap_or_else(|_| Err(self.deadline_passed()))
-    }
-
+    /// A tile's figures, from the shared scan (and, for the top breaches, their titles).
     async fn draw(
         &self,
         credentials: &Credentials,
         tile: TileId,
         period: Period,
-    ) -> Result<TileData, RelayError> {
+    ) -> Result<TileData, Error> {
         let now = (self.clock)();
         let scan = self.scan(credentials, period, now).await?;
         let titles = match tile {
@@ -231,18 +173,18 @@ impl Relay {
                         return Ok(scan);
                     }
                     let _turn = turn.await;
-                    let mut tally = Tally::new(period, now, limit);
+                    let mut scan_tally = ScanTally::new(period, now, limit);
                     let query = WatchlistQuery {
-                        since: tally.since(),
+                        since: scan_tally.since(),
                         severity,
                     };
-                    let outcome = source.watchlist(&api_key, &query, &mut tally).await;
+                    let outcome = source.watchlist(&api_key, &query, &mut scan_tally).await;
                     crate::telemetry::tile_scan(
                         period.as_str(),
                         if outcome.is_ok() { "ok" } else { "error" },
                     );
                     outcome?;
-                    let figures = tally.finish();
+                    let figures = scan_tally.finish();
                     tracing::debug!(
                         period = period.as_str(),
                         records = figures.records,
@@ -261,7 +203,7 @@ impl Relay {
 
 /// Where one scan is shared with the other replicas.
 struct SharedScan {
-    cache: Arc<dyn SharedCache>,
+    cache: Option<Arc<dyn SharedCache>>,
     key: CacheKey,
     clock: Clock,
 }
@@ -272,7 +214,7 @@ impl SharedScan {
     /// what the contract does not allow), was made by `now` and has not expired by then;
     /// anything else is a miss.
     async fn get(&self, period: Period, now: Timestamp) -> Option<Scan> {
-        let bytes = self.cache.get(&self.key).await?;
+        let bytes = self.cache.as_ref()?.get(&self.key).await?;
         let scan = match serde_json::from_slice::<Scan>(&bytes) {
             Ok(scan) => scan,
             Err(error) => {
@@ -305,13 +247,16 @@ impl SharedScan {
 
     /// Stores `scan` for the time left until it expires (none left: not stored).
     async fn set(&self, scan: &Scan) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
         let left = (self.clock)().until(scan.expires);
         let Some(ttl) = left.to_std().ok().filter(|ttl| !ttl.is_zero()) else {
             return;
         };
         match serde_json::to_vec(scan) {
             Ok(value) => {
-                self.cache
+                cache
                     .set(self.key.clone(), value.into(), ttl.min(LONGEST_KEPT))
                     .await;
             }
@@ -348,7 +293,7 @@ type Flight = Shared<BoxFuture<'static, Scanned>>;
 type Flights = HashMap<ScanKey, (u64, WeakShared<BoxFuture<'static, Scanned>>)>;
 
 /// The most scans running at once in this process, whatever keys, periods and `SEVERITY`
-/// settings ask: a scan holds up to tens of MiB while it runs (see [`Tally`]). A scan waits
+/// settings ask: a scan holds up to tens of MiB while it runs (see [`ScanTally`]). A scan waits
 /// for its turn; the requests waiting for it stay bounded by their deadline.
 const MAX_SCANS_RUNNING: usize = 4;
 /// The most finished scans kept in this process (each a few KiB: at most 91 days and 10 rows
@@ -386,13 +331,13 @@ impl Drop for StopOnDrop {
 
 /// Forgets a flight when dropped (its task ended, or was stopped), unless a newer flight of
 /// its key took its place.
-struct Landing {
+struct ForgetScanOnDrop {
     flights: Arc<Mutex<Flights>>,
     key: ScanKey,
     number: u64,
 }
 
-impl Drop for Landing {
+impl Drop for ForgetScanOnDrop {
     fn drop(&mut self) {
         let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
         if flights
@@ -467,7 +412,7 @@ impl Scans {
         scan: impl FnOnce() -> BoxFuture<'static, Result<Scan, SourceError>>,
     ) -> Flight {
         let kept = self.kept.clone();
-        let landing = Landing {
+        let forget_on_drop = ForgetScanOnDrop {
             flights: self.flights.clone(),
             key,
             number,
@@ -476,9 +421,9 @@ impl Scans {
         let task = tokio::spawn(crate::telemetry::counted_for_this_request(async move {
             let scanned = work.await.map(Arc::new);
             if let Ok(scan) = &scanned {
-                kept.insert(landing.key.clone(), scan.clone()).await;
+                kept.insert(forget_on_drop.key.clone(), scan.clone()).await;
             }
-            drop(landing);
+            drop(forget_on_drop);
             scanned
         }));
         let stop = StopOnDrop(task.abort_handle());
@@ -505,6 +450,7 @@ mod tests {
         RawRecord, RecordSink,
     };
     use crate::ports::{BreachSource, MockBreachSource, MockCredentialDecoder};
+    use crate::relay::Caller;
     use async_trait::async_trait;
     use serde_json::{Value, json};
     use std::sync::Mutex;
@@ -689,7 +635,9 @@ mod tests {
         tile: &str,
         period: &str,
     ) -> Result<Value, (String, String)> {
-        let answer = relay.tile_data(&caller(token), &body(tile, period)).await;
+        let answer = relay
+            .tile_data_request(&caller(token), &body(tile, period))
+            .await;
         match answer.fatal() {
             Some(error) => Err((error.code.clone(), error.message.clone())),
             None => Ok(serde_json::to_value(answer.data.unwrap()).unwrap()),
@@ -803,7 +751,7 @@ mod tests {
         };
         let warnings = json!([warning("SEVERITY", "high"), warning("PASSWORDS", "shown")]);
         let answer = relay
-            .tile_data(
+            .tile_data_request(
                 &caller(token),
                 &body("spycloud_exposure_summary", "last_7_days"),
             )
@@ -815,7 +763,7 @@ mod tests {
         assert_eq!(source.scans.lock().unwrap()[0].0.severity, None);
         // Before a fatal error too, which comes last.
         let answer = relay
-            .tile_data(&caller(token), br#"{"tile_id":"x","period":"last_7_days"}"#)
+            .tile_data_request(&caller(token), br#"{"tile_id":"x","period":"last_7_days"}"#)
             .await;
         let answer = serde_json::to_value(answer).unwrap();
         let mut expected = warnings.as_array().unwrap().clone();
@@ -825,7 +773,7 @@ mod tests {
         assert_eq!(answer, json!({"errors": expected}));
         // Valid settings: no errors at all.
         let answer = relay
-            .tile_data(
+            .tile_data_request(
                 &caller(r#"Bearer alice|{"SEVERITY":"20"}"#),
                 &body("spycloud_exposure_summary", "last_7_days"),
             )
@@ -954,11 +902,11 @@ mod tests {
         };
         // Bounded here too, so a missing deadline fails the test instead of hanging it.
         let within = Duration::from_secs(60);
-        let deadline = RelayError::Deadline(25);
-        let tiles = tokio::time::timeout(within, relay.tiles(&caller)).await;
+        let deadline = Error::Deadline { secs: 25 };
+        let tiles = tokio::time::timeout(within, relay.tiles_request(&caller)).await;
         assert_eq!(tiles.expect("answered").err(), Some(deadline.clone()));
         let body = br#"{"tile_id": "spycloud_top_breaches"}"#;
-        let tile = tokio::time::timeout(within, relay.tile(&caller, body)).await;
+        let tile = tokio::time::timeout(within, relay.tile_request(&caller, body)).await;
         assert_eq!(tile.expect("answered").err(), Some(deadline));
     }
 
@@ -1147,10 +1095,13 @@ mod tests {
         let mut source = MockBreachSource::new();
         source.expect_watchlist().times(0);
         let (relay, _) = relay_over(Arc::new(source), RelaySettings::default());
-        let refused = relay.tiles(&caller("Bearer expired")).await.unwrap_err();
+        let refused = relay
+            .tiles_request(&caller("Bearer expired"))
+            .await
+            .unwrap_err();
         assert_eq!(refused.message(), "Authorization failed: Token has expired");
         let refused = relay
-            .tile(&caller("Basic x"), b"nonsense")
+            .tile_request(&caller("Basic x"), b"nonsense")
             .await
             .unwrap_err();
         assert_eq!(
@@ -1158,7 +1109,7 @@ mod tests {
             "Authorization failed: Wrong authorization type"
         );
         let refused = relay
-            .tile_data(&caller("Bearer expired"), b"nonsense")
+            .tile_data_request(&caller("Bearer expired"), b"nonsense")
             .await;
         assert_eq!(
             refused.fatal().unwrap().message,
@@ -1166,7 +1117,7 @@ mod tests {
         );
 
         let ids: Vec<_> = relay
-            .tiles(&caller(ALICE))
+            .tiles_request(&caller(ALICE))
             .await
             .unwrap()
             .iter()
@@ -1182,7 +1133,7 @@ mod tests {
             ]
         );
         let tile = relay
-            .tile(
+            .tile_request(
                 &caller(ALICE),
                 br#"{"tile_id":"spycloud_exposures_by_day"}"#,
             )
@@ -1203,7 +1154,7 @@ mod tests {
                 "Unknown period: x",
             ),
         ] {
-            let answer = relay.tile_data(&caller(ALICE), body).await;
+            let answer = relay.tile_data_request(&caller(ALICE), body).await;
             let error = answer.fatal().unwrap();
             assert_eq!(
                 (error.code.as_str(), error.message.as_str()),

@@ -1,6 +1,7 @@
-//! One call to the real pipeline: the SpyCloud client (retries, per-key rate limit), the catalog
-//! cache in front of it, optionally shared with other replicas through Redis (the tiles' scans
-//! too), and the relay over them. The server, the `lookup` command and embedders all build it here.
+//! Composition: one call to the real pipeline, the SpyCloud client (retries, per-key rate
+//! limit), the catalog cache in front of it, optionally shared with other replicas through
+//! Redis (the tiles' scans too), and the relay over them. The server, the `lookup` command and
+//! embedders all build it here; the use case (`relay`) only receives its ports.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::adapters::redis::{Redis, RedisSettings};
 use crate::adapters::spycloud::{SpyCloudClient, SpyCloudSettings};
 use crate::ports::{BreachSource, CredentialDecoder, RateLimiter, SharedCache};
 
-use super::{Relay, RelaySettings};
+use crate::{Relay, RelaySettings};
 
 /// Builds a [`Relay`] over SpyCloud's API: [`Relay::builder`].
 ///
@@ -48,7 +49,8 @@ use super::{Relay, RelaySettings};
 /// let credentials = Credentials::new(ApiKey::parse("my SpyCloud API key")?);
 /// let observables = [Observable::new("email", "alex@example.com")];
 ///
-/// let bundle = relay.lookup(&credentials, &observables).await?;
+/// let findings = relay.lookup(&credentials, &observables).await.into_result()?;
+/// let bundle = findings.to_ctim(&relay.mapping(&credentials));
 /// assert_eq!(bundle.sightings.len(), 1);
 /// assert_eq!(bundle.sightings[0].severity, "High");
 /// assert_eq!(bundle.indicators[0].title.as_deref(), Some("Example Forum"));
@@ -166,16 +168,19 @@ impl RelayBuilder {
     pub fn build(self) -> Result<Relay, BuildError> {
         let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new(self.spycloud.max_rps));
         let cache: Arc<dyn SharedCache> = Arc::new(LocalCache::new(self.cache.capacity));
+        // What the tiles' scans are shared through: nothing without Redis (the relay keeps
+        // each scan once, itself).
+        let shared: Option<Arc<dyn SharedCache>> = None;
         #[cfg(feature = "redis")]
-        let (limiter, cache) = match &self.redis {
+        let (limiter, cache, shared) = match &self.redis {
             Some(settings) => {
                 let redis = Redis::new(settings)?;
                 let limiter: Arc<dyn RateLimiter> =
                     Arc::new(redis.rate_limiter(self.spycloud.max_rps, limiter));
                 let cache: Arc<dyn SharedCache> = Arc::new(redis.cache(cache));
-                (limiter, cache)
+                (limiter, cache.clone(), Some(cache))
             }
-            None => (limiter, cache),
+            None => (limiter, cache, shared),
         };
         let client = SpyCloudClient::with_rate_limiter(self.spycloud, limiter)?;
         let source: Arc<dyn BreachSource> = Arc::new(CachedCatalogs::with_store(
@@ -183,7 +188,7 @@ impl RelayBuilder {
             self.cache,
             cache.clone(),
         ));
-        Ok(Relay::assemble(source, self.decoder, self.settings, cache))
+        Ok(Relay::assemble(source, self.decoder, self.settings, shared))
     }
 }
 
@@ -208,6 +213,18 @@ mod tests {
                 "the Redis adapters must be built inside a tokio runtime".to_owned()
             ))
         );
+    }
+
+    #[test]
+    fn without_redis_a_scan_is_kept_once_by_the_relay_alone() {
+        let relay = Relay::builder().build().unwrap();
+        assert!(relay.shares_scans().is_none());
+        let source = Arc::new(crate::adapters::MemorySource::sample());
+        let credentials =
+            crate::domain::Credentials::new(crate::domain::ApiKey::parse("demo-api-key").unwrap());
+        let decoder = Arc::new(crate::adapters::FixedCredentials(credentials));
+        let relay = Relay::new(source, decoder, RelaySettings::default());
+        assert!(relay.shares_scans().is_none());
     }
 
     #[test]
