@@ -21,6 +21,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Everything the relay logged so far (stderr).
     pub logs: Arc<Mutex<String>>,
+    /// The thread that copies the relay's stderr into `logs`: it ends when the relay exits.
+    log_reader: Option<std::thread::JoinHandle<()>>,
     child: ChildGuard,
 }
 
@@ -84,7 +86,7 @@ async fn spawn_relay(
     let logs = Arc::new(Mutex::new(String::new()));
     let stderr = child.0.stderr.take().expect("piped stderr");
     let sink = logs.clone();
-    std::thread::spawn(move || {
+    let log_reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if std::env::var_os("TEST_LOG").is_some() {
                 eprintln!("{line}");
@@ -117,6 +119,7 @@ async fn spawn_relay(
         upstream,
         client: reqwest::Client::new(),
         logs,
+        log_reader: Some(log_reader),
         child,
     }
 }
@@ -141,7 +144,12 @@ impl TestApp {
             .status()
             .expect("kill runs");
         assert!(sent.success());
-        self.child.0.wait().expect("the relay exits")
+        let status = self.child.0.wait().expect("the relay exits");
+        // Every line the relay wrote before it exited is in `logs` once its reader is done.
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+        status
     }
 
     /// Sends SIGTERM (or `signal`) without waiting.
