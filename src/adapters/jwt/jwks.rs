@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -79,10 +79,11 @@ type InFlight = Arc<Mutex<HashMap<String, Fetch>>>;
 pub(super) struct JwksCache {
     client: reqwest::Client,
     scheme: String,
+    ttl: Duration,
     /// Good sets, for the TTL.
     sets: moka::sync::Cache<String, KeySet>,
-    /// The outcome of each host's last fetch, for the refetch interval.
-    recent: moka::sync::Cache<String, Outcome>,
+    /// The outcome of each host's last fetch, with when, for the refetch interval.
+    recent: moka::sync::Cache<String, (Instant, Outcome)>,
     in_flight: InFlight,
     /// Fetch starts, process-wide.
     rate: DefaultDirectRateLimiter,
@@ -117,6 +118,7 @@ impl JwksCache {
         Self {
             client,
             scheme,
+            ttl,
             sets: moka::sync::Cache::builder()
                 .max_capacity(MAX_KEY_SETS)
                 .time_to_live(ttl)
@@ -155,9 +157,11 @@ impl JwksCache {
                 if let Some(fetch) = in_flight.get(host) {
                     break fetch.clone();
                 }
-                if let Some(outcome) = self.recent.get(host) {
+                if let Some((at, outcome)) = self.recent.get(host)
+                    && (outcome.is_err() || at.elapsed() < self.ttl)
+                {
                     // Asked a moment ago: its answer (a set without this kid, or a failure)
-                    // stands until the interval is over.
+                    // stands until the interval is over. A set past its TTL is fetched again.
                     return answer(outcome, kid);
                 }
                 if let Some(permit) = admitted.take() {
@@ -226,7 +230,7 @@ impl JwksCache {
                         Err(Arc::new(error))
                     }
                 };
-                recent.insert(host, outcome.clone());
+                recent.insert(host, (Instant::now(), outcome.clone()));
                 outcome
             }
             .instrument(tracing::Span::current()),
