@@ -774,3 +774,276 @@ async fn exp_and_nbf_that_are_not_numbers_on_the_right_side_of_now_refuse_the_to
         "{answer}"
     );
 }
+
+// 11. Many JWKS hosts: an allow-list with `*` names as many as an attacker likes.
+/// What a host of a [`JwksFarm`] does with a request.
+#[derive(Clone, Copy)]
+enum Host {
+    /// Answers the fixture JWKS after a moment.
+    Serves,
+    /// Answers HTTP 500.
+    Fails,
+    /// Accepts the connection and never answers.
+    Tarpit,
+}
+
+/// JWKS hosts on distinct loopback addresses (`127.0.x.y`) sharing one port, so that a
+/// wildcard allow-list `127.0.*.*:<port>` admits them all; counts what the relay asks.
+struct JwksFarm {
+    port: u16,
+    hosts: Vec<std::net::Ipv4Addr>,
+    stats: std::sync::Arc<FarmStats>,
+}
+
+#[derive(Default)]
+struct FarmStats {
+    /// Requests read, by host.
+    requests: std::sync::Mutex<std::collections::HashMap<std::net::Ipv4Addr, usize>>,
+    /// Requests being answered (or held) now, and the most at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl JwksFarm {
+    /// `count` hosts, the `i`-th doing `behaviour(i)`.
+    async fn start(count: usize, behaviour: impl Fn(usize) -> Host) -> Self {
+        // Enough descriptors for the listeners and their connections.
+        rlimit::increase_nofile_limit(1 << 16).unwrap();
+        let address =
+            |i: usize| std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
+        'port: loop {
+            let first = tokio::net::TcpListener::bind((address(0), 0))
+                .await
+                .unwrap();
+            let port = first.local_addr().unwrap().port();
+            let mut listeners = vec![first];
+            for i in 1..count {
+                match tokio::net::TcpListener::bind((address(i), port)).await {
+                    Ok(listener) => listeners.push(listener),
+                    Err(_) => continue 'port,
+                }
+            }
+            let stats = std::sync::Arc::new(FarmStats::default());
+            let body = jwks().to_string();
+            for (i, listener) in listeners.into_iter().enumerate() {
+                let (what, stats, body) = (behaviour(i), stats.clone(), body.clone());
+                tokio::spawn(async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        let (stats, body) = (stats.clone(), body.clone());
+                        tokio::spawn(farm_answer(stream, what, stats, body));
+                    }
+                });
+            }
+            return Self {
+                port,
+                hosts: (0..count).map(address).collect(),
+                stats,
+            };
+        }
+    }
+
+    /// The allow-list admitting every host of the farm.
+    fn allow_list(&self) -> String {
+        format!("127.0.*.*:{}", self.port)
+    }
+
+    /// The `jwks_host` of the `i`-th host.
+    fn host(&self, i: usize) -> String {
+        format!("{}:{}", self.hosts[i], self.port)
+    }
+
+    /// Requests the `i`-th host has read.
+    fn requests(&self, i: usize) -> usize {
+        let requests = self.stats.requests.lock().unwrap();
+        requests.get(&self.hosts[i]).copied().unwrap_or(0)
+    }
+
+    fn most_in_flight(&self) -> usize {
+        self.stats
+            .most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.stats
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn farm_answer(
+    mut stream: TcpStream,
+    what: Host,
+    stats: std::sync::Arc<FarmStats>,
+    body: String,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let std::net::IpAddr::V4(host) = stream.local_addr().unwrap().ip() else {
+        return;
+    };
+    *stats.requests.lock().unwrap().entry(host).or_default() += 1;
+    let now = stats.in_flight.fetch_add(1, SeqCst) + 1;
+    stats.most_in_flight.fetch_max(now, SeqCst);
+    let answer = match what {
+        Host::Serves => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        Host::Fails => {
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .to_owned()
+        }
+        Host::Tarpit => {
+            // Held until the relay gives up.
+            let _ = stream.read(&mut buffer).await;
+            stats.in_flight.fetch_sub(1, SeqCst);
+            return;
+        }
+    };
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    stats.in_flight.fetch_sub(1, SeqCst);
+}
+
+/// A token for `app` whose keys are at `jwks_host`, signed (slow in a debug build) or not.
+fn token_at(app: &TestApp, jwks_host: &str) -> String {
+    TokenMinter.mint(KID_1, &default_claims(jwks_host, &app.audience()))
+}
+
+/// A token naming `jwks_host` with a made-up signature: enough to make the relay fetch the JWKS,
+/// and cheap to make by the thousand.
+fn unsigned_token_at(app: &TestApp, jwks_host: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let part = |value: Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        part(json!({"alg": "RS256", "kid": KID_1})),
+        part(default_claims(jwks_host, &app.audience()))
+    )
+}
+
+/// Asks `/health` once with a token naming each of `hosts`, `at_once` requests at a time.
+async fn ask_each(app: &TestApp, farm: &JwksFarm, hosts: std::ops::Range<usize>, at_once: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(hosts)
+        .map(|i| {
+            let (client, url, token) = (
+                app.client.clone(),
+                format!("{}/health", app.address),
+                unsigned_token_at(app, &farm.host(i)),
+            );
+            async move {
+                let _ = client.post(url).bearer_auth(token).send().await;
+            }
+        })
+        .buffer_unordered(at_once)
+        .collect::<()>()
+        .await;
+}
+
+/// A relay whose allow-list admits every host of `farm`, whose requests end within 1 s.
+async fn app_for(farm: &JwksFarm) -> TestApp {
+    spawn_app_with(&[
+        ("RELAY_JWKS_HOSTS", &farm.allow_list()),
+        ("RELAY_REQUEST_TIMEOUT_SECS", "1"),
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_jwks_hosts_asked_twice_are_each_fetched_at_most_once_and_a_few_at_a_time() {
+    let farm = JwksFarm::start(1_200, |_| Host::Serves).await;
+    let app = app_for(&farm).await;
+    for _ in 0..2 {
+        ask_each(&app, &farm, 0..1_200, 400).await;
+    }
+    let fetched: Vec<usize> = (0..1_200).map(|i| farm.requests(i)).collect();
+    let twice = fetched.iter().filter(|&&n| n > 1).count();
+    assert_eq!(
+        twice, 0,
+        "{twice} hosts were fetched more than once within 5 s"
+    );
+    assert!(fetched.contains(&1), "no host was fetched at all");
+    assert!(
+        farm.most_in_flight() <= 32,
+        "{} JWKS fetches at once",
+        farm.most_in_flight()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_jwks_host_is_asked_once_per_5_s_however_many_hosts_are_asked_meanwhile() {
+    let farm = JwksFarm::start(1_200, |i| if i == 0 { Host::Fails } else { Host::Serves }).await;
+    let app = app_for(&farm).await;
+    let failing = unsigned_token_at(&app, &farm.host(0));
+    assert_eq!(
+        app.post("/health", Some(&failing), "").await.1["errors"][0]["message"],
+        "Authorization failed: Wrong jwks_host in JWT payload. Make sure domain follows the visibility.<region>.cisco.com structure"
+    );
+    ask_each(&app, &farm, 1..1_200, 400).await;
+    for _ in 0..3 {
+        app.post("/health", Some(&failing), "").await;
+    }
+    assert_eq!(farm.requests(0), 1, "the failure is remembered for 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarpit_jwks_hosts_hold_neither_descriptors_nor_a_token_whose_keys_are_cached() {
+    const TARPITS: usize = 300;
+    let farm = JwksFarm::start(TARPITS + 1, |i| {
+        if i == 0 { Host::Serves } else { Host::Tarpit }
+    })
+    .await;
+    let app = spawn_app_adjusted(&[("RELAY_JWKS_HOSTS", &farm.allow_list())], |command| {
+        limit_open_files(command, 512)
+    })
+    .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/watchlist/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .mount(&app.upstream)
+        .await;
+    let valid = token_at(&app, &farm.host(0));
+    let ok = json!({"data": {"status": "ok"}});
+    assert_eq!(app.post("/health", Some(&valid), "").await.1, ok);
+
+    let tarpitted: Vec<_> = (1..=TARPITS)
+        .map(|i| {
+            let (client, url, token) = (
+                reqwest::Client::new(),
+                format!("{}/health", app.address),
+                unsigned_token_at(&app, &farm.host(i)),
+            );
+            tokio::spawn(async move { client.post(url).bearer_auth(token).send().await })
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(5);
+    while farm.in_flight() < 32 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give the relay time to take every tarpit it would.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.post("/health", Some(&valid), ""),
+    )
+    .await;
+    let held = farm.in_flight();
+    for request in tarpitted {
+        request.abort();
+    }
+    assert_eq!(answer.expect("a cached token is answered at once").1, ok);
+    assert!(held <= 32, "{held} tarpits held at once");
+}
