@@ -15,17 +15,15 @@ use crate::relay::Relay;
 /// A request body as read: its bytes, or why they cannot be read.
 pub(super) type Body = Result<Vec<u8>, Error>;
 
-/// A POST to `path` with its body read, within the size limit and the body timeout: who sent
-/// it, when it began, the body (or why it cannot be read) and the relay.
-pub(super) fn post_with_body(
-    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+/// A request with its body read, within the size limit and the body timeout: who sent it,
+/// when it began, the body (or why it cannot be read) and the relay.
+pub(super) fn with_body(
     relay: Arc<Relay>,
     settings: Arc<HttpSettings>,
 ) -> impl Filter<Extract = (Incoming, Instant, Body, Arc<Relay>), Error = Rejection> + Clone {
     let limit = settings.body_limit;
     let body_timeout = settings.connections.body_read_timeout;
-    path.and(warp::post())
-        .and(incoming(settings))
+    incoming(settings)
         .and(warp::body::stream())
         .then(move |incoming: Incoming, body| async move {
             let started = Instant::now();

@@ -255,7 +255,7 @@ impl Server {
         let grace = settings.grace;
         let tls = settings.tls.clone();
         if let Some(listener) = metrics {
-            let handle = telemetry::install_metrics()
+            let handle = telemetry::install_metrics(&routes::paths())
                 .map_err(|error| ServeError::Metrics(error.to_string()))?;
             let metrics_limits = ConnectionLimits {
                 max_connections: Self::METRICS_CONNECTIONS,

@@ -6,28 +6,128 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::http::Method;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::HttpSettings;
-use super::body::{Body, post_with_body};
+use super::body::{Body, with_body};
 use super::envelope::{answer, answer_with_errors, data_or_fatal, fatal, status_reply};
 use crate::domain::tiles::{Definition, TileAnswer, parse_tile_request};
 use crate::domain::{Bundle, Error, Observable, ObservableType, Period, TileId, parse_observables};
 use crate::relay::{Caller, Relay};
 use crate::telemetry;
 
-/// The paths the relay serves, for telling a wrong method (405) from an unknown path (404).
-const KNOWN_PATHS: [&str; 7] = [
-    "/health",
-    "/observe/observables",
-    "/tiles",
-    "/tiles/tile",
-    "/tiles/tile-data",
-    "/version",
-    "/watchdog",
+/// The routes the relay serves, in the order they are tried. Their paths also tell a wrong
+/// method (405) from an unknown path (404) and are the route labels of the request metrics;
+/// the authenticated ones are SecureX's, those `module_type.json` advertises. A new route is
+/// one handler and one entry here.
+pub(super) static ROUTES: [Route; 7] = [
+    Route::new("/health", Method::POST, Authenticated::Yes, health),
+    Route::new(
+        "/observe/observables",
+        Method::POST,
+        Authenticated::Yes,
+        observe,
+    ),
+    Route::new("/tiles", Method::POST, Authenticated::Yes, tiles),
+    Route::new("/tiles/tile", Method::POST, Authenticated::Yes, tile),
+    Route::new(
+        "/tiles/tile-data",
+        Method::POST,
+        Authenticated::Yes,
+        tile_data,
+    ),
+    Route::new("/version", Method::POST, Authenticated::No, version),
+    Route::new("/watchdog", Method::GET, Authenticated::No, watchdog),
 ];
+
+/// Whether a route asks for a SecureX token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Authenticated {
+    Yes,
+    No,
+}
+
+/// One route: its path, method, whether it asks for a token, and its handler.
+pub(super) struct Route {
+    /// The path, `/` first; also the route's label in metrics and logs.
+    pub(super) path: &'static str,
+    method: Method,
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "read by the test of what module_type.json advertises"
+        )
+    )]
+    pub(super) authenticated: Authenticated,
+    handler: fn(Handling) -> BoxedFilter<(Response,)>,
+}
+
+/// What a handler answers with: the relay, the settings, and its route's path.
+#[derive(Clone)]
+struct Handling {
+    relay: Arc<Relay>,
+    settings: Arc<HttpSettings>,
+    route: &'static str,
+}
+
+impl Route {
+    const fn new(
+        path: &'static str,
+        method: Method,
+        authenticated: Authenticated,
+        handler: fn(Handling) -> BoxedFilter<(Response,)>,
+    ) -> Self {
+        Self {
+            path,
+            method,
+            authenticated,
+            handler,
+        }
+    }
+
+    /// The route as a filter: its path (segment by segment, as `warp::path!` matches), then
+    /// its method, then its handler.
+    fn filter(
+        &'static self,
+        relay: Arc<Relay>,
+        settings: Arc<HttpSettings>,
+    ) -> BoxedFilter<(Response,)> {
+        let path = self
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .fold(warp::any().boxed(), |path, segment| {
+                path.and(warp::path(segment)).boxed()
+            })
+            .and(warp::path::end());
+        let method = warp::method()
+            .and_then(move |method: Method| async move {
+                if method == self.method {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            })
+            .untuple_one();
+        let handling = Handling {
+            relay,
+            settings,
+            route: self.path,
+        };
+        path.and(method).and((self.handler)(handling)).boxed()
+    }
+}
+
+/// The paths of [`ROUTES`], for the request metrics.
+pub(super) fn paths() -> Vec<&'static str> {
+    ROUTES.iter().map(|route| route.path).collect()
+}
+
 /// Who sent a request, as the headers tell it.
 #[derive(Debug, Clone)]
 pub(super) struct Incoming {
@@ -52,16 +152,19 @@ pub(crate) fn routes(
     settings: HttpSettings,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let settings = Arc::new(settings);
-    jwks(settings.jwks.clone())
-        .or(health(relay.clone(), settings.clone()))
-        .or(observe(relay.clone(), settings.clone()))
-        .or(tiles(relay.clone(), settings.clone()))
-        .or(tile(relay.clone(), settings.clone()))
-        .or(tile_data(relay, settings))
-        .or(version())
-        .or(watchdog())
-        .or(fallback())
+    let [first, rest @ ..] = &ROUTES;
+    let served = rest.iter().fold(
+        first.filter(relay.clone(), settings.clone()),
+        |served, route| {
+            served
+                .or(route.filter(relay.clone(), settings.clone()))
+                .unify()
+                .boxed()
+        },
+    );
+    jwks(settings.jwks.clone()).or(served).or(fallback())
 }
+
 /// `GET /.well-known/jwks`: the JWKS of [`HttpSettings::jwks`]; without one, a rejection the
 /// fallback answers 404.
 fn jwks(
@@ -125,99 +228,118 @@ fn request_root(headers: &HeaderMap, tls: bool) -> String {
     format!("{scheme}://{}", text("host").unwrap_or_default())
 }
 
+/// `/health`: one authenticated call to SpyCloud.
 fn health(
-    relay: Arc<Relay>,
-    settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("health")
-        .and(warp::post())
-        .and(incoming(settings))
+    Handling {
+        relay,
+        settings,
+        route,
+    }: Handling,
+) -> BoxedFilter<(Response,)> {
+    incoming(settings)
         .and(with(relay))
-        .then(|incoming: Incoming, relay: Arc<Relay>| async move {
+        .then(move |incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
             let caller = incoming.caller();
             let checked = health_request(&relay, &caller);
             let (outcome, upstream) = telemetry::counting_upstream_calls(checked).await;
             let outcome = outcome.map(|()| json!({"status": "ok"}));
-            data_or_fatal("/health", started, &upstream, outcome)
+            data_or_fatal(route, started, &upstream, outcome)
         })
+        .boxed()
 }
 
+/// `/observe/observables`: the findings on the observables of the body, as CTIM.
 fn observe(
-    relay: Arc<Relay>,
-    settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    post_with_body(warp::path!("observe" / "observables"), relay, settings).then(
-        |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let observed = async {
-                let observables = parse_observables(&body?)?;
-                Ok::<_, Error>(observe_request(&relay, &incoming.caller(), &observables).await)
-            };
-            let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
-            let route = "/observe/observables";
-            match outcome {
-                Ok(bundle) => {
-                    answer_with_errors(route, started, &upstream, bundle.fatal(), &bundle)
+    Handling {
+        relay,
+        settings,
+        route,
+    }: Handling,
+) -> BoxedFilter<(Response,)> {
+    with_body(relay, settings)
+        .then(
+            move |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
+                let observed = async {
+                    let observables = parse_observables(&body?)?;
+                    Ok::<_, Error>(observe_request(&relay, &incoming.caller(), &observables).await)
+                };
+                let (outcome, upstream) = telemetry::counting_upstream_calls(observed).await;
+                match outcome {
+                    Ok(bundle) => {
+                        answer_with_errors(route, started, &upstream, bundle.fatal(), &bundle)
+                    }
+                    Err(error) => fatal(route, started, Some(&upstream), &error),
                 }
-                Err(error) => fatal(route, started, Some(&upstream), &error),
-            }
-        },
-    )
+            },
+        )
+        .boxed()
 }
 
 /// `/tiles`: the dashboard's tile definitions (the body is not read).
 fn tiles(
-    relay: Arc<Relay>,
-    settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("tiles")
-        .and(warp::post())
-        .and(incoming(settings))
+    Handling {
+        relay,
+        settings,
+        route,
+    }: Handling,
+) -> BoxedFilter<(Response,)> {
+    incoming(settings)
         .and(with(relay))
-        .then(|incoming: Incoming, relay: Arc<Relay>| async move {
+        .then(move |incoming: Incoming, relay: Arc<Relay>| async move {
             let started = Instant::now();
             let caller = incoming.caller();
             let described = tiles_request(&relay, &caller);
             let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
-            data_or_fatal("/tiles", started, &upstream, outcome)
+            data_or_fatal(route, started, &upstream, outcome)
         })
+        .boxed()
 }
 
 /// `/tiles/tile`: one tile's definition.
 fn tile(
-    relay: Arc<Relay>,
-    settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    post_with_body(warp::path!("tiles" / "tile"), relay, settings).then(
-        |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let described = async { tile_request(&relay, &incoming.caller(), &body?).await };
-            let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
-            data_or_fatal("/tiles/tile", started, &upstream, outcome)
-        },
-    )
+    Handling {
+        relay,
+        settings,
+        route,
+    }: Handling,
+) -> BoxedFilter<(Response,)> {
+    with_body(relay, settings)
+        .then(
+            move |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
+                let described = async { tile_request(&relay, &incoming.caller(), &body?).await };
+                let (outcome, upstream) = telemetry::counting_upstream_calls(described).await;
+                data_or_fatal(route, started, &upstream, outcome)
+            },
+        )
+        .boxed()
 }
 
 /// `/tiles/tile-data`: one tile's figures for a period, with the token's invalid module
 /// settings as warnings beside them.
 fn tile_data(
-    relay: Arc<Relay>,
-    settings: Arc<HttpSettings>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    post_with_body(warp::path!("tiles" / "tile-data"), relay, settings).then(
-        |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
-            let figures = async {
-                Ok::<_, Error>(tile_data_request(&relay, &incoming.caller(), &body?).await)
-            };
-            let (outcome, upstream) = telemetry::counting_upstream_calls(figures).await;
-            let route = "/tiles/tile-data";
-            match outcome {
-                Ok(figures) => {
-                    answer_with_errors(route, started, &upstream, figures.fatal(), &figures)
+    Handling {
+        relay,
+        settings,
+        route,
+    }: Handling,
+) -> BoxedFilter<(Response,)> {
+    with_body(relay, settings)
+        .then(
+            move |incoming: Incoming, started: Instant, body: Body, relay: Arc<Relay>| async move {
+                let figures = async {
+                    Ok::<_, Error>(tile_data_request(&relay, &incoming.caller(), &body?).await)
+                };
+                let (outcome, upstream) = telemetry::counting_upstream_calls(figures).await;
+                match outcome {
+                    Ok(figures) => {
+                        answer_with_errors(route, started, &upstream, figures.fatal(), &figures)
+                    }
+                    Err(error) => fatal(route, started, Some(&upstream), &error),
                 }
-                Err(error) => fatal(route, started, Some(&upstream), &error),
-            }
-        },
-    )
+            },
+        )
+        .boxed()
 }
 
 // The requests of the routes, in the contract's order: the token first, within the request's
@@ -289,33 +411,36 @@ pub(crate) async fn tile_data_request(
     }
 }
 
-fn version() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("version").and(warp::post()).map(|| {
-        let version = json!({"version": env!("CARGO_PKG_VERSION")});
-        answer("/version", Instant::now(), None, ("ok", None), &version)
-    })
+/// `/version`: the relay's version.
+fn version(Handling { route, .. }: Handling) -> BoxedFilter<(Response,)> {
+    warp::any()
+        .map(move || {
+            let version = json!({"version": env!("CARGO_PKG_VERSION")});
+            answer(route, Instant::now(), None, ("ok", None), &version)
+        })
+        .boxed()
 }
 
-fn watchdog() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("watchdog")
-        .and(warp::get())
-        .and(warp::header::headers_cloned())
-        .map(|headers: HeaderMap| {
+/// `/watchdog`: the `Health-Check` header echoed back.
+fn watchdog(Handling { route, .. }: Handling) -> BoxedFilter<(Response,)> {
+    warp::header::headers_cloned()
+        .map(move |headers: HeaderMap| {
             let started = Instant::now();
             match headers.get("health-check") {
                 Some(value) => {
                     let echo = json!({"data": String::from_utf8_lossy(value.as_bytes())});
-                    answer("/watchdog", started, None, ("ok", None), &echo)
+                    answer(route, started, None, ("ok", None), &echo)
                 }
-                None => fatal("/watchdog", started, None, &Error::health_check()),
+                None => fatal(route, started, None, &Error::health_check()),
             }
         })
+        .boxed()
 }
 
 /// A known path with another method is 405; anything else 404.
 fn fallback() -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     warp::path::full().map(|path: warp::path::FullPath| {
-        let status = if KNOWN_PATHS.contains(&path.as_str()) {
+        let status = if ROUTES.iter().any(|route| route.path == path.as_str()) {
             StatusCode::METHOD_NOT_ALLOWED
         } else {
             StatusCode::NOT_FOUND
@@ -443,6 +568,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_route_of_the_table_answers_its_method_in_the_envelope() {
+        for route in &ROUTES {
+            let request = warp::test::request()
+                .method(route.method.as_str())
+                .path(route.path);
+            let (status, body) = call(idle_relay(), HttpSettings::default(), request).await;
+            assert_eq!(status, 200, "{} {}", route.method, route.path);
+            assert!(
+                body.get("code").is_none(),
+                "{} {}: {body}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn an_invalid_body_is_an_invalid_argument_in_the_envelope() {
         let (status, body) = call(
             idle_relay(),
@@ -513,9 +655,10 @@ mod tests {
             .iter()
             .map(|api| format!("/{}", api.as_str().unwrap()))
             .collect();
-        let securex: Vec<&str> = KNOWN_PATHS
-            .into_iter()
-            .filter(|path| !["/version", "/watchdog"].contains(path))
+        let securex: Vec<&str> = ROUTES
+            .iter()
+            .filter(|route| route.authenticated == Authenticated::Yes)
+            .map(|route| route.path)
             .collect();
         assert_eq!(apis, securex);
         let capabilities: Vec<&str> = module["capabilities"]
