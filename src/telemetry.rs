@@ -326,7 +326,7 @@ pub fn describe_metrics(routes: &[&'static str]) {
 #[cfg(feature = "server")]
 /// Installs the Prometheus recorder, with every family described and zeroed (the request
 /// metrics for each of `routes`), and keeps its histograms current. Call inside the runtime;
-/// serve [`metrics_routes`] of the handle.
+/// the transport's metrics listener serves the handle.
 ///
 /// # Errors
 /// When a recorder is already installed.
@@ -351,31 +351,6 @@ pub fn install_metrics(
         }
     });
     Ok(handle)
-}
-
-#[cfg(feature = "server")]
-/// `GET /metrics`: Prometheus text; any other path 404, any other method 405.
-pub fn metrics_routes(
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-) -> impl warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone
-{
-    use warp::Filter;
-    use warp::Reply;
-    use warp::http::StatusCode;
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        warp::reply::with_header(handle.render(), "content-type", "text/plain; version=0.0.4")
-            .into_response()
-    });
-    let other = warp::path::full().map(|path: warp::path::FullPath| {
-        let status = if path.as_str() == "/metrics" {
-            StatusCode::METHOD_NOT_ALLOWED
-        } else {
-            StatusCode::NOT_FOUND
-        };
-        warp::reply::with_status(status.canonical_reason().unwrap_or_default(), status)
-            .into_response()
-    });
-    metrics.or(other).unify()
 }
 
 /// Records one watchlist scan made for the tiles: its period and `ok` or `error`.

@@ -4,16 +4,20 @@
 //!
 //! This file holds what an embedder sets and starts (the settings, the [`Server`]); each
 //! concern of the transport has its own file:
-//! - `routes`: the routes and their handlers, and the 404/405 fallback;
+//! - `routes`: the route table (path, method, token or not, handler) and the handlers; the
+//!   table also drives the 404/405 fallback and the route labels of the metrics, so a new
+//!   route is one handler and one entry;
 //! - `envelope`: the SecureX reply envelope, and the metrics of each answer;
 //! - `connections`: the accept loop, connection limits, the TLS handshake, the graceful stop;
 //! - `body`: reading a request body within its size limit and timeout;
 //! - `signals`: SIGTERM and SIGINT;
-//! - `request_id`: the id of each request in logs and answers.
+//! - `request_id`: the id of each request in logs and answers;
+//! - `metrics`: the metrics listener.
 
 mod body;
 mod connections;
 mod envelope;
+mod metrics;
 mod request_id;
 mod routes;
 mod signals;
@@ -24,8 +28,7 @@ use std::time::Duration;
 
 use crate::adapters::tls::ServerTls;
 use crate::relay::Relay;
-use crate::telemetry;
-use connections::{InFlight, graceful, serve_listener};
+use connections::graceful;
 use routes::routes;
 #[cfg(test)]
 pub(crate) use routes::{
@@ -255,21 +258,7 @@ impl Server {
         let grace = settings.grace;
         let tls = settings.tls.clone();
         if let Some(listener) = metrics {
-            let handle = telemetry::install_metrics(&routes::paths())
-                .map_err(|error| ServeError::Metrics(error.to_string()))?;
-            let metrics_limits = ConnectionLimits {
-                max_connections: Self::METRICS_CONNECTIONS,
-                ..limits
-            };
-            tokio::spawn(serve_listener(
-                listener,
-                telemetry::metrics_routes(handle),
-                metrics_limits,
-                "metrics",
-                InFlight::default(),
-                None,
-                std::future::pending(),
-            ));
+            metrics::serve(listener, limits)?;
         }
         graceful(
             listener,
