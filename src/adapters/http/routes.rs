@@ -24,24 +24,15 @@ use crate::telemetry;
 /// method (405) from an unknown path (404) and are the route labels of the request metrics;
 /// the authenticated ones are SecureX's, those `module_type.json` advertises. A new route is
 /// one handler and one entry here.
+#[rustfmt::skip]
 pub(super) static ROUTES: [Route; 7] = [
-    Route::new("/health", Method::POST, Authenticated::Yes, health),
-    Route::new(
-        "/observe/observables",
-        Method::POST,
-        Authenticated::Yes,
-        observe,
-    ),
-    Route::new("/tiles", Method::POST, Authenticated::Yes, tiles),
-    Route::new("/tiles/tile", Method::POST, Authenticated::Yes, tile),
-    Route::new(
-        "/tiles/tile-data",
-        Method::POST,
-        Authenticated::Yes,
-        tile_data,
-    ),
-    Route::new("/version", Method::POST, Authenticated::No, version),
-    Route::new("/watchdog", Method::GET, Authenticated::No, watchdog),
+    Route::new("/health",              Method::POST, Authenticated::Yes, health),
+    Route::new("/observe/observables", Method::POST, Authenticated::Yes, observe),
+    Route::new("/tiles",               Method::POST, Authenticated::Yes, tiles),
+    Route::new("/tiles/tile",          Method::POST, Authenticated::Yes, tile),
+    Route::new("/tiles/tile-data",     Method::POST, Authenticated::Yes, tile_data),
+    Route::new("/version",             Method::POST, Authenticated::No,  version),
+    Route::new("/watchdog",            Method::GET,  Authenticated::No,  watchdog),
 ];
 
 /// Whether a route asks for a SecureX token.
