@@ -203,16 +203,6 @@ pub fn request_done(done: &Done<'_>) {
         .record(done.duration.as_secs_f64());
 }
 
-/// The routes of the request metrics, zeroed at start.
-pub const ROUTES: [&str; 7] = [
-    "/health",
-    "/observe/observables",
-    "/tiles",
-    "/tiles/tile",
-    "/tiles/tile-data",
-    "/version",
-    "/watchdog",
-];
 /// The upstream metrics' label of catalog calls.
 pub const CATALOG: &str = "catalog";
 /// The upstream metrics' label of watchlist calls (the dashboard's scans, the health probe).
@@ -238,8 +228,9 @@ pub fn redis_fallback(what: &'static str) {
 }
 
 /// Describes every metric family (Prometheus `# HELP`) and sets each to zero, so a scrape
-/// shows them all from the start, before anything happened.
-pub fn describe_metrics() {
+/// shows them all from the start, before anything happened; the request metrics of each of
+/// `routes` (the transport's paths).
+pub fn describe_metrics(routes: &[&'static str]) {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "relay_requests_total",
@@ -300,7 +291,7 @@ pub fn describe_metrics() {
         "Always 1; the relay's version is the label."
     );
 
-    for route in ROUTES {
+    for &route in routes {
         metrics::counter!("relay_requests_total", "route" => route, "outcome" => "ok").absolute(0);
         let _ = metrics::histogram!("relay_request_duration_seconds", "route" => route);
     }
@@ -333,13 +324,15 @@ pub fn describe_metrics() {
 }
 
 #[cfg(feature = "server")]
-/// Installs the Prometheus recorder, with every family described and zeroed, and keeps its
-/// histograms current. Call inside the runtime; serve [`metrics_routes`] of the handle.
+/// Installs the Prometheus recorder, with every family described and zeroed (the request
+/// metrics for each of `routes`), and keeps its histograms current. Call inside the runtime;
+/// the transport's metrics listener serves the handle.
 ///
 /// # Errors
 /// When a recorder is already installed.
-pub fn install_metrics()
--> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn std::error::Error>> {
+pub fn install_metrics(
+    routes: &[&'static str],
+) -> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn std::error::Error>> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".to_owned()),
@@ -348,7 +341,7 @@ pub fn install_metrics()
             ],
         )?
         .install_recorder()?;
-    describe_metrics();
+    describe_metrics(routes);
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -358,31 +351,6 @@ pub fn install_metrics()
         }
     });
     Ok(handle)
-}
-
-#[cfg(feature = "server")]
-/// `GET /metrics`: Prometheus text; any other path 404, any other method 405.
-pub fn metrics_routes(
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-) -> impl warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone
-{
-    use warp::Filter;
-    use warp::Reply;
-    use warp::http::StatusCode;
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        warp::reply::with_header(handle.render(), "content-type", "text/plain; version=0.0.4")
-            .into_response()
-    });
-    let other = warp::path::full().map(|path: warp::path::FullPath| {
-        let status = if path.as_str() == "/metrics" {
-            StatusCode::METHOD_NOT_ALLOWED
-        } else {
-            StatusCode::NOT_FOUND
-        };
-        warp::reply::with_status(status.canonical_reason().unwrap_or_default(), status)
-            .into_response()
-    });
-    metrics.or(other).unify()
 }
 
 /// Records one watchlist scan made for the tiles: its period and `ok` or `error`.
