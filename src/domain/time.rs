@@ -174,42 +174,33 @@ impl fmt::Display for Day {
     }
 }
 
-/// `%Y-%m-%dT%H:%M:%S%.f`, spelled out once: `parse_from_str` would re-read the pattern for
-/// each of the thousands of dates a busy relay parses. Its first [`DATE`] items are
-/// `%Y-%m-%d`, a date alone.
-const PATTERN: [Item<'static>; 12] = [
-    Item::Numeric(Numeric::Year, Pad::Zero),
-    Item::Literal("-"),
-    Item::Numeric(Numeric::Month, Pad::Zero),
-    Item::Literal("-"),
-    Item::Numeric(Numeric::Day, Pad::Zero),
-    Item::Literal("T"),
-    Item::Numeric(Numeric::Hour, Pad::Zero),
-    Item::Literal(":"),
-    Item::Numeric(Numeric::Minute, Pad::Zero),
-    Item::Literal(":"),
-    Item::Numeric(Numeric::Second, Pad::Zero),
-    Item::Fixed(Fixed::Nanosecond),
-];
+/// `%Y-%m-%d<separator>%H:%M:%S%.f`, spelled out once: `parse_from_str` would re-read the
+/// pattern for each of the thousands of dates a busy relay parses.
+const fn pattern(separator: &'static str) -> [Item<'static>; 12] {
+    [
+        Item::Numeric(Numeric::Year, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Month, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Day, Pad::Zero),
+        Item::Literal(separator),
+        Item::Numeric(Numeric::Hour, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Minute, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Second, Pad::Zero),
+        Item::Fixed(Fixed::Nanosecond),
+    ]
+}
+
+/// `%Y-%m-%dT%H:%M:%S%.f`. Its first [`DATE`] items are `%Y-%m-%d`, a date alone.
+const PATTERN: [Item<'static>; 12] = pattern("T");
 
 /// The items of [`PATTERN`] that read `%Y-%m-%d`.
 const DATE: usize = 5;
 
 /// `%Y-%m-%d %H:%M:%S%.f`: [`PATTERN`] with a space for the `T` (SpyCloud's `infected_time`).
-const SPACED: [Item<'static>; 12] = [
-    Item::Numeric(Numeric::Year, Pad::Zero),
-    Item::Literal("-"),
-    Item::Numeric(Numeric::Month, Pad::Zero),
-    Item::Literal("-"),
-    Item::Numeric(Numeric::Day, Pad::Zero),
-    Item::Literal(" "),
-    Item::Numeric(Numeric::Hour, Pad::Zero),
-    Item::Literal(":"),
-    Item::Numeric(Numeric::Minute, Pad::Zero),
-    Item::Literal(":"),
-    Item::Numeric(Numeric::Second, Pad::Zero),
-    Item::Fixed(Fixed::Nanosecond),
-];
+const SPACED: [Item<'static>; 12] = pattern(" ");
 
 impl Timestamp {
     /// The CTIM text written digit by digit into a fixed buffer; `None` for what does not fit
