@@ -178,17 +178,7 @@ async fn replicas_share_catalogs_and_name_no_api_key_in_redis() {
     };
     let (a, b) = two_replicas(&redis, &[], &[]).await;
     let alice = "alice@example.com";
-    a.mount_email(
-        alice,
-        vec![json!([
-            sample::breach(alice),
-            sample::infostealer(alice),
-            sample::combo(alice),
-            sample::orphan(alice)
-        ])],
-    )
-    .await;
-    a.mount_catalogs(sample::catalogs()).await;
+    mount_alice(&a, alice).await;
 
     let first = a.observe(json!([email(alice)])).await;
     let catalog_calls = calls_to(&a, "/breach/catalog/").await.len();
@@ -426,17 +416,7 @@ async fn redis_holds_no_value_in_clear_and_a_tampered_moved_or_clear_value_is_a_
         )
         .mount(&a.upstream)
         .await;
-    a.mount_email(
-        alice,
-        vec![json!([
-            sample::breach(alice),
-            sample::infostealer(alice),
-            sample::combo(alice),
-            sample::orphan(alice)
-        ])],
-    )
-    .await;
-    a.mount_catalogs(sample::catalogs()).await;
+    mount_alice(&a, alice).await;
     let observed = a.observe(json!([email(alice)])).await;
     let tiles = four_tiles(&a, &a.token()).await;
 
@@ -511,4 +491,20 @@ async fn redis_holds_no_value_in_clear_and_a_tampered_moved_or_clear_value_is_a_
     for (again, first) in tiles_again.iter().zip(&tiles) {
         assert_eq!(again["data"]["data"], first["data"]["data"]);
     }
+}
+
+/// Alice's four kinds of record (a breach, an infostealer, a combo list, one whose catalog
+/// SpyCloud lacks) and the sample catalogs, on `app`'s fake SpyCloud.
+async fn mount_alice(app: &TestApp, alice: &str) {
+    app.mount_email(
+        alice,
+        vec![json!([
+            sample::breach(alice),
+            sample::infostealer(alice),
+            sample::combo(alice),
+            sample::orphan(alice)
+        ])],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
 }
