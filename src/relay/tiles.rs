@@ -23,8 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Authorized, Clock, Relay};
 use crate::domain::tiles::{Figures, Period, ScanTally, TileAnswer, TileData, TileId, tile_data};
-use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
-use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
+use crate::domain::{
+    ApiKey, Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp,
+};
+use crate::ports::{BreachSource, CacheKey, SharedCache, WatchlistQuery};
 
 /// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
 const SCAN_RECORDS_PER_LOOKUP_RECORD: u64 = 100;
@@ -47,7 +49,7 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> TileAnswer {
-        let figures = self.draw(&caller.credentials, tile, period);
+        let figures = self.tile_from_scan(&caller.credentials, tile, period);
         let figures = self.within(caller.deadline, figures).await;
         TileAnswer::of(&caller.credentials, figures)
     }
@@ -89,12 +91,12 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> Result<TileData, Error> {
-        let figures = self.draw(credentials, tile, period);
+        let figures = self.tile_from_scan(credentials, tile, period);
         self.within(self.deadline(), figures).await
     }
 
     /// A tile's figures, from the shared scan (and, for the top breaches, their titles).
-    async fn draw(
+    async fn tile_from_scan(
         &self,
         credentials: &Credentials,
         tile: TileId,
@@ -137,67 +139,100 @@ impl Relay {
             period,
             severity: credentials.settings.severity.clone(),
         };
-        let shared = SharedScan {
+        let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
+        let job = ScanJob {
+            shared: self.shared_scan(&key),
+            source: self.source.clone(),
+            api_key: credentials.api_key.clone(),
+            period,
+            severity: key.severity.clone(),
+            now,
+            limit: self
+                .settings
+                .max_records
+                .saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD),
+            expires: now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX)),
+        };
+        let turn = self.scans.turn();
+        self.scans
+            .get_or_scan(key, now, move || job.run(turn).boxed())
+            .await
+    }
+
+    /// Where the scan of `key` is shared with the other replicas:
+    /// `scan:<tenant>:<period>.<severity>` in the shared cache, if there is one.
+    fn shared_scan(&self, key: &ScanKey) -> SharedScan {
+        let severity = key.severity.as_ref().map(SeverityFilter::query_value);
+        SharedScan {
             cache: self.shared.clone(),
             key: CacheKey {
                 space: SCAN_SPACE,
                 tenant: key.tenant,
-                item: format!(
-                    "{}.{}",
-                    period.as_str(),
-                    key.severity
-                        .as_ref()
-                        .map(SeverityFilter::query_value)
-                        .unwrap_or_default()
-                ),
+                item: format!("{}.{}", key.period.as_str(), severity.unwrap_or_default()),
             },
             clock: self.clock.clone(),
+        }
+    }
+}
+
+/// What one scan needs, on the task that makes it.
+struct ScanJob {
+    shared: SharedScan,
+    source: Arc<dyn BreachSource>,
+    api_key: ApiKey,
+    period: Period,
+    severity: Option<SeverityFilter>,
+    /// When the scan begins; its period ends then.
+    now: Timestamp,
+    /// The most records it reads.
+    limit: u64,
+    expires: Timestamp,
+}
+
+impl ScanJob {
+    /// The scan another replica shared, else one made here (once `turn` comes) and shared.
+    async fn run(
+        self,
+        turn: BoxFuture<'static, Option<OwnedSemaphorePermit>>,
+    ) -> Result<Scan, SourceError> {
+        let period = self.period.as_str();
+        if let Some(scan) = self.shared.get(self.period, self.now).await {
+            tracing::debug!(period, "watchlist scan shared by a replica");
+            return Ok(scan);
+        }
+        let _turn = turn.await;
+        let figures = self.read_watchlist().await?;
+        tracing::debug!(
+            period,
+            records = figures.records,
+            not_read = figures.not_read,
+            "watchlist scan done"
+        );
+        let scan = Scan {
+            figures,
+            expires: self.expires,
         };
-        let (source, api_key) = (self.source.clone(), credentials.api_key.clone());
-        let limit = self
-            .settings
-            .max_records
-            .saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD);
-        let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
-        let expires = now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX));
-        let severity = key.severity.clone();
-        let turn = self.scans.turn();
-        self.scans
-            .get_or_scan(key, now, move || {
-                async move {
-                    if let Some(scan) = shared.get(period, now).await {
-                        tracing::debug!(
-                            period = period.as_str(),
-                            "watchlist scan shared by a replica"
-                        );
-                        return Ok(scan);
-                    }
-                    let _turn = turn.await;
-                    let mut scan_tally = ScanTally::new(period, now, limit);
-                    let query = WatchlistQuery {
-                        since: scan_tally.since(),
-                        severity,
-                    };
-                    let outcome = source.watchlist(&api_key, &query, &mut scan_tally).await;
-                    crate::telemetry::tile_scan(
-                        period.as_str(),
-                        if outcome.is_ok() { "ok" } else { "error" },
-                    );
-                    outcome?;
-                    let figures = scan_tally.finish();
-                    tracing::debug!(
-                        period = period.as_str(),
-                        records = figures.records,
-                        not_read = figures.not_read,
-                        "watchlist scan done"
-                    );
-                    let scan = Scan { figures, expires };
-                    shared.set(&scan).await;
-                    Ok(scan)
-                }
-                .boxed()
-            })
-            .await
+        self.shared.set(&scan).await;
+        Ok(scan)
+    }
+
+    /// The watchlist of the period, folded into figures page by page (counted in the metrics).
+    async fn read_watchlist(&self) -> Result<Figures, SourceError> {
+        let mut scan_tally = ScanTally::new(self.period, self.now, self.limit);
+        let query = WatchlistQuery {
+            since: scan_tally.since(),
+            severity: self.severity.clone(),
+        };
+        let outcome = self
+            .source
+            .watchlist(&self.api_key, &query, &mut scan_tally)
+            .await;
+        crate::telemetry::tile_scan(
+            self.period.as_str(),
+            if outcome.is_ok() { "ok" } else { "error" },
+        );
+        outcome?;
+        Ok(scan_tally.finish())
     }
 }
 
