@@ -425,6 +425,7 @@ pub fn tile_scan(period: &'static str, outcome: &'static str) {
 mod tests {
     use super::*;
 
+    // RULES R20
     #[test]
     fn long_values_are_cut_to_100_characters() {
         assert_eq!(cut("short"), "short");

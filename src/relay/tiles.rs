@@ -536,6 +536,8 @@ mod tests {
         hits: u64,
         delay: Duration,
         failure: Option<SourceError>,
+        /// What every catalog call fails with, if set.
+        catalog_failure: Option<SourceError>,
         scans: Mutex<Vec<(WatchlistQuery, usize)>>,
         catalog_calls: Mutex<Vec<Vec<CatalogId>>>,
         /// Scans begun (finished or not), running now, and the most that ran at once.
@@ -560,6 +562,7 @@ mod tests {
                 hits,
                 delay: Duration::from_millis(100),
                 failure: None,
+                catalog_failure: None,
                 scans: Mutex::default(),
                 catalog_calls: Mutex::default(),
                 begun: AtomicU64::new(0),
@@ -590,6 +593,9 @@ mod tests {
             ids: &[CatalogId],
         ) -> Result<Vec<Catalog>, SourceError> {
             self.catalog_calls.lock().unwrap().push(ids.to_vec());
+            if let Some(failure) = &self.catalog_failure {
+                return Err(failure.clone());
+            }
             Ok(ids
                 .iter()
                 .filter(|id| id.0 != 99)
@@ -775,6 +781,7 @@ mod tests {
         );
     }
 
+    // RULES R25
     #[tokio::test(start_paused = true)]
     async fn invalid_module_settings_are_warnings_on_every_tile_data_answer() {
         let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
@@ -816,6 +823,28 @@ mod tests {
         assert_eq!(answer.errors, []);
     }
 
+    // RULES R28
+    #[tokio::test(start_paused = true)]
+    async fn the_top_breaches_catalog_call_failing_is_the_requests_fatal_error() {
+        let mut failing_catalogs = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        failing_catalogs.catalog_failure = Some(SourceError::Internal);
+        let source = Arc::new(failing_catalogs);
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        assert_eq!(
+            data(&relay, ALICE, "spycloud_top_breaches", "last_7_days").await,
+            Err((
+                "internal error".to_owned(),
+                "The Spycloud internal error.".to_owned()
+            ))
+        );
+        assert_eq!(source.catalog_calls.lock().unwrap().len(), 1);
+        // The scan itself succeeded and is kept: the tiles that need no catalog answer from it.
+        let summary = data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days").await;
+        assert!(summary.is_ok(), "{summary:?}");
+        assert_eq!(source.scans(), 1);
+    }
+
+    // RULES R24
     #[tokio::test(start_paused = true)]
     async fn a_scan_expires_after_the_cache_time_and_valid_time_says_when() {
         let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
@@ -945,6 +974,7 @@ mod tests {
         assert_eq!(tile.expect("answered").err(), Some(deadline));
     }
 
+    // RULES R26
     #[tokio::test(start_paused = true)]
     async fn a_scan_no_request_waits_for_any_more_stops() {
         let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
@@ -983,6 +1013,7 @@ mod tests {
         assert_eq!(source.begun.load(Ordering::SeqCst), 1);
     }
 
+    // RULES R27
     #[tokio::test(start_paused = true)]
     async fn at_most_4_scans_run_at_once_and_the_others_wait_within_their_deadline() {
         let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
@@ -1125,6 +1156,7 @@ mod tests {
         assert_eq!(shared_scan(&cache, "alice", "last_30_days.").await, None);
     }
 
+    // RULES R22
     #[tokio::test]
     async fn the_token_is_checked_first_then_the_body() {
         let mut source = MockBreachSource::new();

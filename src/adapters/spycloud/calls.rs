@@ -324,6 +324,7 @@ fn root_cause(error: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    // RULES R13
     #[test]
     fn status_table() {
         let unauthorized = status_error(StatusCode::UNAUTHORIZED, br#"{"message":"bad key"}"#);

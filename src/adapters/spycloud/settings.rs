@@ -143,6 +143,7 @@ impl From<SpyCloudBuildError> for BuildError {
 mod tests {
     use super::*;
 
+    // RULES R18
     #[test]
     fn backoff_grows_and_is_capped() {
         let policy = RetryPolicy {

@@ -140,6 +140,7 @@ fn tile_bodies_are_read_with_the_contracts_errors() {
     );
 }
 
+// RULES R23
 #[test]
 fn the_period_counts_from_its_start_to_now_both_included() {
     let start = "2026-03-09T12:00:00Z";
@@ -171,6 +172,7 @@ fn the_period_counts_from_its_start_to_now_both_included() {
     }
 }
 
+// RULES R23
 #[test]
 fn employees_are_distinct_case_folded_non_empty_emails() {
     let figures = scan(
@@ -189,6 +191,7 @@ fn employees_are_distinct_case_folded_non_empty_emails() {
     assert_eq!(figures.top_employees[0].records, 2);
 }
 
+// RULES R33
 #[test]
 fn plaintext_passwords_and_infected_devices() {
     let figures = scan(
@@ -301,6 +304,7 @@ fn top_breaches_most_first_ties_by_the_smaller_id_ten_at_most() {
     assert_eq!(data(TileId::TopBreaches, &one)["data"][0]["label"], "One");
 }
 
+// RULES R31
 #[test]
 fn most_exposed_employees_as_markdown_ties_by_email_and_pipes_escaped() {
     let mut records = vec![
@@ -417,6 +421,7 @@ fn a_scan_stops_at_its_limit_and_says_how_many_records_it_did_not_read() {
     assert_eq!(silent.finish().not_read, None);
 }
 
+// RULES R24
 #[test]
 fn tile_data_times_are_the_period_and_the_scans_life() {
     let figures = scan(Period::Last7Days, vec![]);
@@ -520,6 +525,7 @@ fn figures_fit_their_period_only_when_everything_adds_up() {
     }
 }
 
+// RULES R30, R32
 #[test]
 fn the_most_exposed_employees_are_exact_whatever_order_records_come_in() {
     // 3 000 employees with 1 to 12 records each, in a scrambled order: the figures of the
@@ -593,6 +599,7 @@ fn the_most_exposed_employees_are_exact_whatever_order_records_come_in() {
     assert_eq!(figures.fit(Period::Last7Days), Ok(()));
 }
 
+// RULES R30
 #[test]
 fn strings_of_any_length_are_counted_by_hash_and_shown_cut() {
     let long = |c: &str, n: usize| c.repeat(n);
