@@ -101,7 +101,7 @@ impl SpyCloudClient {
             .map_err(|_| SourceError::Unauthorized("Unauthorized".to_owned()))?;
         key_header.set_sensitive(true);
         let started = std::time::Instant::now();
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .header("X-API-Key", key_header)
@@ -125,8 +125,24 @@ impl SpyCloudClient {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // A success is read whole or refused; of an error answer, only its start is read.
-        let success = status.is_success();
+        let body = self.read_body(response, endpoint, max_bytes).await?;
+        Ok(Answer {
+            status,
+            retry_after,
+            signal,
+            body,
+        })
+    }
+
+    /// The body of `response`: a success's whole, or refused past `max_bytes` (as announced or
+    /// as read); of an error answer, only its first [`MAX_ERROR_BODY_BYTES`].
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        endpoint: &'static str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, SourceError> {
+        let success = response.status().is_success();
         let limit = if success {
             max_bytes
         } else {
@@ -153,12 +169,7 @@ impl SpyCloudClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Answer {
-            status,
-            retry_after,
-            signal,
-            body,
-        })
+        Ok(body)
     }
 }
 
