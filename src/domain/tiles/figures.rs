@@ -114,7 +114,7 @@ impl Figures {
     }
 }
 
-/// One day's records by severity band, in [`SeverityBand::ALL`]'s order.
+/// One day's records by severity band, in [`SeverityBand::ALL`](crate::domain::breach::SeverityBand::ALL)'s order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayFigures {
     /// The UTC day.

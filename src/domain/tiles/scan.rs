@@ -46,7 +46,7 @@ struct Breach {
 ///
 /// What it holds is bounded whatever SpyCloud sends: employees, devices, (employee, device)
 /// pairs and catalogs are counted in compact tables keyed by 64-bit hashes (see
-/// [`hashed`](super::hashed)), a few tens of bytes per distinct one, however long their strings;
+/// [`hashed`](crate::domain::hashed)), a few tens of bytes per distinct one, however long their strings;
 /// emails are kept only for the [`TOP`] employees with the most records so far (cut to
 /// [`MAX_EMAIL_CHARS`]), which are the most exposed at the end: an employee's count only grows
 /// with its own records, so when it last grows it is weighed against every employee it can
