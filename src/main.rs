@@ -1,28 +1,20 @@
-//! The composition root: command line -> logging -> adapters -> serve (or demo, lookup,
-//! healthcheck). The binary's own modules (the command line, logging, the demo, the open-files
-//! limit) are under `src/cli/`; the library never sees them.
+//! The composition root: command line -> runtime -> the command (serve, demo, lookup,
+//! healthcheck). The binary's own modules (the command line, logging, serving, the demo, the
+//! open-files limit) are under `src/cli/`; the library never sees them.
 
 mod cli;
 
 use std::error::Error;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use spycloud_relay::adapters::{
-    ConnectionLimits, HttpSettings, JwtDecoder, JwtSettings, RedisSettings, RetryPolicy, Server,
-    ServerTls, SpyCloudSettings,
-};
+use spycloud_relay::adapters::{RetryPolicy, SpyCloudSettings};
 use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ModuleSettings};
 use spycloud_relay::{Relay, RelaySettings};
 
-use cli::open_files::{self, connections_within};
-use cli::{
-    Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs, demo, logging,
-};
+use cli::{Cli, Command, HealthcheckArgs, LookupArgs, SpyCloudArgs, demo, logging, serve};
 
 /// mimalloc, which hands memory freed after a large answer back to the system; glibc's
 /// allocator kept most of it (see `tests/hardening.rs`,
@@ -53,7 +45,7 @@ fn main() -> ExitCode {
         Err(error) => return fail(&error),
     };
     let outcome = match command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Lookup(args) => return runtime.block_on(lookup(args)),
         Command::Healthcheck(args) => return runtime.block_on(healthcheck(args)),
@@ -90,169 +82,6 @@ fn spycloud(args: &SpyCloudArgs) -> SpyCloudSettings {
         timeout: args.timeout(),
         max_rps: args.max_rps,
         retry: RetryPolicy::default(),
-    }
-}
-
-/// The Redis of `RELAY_REDIS_URL`, if set.
-fn redis(args: &ServeArgs) -> Option<RedisSettings> {
-    let url = args.redis_url.as_ref()?;
-    tracing::info!("rate limits and caches are shared through Redis");
-    Some(RedisSettings::new(
-        url.clone(),
-        args.redis_key_secret.clone().unwrap_or_default(),
-    ))
-}
-
-/// Binds `address`, saying which one in the error.
-async fn bind(address: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Box<dyn Error>> {
-    tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|error| format!("cannot listen on {address} ({what}): {error}").into())
-}
-
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
-    logging::init(&args.log)?;
-    let files = open_files::raise();
-    let metrics_connections = if args.metrics_listen.is_some() {
-        Server::METRICS_CONNECTIONS
-    } else {
-        0
-    };
-    let max_connections = match files.limit {
-        Some(limit) => connections_within(limit, args.max_connections.get(), metrics_connections),
-        None => args.max_connections.get(),
-    };
-    if max_connections < args.max_connections.get() {
-        tracing::warn!(
-            configured = args.max_connections.get(),
-            serving = max_connections,
-            open_files_limit = files.limit,
-            "RELAY_MAX_CONNECTIONS lowered to fit the open-files limit with room for the relay's own calls; raise the hard limit (ulimit -Hn) to serve more"
-        );
-    }
-    let limits = ConnectionLimits {
-        header_read_timeout: Duration::from_secs(args.header_timeout_secs.get()),
-        body_read_timeout: Duration::from_secs(args.body_timeout_secs.get()),
-        max_connections,
-    };
-
-    let decoder = JwtDecoder::new(JwtSettings {
-        jwks_hosts: args.jwks_hosts.clone(),
-        scheme: args.jwks_scheme.clone(),
-        ..JwtSettings::default()
-    })?;
-    let settings = RelaySettings {
-        mapping: args.output.mapping(),
-        deadline: Duration::from_secs(args.request_timeout_secs),
-        max_records: args.max_records.get(),
-        tiles_cache: Duration::from_secs(args.tiles_cache_secs),
-        ..RelaySettings::default()
-    };
-    let mut builder = Relay::builder()
-        .spycloud(spycloud(&args.spycloud))
-        .settings(settings)
-        .decoder(Arc::new(decoder));
-    if let Some(redis) = redis(&args) {
-        builder = builder.redis(redis);
-    }
-    let relay = builder.build()?;
-    let metrics = match args.metrics_listen {
-        Some(address) => Some(bind(address, "RELAY_METRICS_LISTEN").await?),
-        None => None,
-    };
-    let tls = tls(&args)?;
-    let listener = bind(args.listen, "RELAY_LISTEN").await?;
-    log_settings(&args, &limits, &files);
-    let http = HttpSettings {
-        audience: args.audience.clone(),
-        connections: limits,
-        tls,
-        grace: Duration::from_secs(args.shutdown_grace_secs),
-        ..HttpSettings::default()
-    };
-    let announced = (listener.local_addr()?, http.tls.is_some());
-    let mut server = Server::new(relay, http);
-    if let Some(metrics) = metrics {
-        tracing::info!(address = %metrics.local_addr()?, "metrics at /metrics");
-        server = server.metrics(metrics);
-    }
-    logging::announce(announced.0, announced.1);
-    server.serve(listener).await?;
-    Ok(())
-}
-
-/// HTTPS with `RELAY_TLS_CERT` and `RELAY_TLS_KEY` (clap makes sure both or neither are set),
-/// reloaded on SIGHUP; a pair that cannot be served stops the relay here, naming the file.
-/// Without TLS, SIGHUP is logged and otherwise ignored (its default action ends the process).
-fn tls(args: &ServeArgs) -> Result<Option<ServerTls>, Box<dyn Error>> {
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
-        #[cfg(unix)]
-        ignore_sighup()?;
-        return Ok(None);
-    };
-    let tls = ServerTls::load(cert, key)
-        .map_err(|error| format!("RELAY_TLS_CERT/RELAY_TLS_KEY: {error}"))?;
-    #[cfg(unix)]
-    tls.reload_on_sighup()?;
-    Ok(Some(tls))
-}
-
-/// Logs each SIGHUP, for as long as the runtime runs: there is no certificate to reload.
-#[cfg(unix)]
-fn ignore_sighup() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: no TLS certificate to reload (RELAY_TLS_CERT unset); ignored");
-        }
-    });
-    Ok(())
-}
-
-/// One line with the settings in effect (none of them is a secret: the API key comes with
-/// each token).
-fn log_settings(args: &ServeArgs, limits: &ConnectionLimits, files: &open_files::Raised) {
-    let passwords = match args.output.passwords {
-        Passwords::Plaintext => "plaintext",
-        Passwords::Masked => "masked",
-        Passwords::Omitted => "omitted",
-    };
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        listen = %args.listen,
-        metrics_listen = args.metrics_listen.map(|a| a.to_string()),
-        jwks_hosts = %args.jwks_hosts,
-        jwks_scheme = %args.jwks_scheme,
-        audience = args.audience.as_deref().unwrap_or("(the request's own URL root)"),
-        spycloud_api_url = %without_credentials(&args.spycloud.api_url),
-        spycloud_timeout_secs = args.spycloud.timeout_secs,
-        spycloud_max_rps = args.spycloud.max_rps.get(),
-        portal_url = %without_credentials(&args.output.portal_url),
-        passwords,
-        request_timeout_secs = args.request_timeout_secs,
-        shutdown_grace_secs = args.shutdown_grace_secs,
-        header_timeout_secs = limits.header_read_timeout.as_secs(),
-        body_timeout_secs = limits.body_read_timeout.as_secs(),
-        max_connections = limits.max_connections,
-        worker_threads = args.worker_threads.get(),
-        max_records = args.max_records.get(),
-        tiles_cache_secs = args.tiles_cache_secs,
-        open_files_limit = files.limit,
-        open_files_raised_from = files.raised_from,
-        "settings"
-    );
-}
-
-/// A URL without any user or password it may carry.
-fn without_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

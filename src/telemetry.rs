@@ -231,76 +231,138 @@ pub fn redis_fallback(what: &'static str) {
 /// shows them all from the start, before anything happened; the request metrics of each of
 /// `routes` (the transport's paths).
 pub fn describe_metrics(routes: &[&'static str]) {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        "relay_requests_total",
-        "Requests answered, by route and outcome (ok, or the fatal error's code)."
-    );
-    describe_histogram!(
-        "relay_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer a request, by route."
-    );
-    describe_counter!(
-        "relay_upstream_calls_total",
-        "HTTP calls to SpyCloud, by endpoint and status (error: no answer)."
-    );
-    describe_histogram!(
-        "relay_upstream_call_duration_seconds",
-        Unit::Seconds,
-        "Time of one HTTP call to SpyCloud, until its answer's headers, by endpoint."
-    );
-    describe_counter!(
-        "relay_upstream_retries_total",
-        "SpyCloud calls retried (429, 502, 503, 504, connection failures), by endpoint."
-    );
-    describe_counter!(
-        "relay_rate_limit_waits_total",
-        "SpyCloud calls that waited for the per-key request rate."
-    );
-    describe_counter!(
-        "relay_jwks_fetches_total",
-        "JWKS documents fetched from SecureX hosts, failures included."
-    );
-    describe_counter!(
-        "relay_jwks_fetch_failures_total",
-        "JWKS fetches that failed (no answer, an error status, not a JWKS)."
-    );
-    describe_counter!(
-        "relay_catalog_cache_hits_total",
-        "Breach catalogs found in the cache."
-    );
-    describe_counter!(
-        "relay_catalog_cache_misses_total",
-        "Breach catalogs not in the cache, asked of SpyCloud."
-    );
-    describe_counter!(
-        "relay_tile_scans_total",
-        "Watchlist scans made for the dashboard's tiles, by period and outcome (ok, error)."
-    );
-    describe_gauge!(
-        "relay_open_connections",
-        "Client connections open now, by listener (main, metrics)."
-    );
-    describe_counter!(
-        "relay_redis_fallbacks_total",
-        "Redis calls served by the process's own limiter or cache instead, by use (rate_limit, cache)."
-    );
-    describe_gauge!(
-        "relay_build_info",
-        "Always 1; the relay's version is the label."
-    );
+    for family in FAMILIES {
+        family.describe();
+    }
+    zero_requests(routes);
+    zero_upstream_calls();
+    zero_the_others();
+}
 
+/// How a metric family counts.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    /// A histogram of durations, in seconds.
+    Seconds,
+}
+
+/// A metric family as a scrape describes it.
+#[derive(Debug, Clone, Copy)]
+struct Family {
+    kind: Kind,
+    name: &'static str,
+    /// Its `# HELP` text.
+    help: &'static str,
+}
+
+impl Family {
+    fn describe(self) {
+        use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        match self.kind {
+            Kind::Counter => describe_counter!(self.name, self.help),
+            Kind::Gauge => describe_gauge!(self.name, self.help),
+            Kind::Seconds => describe_histogram!(self.name, Unit::Seconds, self.help),
+        }
+    }
+}
+
+/// Every metric family of the relay, in the order `describe_metrics` describes them.
+const FAMILIES: [Family; 14] = [
+    Family {
+        kind: Kind::Counter,
+        name: "relay_requests_total",
+        help: "Requests answered, by route and outcome (ok, or the fatal error's code).",
+    },
+    Family {
+        kind: Kind::Seconds,
+        name: "relay_request_duration_seconds",
+        help: "Time to answer a request, by route.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_upstream_calls_total",
+        help: "HTTP calls to SpyCloud, by endpoint and status (error: no answer).",
+    },
+    Family {
+        kind: Kind::Seconds,
+        name: "relay_upstream_call_duration_seconds",
+        help: "Time of one HTTP call to SpyCloud, until its answer's headers, by endpoint.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_upstream_retries_total",
+        help: "SpyCloud calls retried (429, 502, 503, 504, connection failures), by endpoint.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_rate_limit_waits_total",
+        help: "SpyCloud calls that waited for the per-key request rate.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_jwks_fetches_total",
+        help: "JWKS documents fetched from SecureX hosts, failures included.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_jwks_fetch_failures_total",
+        help: "JWKS fetches that failed (no answer, an error status, not a JWKS).",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_catalog_cache_hits_total",
+        help: "Breach catalogs found in the cache.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_catalog_cache_misses_total",
+        help: "Breach catalogs not in the cache, asked of SpyCloud.",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_tile_scans_total",
+        help: "Watchlist scans made for the dashboard's tiles, by period and outcome (ok, error).",
+    },
+    Family {
+        kind: Kind::Gauge,
+        name: "relay_open_connections",
+        help: "Client connections open now, by listener (main, metrics).",
+    },
+    Family {
+        kind: Kind::Counter,
+        name: "relay_redis_fallbacks_total",
+        help: "Redis calls served by the process's own limiter or cache instead, by use (rate_limit, cache).",
+    },
+    Family {
+        kind: Kind::Gauge,
+        name: "relay_build_info",
+        help: "Always 1; the relay's version is the label.",
+    },
+];
+
+/// The request metrics of each of `routes`, at zero.
+fn zero_requests(routes: &[&'static str]) {
     for &route in routes {
         metrics::counter!("relay_requests_total", "route" => route, "outcome" => "ok").absolute(0);
         let _ = metrics::histogram!("relay_request_duration_seconds", "route" => route);
     }
+}
+
+/// The upstream metrics of each SpyCloud endpoint, at zero.
+fn zero_upstream_calls() {
     for endpoint in endpoints() {
         metrics::counter!("relay_upstream_calls_total", "endpoint" => endpoint, "status" => "200")
             .absolute(0);
         let _ = metrics::histogram!("relay_upstream_call_duration_seconds", "endpoint" => endpoint);
         metrics::counter!("relay_upstream_retries_total", "endpoint" => endpoint).absolute(0);
     }
+}
+
+/// The other families (rate limits, JWKS, catalogs, Redis, scans, connections) at zero, and the
+/// build info at one.
+fn zero_the_others() {
     for name in [
         "relay_rate_limit_waits_total",
         "relay_jwks_fetches_total",
@@ -363,6 +425,7 @@ pub fn tile_scan(period: &'static str, outcome: &'static str) {
 mod tests {
     use super::*;
 
+    // RULES R20
     #[test]
     fn long_values_are_cut_to_100_characters() {
         assert_eq!(cut("short"), "short");

@@ -65,6 +65,7 @@ async fn summary(app: &TestApp, token: &str, period: &str) -> Value {
     answer
 }
 
+// RULES R27
 // 3. SEVERITY is normalised before it keys anything.
 #[tokio::test]
 async fn severity_spellings_of_one_set_of_codes_are_one_scan_and_one_upstream_value() {
@@ -254,6 +255,7 @@ async fn observe_alice(app: &TestApp) -> Value {
     answer
 }
 
+// RULES R11
 // 1. Catalog answers are bounded: bytes per page ...
 #[tokio::test]
 async fn a_catalog_page_over_its_cap_is_refused_after_one_call() {
@@ -278,6 +280,7 @@ async fn a_catalog_page_over_its_cap_is_refused_after_one_call() {
     assert_eq!(calls_to(&app, "/breach/catalog/").await.len(), 1);
 }
 
+// RULES R11
 // ... and pages per call.
 #[tokio::test]
 async fn a_catalog_answer_that_pages_on_is_refused_after_10_pages() {
@@ -308,6 +311,7 @@ async fn a_catalog_answer_that_pages_on_is_refused_after_10_pages() {
     assert_eq!(calls_to(&app, "/breach/catalog/").await.len(), 10);
 }
 
+// RULES R11
 // ... and only the catalogs asked for are kept.
 #[tokio::test]
 async fn only_the_catalogs_asked_for_are_kept_from_a_catalog_answer() {
@@ -332,6 +336,7 @@ async fn only_the_catalogs_asked_for_are_kept_from_a_catalog_answer() {
     assert_eq!(indicators["docs"][0]["title"], "Cracking Forum");
 }
 
+// RULES R27
 // 3. The scans running at once are bounded, and a scan no request waits for stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_4_scans_run_at_once_and_a_scan_nobody_waits_for_stops() {
@@ -399,6 +404,7 @@ async fn at_most_4_scans_run_at_once_and_a_scan_nobody_waits_for_stops() {
     );
 }
 
+// RULES R30
 // 2. A scan keeps strings only for what an answer shows, cut; it counts the rest by hash.
 #[tokio::test]
 async fn a_scan_of_long_strings_counts_them_and_shows_emails_cut() {

@@ -29,6 +29,7 @@ async fn app_with_alice() -> TestApp {
     app
 }
 
+// RULES R1
 #[tokio::test]
 async fn observe_maps_every_kind_of_record() {
     let app = app_with_alice().await;
@@ -315,6 +316,7 @@ async fn no_supported_observable_needs_no_token() {
     assert_eq!((status, body), (200, json!({"data": {}})));
 }
 
+// RULES R3
 #[tokio::test]
 async fn an_invalid_body_is_an_invalid_argument() {
     let app = spawn_app().await;
@@ -436,6 +438,7 @@ async fn version_watchdog_and_unknown_routes() {
     contract_snapshot!("routes", Value::Object(answers));
 }
 
+// RULES R15
 #[tokio::test]
 async fn five_emails_sharing_catalogs_cost_five_lookups_and_one_catalog_call() {
     let app = spawn_app().await;
@@ -530,6 +533,7 @@ async fn the_server_stays_up_after_hostile_requests() {
     assert_eq!(app.post("/version", None, "").await.0, 200);
 }
 
+// RULES R4
 #[tokio::test]
 async fn a_body_over_one_mib_is_refused_before_it_is_read() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -580,6 +584,7 @@ async fn passwords_can_be_masked_or_omitted() {
     }
 }
 
+// RULES R16
 #[tokio::test]
 async fn a_slow_spycloud_gets_an_answer_within_the_request_deadline() {
     let app = spawn_app_with(&[

@@ -70,6 +70,7 @@ fn alice() -> String {
     json!([{"type": "email", "value": "alice@example.com"}]).to_string()
 }
 
+// RULES R5
 // 1. A body that never arrives.
 #[tokio::test]
 async fn a_body_that_never_arrives_is_refused_and_its_connection_closed() {
@@ -127,6 +128,7 @@ async fn a_body_that_never_arrives_is_refused_and_its_connection_closed() {
     );
 }
 
+// RULES R4
 // 8. A refusal the client can read.
 #[tokio::test]
 async fn a_client_that_writes_a_body_over_the_limit_before_reading_gets_the_refusal() {
@@ -408,6 +410,7 @@ async fn a_refetch_for_an_unknown_kid_does_not_hold_back_known_keys() {
     );
 }
 
+// RULES R20
 // 7. Log lines of attacker-chosen size.
 #[tokio::test]
 async fn caller_supplied_values_are_cut_in_log_lines() {
@@ -454,6 +457,7 @@ async fn slow_jwks(app: &TestApp, delay: Duration) {
         .await;
 }
 
+// RULES R16
 #[tokio::test]
 async fn the_deadline_counts_from_the_request_not_from_the_token_check() {
     let app = spawn_app_with(&[
@@ -711,6 +715,7 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+// RULES R14
 #[tokio::test]
 async fn exp_and_nbf_that_are_not_numbers_on_the_right_side_of_now_refuse_the_token() {
     let app = spawn_app().await;

@@ -306,6 +306,7 @@ async fn a_jwks_endpoint_slower_than_the_fetch_timeout_is_wrong_jwks_host() {
     );
 }
 
+// RULES R17
 #[tokio::test]
 async fn a_redirect_away_from_the_jwks_host_is_not_followed() {
     let elsewhere = untouchable_server().await;
@@ -426,6 +427,7 @@ async fn a_kid_naming_a_key_that_is_not_an_rs256_signing_key_is_wrong_key() {
     }
 }
 
+// RULES R17
 #[tokio::test]
 async fn a_missing_or_wrong_audience_is_wrong_audience() {
     let host = Host::serving().await;
@@ -469,6 +471,7 @@ async fn a_missing_or_non_string_key_is_wrong_payload() {
     }
 }
 
+// RULES R17
 #[tokio::test]
 async fn a_key_unusable_as_a_header_value_is_unauthorized() {
     let host = Host::serving().await;
@@ -847,6 +850,7 @@ async fn the_cache_is_per_host() {
     assert!(decoder.decode(&on(&first, KID_1), AUDIENCE).await.is_ok());
 }
 
+// RULES R21
 #[tokio::test]
 async fn a_remembered_signature_does_not_outlive_its_key() {
     let server = MockServer::start().await;
@@ -875,6 +879,7 @@ async fn a_remembered_signature_does_not_outlive_its_key() {
     );
 }
 
+// RULES R21
 #[tokio::test]
 async fn a_remembered_signature_still_has_its_claims_checked() {
     let server = MockServer::start().await;

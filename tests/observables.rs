@@ -359,6 +359,7 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+// RULES R7
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_1_mib_body_of_26_000_distinct_observables_is_cheap_and_bounded() {
@@ -412,6 +413,7 @@ async fn a_1_mib_body_of_26_000_distinct_observables_is_cheap_and_bounded() {
     assert_eq!(lookups, 100);
 }
 
+// RULES R6
 #[tokio::test]
 async fn five_hundred_unreadable_records_are_one_warning_saying_how_many() {
     let app = spawn_app().await;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+// RULES R20
 #[tokio::test]
 async fn logs_never_show_a_key_token_password_or_email() {
     let mut app = spawn_app_with(&[("RELAY_LOG", "trace")]).await;

@@ -216,6 +216,7 @@ async fn all_pages_are_followed_in_order() {
     assert_eq!(requests[1].url.query(), Some("cursor=c%202%2F%2B"));
 }
 
+// RULES R12
 #[tokio::test]
 async fn a_repeated_cursor_is_an_invalid_response() {
     let server = MockServer::start().await;
@@ -255,6 +256,7 @@ impl Respond for EndlessPages {
     }
 }
 
+// RULES R12
 #[tokio::test]
 async fn paging_past_100_pages_is_an_invalid_response() {
     let server = MockServer::start().await;
@@ -354,6 +356,7 @@ async fn not_found_and_internal_error() {
     );
 }
 
+// RULES R13
 #[tokio::test]
 async fn any_other_status_gives_the_body_as_text() {
     let teapot = ResponseTemplate::new(418).set_body_string("I'm a teapot");
@@ -363,6 +366,7 @@ async fn any_other_status_gives_the_body_as_text() {
     );
 }
 
+// RULES R18
 #[tokio::test]
 async fn too_many_requests_is_retried_then_rate_limited() {
     // Retry-After: 30 is capped to the policy's 50 ms, or this test would take a minute.
@@ -373,6 +377,7 @@ async fn too_many_requests_is_retried_then_rate_limited() {
     assert_eq!(error, SourceError::RateLimited);
 }
 
+// RULES R18
 #[tokio::test]
 async fn a_spent_quota_is_not_retried_and_says_so() {
     let spent = ResponseTemplate::new(429)
@@ -430,6 +435,7 @@ async fn unavailable_twice_then_ok_succeeds() {
     server.verify().await;
 }
 
+// RULES R18
 #[tokio::test]
 async fn bad_gateway_and_gateway_timeout_are_retried() {
     let server =
@@ -442,6 +448,7 @@ async fn bad_gateway_and_gateway_timeout_are_retried() {
     server.verify().await;
 }
 
+// RULES R18
 #[tokio::test]
 async fn a_retry_after_below_the_cap_is_waited_for() {
     let busy = ResponseTemplate::new(429).insert_header("Retry-After", "1");
@@ -487,6 +494,7 @@ async fn a_refused_connection_is_retried() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
+// RULES R13
 #[tokio::test]
 async fn an_error_answer_of_any_size_keeps_the_error_of_its_status() {
     let huge = "x".repeat(20 * 1024 * 1024);
@@ -504,6 +512,7 @@ async fn an_error_answer_of_any_size_keeps_the_error_of_its_status() {
     );
 }
 
+// RULES R12
 #[tokio::test]
 async fn a_success_that_is_not_the_documented_json_is_invalid() {
     let invalid = |message: &str| SourceError::InvalidResponse(message.to_owned());
@@ -543,6 +552,7 @@ async fn a_success_that_is_not_the_documented_json_is_invalid() {
     );
 }
 
+// RULES R18
 #[tokio::test]
 async fn no_answer_in_time_is_a_timeout_and_not_retried() {
     let server = MockServer::start().await;
@@ -918,6 +928,7 @@ async fn the_watchlist_scan_without_severity_sends_none_and_stops_when_told() {
     server.verify().await;
 }
 
+// RULES R29
 #[tokio::test]
 async fn watchlist_failures_are_the_status_tables_and_the_cursor_guards_hold() {
     for (status, expected) in [
@@ -1157,6 +1168,7 @@ async fn a_full_sink_stops_the_paging_and_the_rest_of_a_page_is_not_read() {
     assert_eq!(sink.hits, [1_000_000; 3]);
 }
 
+// RULES R29
 #[tokio::test]
 async fn a_watchlist_scan_follows_more_pages_than_a_lookup_may() {
     let endless = || ManyPages {

@@ -151,6 +151,7 @@ async fn the_tile_definitions() {
     contract_snapshot!("tiles_definitions", all);
 }
 
+// RULES R34
 #[tokio::test]
 async fn the_exposure_summary_of_the_last_7_days() {
     let relay = relay_over(watchlist(), RelaySettings::default());
@@ -275,6 +276,7 @@ async fn tile_errors() {
     contract_snapshot!("tile_errors", Value::Object(answers));
 }
 
+// RULES R25
 #[tokio::test]
 async fn a_tile_with_invalid_module_settings_warns_of_each() {
     // SEVERITY not a list of codes, PASSWORDS not a policy: both ignored, one warning each,
@@ -603,6 +605,7 @@ mod binary {
         );
     }
 
+    // RULES R26
     #[tokio::test]
     async fn the_tile_data_deadline_counts_from_the_request_not_from_the_token_check() {
         let app = spawn_app_with(&[

@@ -432,6 +432,7 @@ mod tests {
         assert_eq!(sorted(all), [1, 2, 3]);
     }
 
+    // RULES R19
     #[tokio::test]
     async fn keys_do_not_share_entries() {
         let mut inner = MockBreachSource::new();
@@ -473,6 +474,7 @@ mod tests {
         assert_eq!(cached.stats(), CacheStats { hits: 3, misses: 3 });
     }
 
+    // RULES R19
     #[tokio::test]
     async fn missing_ids_are_remembered_briefly() {
         let settings = CacheSettings {
@@ -493,6 +495,7 @@ mod tests {
         ask_across_a_lifetime(settings, &[4], &[4]).await;
     }
 
+    // RULES R19
     #[test]
     fn default_settings_are_10_000_entries_an_hour_found_a_minute_missing() {
         assert_eq!(
@@ -585,6 +588,7 @@ mod tests {
         }
     }
 
+    // RULES R19
     #[tokio::test(start_paused = true)]
     async fn concurrent_requests_ask_for_each_missing_id_once() {
         let inner = SlowCatalogs::new(100, 0);
@@ -600,6 +604,7 @@ mod tests {
         assert_eq!(inner.calls().len(), 3);
     }
 
+    // RULES R19
     #[tokio::test(start_paused = true)]
     async fn a_fetch_outlives_the_request_that_began_it() {
         let inner = SlowCatalogs::new(100, 0);

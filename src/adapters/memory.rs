@@ -619,6 +619,7 @@ mod tests {
         }
     }
 
+    // RULES R9
     #[tokio::test]
     async fn only_records_of_the_querys_severities_and_dates_are_sent() {
         let dated = |id: &str, severity: u64, date: &str| json!({"document_id": id, "severity": severity, "spycloud_publish_date": date});
@@ -643,6 +644,7 @@ mod tests {
         }
     }
 
+    // RULES R9
     #[tokio::test]
     async fn a_full_sink_is_not_fed_more_and_hits_counts_what_matches() {
         let source = load(json!({"a@x.com": [page("c2", &["1", "2"]), page("", &["3"])]})).unwrap();

@@ -4,11 +4,13 @@
 //!
 //! - [`demo`]: the offline demo over the bundled sample;
 //! - [`logging`]: the process's log subscriber;
-//! - [`open_files`]: the open-files limit and the connections that fit in it.
+//! - [`open_files`]: the open-files limit and the connections that fit in it;
+//! - [`serve`]: the server, composed from the command line.
 
 pub mod demo;
 pub mod logging;
 pub mod open_files;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};

@@ -340,6 +340,7 @@ mod tests {
         );
     }
 
+    // RULES R6
     #[test]
     fn lenient_about_numbers_sent_as_strings() {
         let breach = BreachRecord::try_from(record(json!({
@@ -352,6 +353,7 @@ mod tests {
         );
     }
 
+    // RULES R33
     #[test]
     fn severity_bands_and_raw_reads() {
         let bands: Vec<_> = [None, Some(0), Some(2), Some(3), Some(5), Some(6), Some(30)]

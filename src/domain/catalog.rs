@@ -251,6 +251,7 @@ mod tests {
         );
     }
 
+    // RULES R10
     #[test]
     fn the_id_is_required_and_the_rest_is_lenient() {
         assert!(serde_json::from_value::<Catalog>(json!({"title": "T"})).is_err());
@@ -322,6 +323,7 @@ mod tests {
         }
     }
 
+    // RULES R11
     #[test]
     fn what_a_catalog_keeps_is_bounded_whatever_spycloud_sends() {
         let assets: Map<String, Value> = (0..500)

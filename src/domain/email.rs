@@ -71,6 +71,7 @@ pub(crate) fn truncate(value: &str, max: usize) -> &str {
 mod tests {
     use super::*;
 
+    // RULES R2
     #[test]
     fn accepts_addresses() {
         for value in [
@@ -82,6 +83,7 @@ mod tests {
         }
     }
 
+    // RULES R2
     #[test]
     fn refuses_non_addresses() {
         for value in [

@@ -497,6 +497,7 @@ mod tests {
         }
     }
 
+    // RULES R8
     #[test]
     fn bare_values_are_typed_by_their_form() {
         for (value, kind) in [

@@ -116,6 +116,7 @@ mod tests {
         );
     }
 
+    // RULES R3
     #[test]
     fn anything_else_is_an_invalid_argument_that_says_where() {
         let cases = [

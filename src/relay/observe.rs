@@ -502,6 +502,7 @@ mod tests {
         assert!(bundle.errors.is_empty());
     }
 
+    // RULES R2
     #[tokio::test]
     async fn invalid_emails_warn_and_are_not_sent() {
         let mut source = MockBreachSource::new();
@@ -523,6 +524,7 @@ mod tests {
         );
     }
 
+    // RULES R6
     #[tokio::test]
     async fn a_record_that_cannot_be_mapped_is_skipped_with_a_warning() {
         let mut source = MockBreachSource::new();
@@ -659,6 +661,7 @@ mod tests {
         assert_eq!(response["errors"][1]["type"], "fatal");
     }
 
+    // RULES R16
     #[tokio::test(start_paused = true)]
     async fn past_the_deadline_the_answer_keeps_what_came_before_and_ends_with_the_deadline_error()
     {
@@ -788,6 +791,7 @@ mod tests {
         );
     }
 
+    // RULES R15
     #[tokio::test(start_paused = true)]
     async fn each_catalog_is_asked_for_once_per_request_and_waited_for_by_every_email() {
         let source = Arc::new(RecordingSource::new(
@@ -875,6 +879,7 @@ mod tests {
         assert_eq!(bundle.fatal_code(), Some("internal error"));
     }
 
+    // RULES R15
     #[tokio::test(start_paused = true)]
     async fn a_failed_catalog_call_is_reported_once_at_the_first_email_that_needed_it() {
         // c@x.com asks for 9 first and the call fails; b@x.com, before it in input order, needs
@@ -947,6 +952,7 @@ mod tests {
         started.elapsed()
     }
 
+    // RULES R15
     #[tokio::test(start_paused = true)]
     async fn eight_emails_are_looked_up_at_once_by_default() {
         assert_eq!(
@@ -1187,6 +1193,7 @@ mod tests {
         assert_eq!(answered("").await, [json!("hunter22")]);
     }
 
+    // RULES R7
     #[tokio::test]
     async fn past_the_lookup_limit_the_rest_are_one_warning() {
         let mut source = MockBreachSource::new();
@@ -1260,6 +1267,7 @@ mod tests {
         );
     }
 
+    // RULES R6
     #[tokio::test]
     async fn unreadable_records_are_one_warning_per_reason_saying_how_many() {
         let mut source = MockBreachSource::new();

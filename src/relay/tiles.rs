@@ -23,8 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Authorized, Clock, Relay};
 use crate::domain::tiles::{Figures, Period, ScanTally, TileAnswer, TileData, TileId, tile_data};
-use crate::domain::{Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp};
-use crate::ports::{CacheKey, SharedCache, WatchlistQuery};
+use crate::domain::{
+    ApiKey, Credentials, Error, KeyFingerprint, SeverityFilter, SourceError, Timestamp,
+};
+use crate::ports::{BreachSource, CacheKey, SharedCache, WatchlistQuery};
 
 /// How many times `RELAY_MAX_RECORDS` a watchlist scan reads at most.
 const SCAN_RECORDS_PER_LOOKUP_RECORD: u64 = 100;
@@ -47,7 +49,7 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> TileAnswer {
-        let figures = self.draw(&caller.credentials, tile, period);
+        let figures = self.tile_from_scan(&caller.credentials, tile, period);
         let figures = self.within(caller.deadline, figures).await;
         TileAnswer::of(&caller.credentials, figures)
     }
@@ -89,12 +91,12 @@ impl Relay {
         tile: TileId,
         period: Period,
     ) -> Result<TileData, Error> {
-        let figures = self.draw(credentials, tile, period);
+        let figures = self.tile_from_scan(credentials, tile, period);
         self.within(self.deadline(), figures).await
     }
 
     /// A tile's figures, from the shared scan (and, for the top breaches, their titles).
-    async fn draw(
+    async fn tile_from_scan(
         &self,
         credentials: &Credentials,
         tile: TileId,
@@ -137,67 +139,100 @@ impl Relay {
             period,
             severity: credentials.settings.severity.clone(),
         };
-        let shared = SharedScan {
+        let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
+        let job = ScanJob {
+            shared: self.shared_scan(&key),
+            source: self.source.clone(),
+            api_key: credentials.api_key.clone(),
+            period,
+            severity: key.severity.clone(),
+            now,
+            limit: self
+                .settings
+                .max_records
+                .saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD),
+            expires: now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX)),
+        };
+        let turn = self.scans.turn();
+        self.scans
+            .get_or_scan(key, now, move || job.run(turn).boxed())
+            .await
+    }
+
+    /// Where the scan of `key` is shared with the other replicas:
+    /// `scan:<tenant>:<period>.<severity>` in the shared cache, if there is one.
+    fn shared_scan(&self, key: &ScanKey) -> SharedScan {
+        let severity = key.severity.as_ref().map(SeverityFilter::query_value);
+        SharedScan {
             cache: self.shared.clone(),
             key: CacheKey {
                 space: SCAN_SPACE,
                 tenant: key.tenant,
-                item: format!(
-                    "{}.{}",
-                    period.as_str(),
-                    key.severity
-                        .as_ref()
-                        .map(SeverityFilter::query_value)
-                        .unwrap_or_default()
-                ),
+                item: format!("{}.{}", key.period.as_str(), severity.unwrap_or_default()),
             },
             clock: self.clock.clone(),
+        }
+    }
+}
+
+/// What one scan needs, on the task that makes it.
+struct ScanJob {
+    shared: SharedScan,
+    source: Arc<dyn BreachSource>,
+    api_key: ApiKey,
+    period: Period,
+    severity: Option<SeverityFilter>,
+    /// When the scan begins; its period ends then.
+    now: Timestamp,
+    /// The most records it reads.
+    limit: u64,
+    expires: Timestamp,
+}
+
+impl ScanJob {
+    /// The scan another replica shared, else one made here (once `turn` comes) and shared.
+    async fn run(
+        self,
+        turn: BoxFuture<'static, Option<OwnedSemaphorePermit>>,
+    ) -> Result<Scan, SourceError> {
+        let period = self.period.as_str();
+        if let Some(scan) = self.shared.get(self.period, self.now).await {
+            tracing::debug!(period, "watchlist scan shared by a replica");
+            return Ok(scan);
+        }
+        let _turn = turn.await;
+        let figures = self.read_watchlist().await?;
+        tracing::debug!(
+            period,
+            records = figures.records,
+            not_read = figures.not_read,
+            "watchlist scan done"
+        );
+        let scan = Scan {
+            figures,
+            expires: self.expires,
         };
-        let (source, api_key) = (self.source.clone(), credentials.api_key.clone());
-        let limit = self
-            .settings
-            .max_records
-            .saturating_mul(SCAN_RECORDS_PER_LOOKUP_RECORD);
-        let kept = self.settings.tiles_cache.min(LONGEST_KEPT);
-        let expires = now.plus(TimeDelta::from_std(kept).unwrap_or(TimeDelta::MAX));
-        let severity = key.severity.clone();
-        let turn = self.scans.turn();
-        self.scans
-            .get_or_scan(key, now, move || {
-                async move {
-                    if let Some(scan) = shared.get(period, now).await {
-                        tracing::debug!(
-                            period = period.as_str(),
-                            "watchlist scan shared by a replica"
-                        );
-                        return Ok(scan);
-                    }
-                    let _turn = turn.await;
-                    let mut scan_tally = ScanTally::new(period, now, limit);
-                    let query = WatchlistQuery {
-                        since: scan_tally.since(),
-                        severity,
-                    };
-                    let outcome = source.watchlist(&api_key, &query, &mut scan_tally).await;
-                    crate::telemetry::tile_scan(
-                        period.as_str(),
-                        if outcome.is_ok() { "ok" } else { "error" },
-                    );
-                    outcome?;
-                    let figures = scan_tally.finish();
-                    tracing::debug!(
-                        period = period.as_str(),
-                        records = figures.records,
-                        not_read = figures.not_read,
-                        "watchlist scan done"
-                    );
-                    let scan = Scan { figures, expires };
-                    shared.set(&scan).await;
-                    Ok(scan)
-                }
-                .boxed()
-            })
-            .await
+        self.shared.set(&scan).await;
+        Ok(scan)
+    }
+
+    /// The watchlist of the period, folded into figures page by page (counted in the metrics).
+    async fn read_watchlist(&self) -> Result<Figures, SourceError> {
+        let mut scan_tally = ScanTally::new(self.period, self.now, self.limit);
+        let query = WatchlistQuery {
+            since: scan_tally.since(),
+            severity: self.severity.clone(),
+        };
+        let outcome = self
+            .source
+            .watchlist(&self.api_key, &query, &mut scan_tally)
+            .await;
+        crate::telemetry::tile_scan(
+            self.period.as_str(),
+            if outcome.is_ok() { "ok" } else { "error" },
+        );
+        outcome?;
+        Ok(scan_tally.finish())
     }
 }
 
@@ -501,6 +536,8 @@ mod tests {
         hits: u64,
         delay: Duration,
         failure: Option<SourceError>,
+        /// What every catalog call fails with, if set.
+        catalog_failure: Option<SourceError>,
         scans: Mutex<Vec<(WatchlistQuery, usize)>>,
         catalog_calls: Mutex<Vec<Vec<CatalogId>>>,
         /// Scans begun (finished or not), running now, and the most that ran at once.
@@ -525,6 +562,7 @@ mod tests {
                 hits,
                 delay: Duration::from_millis(100),
                 failure: None,
+                catalog_failure: None,
                 scans: Mutex::default(),
                 catalog_calls: Mutex::default(),
                 begun: AtomicU64::new(0),
@@ -555,6 +593,9 @@ mod tests {
             ids: &[CatalogId],
         ) -> Result<Vec<Catalog>, SourceError> {
             self.catalog_calls.lock().unwrap().push(ids.to_vec());
+            if let Some(failure) = &self.catalog_failure {
+                return Err(failure.clone());
+            }
             Ok(ids
                 .iter()
                 .filter(|id| id.0 != 99)
@@ -740,6 +781,7 @@ mod tests {
         );
     }
 
+    // RULES R25
     #[tokio::test(start_paused = true)]
     async fn invalid_module_settings_are_warnings_on_every_tile_data_answer() {
         let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
@@ -781,6 +823,28 @@ mod tests {
         assert_eq!(answer.errors, []);
     }
 
+    // RULES R28
+    #[tokio::test(start_paused = true)]
+    async fn the_top_breaches_catalog_call_failing_is_the_requests_fatal_error() {
+        let mut failing_catalogs = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
+        failing_catalogs.catalog_failure = Some(SourceError::Internal);
+        let source = Arc::new(failing_catalogs);
+        let (relay, _) = relay_over(source.clone(), RelaySettings::default());
+        assert_eq!(
+            data(&relay, ALICE, "spycloud_top_breaches", "last_7_days").await,
+            Err((
+                "internal error".to_owned(),
+                "The Spycloud internal error.".to_owned()
+            ))
+        );
+        assert_eq!(source.catalog_calls.lock().unwrap().len(), 1);
+        // The scan itself succeeded and is kept: the tiles that need no catalog answer from it.
+        let summary = data(&relay, ALICE, "spycloud_exposure_summary", "last_7_days").await;
+        assert!(summary.is_ok(), "{summary:?}");
+        assert_eq!(source.scans(), 1);
+    }
+
+    // RULES R24
     #[tokio::test(start_paused = true)]
     async fn a_scan_expires_after_the_cache_time_and_valid_time_says_when() {
         let source = Arc::new(Watchlist::new(vec![vec![record(1, "a@x.com")]], 1));
@@ -910,6 +974,7 @@ mod tests {
         assert_eq!(tile.expect("answered").err(), Some(deadline));
     }
 
+    // RULES R26
     #[tokio::test(start_paused = true)]
     async fn a_scan_no_request_waits_for_any_more_stops() {
         let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
@@ -948,6 +1013,7 @@ mod tests {
         assert_eq!(source.begun.load(Ordering::SeqCst), 1);
     }
 
+    // RULES R27
     #[tokio::test(start_paused = true)]
     async fn at_most_4_scans_run_at_once_and_the_others_wait_within_their_deadline() {
         let mut slow = Watchlist::new(vec![vec![record(1, "a@x.com")]], 1);
@@ -1090,6 +1156,7 @@ mod tests {
         assert_eq!(shared_scan(&cache, "alice", "last_30_days.").await, None);
     }
 
+    // RULES R22
     #[tokio::test]
     async fn the_token_is_checked_first_then_the_body() {
         let mut source = MockBreachSource::new();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
@@ -62,17 +62,15 @@ pub(super) async fn serve_listener<F, R>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
-    R: Reply,
+    R: Reply + 'static,
 {
     // warp's own server reads request headers without a time limit: a client that sends them
     // a byte at a time, or nothing at all, would hold its connection for good. So connections
     // are served here, by hyper's HTTP/1 (what SecureX speaks) with a timer.
-    let service = warp::service(filter);
     let connections = GracefulShutdown::new();
     // At the limit, no connection is accepted until one closes: clients wait in the
     // listener's backlog, and a flood of them cannot exhaust memory or file descriptors.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let header_read_timeout = limits.header_read_timeout;
     let mut failures = AcceptFailures::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -89,42 +87,74 @@ pub(super) async fn serve_listener<F, R>(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(service.clone());
-        let in_flight = in_flight.clone();
-        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let id = request_id(request.headers());
-            let span = tracing::info_span!("request", id = %id);
-            let guard = in_flight.enter();
-            let call = span.in_scope(|| hyper::service::Service::call(&service, request));
-            async move {
-                let mut response = call.instrument(span).await?;
-                drop(guard);
-                if let Ok(value) = HeaderValue::from_str(&id) {
-                    response.headers_mut().insert("x-request-id", value);
-                }
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let watcher = connections.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let _open = telemetry::OpenConnection::new(name);
-            let Some(stream) = secured(stream, tls.as_ref(), header_read_timeout).await else {
-                return;
-            };
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
+        let accepted = Accepted {
+            stream,
+            slot,
+            listener: name,
+            tls: tls.clone(),
+            header_read_timeout: limits.header_read_timeout,
+            watcher: connections.watcher(),
+        };
+        tokio::spawn(serve_connection(
+            accepted,
+            filter.clone(),
+            in_flight.clone(),
+        ));
     }
     // No new connections; those open finish their requests in flight.
     drop(listener);
     connections.shutdown().await;
+}
+
+/// A connection just accepted, and what serving it needs.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    /// Its place among the connections served at once, given back when it closes.
+    slot: OwnedSemaphorePermit,
+    /// The listener's name in metrics (`main`, `metrics`).
+    listener: &'static str,
+    tls: Option<ServerTls>,
+    header_read_timeout: Duration,
+    /// Lets the graceful stop wait for the connection's requests in flight.
+    watcher: Watcher,
+}
+
+/// Serves one connection's requests with `filter`, after its TLS handshake when there is one;
+/// each request in a `request` span with its id, counted in `in_flight` while it is served.
+async fn serve_connection<F, R>(accepted: Accepted, filter: F, in_flight: InFlight)
+where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let _slot = accepted.slot;
+    let _open = telemetry::OpenConnection::new(accepted.listener);
+    let header_read_timeout = accepted.header_read_timeout;
+    let Some(stream) = secured(accepted.stream, accepted.tls.as_ref(), header_read_timeout).await
+    else {
+        return;
+    };
+    let service = TowerToHyperService::new(warp::service(filter));
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let id = request_id(request.headers());
+        let span = tracing::info_span!("request", id = %id);
+        let guard = in_flight.enter();
+        let call = span.in_scope(|| hyper::service::Service::call(&service, request));
+        async move {
+            let mut response = call.instrument(span).await?;
+            drop(guard);
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-request-id", value);
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(error) = accepted.watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }
 
 /// A stream both plain and TLS connections are served over.

@@ -427,6 +427,7 @@ mod tests {
         );
     }
 
+    // RULES R14
     #[test]
     fn exp_must_be_a_number_after_now() {
         let check =
@@ -537,6 +538,7 @@ mod tests {
         );
     }
 
+    // RULES R21
     #[test]
     fn defaults_keep_a_jwks_an_hour_refetch_it_at_most_every_5_s_and_signatures_5_minutes() {
         let settings = JwtSettings::default();
