@@ -149,6 +149,7 @@ impl OutputArgs {
                 Passwords::Masked => PasswordPolicy::Masked,
                 Passwords::Omitted => PasswordPolicy::Omitted,
             },
+            ..MappingOptions::default()
         }
     }
 }
@@ -582,6 +583,7 @@ mod tests {
                 MappingOptions {
                     portal_url: "http://portal.test".into(),
                     passwords: PasswordPolicy::Omitted,
+                    ..MappingOptions::default()
                 }
             );
             assert_eq!(serve.jwks_hosts, "jwks.test:8443");
