@@ -34,7 +34,7 @@ const EXTENSION_VERSION: &str = "1.0.0";
 const EXTENSION_SCHEMA: &str = "Properties of an incident made from one SpyCloud breach record \
 (all optional): exposure_type (breach, combo-list or infostealer); severity (low, medium, high, \
 critical) from severity_code (SpyCloud's score: up to 2 low, up to 5 medium, up to 20 high, \
-above critical); document_id and sighting_count (SpyCloud's record id and sightings); catalog \
+above 20 critical); document_id and sighting_count (SpyCloud's record id and sightings); catalog \
 (the breach catalog: spycloud_id, uuid, title, description, site, published); device (the \
 infected computer: machine_id, hostname, operating_system, ip_addresses, mac_address, \
 infected_at, infected_path); masked_credential (the password, masked).";
