@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use common::app::{TestApp, sample, spawn_app};
 use common::jwt::API_KEY;
-use common::stix::{assert_valid, stix2_ids};
+use common::stix::{assert_valid, problems, problems_with, stix2_ids};
 use serde_json::{Value, json};
 use spycloud_relay::Relay;
 use spycloud_relay::domain::{
@@ -619,6 +619,57 @@ fn a_clear_text_password_is_written_only_when_the_policy_is_plaintext() {
         bundles.push(bundle);
     }
     assert_valid(&bundles);
+}
+
+// RULES R47
+#[test]
+fn the_validator_and_the_parser_refuse_what_the_relay_must_not_write() {
+    let valid = stix(&alice());
+    let with_incident = |change: &dyn Fn(&mut Value)| {
+        let mut bundle = valid.clone();
+        let incident = bundle["objects"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|o| o["type"] == "incident")
+            .unwrap();
+        change(incident);
+        bundle
+    };
+    let broken = [
+        // OpenCTI's habit: a top-level severity (not in STIX 2.1's incident).
+        with_incident(&|i| i["severity"] = json!("high")),
+        // A custom property: the parser refuses it with custom content disallowed.
+        with_incident(&|i| i["x_spycloud_severity"] = json!("high")),
+        // A timestamp STIX does not take.
+        with_incident(&|i| i["created"] = json!("2021-06-01 00:00:00")),
+    ];
+    let Some(found) = problems(&broken) else {
+        return;
+    };
+    for (bundle, problems) in broken.iter().zip(found) {
+        assert!(!problems.is_empty(), "{bundle}");
+    }
+    assert_eq!(problems(&[valid]), Some(vec![vec![]]));
+}
+
+// RULES R47
+#[test]
+fn an_interpreter_without_the_tools_fails_the_check_instead_of_skipping_it() {
+    // A Python that is not the tools' environment: python3 on PATH, when it lacks stix2.
+    let python = std::path::PathBuf::from("python3");
+    let lacks_tools = Command::new(&python)
+        .args(["-c", "import stix2"])
+        .output()
+        .is_ok_and(|output| !output.status.success());
+    if !lacks_tools {
+        eprintln!("SKIPPED: no python3 without stix2 on PATH to check with");
+        return;
+    }
+    let bundle = stix(&alice());
+    let failed = std::panic::catch_unwind(|| problems_with(&python, &[bundle])).unwrap_err();
+    let message = failed.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("the STIX tools are missing"), "{message}");
 }
 
 /// Runs `spycloud-relay lookup` with `args` against `api_url`.
