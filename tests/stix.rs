@@ -292,6 +292,10 @@ fn one_incident_per_record_named_dated_and_linked_from_spycloud_with_a_stable_id
     let mut later = undocumented.clone();
     later["spycloud_publish_date"] = json!("2017-02-01T00:00:00Z");
     assert_ne!(id(&undocumented), id(&later));
+    // ... but its secrets: an id must not be a way to check a guessed password.
+    let mut other_password = undocumented.clone();
+    other_password["password"] = json!("another secret");
+    assert_eq!(id(&undocumented), id(&other_password));
     // An unknown catalog: no portal link, a generic description.
     let orphan = incidents[1];
     assert_eq!(orphan["description"], "Present in a SpyCloud breach.");
