@@ -598,3 +598,76 @@ impl Findings {
         json!({"type": "bundle", "id": id, "objects": objects})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RULES R37
+    #[test]
+    fn tlp_levels_by_name() {
+        for tlp in Tlp::ALL {
+            assert_eq!(Tlp::of(tlp.name()), Some(tlp));
+            let upper = format!(" TLP:{} ", tlp.name().to_uppercase());
+            assert_eq!(Tlp::of(&upper), Some(tlp));
+        }
+        for other in ["", "tlp:", "clear", "amber+strict", "TLP-RED", "rouge"] {
+            assert_eq!(Tlp::of(other), None, "{other}");
+        }
+    }
+
+    // RULES R38
+    #[test]
+    fn stix_times_are_utc_to_the_millisecond() {
+        let at = |text| stix_time(Timestamp::parse(text).unwrap());
+        assert_eq!(
+            at("2024-03-01T08:30:00.123999Z"),
+            "2024-03-01T08:30:00.123Z"
+        );
+        assert_eq!(at("2021-05-30 22:10:05"), "2021-05-30T22:10:05.000Z");
+        assert_eq!(at("2024-03-01"), "2024-03-01T00:00:00.000Z");
+    }
+
+    // RULES R42
+    #[test]
+    fn an_infected_path_is_a_file_in_a_directory() {
+        let parts = |path| {
+            infected_path(path, "m")
+                .iter()
+                .map(|o| {
+                    let name = o.get("path").or(o.get("name"));
+                    format!("{}={}", o["type"].as_str().unwrap(), name.unwrap())
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            parts(r"C:\Users\pat\x.exe"),
+            [r#"directory="C:\\Users\\pat""#, r#"file="x.exe""#]
+        );
+        assert_eq!(parts("/x"), [r#"directory="/""#, r#"file="x""#]);
+        assert_eq!(parts("/tmp/"), [r#"directory="/tmp/""#]);
+        assert_eq!(parts("x.exe"), [r#"file="x.exe""#]);
+        let file = &infected_path("/tmp/x", "m")[1];
+        assert_eq!(
+            file["parent_directory_ref"],
+            infected_path("/tmp/x", "m")[0]["id"]
+        );
+        assert_eq!(stix_mac("00-1A-2B-3C-4D-5E"), "00:1a:2b:3c:4d:5e");
+    }
+
+    // RULES R42
+    #[test]
+    fn deterministic_ids_hash_the_sorted_properties() {
+        // Given in any order, the same canonical JSON: {"account_login":"a","user_id":"b"}.
+        assert_eq!(
+            deterministic_id("user-account", &[("user_id", "b"), ("account_login", "a")]),
+            deterministic_id("user-account", &[("account_login", "a"), ("user_id", "b")]),
+        );
+        let name = r#"{"value":"pat@example.com"}"#;
+        let expected = Uuid::new_v5(&STIX_NAMESPACE, name.as_bytes());
+        assert_eq!(
+            deterministic_id("email-addr", &[("value", "pat@example.com")]),
+            format!("email-addr--{expected}")
+        );
+    }
+}
