@@ -371,6 +371,19 @@ fn the_exposure_type_is_infostealer_combo_list_or_breach() {
             (Some(expected), Some(expected))
         );
     }
+    // An infected device makes an infostealer record, whatever its catalog says.
+    let mut stolen = sample::infostealer("alice@example.com");
+    stolen["source_id"] = json!(16579);
+    let combo_catalog = Value::from(sample::catalogs());
+    let bundle = stix(&findings(
+        "email",
+        "alice@example.com",
+        json!([stolen]),
+        combo_catalog,
+    ));
+    let incident = of_type(&bundle, "incident")[0];
+    assert_eq!(extension(incident)["exposure_type"], "infostealer");
+    assert_eq!(extension(incident)["catalog"]["spycloud_id"], 16579);
 }
 
 // RULES R41
