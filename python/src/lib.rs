@@ -262,14 +262,15 @@ fn observables(
     values: &Bound<'_, PyAny>,
     types: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<Observable>> {
-    let items: Vec<Bound<'_, PyAny>> = if values.is_instance_of::<PyString>() {
-        vec![values.clone()]
-    } else if values.is_instance_of::<PyDict>() {
+    let one = values.is_instance_of::<PyString>() || values.is_instance_of::<PyDict>();
+    let items: Vec<Bound<'_, PyAny>> = if one {
         vec![values.clone()]
     } else {
         let mut items = Vec::new();
         let iter = values.try_iter().map_err(|_| {
-            PyTypeError::new_err("values must be a text, a {\"type\", \"value\"} dict or a list of them")
+            PyTypeError::new_err(
+                "values must be a text, a {\"type\", \"value\"} dict or a list of them",
+            )
         })?;
         for item in iter {
             items.push(item?);
@@ -538,8 +539,8 @@ impl Client {
             .settings(settings)
             .build()
             .map_err(|error| PyValueError::new_err(error.to_string()))?;
-        let probe =
-            SpyCloudClient::new(spycloud).map_err(|error| PyValueError::new_err(error.to_string()))?;
+        let probe = SpyCloudClient::new(spycloud)
+            .map_err(|error| PyValueError::new_err(error.to_string()))?;
         drop(_entered);
         Ok(Self {
             runtime,
@@ -624,19 +625,24 @@ fn render<'py>(
         _ => return Err(invalid_input(py, "render takes one observable.")),
     };
     let Value::Array(raw) = json_of(py, "records", records)? else {
-        return Err(PyTypeError::new_err("records must be a list of SpyCloud records"));
+        return Err(PyTypeError::new_err(
+            "records must be a list of SpyCloud records",
+        ));
     };
     let mut breaches = Vec::with_capacity(raw.len());
     for (at, record) in raw.into_iter().enumerate() {
         let record: RawRecord = serde_json::from_value(record).map_err(|error| {
-            invalid_input(py, &format!("records[{at}] is not a SpyCloud record: {error}"))
+            invalid_input(
+                py,
+                &format!("records[{at}] is not a SpyCloud record: {error}"),
+            )
         })?;
         let breach = BreachRecord::try_from(record)
             .map_err(|why| invalid_input(py, &format!("records[{at}]: {why}")))?;
         breaches.push(breach);
     }
     // Newest first, as the relay orders what it reads.
-    breaches.sort_by(|a, b| b.published.cmp(&a.published));
+    breaches.sort_by_key(|breach| std::cmp::Reverse(breach.published));
     let catalogs: Vec<Catalog> = serde_json::from_value(json_of(py, "catalogs", catalogs)?)
         .map_err(|error| {
             invalid_input(
