@@ -103,6 +103,7 @@ class FakeSpyCloud:
 def serve(fake: FakeSpyCloud):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
             url = urlsplit(self.path)
