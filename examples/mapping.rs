@@ -7,7 +7,7 @@
 
 use serde_json::json;
 use spycloud_relay::domain::{BreachRecord, Catalog, Observable, RawRecord};
-use spycloud_relay::domain::{MappingOptions, PasswordPolicy, observable_bundle};
+use spycloud_relay::domain::{Findings, MappingOptions, ObservableFindings, PasswordPolicy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One record as SpyCloud's `breach/data/emails/...` sends it, and its breach catalog.
@@ -33,13 +33,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         passwords: PasswordPolicy::Masked,
         ..MappingOptions::default()
     };
-    let typed = BreachRecord::try_from(record)?;
-    let bundle = observable_bundle(
-        &Observable::new("email", "pat@example.com"),
-        vec![typed],
-        |id| (id == catalog.id).then_some(&catalog),
-        &options,
-    );
+    // What a lookup of pat@example.com found: the record and its catalog.
+    let findings = Findings {
+        observables: vec![ObservableFindings {
+            observable: Observable::new("email", "pat@example.com"),
+            records: vec![BreachRecord::try_from(record)?],
+            catalogs: vec![catalog],
+            warnings: Vec::new(),
+        }],
+        ..Findings::default()
+    };
+    let bundle = findings.to_ctim(&options);
     assert_eq!(
         (bundle.sightings.len(), bundle.indicators.len()),
         (1, 1),

@@ -16,13 +16,10 @@ use spycloud_relay::adapters::{
     ConnectionLimits, HttpSettings, JwtDecoder, JwtSettings, RedisSettings, RetryPolicy, Server,
     ServerTls, SpyCloudSettings,
 };
-use spycloud_relay::domain::{ApiKey, Credentials, EntitiesLimit, ModuleSettings};
 use spycloud_relay::{Relay, RelaySettings};
 
 use cli::open_files::{self, connections_within};
-use cli::{
-    Cli, Command, HealthcheckArgs, LookupArgs, Passwords, ServeArgs, SpyCloudArgs, demo, logging,
-};
+use cli::{Cli, Command, HealthcheckArgs, Passwords, ServeArgs, SpyCloudArgs, demo, logging};
 
 /// mimalloc, which hands memory freed after a large answer back to the system; glibc's
 /// allocator kept most of it (see `tests/hardening.rs`,
@@ -55,7 +52,7 @@ fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
-        Command::Lookup(args) => return runtime.block_on(lookup(args)),
+        Command::Lookup(args) => return runtime.block_on(cli::lookup::run(args)),
         Command::Healthcheck(args) => return runtime.block_on(healthcheck(args)),
     };
     // Tasks still running (requests cut off at shutdown) are dropped, not waited for.
@@ -253,78 +250,6 @@ fn without_credentials(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-/// One-shot lookup: prints the bundle; fails on a fatal error, or (exit 2) on a value whose
-/// type cannot be told or that is not valid for its type.
-async fn lookup(args: LookupArgs) -> ExitCode {
-    if let Err(error) = logging::init(&args.log) {
-        return fail(error.as_ref());
-    }
-    let (Ok(api_key), Some(entities_limit)) =
-        (ApiKey::parse(&args.api_key), EntitiesLimit::new(args.limit))
-    else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "spycloud-relay: SPYCLOUD_API_KEY must be a usable key and --limit above 0"
-        );
-        return ExitCode::from(2);
-    };
-    // The domain's own message for a value not valid for its type, one line each.
-    let observables = match args.observables() {
-        Ok(observables) => observables,
-        Err(problems) => {
-            for problem in problems {
-                let _ = writeln!(std::io::stderr(), "spycloud-relay: {problem}");
-            }
-            return ExitCode::from(2);
-        }
-    };
-    let credentials = Credentials {
-        api_key,
-        entities_limit,
-        settings: ModuleSettings::default(),
-    };
-    let settings = RelaySettings {
-        mapping: args.output.mapping(),
-        max_records: args.max_records.get(),
-        ..RelaySettings::default()
-    };
-    let built = Relay::builder()
-        .spycloud(spycloud(&args.spycloud))
-        .settings(settings)
-        .build();
-    let relay = match built {
-        Ok(relay) => relay,
-        Err(error) => return fail(&error),
-    };
-    let findings = relay.lookup(&credentials, &observables).await;
-    let bundle = findings.to_ctim(&relay.mapping(&credentials));
-    let fatal = bundle.fatal().cloned();
-    let text = match bundle.into_response() {
-        Ok(response) => format!("{response:#}\n"),
-        Err(error) => return fail(&error),
-    };
-    let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE;
-    }
-    match fatal {
-        Some(error) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "spycloud-relay: {}: {}",
-                escaped(&error.code),
-                escaped(&error.message)
-            );
-            ExitCode::FAILURE
-        }
-        None => ExitCode::SUCCESS,
     }
 }
 

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use spycloud_relay::domain::{
-    BreachRecord, Catalog, CatalogId, Lookup, MappingOptions, Observable, ObservableType,
-    RawRecord, observable_bundle,
+    BreachRecord, Catalog, Findings, Lookup, MappingOptions, Observable, ObservableFindings,
+    ObservableType, RawRecord,
 };
 use spycloud_relay::ports::CredentialDecoder;
 
@@ -68,14 +68,22 @@ proptest! {
             .into_iter()
             .filter_map(|fields| BreachRecord::try_from(RawRecord(fields)).ok())
             .collect();
-        let catalogs: HashMap<CatalogId, Catalog> = catalogs
-            .into_iter()
-            .filter_map(|c| serde_json::from_value::<Catalog>(c).ok())
-            .map(|c| (c.id, c))
-            .collect();
-        let email = Observable { value: "a@example.com".into(), kind: "email".into() };
+        // One catalog per id (the first), as SpyCloud answers.
+        let mut by_id = HashMap::new();
+        for catalog in catalogs.into_iter().filter_map(|c| serde_json::from_value::<Catalog>(c).ok()) {
+            by_id.entry(catalog.id).or_insert(catalog);
+        }
         let count = breaches.len();
-        let bundle = observable_bundle(&email, breaches, |id| catalogs.get(&id), &MappingOptions::default());
+        let findings = Findings {
+            observables: vec![ObservableFindings {
+                observable: Observable::new("email", "a@example.com"),
+                records: breaches,
+                catalogs: by_id.into_values().collect(),
+                warnings: Vec::new(),
+            }],
+            ..Findings::default()
+        };
+        let bundle = findings.to_ctim(&MappingOptions::default());
         prop_assert_eq!(bundle.sightings.len(), count);
         let response = bundle.into_response();
         prop_assert!(response.as_ref().is_ok_and(|r| r.get("data").is_some()));

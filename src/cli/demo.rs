@@ -119,7 +119,7 @@ pub fn mint_token(jwks_host: &str, audience: &str) -> Result<String, jsonwebtoke
 
 /// The dataset's values as observables: its emails, then its domains, IP addresses and
 /// usernames (the observable type of each endpoint).
-fn samples(source: &MemorySource) -> Vec<(&'static str, String)> {
+pub fn samples(source: &MemorySource) -> Vec<(&'static str, String)> {
     let ip_type = |ip: &str| if ip.contains(':') { "ipv6" } else { "ip" };
     let mut samples = Vec::new();
     for (endpoint, kind) in [

@@ -4,10 +4,12 @@
 //!
 //! - [`demo`]: the offline demo over the bundled sample;
 //! - [`logging`]: the process's log subscriber;
+//! - [`lookup`]: one look-up, its bundle (CTIM or STIX 2.1) on stdout;
 //! - [`open_files`]: the open-files limit and the connections that fit in it.
 
 pub mod demo;
 pub mod logging;
+pub mod lookup;
 pub mod open_files;
 
 use std::net::SocketAddr;
@@ -17,7 +19,9 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use spycloud_relay::domain::{Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy};
+use spycloud_relay::domain::{
+    Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy, Tlp,
+};
 
 /// The bounds of every duration and count setting: a value outside them (or not a whole
 /// number) is refused when parsed, naming the setting, exit status 2. Timeouts are at most a
@@ -86,7 +90,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve the relay offline over a bundled sample dataset, with a ready token.
     Demo(DemoArgs),
-    /// Look up emails, domains, IP addresses or usernames once and print the CTIM bundle as JSON.
+    /// Look up emails, domains, IP addresses or usernames once and print the bundle as JSON
+    /// (CTIM, or STIX 2.1 with `--format stix`), from SpyCloud or (`--demo`) the sample dataset.
     Lookup(LookupArgs),
     /// Ask a relay on this machine whether it answers (`GET /watchdog`): exit 0 if it does,
     /// 1 if not. For container health checks.
@@ -149,6 +154,7 @@ impl OutputArgs {
                 Passwords::Masked => PasswordPolicy::Masked,
                 Passwords::Omitted => PasswordPolicy::Omitted,
             },
+            ..MappingOptions::default()
         }
     }
 }
@@ -285,15 +291,30 @@ pub struct DemoArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LookupArgs {
     /// The values to look up, each typed by its form: an address with `@` is an email, an IP
-    /// literal an `ip` or `ipv6`, a dotted name a domain (`--type` for anything else).
-    #[arg(required = true, value_name = "VALUE")]
+    /// literal an `ip` or `ipv6`, a dotted name a domain (`--type` for anything else). With
+    /// `--demo` and no value, every value the sample dataset knows.
+    #[arg(required_unless_present = "demo", value_name = "VALUE")]
     pub values: Vec<String>,
     /// The type of every value, whatever its form (`--type user` for usernames).
     #[arg(long = "type", value_parser = observable_type(), value_name = "TYPE")]
     pub kind: Option<ObservableType>,
-    /// The SpyCloud API key.
-    #[arg(long, env = "SPYCLOUD_API_KEY", hide_env_values = true)]
-    pub api_key: String,
+    /// The SpyCloud API key (not needed with `--demo`).
+    #[arg(
+        long,
+        env = "SPYCLOUD_API_KEY",
+        hide_env_values = true,
+        required_unless_present = "demo"
+    )]
+    pub api_key: Option<String>,
+    /// Look up in the demo's bundled sample dataset instead of SpyCloud: offline, no API key.
+    #[arg(long)]
+    pub demo: bool,
+    /// What the bundle is written in: CTIM for SecureX/XDR, or STIX 2.1.
+    #[arg(long = "format", id = "bundle_format", value_enum, default_value_t = Format::Ctim)]
+    pub format: Format,
+    /// The TLP marking of every object of a STIX bundle.
+    #[arg(long, value_parser = tlp(), default_value = "amber", value_name = "LEVEL")]
+    pub tlp: Tlp,
     /// Breach records per value (newest first).
     #[arg(long, default_value_t = 100,
         value_parser = within::<usize>("--limit", 1, bounds::MAX_LOOKUP_LIMIT))]
@@ -311,6 +332,21 @@ pub struct LookupArgs {
     /// Log settings.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// The language of `lookup`'s bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Cisco's CTIM, as the relay answers SecureX.
+    Ctim,
+    /// OASIS STIX 2.1, for OpenCTI, MISP and other threat-intel platforms.
+    Stix,
+}
+
+/// `--tlp`: one of STIX 2.1's predefined TLP levels, by name.
+fn tlp() -> impl TypedValueParser<Value = Tlp> {
+    PossibleValuesParser::new(Tlp::ALL.map(Tlp::name))
+        .try_map(|name| Tlp::of(&name).ok_or("not a TLP level"))
 }
 
 /// `--type`: one of the observable types, by name (`email`, `domain`, `ip`, `ipv6`, `user`).
@@ -458,10 +494,15 @@ mod tests {
             panic!("lookup expected")
         };
         assert_eq!(lookup.values, ["a@x.com"]);
-        assert_eq!(lookup.api_key, "k");
+        assert_eq!(lookup.api_key.as_deref(), Some("k"));
         assert_eq!(lookup.limit, 100);
         assert_eq!(lookup.max_records.get(), 10_000);
         assert_eq!(lookup.kind, None);
+        // CTIM unless told; a STIX bundle is TLP:AMBER unless told.
+        assert_eq!(
+            (lookup.format, lookup.tlp, lookup.demo),
+            (Format::Ctim, Tlp::Amber, false)
+        );
         let command = Cli::command();
         let api_key = command
             .find_subcommand("lookup")
@@ -473,6 +514,45 @@ mod tests {
             api_key.get_env().and_then(|env| env.to_str()),
             Some("SPYCLOUD_API_KEY")
         );
+    }
+
+    #[test]
+    fn lookup_takes_a_format_a_tlp_level_and_the_demo_dataset_without_a_key() {
+        let lookup = |args: &[&str]| match parse(args).map(|cli| cli.command) {
+            Ok(Some(Command::Lookup(lookup))) => Ok(lookup),
+            Ok(other) => panic!("lookup expected, got {other:?}"),
+            Err(error) => Err(error.kind()),
+        };
+        let stix = lookup(&[
+            "spycloud-relay",
+            "lookup",
+            "--demo",
+            "--format",
+            "stix",
+            "--tlp",
+            "red",
+        ]);
+        let stix = stix.unwrap();
+        assert_eq!(
+            (stix.format, stix.tlp, stix.demo),
+            (Format::Stix, Tlp::Red, true)
+        );
+        assert!(stix.values.is_empty() && stix.api_key.is_none());
+        // Without --demo, a value and a key are needed; no other format or level is taken.
+        let missing = clap::error::ErrorKind::MissingRequiredArgument;
+        assert_eq!(
+            lookup(&["spycloud-relay", "lookup", "a@x.com"]).err(),
+            Some(missing)
+        );
+        assert_eq!(
+            lookup(&["spycloud-relay", "lookup", "--api-key", "k"]).err(),
+            Some(missing)
+        );
+        let invalid = clap::error::ErrorKind::InvalidValue;
+        for bad in [["--format", "misp"], ["--tlp", "clear"]] {
+            let args = ["spycloud-relay", "lookup", "--demo", bad[0], bad[1]];
+            assert_eq!(lookup(&args).err(), Some(invalid), "{bad:?}");
+        }
     }
 
     #[test]
@@ -582,6 +662,7 @@ mod tests {
                 MappingOptions {
                     portal_url: "http://portal.test".into(),
                     passwords: PasswordPolicy::Omitted,
+                    ..MappingOptions::default()
                 }
             );
             assert_eq!(serve.jwks_hosts, "jwks.test:8443");

@@ -171,7 +171,7 @@ pub struct ExternalReference {
 /// A CTIM sighting: the looked-up observable seen in one breach record.
 ///
 /// ```
-/// use spycloud_relay::domain::{Catalog, MappingOptions, Observable, RawRecord, observable_bundle};
+/// use spycloud_relay::domain::{Catalog, Findings, MappingOptions, Observable, ObservableFindings, RawRecord};
 ///
 /// let record: RawRecord = serde_json::from_str(r#"{
 ///     "document_id": "d-1", "source_id": 7, "severity": 25, "email": "pat@acme.test",
@@ -181,8 +181,16 @@ pub struct ExternalReference {
 ///     r#"{"id": 7, "uuid": "0b1c", "title": "Example Forum", "site": "forum.example"}"#,
 /// )?;
 /// let acme = Observable::new("domain", "acme.test");
-/// let options = MappingOptions::default();
-/// let bundle = observable_bundle(&acme, vec![record.try_into()?], |_| Some(&catalog), &options);
+/// let findings = Findings {
+///     observables: vec![ObservableFindings {
+///         observable: acme.clone(),
+///         records: vec![record.try_into()?],
+///         catalogs: vec![catalog],
+///         warnings: Vec::new(),
+///     }],
+///     ..Findings::default()
+/// };
+/// let bundle = findings.to_ctim(&MappingOptions::default());
 ///
 /// let sighting = &bundle.sightings[0];
 /// assert!(sighting.id.starts_with("transient:sighting-"));
@@ -242,7 +250,7 @@ pub struct Sighting {
 ///
 /// ```
 /// use spycloud_relay::domain::{
-///     Catalog, MappingOptions, Observable, RawRecord, Timestamp, observable_bundle,
+///     Catalog, Findings, MappingOptions, Observable, ObservableFindings, RawRecord, Timestamp,
 /// };
 ///
 /// let catalog: Catalog = serde_json::from_str(r#"{
@@ -252,9 +260,16 @@ pub struct Sighting {
 /// }"#)?;
 /// let record: RawRecord =
 ///     serde_json::from_str(r#"{"source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#)?;
-/// let pat = Observable::new("email", "pat@example.com");
-/// let options = MappingOptions::default();
-/// let bundle = observable_bundle(&pat, vec![record.try_into()?], |_| Some(&catalog), &options);
+/// let findings = Findings {
+///     observables: vec![ObservableFindings {
+///         observable: Observable::new("email", "pat@example.com"),
+///         records: vec![record.try_into()?],
+///         catalogs: vec![catalog],
+///         warnings: Vec::new(),
+///     }],
+///     ..Findings::default()
+/// };
+/// let bundle = findings.to_ctim(&MappingOptions::default());
 ///
 /// let indicator = &bundle.indicators[0];
 /// assert_eq!(indicator.id, "transient:indicator-d8ca2052-b949-5309-beeb-9ae3d4214b57");
@@ -456,7 +471,7 @@ impl Bundle {
     /// ```
     /// use spycloud_relay::Error;
     /// use spycloud_relay::domain::{
-    ///     BreachRecord, Bundle, MappingOptions, Observable, RawRecord, observable_bundle,
+    ///     Bundle, Findings, MappingOptions, Observable, ObservableFindings, RawRecord,
     /// };
     /// use serde_json::json;
     ///
@@ -464,9 +479,16 @@ impl Bundle {
     /// let record: RawRecord = serde_json::from_str(
     ///     r#"{"source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#,
     /// )?;
-    /// let pat = Observable::new("email", "pat@example.com");
-    /// let options = MappingOptions::default();
-    /// let found = observable_bundle(&pat, vec![record.try_into()?], |_| None, &options);
+    /// let findings = Findings {
+    ///     observables: vec![ObservableFindings {
+    ///         observable: Observable::new("email", "pat@example.com"),
+    ///         records: vec![record.try_into()?],
+    ///         catalogs: Vec::new(),
+    ///         warnings: Vec::new(),
+    ///     }],
+    ///     ..Findings::default()
+    /// };
+    /// let found = findings.to_ctim(&MappingOptions::default());
     /// let envelope = found.into_response()?;
     /// assert_eq!(envelope["data"]["sightings"]["count"], 1);
     /// assert_eq!(envelope["data"]["sightings"]["docs"][0]["type"], "sighting");

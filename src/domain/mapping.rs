@@ -14,6 +14,7 @@ use super::device::Device;
 use super::error::Warning;
 use super::findings::Findings;
 use super::observable::EMAIL;
+use super::stix::Tlp;
 use super::time::Timestamp;
 
 /// How the relay shows secrets found in breach records: the password, salt and payment-card
@@ -21,15 +22,23 @@ use super::time::Timestamp;
 ///
 /// ```
 /// use spycloud_relay::domain::{
-///     MappingOptions, Observable, PasswordPolicy, RawRecord, observable_bundle,
+///     Findings, MappingOptions, Observable, ObservableFindings, PasswordPolicy, RawRecord,
 /// };
 ///
 /// let table = |passwords| -> Result<_, Box<dyn std::error::Error>> {
 ///     let record: RawRecord = serde_json::from_str(r#"{"password": "hunter22",
 ///         "username": "pat", "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#)?;
 ///     let options = MappingOptions { passwords, ..MappingOptions::default() };
-///     let pat = Observable::new("email", "pat@example.com");
-///     let bundle = observable_bundle(&pat, vec![record.try_into()?], |_| None, &options);
+///     let findings = Findings {
+///         observables: vec![ObservableFindings {
+///             observable: Observable::new("email", "pat@example.com"),
+///             records: vec![record.try_into()?],
+///             catalogs: Vec::new(),
+///             warnings: Vec::new(),
+///         }],
+///         ..Findings::default()
+///     };
+///     let bundle = findings.to_ctim(&options);
 ///     Ok(bundle.sightings[0].data.rows[0].clone())
 /// };
 /// assert_eq!(table(PasswordPolicy::Plaintext)?, ["hunter22", "pat"]);
@@ -76,8 +85,10 @@ pub const SECRET_FIELDS: [&str; 8] = [
 pub struct MappingOptions {
     /// Base of portal links, e.g. `https://portal.spycloud.com` (no trailing slash needed).
     pub portal_url: String,
-    /// How secrets appear in data tables.
+    /// How secrets appear in data tables (and whether STIX carries a clear-text credential).
     pub passwords: PasswordPolicy,
+    /// The TLP marking of the STIX output.
+    pub tlp: Tlp,
 }
 
 impl Default for MappingOptions {
@@ -85,6 +96,7 @@ impl Default for MappingOptions {
         Self {
             portal_url: "https://portal.spycloud.com".to_owned(),
             passwords: PasswordPolicy::default(),
+            tlp: Tlp::default(),
         }
     }
 }
@@ -195,7 +207,7 @@ pub fn data_table(fields: Map<String, Value>, policy: PasswordPolicy) -> DataTab
     }
 }
 
-fn mask(value: Value) -> Value {
+pub(super) fn mask(value: Value) -> Value {
     let text = match value {
         Value::Null => return Value::Null,
         Value::String(s) => s,
@@ -379,11 +391,12 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
 /// and one warning per `source_id` whose catalog is missing. `catalog` looks a catalog up by id,
 /// e.g. `|id| map.get(&id)`.
 ///
+/// Through [`Findings::to_ctim`]:
+///
 /// ```
-/// use std::collections::HashMap;
 /// use spycloud_relay::domain::{
-///     BreachRecord, Catalog, MappingOptions, Observable, PasswordPolicy, RawRecord,
-///     observable_bundle,
+///     BreachRecord, Catalog, Findings, MappingOptions, Observable, ObservableFindings,
+///     PasswordPolicy, RawRecord,
 /// };
 ///
 /// let records: Vec<RawRecord> = serde_json::from_str(r#"[
@@ -391,19 +404,25 @@ pub fn relationship(sighting: &Sighting, indicator_id: &str) -> Relationship {
 ///     {"source_id": 8, "spycloud_publish_date": "2023-01-01T00:00:00Z"}
 /// ]"#)?;
 /// let forum: Catalog = serde_json::from_str(r#"{"id": 7, "title": "Example Forum"}"#)?;
-/// let catalogs = HashMap::from([(forum.id, forum)]);
-/// let breaches = records.into_iter().map(BreachRecord::try_from).collect::<Result<_, _>>()?;
+/// let findings = Findings {
+///     observables: vec![ObservableFindings {
+///         observable: Observable::new("email", "pat@example.com"),
+///         records: records.into_iter().map(BreachRecord::try_from).collect::<Result<_, _>>()?,
+///         catalogs: vec![forum],
+///         warnings: Vec::new(),
+///     }],
+///     ..Findings::default()
+/// };
 /// let masked = MappingOptions { passwords: PasswordPolicy::Masked, ..MappingOptions::default() };
 ///
-/// let pat = Observable::new("email", "pat@example.com");
-/// let bundle = observable_bundle(&pat, breaches, |id| catalogs.get(&id), &masked);
+/// let bundle = findings.to_ctim(&masked);
 /// assert_eq!(bundle.sightings.len(), 2);
 /// assert_eq!(bundle.sightings[0].data.rows[0][0], "hu******");
 /// assert_eq!(bundle.indicators.len(), 1); // catalog 8 is unknown: a warning instead
 /// assert_eq!(bundle.errors[0].message, "SpyCloud did not return results for 8");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn observable_bundle<'c>(
+pub(crate) fn observable_bundle<'c>(
     observable: &Observable,
     breaches: Vec<BreachRecord>,
     catalog: impl Fn(CatalogId) -> Option<&'c Catalog>,

@@ -13,7 +13,9 @@
 //! - what a lookup found: [`Findings`], per observable an [`ObservableFindings`] (records,
 //!   catalogs, warnings), and the fatal error, if any; every output format renders them;
 //! - what SecureX reads: a [`Bundle`] of [`Sighting`]s, [`Indicator`]s and [`Relationship`]s,
-//!   with [`ErrorDoc`]s, made by [`observable_bundle`] under [`MappingOptions`];
+//!   with [`ErrorDoc`]s, made by [`Findings::to_ctim`] under [`MappingOptions`];
+//! - what threat-intel platforms read: a STIX 2.1 bundle, made by [`Findings::to_stix`],
+//!   marked with a [`Tlp`] level;
 //! - the dashboard: a [`TileId`] over a [`Period`] gives [`TileData`];
 //! - failures: [`Error`] (a request's fatal error, typed) and [`SourceError`] (a breach
 //!   source's).
@@ -22,19 +24,23 @@
 //!
 //! ```
 //! use spycloud_relay::domain::{
-//!     BreachRecord, Catalog, MappingOptions, Observable, RawRecord, observable_bundle,
+//!     BreachRecord, Catalog, Findings, MappingOptions, Observable, ObservableFindings, RawRecord,
 //! };
 //!
 //! let record: RawRecord = serde_json::from_str(
 //!     r#"{"email": "pat@example.com", "source_id": 7, "spycloud_publish_date": "2024-03-01T00:00:00Z"}"#,
 //! )?;
 //! let catalog: Catalog = serde_json::from_str(r#"{"id": 7, "title": "Example Forum"}"#)?;
-//! let bundle = observable_bundle(
-//!     &Observable::new("email", "pat@example.com"),
-//!     vec![BreachRecord::try_from(record)?],
-//!     |id| (id == catalog.id).then_some(&catalog),
-//!     &MappingOptions::default(),
-//! );
+//! let findings = Findings {
+//!     observables: vec![ObservableFindings {
+//!         observable: Observable::new("email", "pat@example.com"),
+//!         records: vec![BreachRecord::try_from(record)?],
+//!         catalogs: vec![catalog],
+//!         warnings: Vec::new(),
+//!     }],
+//!     ..Findings::default()
+//! };
+//! let bundle = findings.to_ctim(&MappingOptions::default());
 //! assert_eq!(bundle.sightings[0].description, "Present in Example Forum");
 //! assert_eq!(bundle.relationships[0].target_ref, bundle.indicators[0].id);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -54,6 +60,7 @@ pub(crate) mod lookup;
 pub(crate) mod mapping;
 pub(crate) mod observable;
 pub(crate) mod settings;
+pub(crate) mod stix;
 pub(crate) mod tiles;
 pub(crate) mod time;
 
@@ -70,8 +77,9 @@ pub use email::Email;
 pub use error::{Error, SourceError};
 pub use findings::{Findings, ObservableFindings};
 pub use lookup::{Domain, InvalidLookup, Lookup, ObservableType, Username};
-pub use mapping::{MappingOptions, PasswordPolicy, observable_bundle};
+pub use mapping::{MappingOptions, PasswordPolicy};
 pub use settings::{BreachQuery, ModuleSettings, SeverityFilter};
+pub use stix::Tlp;
 pub use tiles::{Period, TileData, TileId};
 pub use time::{Day, InvalidTimestamp, Timestamp};
 

@@ -6,4 +6,5 @@ pub mod ctim;
 pub mod jwt;
 pub mod redis;
 pub mod snapshots;
+pub mod stix;
 pub mod strategies;

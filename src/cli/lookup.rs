@@ -1,0 +1,161 @@
+//! `lookup`: one look-up from the command line, its bundle on stdout as JSON — CTIM (the
+//! default) or STIX 2.1 (`--format stix`) — from SpyCloud, or (`--demo`) from the demo's
+//! bundled sample dataset, offline and without an API key.
+//!
+//! The steps, in order: the credentials, the observables, the relay, the findings, the bundle
+//! on stdout, then what went wrong on stderr and the exit status: 0, 1 on a fatal error (the
+//! bundle still holds what was found before it), 2 on a value that cannot be looked up.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use spycloud_relay::adapters::{FixedCredentials, MemorySource};
+use spycloud_relay::domain::{
+    ApiKey, Credentials, EntitiesLimit, Findings, MappingOptions, ModuleSettings, Observable,
+};
+use spycloud_relay::{BuildError, Relay, RelaySettings};
+
+use super::demo::{DEMO_API_KEY, samples};
+use super::{Format, LookupArgs, logging};
+
+/// Runs `lookup`.
+pub async fn run(args: LookupArgs) -> ExitCode {
+    if let Err(error) = logging::init(&args.log) {
+        return crate::fail(error.as_ref());
+    }
+    let request = credentials(&args).and_then(|credentials| Ok((credentials, observables(&args)?)));
+    let (credentials, observables) = match request {
+        Ok(request) => request,
+        Err(problems) => {
+            for problem in problems {
+                let _ = writeln!(std::io::stderr(), "spycloud-relay: {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let relay = match relay(&args, &credentials) {
+        Ok(relay) => relay,
+        Err(error) => return crate::fail(&error),
+    };
+    let findings = relay.lookup(&credentials, &observables).await;
+    let options = MappingOptions {
+        tlp: args.tlp,
+        ..relay.mapping(&credentials)
+    };
+    let text = match render(&findings, args.format, &options) {
+        Ok(text) => text,
+        Err(error) => return crate::fail(&error),
+    };
+    if print(&text).is_err() {
+        return ExitCode::FAILURE;
+    }
+    report(&findings, args.format)
+}
+
+/// The API key (the demo's with `--demo`) and the entities limit.
+fn credentials(args: &LookupArgs) -> Result<Credentials, Vec<String>> {
+    let key = if args.demo {
+        DEMO_API_KEY
+    } else {
+        args.api_key.as_deref().unwrap_or_default()
+    };
+    let (Ok(api_key), Some(entities_limit)) = (ApiKey::parse(key), EntitiesLimit::new(args.limit))
+    else {
+        return Err(vec![
+            "SPYCLOUD_API_KEY must be a usable key and --limit above 0".to_owned(),
+        ]);
+    };
+    Ok(Credentials {
+        api_key,
+        entities_limit,
+        settings: ModuleSettings::default(),
+    })
+}
+
+/// The values as observables; with `--demo` and none given, every value of the sample dataset.
+fn observables(args: &LookupArgs) -> Result<Vec<Observable>, Vec<String>> {
+    if args.demo && args.values.is_empty() {
+        let dataset = MemorySource::sample();
+        return Ok(samples(&dataset)
+            .into_iter()
+            .map(|(kind, value)| Observable::new(kind, &value))
+            .collect());
+    }
+    // The domain's own message for a value not valid for its type, one line each.
+    args.observables()
+}
+
+/// The relay over SpyCloud, or over the sample dataset with `--demo`.
+fn relay(args: &LookupArgs, credentials: &Credentials) -> Result<Relay, BuildError> {
+    let settings = RelaySettings {
+        mapping: args.output.mapping(),
+        max_records: args.max_records.get(),
+        ..RelaySettings::default()
+    };
+    if args.demo {
+        let decoder = FixedCredentials(credentials.clone());
+        return Ok(Relay::new(
+            Arc::new(MemorySource::sample()),
+            Arc::new(decoder),
+            settings,
+        ));
+    }
+    Relay::builder()
+        .spycloud(crate::spycloud(&args.spycloud))
+        .settings(settings)
+        .build()
+}
+
+/// The findings as the bundle of `format`, pretty-printed, with a final newline.
+fn render(
+    findings: &Findings,
+    format: Format,
+    options: &MappingOptions,
+) -> Result<String, serde_json::Error> {
+    let bundle = match format {
+        Format::Ctim => findings.to_ctim(options).into_response()?,
+        Format::Stix => findings.to_stix(options),
+    };
+    Ok(format!("{bundle:#}\n"))
+}
+
+/// Writes `text` to stdout.
+fn print(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// What the bundle cannot say, on stderr: the fatal error (exit 1) and, for STIX (which has no
+/// error object), every warning first. A CTIM bundle carries its warnings itself.
+fn report(findings: &Findings, format: Format) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    if format == Format::Stix {
+        let warnings = findings.warnings.iter().chain(
+            findings
+                .observables
+                .iter()
+                .flat_map(|found| &found.warnings),
+        );
+        for warning in warnings {
+            let _ = writeln!(
+                stderr,
+                "spycloud-relay: warning: {}",
+                crate::escaped(&warning.message)
+            );
+        }
+    }
+    match &findings.fatal {
+        Some(error) => {
+            let _ = writeln!(
+                stderr,
+                "spycloud-relay: {}: {}",
+                crate::escaped(error.code()),
+                crate::escaped(&error.message())
+            );
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
