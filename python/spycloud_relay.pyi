@@ -3,14 +3,15 @@ limit, catalog cache, deadline) and its renderings, in Rust.
 
     import spycloud_relay
     client = spycloud_relay.Client(api_key=KEY)
-    bundle = client.lookup(["jane@acme.test", "acme.test"], format="ctim")
+    bundle = client.lookup(["jane@acme.test", "acme.test"], format="stix")
 """
 
 from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
 
 __version__: str
 
-Format = Literal["ctim", "findings"]
+Format = Literal["ctim", "stix", "findings"]
+Tlp = Literal["white", "green", "amber", "red"]
 Passwords = Literal["plaintext", "masked", "omitted"]
 ObservableType = Literal["email", "domain", "ip", "ipv6", "user"]
 Value = Union[str, Mapping[str, str]]
@@ -49,6 +50,10 @@ class InvalidInputError(SpyCloudRelayError):
     """Values that cannot be typed or are not valid for their type, more than 100 values,
     records or catalogs that cannot be read. ``code`` is ``"invalid argument"``."""
 
+class SpyCloudRelayWarning(UserWarning):
+    """What a STIX bundle cannot say (it has no error object), warned with ``warnings.warn``:
+    a value not looked up, records skipped, more records than ``max_records``."""
+
 class Client:
     """A SpyCloud client with one API key: the relay's real pipeline (rate limit per key,
     retries of 429/502/503/504 and failed connections, the catalog cache, every page, the
@@ -71,6 +76,7 @@ class Client:
         ``"20,25"``).
     :param since_days: only records published in the last so many days (1 to 3650).
     :param deadline: seconds one ``lookup`` or ``health`` may take in all.
+    :param tlp: the TLP marking of every STIX object made from SpyCloud's data.
     :raises ValueError: a setting out of its bounds, an API URL that is not http(s).
     """
 
@@ -87,6 +93,7 @@ class Client:
         severity: Union[None, int, Sequence[int], str] = None,
         since_days: Optional[int] = None,
         deadline: float = 25,
+        tlp: Tlp = "amber",
     ) -> None: ...
     def lookup(
         self,
@@ -106,6 +113,8 @@ class Client:
         :param limit: breach records per value, newest first.
         :param format: ``"ctim"``: SecureX's envelope (``{"data": {"sightings", "indicators",
             "relationships"}, "errors": [warnings]}``), as the relay's observe route answers;
+            ``"stix"``: a STIX 2.1 bundle (incidents, the observables, the breach catalogs,
+            TLP-marked; its warnings as ``SpyCloudRelayWarning``);
             ``"findings"``: ``{"observables": [{"observable", "records", "catalogs",
             "warnings"}], "warnings"}``, what SpyCloud said.
         :raises SpyCloudRelayError: a subclass, for what stopped the lookup.
@@ -123,6 +132,7 @@ def render(
     *,
     format: Format = "ctim",
     passwords: Passwords = "plaintext",
+    tlp: Tlp = "amber",
 ) -> dict[str, Any]:
     """The mapping alone, without a call to SpyCloud: SpyCloud's breach ``records`` of
     ``observable`` and the breach ``catalogs`` they name, rendered as ``lookup`` renders them.

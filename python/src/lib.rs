@@ -16,7 +16,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyTypeError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serde_json::{Map, Value, json};
@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use relay::adapters::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
 use relay::domain::{
     ApiKey, BreachRecord, Catalog, Credentials, EntitiesLimit, Findings, Lookup, MappingOptions,
-    ModuleSettings, Observable, ObservableFindings, ObservableType, PasswordPolicy, RawRecord,
+    ModuleSettings, Observable, ObservableFindings, ObservableType, PasswordPolicy, RawRecord, Tlp,
 };
 use relay::ports::BreachSource;
 use relay::{Error, Relay, RelaySettings};
@@ -82,6 +82,13 @@ create_exception!(
     InvalidInputError,
     SpyCloudRelayError,
     "What was asked is not what the relay takes (values it cannot type or that are not valid for their type, too many values, unreadable records)."
+);
+
+create_exception!(
+    spycloud_relay,
+    SpyCloudRelayWarning,
+    PyUserWarning,
+    "Something a STIX bundle cannot say (it has no error object): a value not looked up, records skipped, more records than read."
 );
 
 /// Values looked up in one call at most (the relay's `max_lookups`): more is refused whole.
@@ -142,6 +149,8 @@ enum Format {
     Ctim,
     /// What SpyCloud said, per observable: records, catalogs, warnings.
     Findings,
+    /// A STIX 2.1 bundle; the warnings as Python warnings ([`SpyCloudRelayWarning`]).
+    Stix,
 }
 
 impl Format {
@@ -149,8 +158,9 @@ impl Format {
         match name {
             "ctim" => Ok(Self::Ctim),
             "findings" => Ok(Self::Findings),
+            "stix" => Ok(Self::Stix),
             other => Err(PyValueError::new_err(format!(
-                "format must be \"ctim\" or \"findings\", not {:?}",
+                "format must be \"ctim\", \"stix\" or \"findings\", not {:?}",
                 cut(other)
             ))),
         }
@@ -172,6 +182,15 @@ fn password_policy(name: &str) -> PyResult<PasswordPolicy> {
             cut(other)
         ))),
     }
+}
+
+fn tlp(name: &str) -> PyResult<Tlp> {
+    Tlp::of(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "tlp must be \"white\", \"green\", \"amber\" or \"red\", not {:?}",
+            cut(name)
+        ))
+    })
 }
 
 /// `value` as a whole number from `min` to `max`, else a `ValueError` naming `name`.
@@ -454,6 +473,24 @@ fn rendered<'py>(
             .into_response()
             .map_err(|error| PyValueError::new_err(error.to_string()))?,
         Format::Findings => findings_value(&findings, options.passwords),
+        Format::Stix => {
+            // What the bundle cannot say, as the `lookup` command writes it on stderr.
+            let warnings = findings.warnings.iter().chain(
+                findings
+                    .observables
+                    .iter()
+                    .flat_map(|found| &found.warnings),
+            );
+            for warning in warnings {
+                PyErr::warn(
+                    py,
+                    py.get_type::<SpyCloudRelayWarning>().as_any(),
+                    &std::ffi::CString::new(warning.message.replace('\0', " "))?,
+                    1,
+                )?;
+            }
+            findings.to_stix(options)
+        }
     };
     python_of(py, &value)
 }
@@ -481,7 +518,7 @@ impl Client {
     #[pyo3(signature = (
         api_key, *, api_url = "https://api.spycloud.io/enterprise-v2".to_owned(), max_rps = 10,
         timeout = 10.0, retries = 2, passwords = "plaintext".to_owned(), max_records = 10_000,
-        severity = None, since_days = None, deadline = 25.0
+        severity = None, since_days = None, deadline = 25.0, tlp = "amber".to_owned()
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -495,6 +532,7 @@ impl Client {
         severity: Option<&Bound<'_, PyAny>>,
         since_days: Option<u64>,
         deadline: f64,
+        tlp: String,
     ) -> PyResult<Self> {
         let api_key = ApiKey::parse(api_key)
             .map_err(|error| PyValueError::new_err(format!("api_key is not usable: {error}")))?;
@@ -513,6 +551,7 @@ impl Client {
         let settings = RelaySettings {
             mapping: MappingOptions {
                 passwords: password_policy(&passwords)?,
+                tlp: self::tlp(&tlp)?,
                 ..MappingOptions::default()
             },
             max_records: within("max_records", max_records, 1, MAX_RECORDS)?,
@@ -606,7 +645,9 @@ impl Client {
 /// The mapping alone, without a call to SpyCloud: `records` (SpyCloud's breach records of
 /// `observable`) and `catalogs` (SpyCloud's breach catalogs they name) rendered in `format`.
 #[pyfunction]
-#[pyo3(signature = (records, catalogs, observable, *, format = "ctim", passwords = "plaintext"))]
+#[pyo3(signature = (
+    records, catalogs, observable, *, format = "ctim", passwords = "plaintext", tlp = "amber"
+))]
 fn render<'py>(
     py: Python<'py>,
     records: &Bound<'py, PyAny>,
@@ -614,10 +655,12 @@ fn render<'py>(
     observable: &Bound<'py, PyAny>,
     format: &str,
     passwords: &str,
+    tlp: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let format = Format::parse(format)?;
     let options = MappingOptions {
         passwords: password_policy(passwords)?,
+        tlp: self::tlp(tlp)?,
         ..MappingOptions::default()
     };
     let observable = match observables(py, observable, None)?.as_slice() {
@@ -678,5 +721,9 @@ fn spycloud_relay(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UpstreamError", py.get_type::<UpstreamError>())?;
     m.add("DeadlineError", py.get_type::<DeadlineError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    m.add(
+        "SpyCloudRelayWarning",
+        py.get_type::<SpyCloudRelayWarning>(),
+    )?;
     Ok(())
 }

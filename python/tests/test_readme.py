@@ -36,4 +36,8 @@ def test_the_readme_examples_run(spycloud, monkeypatch, page):
     }
     for block in blocks:
         exec(compile(block, page, "exec"), namespace)
-    assert namespace["bundle"]["data"]["sightings"]["count"] == 1
+    bundle = namespace["bundle"]
+    if bundle.get("type") == "bundle":  # STIX
+        assert [o["type"] for o in bundle["objects"]].count("incident") == 1
+    else:
+        assert bundle["data"]["sightings"]["count"] == 1
