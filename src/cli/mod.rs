@@ -516,6 +516,7 @@ mod tests {
         );
     }
 
+    // RULES R46
     #[test]
     fn lookup_takes_a_format_a_tlp_level_and_the_demo_dataset_without_a_key() {
         let lookup = |args: &[&str]| match parse(args).map(|cli| cli.command) {

@@ -463,8 +463,10 @@ pub(crate) fn observable_bundle<'c>(
 
 impl Findings {
     /// The findings as SecureX reads them: the request's warnings, then per observable its
-    /// warnings and [`observable_bundle`] (an indicator already in the answer is not added
-    /// again), and the fatal error, if any, last.
+    /// warnings and its entities (a sighting per record, an indicator per distinct catalog, a
+    /// `sighting-of` relationship per sighting whose catalog was found, a warning per missing
+    /// catalog; an indicator already in the answer is not added again), and the fatal error,
+    /// if any, last.
     pub fn to_ctim(&self, options: &MappingOptions) -> Bundle {
         let mut bundle = Bundle {
             errors: self.warnings.clone(),

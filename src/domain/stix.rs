@@ -15,7 +15,7 @@ use super::device::Device;
 use super::email::Email;
 use super::findings::{Findings, ObservableFindings};
 use super::lookup::{Domain, Lookup, ObservableType};
-use super::mapping::{MappingOptions, PasswordPolicy, mask};
+use super::mapping::{MappingOptions, PasswordPolicy, SECRET_FIELDS, mask};
 use super::time::Timestamp;
 
 /// STIX 2.1's namespace for deterministic ids (section 2.9); OpenCTI names its objects in it too.
@@ -34,7 +34,7 @@ const EXTENSION_VERSION: &str = "1.0.0";
 const EXTENSION_SCHEMA: &str = "Properties of an incident made from one SpyCloud breach record \
 (all optional): exposure_type (breach, combo-list or infostealer); severity (low, medium, high, \
 critical) from severity_code (SpyCloud's score: up to 2 low, up to 5 medium, up to 20 high, \
-above critical); document_id and sighting_count (SpyCloud's record id and sightings); catalog \
+above 20 critical); document_id and sighting_count (SpyCloud's record id and sightings); catalog \
 (the breach catalog: spycloud_id, uuid, title, description, site, published); device (the \
 infected computer: machine_id, hostname, operating_system, ip_addresses, mac_address, \
 infected_at, infected_path); masked_credential (the password, masked).";
@@ -71,10 +71,10 @@ impl Tlp {
     /// The level by name (`white`, `green`, `amber`, `red`, any case, `TLP:` allowed).
     pub fn of(name: &str) -> Option<Self> {
         let name = name.trim();
-        let bare = match name.get(..4) {
-            Some(prefix) if prefix.eq_ignore_ascii_case("tlp:") => &name[4..],
-            _ => name,
-        };
+        let prefixed = name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("tlp:"));
+        let bare = if prefixed { &name[4..] } else { name };
         Self::ALL
             .into_iter()
             .find(|tlp| tlp.name().eq_ignore_ascii_case(bare))
@@ -211,19 +211,20 @@ fn extension_definition() -> Value {
 }
 
 /// The id of a record's incident: from SpyCloud's `document_id`, else from the whole record
-/// (its catalog, date and fields), so the same record gives the same incident on every import.
+/// (its catalog, date and fields but its secrets, whose hash would be a way to guess them),
+/// so the same record gives the same incident on every import.
 pub fn incident_id(breach: &BreachRecord) -> String {
-    match &breach.document_id {
-        Some(document) => deterministic_id("incident", &[("spycloud_document_id", document)]),
-        None => {
-            let record = json!({
-                "source_id": breach.source_id,
-                "spycloud_publish_date": breach.published.to_string(),
-                "fields": breach.data,
-            });
-            deterministic_id("incident", &[("spycloud_record", &record.to_string())])
-        }
+    if let Some(document) = &breach.document_id {
+        return deterministic_id("incident", &[("spycloud_document_id", document)]);
     }
+    let fields = breach.data.iter();
+    let fields: Map<String, Value> = fields
+        .filter(|(name, _)| !SECRET_FIELDS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let record = json!({"source_id": breach.source_id, "fields": fields,
+        "spycloud_publish_date": breach.published.to_string()});
+    deterministic_id("incident", &[("spycloud_record", &record.to_string())])
 }
 
 /// A text field of the record, when it is a non-blank string.
@@ -260,86 +261,56 @@ fn subject(breach: &BreachRecord) -> String {
         .unwrap_or_else(|| "a SpyCloud record".to_owned())
 }
 
+/// `properties` without the absent (`null`) ones: STIX has no null values.
+fn present(properties: Value) -> Value {
+    match properties {
+        Value::Object(map) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        other => other,
+    }
+}
+
 /// The catalog as the extension carries it.
 fn catalog_properties(catalog: &Catalog) -> Value {
-    let mut properties = Map::new();
-    properties.insert("spycloud_id".into(), catalog.id.0.into());
-    let texts = [
-        ("uuid", &catalog.uuid),
-        ("title", &catalog.title),
-        ("description", &catalog.description),
-    ];
-    for (name, value) in texts {
-        if let Some(value) = value {
-            properties.insert(name.into(), value.as_str().into());
-        }
-    }
-    if let Some(site) = catalog.usable_site() {
-        properties.insert("site".into(), site.into());
-    }
-    if let Some(published) = catalog.spycloud_publish_date {
-        properties.insert("published".into(), stix_time(published).into());
-    }
-    Value::Object(properties)
+    present(json!({
+        "spycloud_id": catalog.id.0,
+        "uuid": catalog.uuid,
+        "title": catalog.title,
+        "description": catalog.description,
+        "site": catalog.usable_site(),
+        "published": catalog.spycloud_publish_date.map(stix_time),
+    }))
 }
 
 /// The infected device as the extension carries it.
 fn device_properties(device: &Device) -> Value {
-    let mut properties = Map::new();
-    let texts = [
-        ("machine_id", device.machine_id()),
-        ("hostname", device.hostname()),
-        ("operating_system", device.os()),
-        ("mac_address", device.mac_address()),
-        ("infected_path", device.infected_path()),
-    ];
-    for (name, value) in texts {
-        if let Some(value) = value {
-            properties.insert(name.into(), value.into());
-        }
-    }
-    if !device.ip_addresses().is_empty() {
-        let ips: Vec<String> = device
-            .ip_addresses()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        properties.insert("ip_addresses".into(), ips.into());
-    }
-    if let Some(at) = device.infected_at() {
-        properties.insert("infected_at".into(), stix_time(at).into());
-    }
-    Value::Object(properties)
+    let ips = device.ip_addresses().iter().map(ToString::to_string);
+    present(json!({
+        "machine_id": device.machine_id(),
+        "hostname": device.hostname(),
+        "operating_system": device.os(),
+        "mac_address": device.mac_address(),
+        "infected_path": device.infected_path(),
+        "ip_addresses": (!device.ip_addresses().is_empty()).then(|| ips.collect::<Vec<_>>()),
+        "infected_at": device.infected_at().map(stix_time),
+    }))
 }
 
 /// The property extension of a record's incident.
 fn extension(breach: &BreachRecord, catalog: Option<&Catalog>, policy: PasswordPolicy) -> Value {
-    let mut properties = Map::new();
-    properties.insert("extension_type".into(), "property-extension".into());
-    properties.insert(
-        "exposure_type".into(),
-        exposure_type(breach, catalog).into(),
-    );
-    if let Some(code) = breach.severity {
-        properties.insert("severity".into(), stix_severity(code).into());
-        properties.insert("severity_code".into(), code.into());
-    }
-    if let Some(document) = &breach.document_id {
-        properties.insert("document_id".into(), document.as_str().into());
-    }
-    properties.insert("sighting_count".into(), breach.sighting_count.into());
-    if let Some(catalog) = catalog {
-        properties.insert("catalog".into(), catalog_properties(catalog));
-    }
-    if let Some(device) = &breach.device {
-        properties.insert("device".into(), device_properties(device));
-    }
-    if policy == PasswordPolicy::Masked
-        && let Some(password) = cleartext_password(breach)
-    {
-        properties.insert("masked_credential".into(), mask(password.into()));
-    }
-    Value::Object(properties)
+    let masked = cleartext_password(breach)
+        .filter(|_| policy == PasswordPolicy::Masked)
+        .map(|password| mask(password.into()));
+    present(json!({
+        "extension_type": "property-extension",
+        "exposure_type": exposure_type(breach, catalog),
+        "severity": breach.severity.map(stix_severity),
+        "severity_code": breach.severity,
+        "document_id": breach.document_id,
+        "sighting_count": breach.sighting_count,
+        "catalog": catalog.map(catalog_properties),
+        "device": breach.device.as_ref().map(device_properties),
+        "masked_credential": masked,
+    }))
 }
 
 /// The incident of one record.
@@ -350,14 +321,14 @@ fn incident(
     marking: &str,
 ) -> Value {
     let created = stix_time(breach.published);
-    let name = match breach.severity {
-        Some(code) => format!(
-            "SpyCloud {} alert on {}",
-            stix_severity(code),
-            subject(breach)
-        ),
-        None => format!("SpyCloud alert on {}", subject(breach)),
-    };
+    let severity = breach
+        .severity
+        .map(|code| format!("{} ", stix_severity(code)));
+    let name = format!(
+        "SpyCloud {}alert on {}",
+        severity.unwrap_or_default(),
+        subject(breach)
+    );
     let title = catalog.and_then(|c| c.title.as_deref());
     let mut description = format!("Present in {}.", title.unwrap_or("a SpyCloud breach"));
     if let Some(about) = catalog.and_then(|c| c.description.as_deref()) {
@@ -397,34 +368,31 @@ fn incident(
     incident
 }
 
-/// An SCO: its type, its id-contributing properties (from which its id comes) and its other
-/// properties.
+/// An SCO: its type, its id-contributing properties (from which its id comes), then its other
+/// properties, those present.
 fn observable(
     kind: &str,
     contributing: &[(&str, &str)],
-    others: &[(&str, Value)],
+    others: &[(&str, Option<&str>)],
     marking: &str,
 ) -> Value {
-    let mut object = Map::new();
-    object.insert("type".into(), kind.into());
-    object.insert("spec_version".into(), "2.1".into());
-    object.insert("id".into(), deterministic_id(kind, contributing).into());
-    for &(name, value) in contributing {
-        object.insert(name.into(), value.into());
+    let id = deterministic_id(kind, contributing);
+    let mut object = json!({"type": kind, "spec_version": "2.1", "id": id});
+    let properties = contributing
+        .iter()
+        .map(|&(name, value)| (name, Some(value)));
+    for (name, value) in properties.chain(others.iter().copied()) {
+        if let Some(value) = value {
+            object[name] = value.into();
+        }
     }
-    for (name, value) in others {
-        object.insert((*name).into(), value.clone());
-    }
-    object.insert("object_marking_refs".into(), json!([marking]));
-    Value::Object(object)
+    object["object_marking_refs"] = json!([marking]);
+    object
 }
 
-fn email_addr(email: &Email, marking: &str) -> Value {
-    observable("email-addr", &[("value", email.as_str())], &[], marking)
-}
-
-fn domain_name(domain: &Domain, marking: &str) -> Value {
-    observable("domain-name", &[("value", domain.as_str())], &[], marking)
+/// An SCO whose one property is its `value`: `email-addr`, `domain-name`, `url`, `mac-addr`.
+fn valued(kind: &str, value: &str, marking: &str) -> Value {
+    observable(kind, &[("value", value)], &[], marking)
 }
 
 fn ip_addr(ip: IpAddr, marking: &str) -> Value {
@@ -433,14 +401,11 @@ fn ip_addr(ip: IpAddr, marking: &str) -> Value {
     } else {
         "ipv6-addr"
     };
-    observable(kind, &[("value", &ip.to_string())], &[], marking)
+    valued(kind, &ip.to_string(), marking)
 }
 
 fn user_account(login: &str, credential: Option<&str>, marking: &str) -> Value {
-    let others: Vec<(&str, Value)> = credential
-        .map(|c| ("credential", c.into()))
-        .into_iter()
-        .collect();
+    let others = [("credential", credential)];
     observable(
         "user-account",
         &[("account_login", login)],
@@ -453,8 +418,8 @@ fn user_account(login: &str, credential: Option<&str>, marking: &str) -> Value {
 fn looked_up(found: &ObservableFindings, marking: &str) -> Option<Value> {
     let kind = ObservableType::of(&found.observable.kind)?;
     Some(match Lookup::parse(kind, &found.observable.value).ok()? {
-        Lookup::Email(email) => email_addr(&email, marking),
-        Lookup::Domain(domain) => domain_name(&domain, marking),
+        Lookup::Email(email) => valued("email-addr", email.as_str(), marking),
+        Lookup::Domain(domain) => valued("domain-name", domain.as_str(), marking),
         Lookup::Ip(ip) => ip_addr(ip.into(), marking),
         Lookup::Ipv6(ip) => ip_addr(ip.into(), marking),
         Lookup::Username(name) => user_account(name.as_str(), None, marking),
@@ -502,7 +467,7 @@ pub fn record_observables(
     let mut objects = Vec::new();
     let email = text(breach, "email").and_then(|e| Email::parse(e).ok());
     if let Some(email) = &email {
-        objects.push(email_addr(email, marking));
+        objects.push(valued("email-addr", email.as_str(), marking));
     }
     let credential = cleartext_password(breach).filter(|_| policy == PasswordPolicy::Plaintext);
     // The account the password opens: the username, else the email it was given with.
@@ -512,22 +477,17 @@ pub fn record_observables(
         objects.push(user_account(login, credential, marking));
     }
     if let Some(url) = text(breach, "target_url").and_then(|u| super::ctim::web_url(u.to_owned())) {
-        objects.push(observable("url", &[("value", &url)], &[], marking));
+        objects.push(valued("url", &url, marking));
     }
     for field in ["target_domain", "target_subdomain"] {
         if let Some(domain) = text(breach, field).and_then(|d| Domain::parse(d).ok()) {
-            objects.push(domain_name(&domain, marking));
+            objects.push(valued("domain-name", domain.as_str(), marking));
         }
     }
     if let Some(device) = &breach.device {
         objects.extend(device.ip_addresses().iter().map(|&ip| ip_addr(ip, marking)));
         if let Some(mac) = device.mac_address() {
-            objects.push(observable(
-                "mac-addr",
-                &[("value", &stix_mac(mac))],
-                &[],
-                marking,
-            ));
+            objects.push(valued("mac-addr", &stix_mac(mac), marking));
         }
         if let Some(path) = device.infected_path() {
             objects.extend(infected_path(path, marking));
@@ -554,22 +514,6 @@ fn related_to(source: &str, incident: &Value, marking: &str) -> Value {
         "target_ref": target,
         "object_marking_refs": [marking],
     })
-}
-
-/// The bundle's objects, each id once (the first object with it is kept).
-#[derive(Default)]
-struct Objects {
-    ids: HashSet<String>,
-    list: Vec<Value>,
-}
-
-impl Objects {
-    fn push(&mut self, object: Value) {
-        let id = object["id"].as_str().unwrap_or_default().to_owned();
-        if self.ids.insert(id) {
-            self.list.push(object);
-        }
-    }
 }
 
 impl Findings {
@@ -613,7 +557,8 @@ impl Findings {
     /// ```
     pub fn to_stix(&self, options: &MappingOptions) -> Value {
         let marking = options.tlp.marking_id();
-        let mut objects = Objects::default();
+        // Each object once: the first with its id is kept.
+        let (mut ids, mut objects) = (HashSet::new(), Vec::new());
         for found in &self.observables {
             let asked = looked_up(found, marking);
             for breach in &found.records {
@@ -629,26 +574,100 @@ impl Findings {
                     .filter_map(|o| o["id"].as_str())
                     .map(|id| related_to(id, &incident, marking))
                     .collect();
-                objects.push(incident);
-                observables.into_iter().for_each(|o| objects.push(o));
-                relationships.into_iter().for_each(|r| objects.push(r));
+                let all = [incident]
+                    .into_iter()
+                    .chain(observables)
+                    .chain(relationships);
+                for object in all {
+                    if ids.insert(object["id"].to_string()) {
+                        objects.push(object);
+                    }
+                }
             }
         }
-        let mut bundle = Map::new();
-        bundle.insert("type".into(), "bundle".into());
-        let found = objects.list;
         // The bundle's id from its content: the same findings give the same bundle.
-        let content = Value::from(found.clone()).to_string();
-        let id = deterministic_id("bundle", &[("objects", &content)]);
-        bundle.insert("id".into(), id.into());
+        let id = deterministic_id("bundle", &[("objects", &json!(objects).to_string())]);
         // Without records, the author alone: STIX allows a bundle without `objects`, but the
         // stix2 library cannot read one.
-        let head = if found.is_empty() {
+        let head = if objects.is_empty() {
             vec![identity()]
         } else {
             vec![identity(), options.tlp.marking(), extension_definition()]
         };
-        bundle.insert("objects".into(), head.into_iter().chain(found).collect());
-        Value::Object(bundle)
+        let objects: Vec<Value> = head.into_iter().chain(objects).collect();
+        json!({"type": "bundle", "id": id, "objects": objects})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RULES R37
+    #[test]
+    fn tlp_levels_by_name() {
+        for tlp in Tlp::ALL {
+            assert_eq!(Tlp::of(tlp.name()), Some(tlp));
+            let upper = format!(" TLP:{} ", tlp.name().to_uppercase());
+            assert_eq!(Tlp::of(&upper), Some(tlp));
+        }
+        for other in ["", "tlp:", "clear", "amber+strict", "TLP-RED", "rouge"] {
+            assert_eq!(Tlp::of(other), None, "{other}");
+        }
+    }
+
+    // RULES R38
+    #[test]
+    fn stix_times_are_utc_to_the_millisecond() {
+        let at = |text| stix_time(Timestamp::parse(text).unwrap());
+        assert_eq!(
+            at("2024-03-01T08:30:00.123999Z"),
+            "2024-03-01T08:30:00.123Z"
+        );
+        assert_eq!(at("2021-05-30 22:10:05"), "2021-05-30T22:10:05.000Z");
+        assert_eq!(at("2024-03-01"), "2024-03-01T00:00:00.000Z");
+    }
+
+    // RULES R42
+    #[test]
+    fn an_infected_path_is_a_file_in_a_directory() {
+        let parts = |path| {
+            infected_path(path, "m")
+                .iter()
+                .map(|o| {
+                    let name = o.get("path").or(o.get("name"));
+                    format!("{}={}", o["type"].as_str().unwrap(), name.unwrap())
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            parts(r"C:\Users\pat\x.exe"),
+            [r#"directory="C:\\Users\\pat""#, r#"file="x.exe""#]
+        );
+        assert_eq!(parts("/x"), [r#"directory="/""#, r#"file="x""#]);
+        assert_eq!(parts("/tmp/"), [r#"directory="/tmp/""#]);
+        assert_eq!(parts("x.exe"), [r#"file="x.exe""#]);
+        let file = &infected_path("/tmp/x", "m")[1];
+        assert_eq!(
+            file["parent_directory_ref"],
+            infected_path("/tmp/x", "m")[0]["id"]
+        );
+        assert_eq!(stix_mac("00-1A-2B-3C-4D-5E"), "00:1a:2b:3c:4d:5e");
+    }
+
+    // RULES R42
+    #[test]
+    fn deterministic_ids_hash_the_sorted_properties() {
+        // Given in any order, the same canonical JSON: {"account_login":"a","user_id":"b"}.
+        assert_eq!(
+            deterministic_id("user-account", &[("user_id", "b"), ("account_login", "a")]),
+            deterministic_id("user-account", &[("account_login", "a"), ("user_id", "b")]),
+        );
+        let name = r#"{"value":"pat@example.com"}"#;
+        let expected = Uuid::new_v5(&STIX_NAMESPACE, name.as_bytes());
+        assert_eq!(
+            deterministic_id("email-addr", &[("value", "pat@example.com")]),
+            format!("email-addr--{expected}")
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! made it; without either the check says so loudly and skips.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -55,7 +55,7 @@ for line in sys.stdin:
 "#;
 
 /// The interpreter with the STIX tools, or `None` after a loud message.
-fn python() -> Option<PathBuf> {
+pub fn python() -> Option<PathBuf> {
     if let Some(python) = std::env::var_os("RELAY_TEST_PYTHON") {
         return Some(python.into());
     }
@@ -77,7 +77,7 @@ fn python() -> Option<PathBuf> {
 
 /// Runs `script` over `lines` in one process; its output lines. Panics when the tools are
 /// missing or the script fails.
-fn run(python: &PathBuf, script: &str, lines: &[Value]) -> Vec<String> {
+fn run(python: &Path, script: &str, lines: &[Value]) -> Vec<String> {
     let mut child = Command::new(python)
         .args(["-c", script])
         .stdin(Stdio::piped())
@@ -111,10 +111,14 @@ fn run(python: &PathBuf, script: &str, lines: &[Value]) -> Vec<String> {
 /// warnings, and validator warnings not in [`ALLOWED_WARNINGS`]. `None` when the tools are
 /// not there (skipped loudly).
 pub fn problems(bundles: &[Value]) -> Option<Vec<Vec<String>>> {
-    let python = python()?;
-    let reports = run(&python, VALIDATE, bundles);
+    Some(problems_with(&python()?, bundles))
+}
+
+/// [`problems`] with the interpreter `python`; panics when it lacks the tools.
+pub fn problems_with(python: &Path, bundles: &[Value]) -> Vec<Vec<String>> {
+    let reports = run(python, VALIDATE, bundles);
     assert_eq!(reports.len(), bundles.len(), "one report per bundle");
-    let problems = reports
+    reports
         .iter()
         .map(|line| {
             let report: Value = serde_json::from_str(line).expect("a report");
@@ -136,8 +140,7 @@ pub fn problems(bundles: &[Value]) -> Option<Vec<Vec<String>>> {
             }));
             problems
         })
-        .collect();
-    Some(problems)
+        .collect()
 }
 
 /// Asserts every bundle passes the validator and the parser (see [`problems`]).
