@@ -22,7 +22,7 @@ use super::{Format, LookupArgs, logging};
 /// Runs `lookup`.
 pub async fn run(args: LookupArgs) -> ExitCode {
     if let Err(error) = logging::init(&args.log) {
-        return crate::fail(error.as_ref());
+        return super::fail(error.as_ref());
     }
     let request = credentials(&args).and_then(|credentials| Ok((credentials, observables(&args)?)));
     let (credentials, observables) = match request {
@@ -36,7 +36,7 @@ pub async fn run(args: LookupArgs) -> ExitCode {
     };
     let relay = match relay(&args, &credentials) {
         Ok(relay) => relay,
-        Err(error) => return crate::fail(&error),
+        Err(error) => return super::fail(&error),
     };
     let findings = relay.lookup(&credentials, &observables).await;
     let options = MappingOptions {
@@ -45,7 +45,7 @@ pub async fn run(args: LookupArgs) -> ExitCode {
     };
     let text = match render(&findings, args.format, &options) {
         Ok(text) => text,
-        Err(error) => return crate::fail(&error),
+        Err(error) => return super::fail(&error),
     };
     if print(&text).is_err() {
         return ExitCode::FAILURE;
@@ -102,7 +102,7 @@ fn relay(args: &LookupArgs, credentials: &Credentials) -> Result<Relay, BuildErr
         ));
     }
     Relay::builder()
-        .spycloud(crate::spycloud(&args.spycloud))
+        .spycloud(args.spycloud.settings())
         .settings(settings)
         .build()
 }
@@ -142,7 +142,7 @@ fn report(findings: &Findings, format: Format) -> ExitCode {
             let _ = writeln!(
                 stderr,
                 "spycloud-relay: warning: {}",
-                crate::escaped(&warning.message)
+                super::escaped(&warning.message)
             );
         }
     }
@@ -151,8 +151,8 @@ fn report(findings: &Findings, format: Format) -> ExitCode {
             let _ = writeln!(
                 stderr,
                 "spycloud-relay: {}: {}",
-                crate::escaped(error.code()),
-                crate::escaped(&error.message())
+                super::escaped(error.code()),
+                super::escaped(&error.message())
             );
             ExitCode::FAILURE
         }

@@ -3,23 +3,28 @@
 //! defaults. The binary's own modules live here, out of the library:
 //!
 //! - [`demo`]: the offline demo over the bundled sample;
+//! - [`healthcheck`]: the container's HEALTHCHECK;
 //! - [`logging`]: the process's log subscriber;
 //! - [`lookup`]: one look-up, its bundle (CTIM or STIX 2.1) on stdout;
 //! - [`open_files`]: the open-files limit and the connections that fit in it;
 //! - [`serve`]: the server, composed from the command line.
 
 pub mod demo;
+pub mod healthcheck;
 pub mod logging;
 pub mod lookup;
 pub mod open_files;
 pub mod serve;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use spycloud_relay::adapters::{RetryPolicy, SpyCloudSettings};
 
 use spycloud_relay::domain::{
     Lookup, MappingOptions, Observable, ObservableType, PasswordPolicy, Tlp,
@@ -185,6 +190,16 @@ impl SpyCloudArgs {
     /// The per-call timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    /// The SpyCloud client's settings.
+    pub fn settings(&self) -> SpyCloudSettings {
+        SpyCloudSettings {
+            base_url: self.api_url.clone(),
+            timeout: self.timeout(),
+            max_rps: self.max_rps,
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -420,9 +435,46 @@ impl HealthcheckArgs {
     }
 }
 
+/// Says `error` on stderr, prefixed with the program's name: the command failed.
+pub fn fail(error: &dyn std::error::Error) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "spycloud-relay: {error}");
+    ExitCode::FAILURE
+}
+
+/// `text` for a terminal: control characters (escape sequences, bells, carriage returns) and
+/// the invisible characters that reorder or hide text shown as Rust escapes (`\u{1b}`), the
+/// rest as it is. Upstream text is the upstream's, not the terminal's.
+fn escaped(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_and_reordering_characters_are_escaped_for_the_terminal() {
+        assert_eq!(
+            escaped("a\u{1b}[31mb\u{7}\r\n\tc\u{202e}d\u{200b}"),
+            r"a\u{1b}[31mb\u{7}\u{d}\u{a}\u{9}c\u{202e}d\u{200b}"
+        );
+        assert_eq!(
+            escaped("Authorization failed: Forbidden é"),
+            "Authorization failed: Forbidden é"
+        );
+    }
     use clap::{CommandFactory, FromArgMatches};
 
     /// Parses `args` as if none of the relay's variables were set: what the environment of

@@ -92,7 +92,7 @@ fn relay(args: &ServeArgs) -> Result<Relay, Box<dyn Error>> {
         ..RelaySettings::default()
     };
     let mut builder = Relay::builder()
-        .spycloud(crate::spycloud(&args.spycloud))
+        .spycloud(args.spycloud.settings())
         .settings(settings)
         .decoder(Arc::new(decoder));
     if let Some(redis) = redis(args) {

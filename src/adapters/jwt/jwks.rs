@@ -200,13 +200,13 @@ impl JwksCache {
     fn start_fetch(&self, host: &str, permit: OwnedSemaphorePermit) -> Fetch {
         let (client, scheme, host) = (self.client.clone(), self.scheme.clone(), host.to_owned());
         let (sets, recent) = (self.sets.clone(), self.recent.clone());
-        let landing = Landing {
+        let in_flight_guard = InFlightGuard {
             in_flight: self.in_flight.clone(),
             host: host.clone(),
         };
         let task = tokio::spawn(
             async move {
-                let _landing = landing;
+                let _in_flight_guard = in_flight_guard;
                 let fetched = fetch(&client, &scheme, &host).await;
                 drop(permit);
                 telemetry::jwks_fetch(fetched.is_err());
@@ -246,12 +246,12 @@ impl JwksCache {
 
 /// A fetch's end: its host leaves the fetches in flight (after its outcome is remembered), even
 /// if the task is torn down.
-struct Landing {
+struct InFlightGuard {
     in_flight: InFlight,
     host: String,
 }
 
-impl Drop for Landing {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
         lock(&self.in_flight).remove(&self.host);
     }
