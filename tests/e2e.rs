@@ -4,29 +4,13 @@
 
 mod common;
 
-use common::app::{TestApp, sample, spawn_app, spawn_app_with};
+use common::app::{app_with_alice, sample, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 fn email(value: &str) -> Value {
     json!({"type": "email", "value": value})
-}
-
-async fn app_with_alice() -> TestApp {
-    let app = spawn_app().await;
-    let alice = "alice@example.com";
-    app.mount_email(
-        alice,
-        vec![
-            json!([sample::breach(alice), sample::infostealer(alice)]),
-            json!([sample::combo(alice)]),
-            json!([sample::orphan(alice)]),
-        ],
-    )
-    .await;
-    app.mount_catalogs(sample::catalogs()).await;
-    app
 }
 
 // RULES R1

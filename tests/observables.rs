@@ -6,43 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::app::{TestApp, sample, spawn_app, spawn_app_with};
+use common::app::{TestApp, app_with_every_type, sample, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex, query_param};
 use wiremock::{Mock, Respond, ResponseTemplate};
 
 fn observable(kind: &str, value: &str) -> Value {
     json!({"type": kind, "value": value})
-}
-
-/// A relay whose SpyCloud knows the domain `example.com`, the IP addresses `192.0.2.1` and
-/// `2001:db8::1`, and the username `alice77`: each with a record of an employee's email and
-/// one without an email.
-async fn app_with_every_type() -> TestApp {
-    let app = spawn_app().await;
-    let no_email = json!({
-        "document_id": "doc-no-email", "source_id": 2976, "username": "alice77", "severity": 3,
-        "spycloud_publish_date": "2016-05-05T00:00:00Z"
-    });
-    for (endpoint, value) in [
-        ("domains", "example.com"),
-        ("ips", "192.0.2.1"),
-        ("ips", "2001%3Adb8%3A%3A1"),
-        ("usernames", "alice77"),
-    ] {
-        let alice = "alice@example.com";
-        app.mount_lookup(
-            endpoint,
-            value,
-            vec![
-                json!([sample::breach(alice), sample::infostealer(alice)]),
-                json!([no_email.clone()]),
-            ],
-        )
-        .await;
-    }
-    app.mount_catalogs(sample::catalogs()).await;
-    app
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::process::{Command, Output};
 
-use common::app::{TestApp, sample, spawn_app};
+use common::app::{TestApp, app_with_alice, sample, spawn_app};
 use common::jwt::API_KEY;
 use common::stix::{assert_valid, problems, problems_with, stix2_ids};
 use serde_json::{Value, json};
@@ -823,22 +823,6 @@ fn lookup_demo_is_offline_over_the_sample_dataset_and_valid_stix() {
     assert_valid(&[every, one]);
 }
 
-async fn app_with_alice() -> TestApp {
-    let app = spawn_app().await;
-    let alice = "alice@example.com";
-    app.mount_email(
-        alice,
-        vec![
-            json!([sample::breach(alice), sample::infostealer(alice)]),
-            json!([sample::combo(alice)]),
-            json!([sample::orphan(alice)]),
-        ],
-    )
-    .await;
-    app.mount_catalogs(sample::catalogs()).await;
-    app
-}
-
 /// The relay, as a library, over the app's SpyCloud.
 fn relay(app: &TestApp) -> Relay {
     Relay::builder()
@@ -880,27 +864,7 @@ async fn the_ctim_scenarios_as_stix_bundles() {
         .await;
     app.mount_status("/breach/data/usernames/broken", 500, json!({}))
         .await;
-    let no_email = json!({
-        "document_id": "doc-no-email", "source_id": 2976, "username": "alice77", "severity": 3,
-        "spycloud_publish_date": "2016-05-05T00:00:00Z"
-    });
-    for (endpoint, value) in [
-        ("domains", "example.com"),
-        ("ips", "192.0.2.1"),
-        ("ips", "2001%3Adb8%3A%3A1"),
-        ("usernames", "alice77"),
-    ] {
-        let alice = "alice@example.com";
-        app.mount_lookup(
-            endpoint,
-            value,
-            vec![
-                json!([sample::breach(alice), sample::infostealer(alice)]),
-                json!([no_email.clone()]),
-            ],
-        )
-        .await;
-    }
+    app.mount_every_type().await;
     let device = spawn_app().await;
     let mut record = sample::infostealer("alice@example.com");
     record["ip_addresses"] = json!(["198.51.100.7", "198.51.100.300", "2001:DB8::7"]);

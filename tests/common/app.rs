@@ -333,6 +333,62 @@ impl TestApp {
     }
 }
 
+/// A relay whose SpyCloud knows Alice's four records (an infostealer, a breach, a combo list,
+/// one whose catalog is missing) and the catalogs.
+pub async fn app_with_alice() -> TestApp {
+    let app = spawn_app().await;
+    let alice = "alice@example.com";
+    app.mount_email(
+        alice,
+        vec![
+            json!([sample::breach(alice), sample::infostealer(alice)]),
+            json!([sample::combo(alice)]),
+            json!([sample::orphan(alice)]),
+        ],
+    )
+    .await;
+    app.mount_catalogs(sample::catalogs()).await;
+    app
+}
+
+/// A relay whose SpyCloud knows the domain `example.com`, the IP addresses `192.0.2.1` and
+/// `2001:db8::1`, and the username `alice77`: each with a record of an employee's email and
+/// one without an email.
+pub async fn app_with_every_type() -> TestApp {
+    let app = spawn_app().await;
+    app.mount_every_type().await;
+    app.mount_catalogs(sample::catalogs()).await;
+    app
+}
+
+impl TestApp {
+    /// Mounts the records of `example.com`, `192.0.2.1`, `2001:db8::1` and `alice77`: each an
+    /// employee's breach and infostealer records, then one record without an email.
+    pub async fn mount_every_type(&self) {
+        let no_email = json!({
+            "document_id": "doc-no-email", "source_id": 2976, "username": "alice77", "severity": 3,
+            "spycloud_publish_date": "2016-05-05T00:00:00Z"
+        });
+        for (endpoint, value) in [
+            ("domains", "example.com"),
+            ("ips", "192.0.2.1"),
+            ("ips", "2001%3Adb8%3A%3A1"),
+            ("usernames", "alice77"),
+        ] {
+            let alice = "alice@example.com";
+            self.mount_lookup(
+                endpoint,
+                value,
+                vec![
+                    json!([sample::breach(alice), sample::infostealer(alice)]),
+                    json!([no_email.clone()]),
+                ],
+            )
+            .await;
+        }
+    }
+}
+
 /// SpyCloud-like sample data for the scenarios.
 pub mod sample {
     use serde_json::{Value, json};
