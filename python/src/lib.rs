@@ -381,34 +381,6 @@ fn observables(
     Ok(found)
 }
 
-/// A secret as [`PasswordPolicy::Masked`] shows it in CTIM: its first two characters, then
-/// one `*` per remaining character (the crate's mapping rule; a test compares the two).
-fn mask(value: Value) -> Value {
-    let text = match value {
-        Value::Null => return Value::Null,
-        Value::String(text) => text,
-        other => other.to_string(),
-    };
-    let masked = text
-        .chars()
-        .enumerate()
-        .map(|(i, c)| if i < 2 { c } else { '*' })
-        .collect();
-    Value::String(masked)
-}
-
-/// Record fields the password policy applies to (the crate's `SECRET_FIELDS`).
-const SECRET_FIELDS: [&str; 8] = [
-    "password",
-    "password_plaintext",
-    "salt",
-    "cc_number",
-    "cc_code",
-    "cc_expiration",
-    "cc_bin",
-    "cc_last_four",
-];
-
 /// One record as the `findings` format gives it: its typed fields, then the others in
 /// SpyCloud's order, secrets as `policy` says.
 fn record_value(record: &BreachRecord, policy: PasswordPolicy) -> Value {
@@ -426,16 +398,9 @@ fn record_value(record: &BreachRecord, policy: PasswordPolicy) -> Value {
         json!(record.infected_machine_id),
     );
     for (name, value) in &record.data {
-        let value = if SECRET_FIELDS.contains(&name.as_str()) {
-            match policy {
-                PasswordPolicy::Plaintext => value.clone(),
-                PasswordPolicy::Masked => mask(value.clone()),
-                _ => continue,
-            }
-        } else {
-            value.clone()
-        };
-        fields.insert(name.clone(), value);
+        if let Some(value) = policy.apply(name, value.clone()) {
+            fields.insert(name.clone(), value);
+        }
     }
     Value::Object(fields)
 }
@@ -475,13 +440,7 @@ fn rendered<'py>(
         Format::Findings => findings_value(&findings, options.passwords),
         Format::Stix => {
             // What the bundle cannot say, as the `lookup` command writes it on stderr.
-            let warnings = findings.warnings.iter().chain(
-                findings
-                    .observables
-                    .iter()
-                    .flat_map(|found| &found.warnings),
-            );
-            for warning in warnings {
+            for warning in findings.all_warnings() {
                 PyErr::warn(
                     py,
                     py.get_type::<SpyCloudRelayWarning>().as_any(),

@@ -132,13 +132,7 @@ fn print(text: &str) -> std::io::Result<()> {
 fn report(findings: &Findings, format: Format) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     if format == Format::Stix {
-        let warnings = findings.warnings.iter().chain(
-            findings
-                .observables
-                .iter()
-                .flat_map(|found| &found.warnings),
-        );
-        for warning in warnings {
+        for warning in findings.all_warnings() {
             let _ = writeln!(
                 stderr,
                 "spycloud-relay: warning: {}",

@@ -75,6 +75,15 @@ impl Findings {
     }
 }
 
+impl Findings {
+    /// Every warning, in the order CTIM lists them: the request's, then each observable's.
+    pub fn all_warnings(&self) -> impl Iterator<Item = &ErrorDoc> {
+        self.warnings
+            .iter()
+            .chain(self.observables.iter().flat_map(|found| &found.warnings))
+    }
+}
+
 impl ObservableFindings {
     /// Findings of `observable` that hold only `warning` (it was not looked up).
     pub(crate) fn warned(observable: &Observable, warning: ErrorDoc) -> Self {

@@ -57,6 +57,30 @@ pub enum PasswordPolicy {
     Omitted,
 }
 
+impl PasswordPolicy {
+    /// The record field `name`'s `value` as this policy shows it: a secret ([`SECRET_FIELDS`])
+    /// as it is, masked or left out (`None`); any other field as it is.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use spycloud_relay::domain::PasswordPolicy;
+    ///
+    /// assert_eq!(PasswordPolicy::Masked.apply("password", json!("hunter22")), Some(json!("hu******")));
+    /// assert_eq!(PasswordPolicy::Omitted.apply("password", json!("hunter22")), None);
+    /// assert_eq!(PasswordPolicy::Omitted.apply("username", json!("pat")), Some(json!("pat")));
+    /// ```
+    pub fn apply(self, name: &str, value: Value) -> Option<Value> {
+        if !SECRET_FIELDS.contains(&name) {
+            return Some(value);
+        }
+        match self {
+            Self::Plaintext => Some(value),
+            Self::Masked => Some(mask(value)),
+            Self::Omitted => None,
+        }
+    }
+}
+
 /// Record fields [`PasswordPolicy`] applies to: passwords, salts and payment-card data.
 pub const SECRET_FIELDS: [&str; 8] = [
     "password",
@@ -185,14 +209,8 @@ pub fn data_table(fields: Map<String, Value>, policy: PasswordPolicy) -> DataTab
     let mut columns = Vec::with_capacity(fields.len());
     let mut row = Vec::with_capacity(fields.len());
     for (name, value) in fields {
-        let value = if SECRET_FIELDS.contains(&name.as_str()) {
-            match policy {
-                PasswordPolicy::Plaintext => value,
-                PasswordPolicy::Masked => mask(value),
-                PasswordPolicy::Omitted => continue,
-            }
-        } else {
-            value
+        let Some(value) = policy.apply(&name, value) else {
+            continue;
         };
         columns.push(Column {
             name,
