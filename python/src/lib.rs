@@ -21,12 +21,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serde_json::{Map, Value, json};
 
-use relay::adapters::{RetryPolicy, SpyCloudClient, SpyCloudSettings};
+use relay::adapters::{RetryPolicy, SpyCloudSettings};
 use relay::domain::{
     ApiKey, BreachRecord, Catalog, Credentials, EntitiesLimit, Findings, Lookup, MappingOptions,
     ModuleSettings, Observable, ObservableFindings, ObservableType, PasswordPolicy, RawRecord, Tlp,
 };
-use relay::ports::BreachSource;
 use relay::{Error, Relay, RelaySettings};
 
 create_exception!(
@@ -464,10 +463,7 @@ fn rendered<'py>(
 struct Client {
     runtime: tokio::runtime::Runtime,
     relay: Relay,
-    /// The client `health` asks through (its own rate limiter).
-    probe: SpyCloudClient,
     credentials: Credentials,
-    deadline: Duration,
     api_url: String,
 }
 
@@ -533,19 +529,15 @@ impl Client {
         // The HTTP clients are made inside the runtime they will run on.
         let _entered = runtime.enter();
         let built = Relay::builder()
-            .spycloud(spycloud.clone())
+            .spycloud(spycloud)
             .settings(settings)
             .build()
-            .map_err(|error| PyValueError::new_err(error.to_string()))?;
-        let probe = SpyCloudClient::new(spycloud)
             .map_err(|error| PyValueError::new_err(error.to_string()))?;
         drop(_entered);
         Ok(Self {
             runtime,
             relay: built,
-            probe,
             credentials,
-            deadline,
             api_url,
         })
     }
@@ -580,19 +572,7 @@ impl Client {
 
     /// One authenticated call to SpyCloud: `None`, or the exception of what failed.
     fn health(&self, py: Python<'_>) -> PyResult<()> {
-        let deadline = self.deadline;
-        let outcome = py.detach(|| {
-            self.runtime.block_on(async {
-                match tokio::time::timeout(deadline, self.probe.probe(&self.credentials.api_key))
-                    .await
-                {
-                    Ok(probed) => probed.map_err(Error::from),
-                    Err(_) => Err(Error::Deadline {
-                        secs: deadline.as_secs(),
-                    }),
-                }
-            })
-        });
+        let outcome = py.detach(|| self.runtime.block_on(self.relay.health(&self.credentials)));
         outcome.map_err(|error| exception(py, &error))
     }
 

@@ -280,13 +280,27 @@ impl Relay {
         })
     }
 
-    /// One authenticated call to the source, within the caller's request deadline.
+    /// One authenticated call to SpyCloud with the API key of `credentials`, within the
+    /// relay's deadline: what `/health` answers.
+    ///
+    /// # Errors
+    /// The typed [`Error`] of what failed: the key refused (`Authorization`, `InvalidApiKey`,
+    /// `IpNotAllowed`, `QuotaUsedUp`), the rate limit, SpyCloud unreachable, or the deadline.
+    pub async fn health(&self, credentials: &Credentials) -> Result<(), Error> {
+        self.health_until(credentials, self.deadline()).await
+    }
+
+    /// One authenticated call to the source, within `deadline` (a request's).
     ///
     /// # Errors
     /// The source's failure, or the deadline.
-    pub(crate) async fn health(&self, caller: &Authorized) -> Result<(), Error> {
-        let probe = async { Ok(self.source.probe(&caller.credentials.api_key).await?) };
-        self.within(caller.deadline, probe).await
+    pub(crate) async fn health_until(
+        &self,
+        credentials: &Credentials,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Error> {
+        let probe = async { Ok(self.source.probe(&credentials.api_key).await?) };
+        self.within(deadline, probe).await
     }
 
     /// The error of a request still running at the deadline.

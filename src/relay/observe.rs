@@ -564,6 +564,54 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_librarys_health_probes_with_the_given_key_and_keeps_the_deadline() {
+        let mut source = MockBreachSource::new();
+        source
+            .expect_probe()
+            .with(eq(ApiKey::parse("k").unwrap()))
+            .times(1)
+            .returning(|_| Err(SourceError::Unauthorized("Invalid key".into())));
+        let relay = relay(source, MockCredentialDecoder::new());
+        let error = relay.health(&credentials(100)).await.unwrap_err();
+        assert_eq!(error.message(), "Authorization failed: Invalid key");
+
+        /// A source whose probe never answers.
+        struct Hanging;
+        #[async_trait]
+        impl BreachSource for Hanging {
+            async fn breaches(
+                &self,
+                _: &ApiKey,
+                _: &Lookup,
+                _: &BreachQuery,
+                _: &mut (dyn RecordSink + 'static),
+            ) -> Result<(), SourceError> {
+                Ok(())
+            }
+            async fn catalogs(
+                &self,
+                _: &ApiKey,
+                _: &[CatalogId],
+            ) -> Result<Vec<Catalog>, SourceError> {
+                Ok(Vec::new())
+            }
+            async fn probe(&self, _: &ApiKey) -> Result<(), SourceError> {
+                std::future::pending().await
+            }
+        }
+        let never = Relay::new(
+            Arc::new(Hanging),
+            Arc::new(MockCredentialDecoder::new()),
+            RelaySettings {
+                deadline: Duration::from_secs(3),
+                ..RelaySettings::default()
+            },
+        );
+        let error = never.health(&credentials(100)).await.unwrap_err();
+        assert_eq!(error, Error::Deadline { secs: 3 });
+    }
+
     /// A source whose answers take as long as the test says, to prove order under concurrency.
     struct SlowSource(HashMap<&'static str, (u64, Result<Vec<RawRecord>, SourceError>)>);
 

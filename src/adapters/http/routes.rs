@@ -339,7 +339,9 @@ fn tile_data(
 /// `/health`: one authenticated call to SpyCloud.
 pub(crate) async fn health_request(relay: &Relay, caller: &Caller<'_>) -> Result<(), Error> {
     let caller = relay.authorize(caller).await?;
-    relay.health(&caller).await
+    relay
+        .health_until(&caller.credentials, caller.deadline)
+        .await
 }
 
 /// `/observe/observables`: without a supported observable, an empty answer (the token is not
