@@ -58,8 +58,8 @@ pub enum PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// The record field `name`'s `value` as this policy shows it: a secret ([`SECRET_FIELDS`])
-    /// as it is, masked or left out (`None`); any other field as it is.
+    /// The record field `name`'s `value` as this policy shows it: a secret (a password, its
+    /// salt, payment-card data) as it is, masked or left out (`None`); any other field as it is.
     ///
     /// ```
     /// use serde_json::json;
