@@ -2,8 +2,9 @@
 //! test cites a rule that is not defined there.
 //!
 //! A test cites a rule in a comment in or above it: the word `RULES` and the rule's number
-//! (`RULES R12`, or several: `RULES R4, R5`). Tests are the files under `tests/` and, under
-//! `src/`, a module's `tests.rs` or what follows its `#[cfg(test)]` line.
+//! (`RULES R12`, or several: `RULES R4, R5`). Tests are the files under `tests/` and
+//! `python/tests/` (the Python package's pytest suite) and, under `src/`, a module's `tests.rs`
+//! or what follows its `#[cfg(test)]` line.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,9 +27,10 @@ fn every_rule_is_cited_by_a_test_and_every_citation_names_a_rule() {
     for file in rust_files(&root.join("tests"))
         .into_iter()
         .chain(rust_files(&root.join("src")))
+        .chain(files_ending(&root.join("python/tests"), "py"))
     {
         let text = std::fs::read_to_string(&file).unwrap();
-        let in_tests = file.starts_with(root.join("tests"));
+        let in_tests = !file.starts_with(root.join("src"));
         for rule in citations(test_part(&file, in_tests, &text)) {
             if !defined.contains(&rule) {
                 undefined.push(format!("{}: R{rule}", file.display()));
@@ -109,6 +111,11 @@ fn citations(text: &str) -> Vec<u32> {
 
 /// Every `.rs` file under `dir`, recursively, in a stable order.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, "rs")
+}
+
+/// Every file under `dir` whose extension is `extension`, recursively, in a stable order.
+fn files_ending(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -116,7 +123,7 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
+            } else if path.extension().is_some_and(|ext| ext == extension) {
                 files.push(path);
             }
         }

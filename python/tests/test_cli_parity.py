@@ -25,6 +25,7 @@ def binary() -> Path:
     return path
 
 
+# RULES R50
 @pytest.mark.parametrize("format", ["ctim", "stix"])
 def test_the_package_answers_what_the_lookup_command_answers(spycloud, client, format):
     spycloud.add("emails", PAT, [record(PAT, n, source_id=7 + n % 3) for n in range(5)])

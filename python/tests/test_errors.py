@@ -71,6 +71,7 @@ CASES = [
 ]
 
 
+# RULES R49
 @pytest.mark.parametrize(
     ("answer", "kind", "code", "message"),
     [case[1:] for case in CASES],
@@ -86,6 +87,7 @@ def test_each_spycloud_failure_is_its_exception(spycloud, client, answer, kind, 
     assert str(raised.value) == message
 
 
+# RULES R49
 def test_the_classes_are_one_hierarchy():
     assert issubclass(IpNotAllowedError, AuthorizationError)
     for kind in (
@@ -110,6 +112,7 @@ def test_a_wrong_api_key_is_an_authorization_error(spycloud):
         client.health()
 
 
+# RULES R49
 def test_health_is_none_or_the_exception(spycloud, client):
     assert client.health() is None
     assert spycloud.calls_to("/watchlist/")[0].api_key == API_KEY
@@ -134,6 +137,7 @@ def test_no_connection_is_an_upstream_error(spycloud):
     assert raised.value.code == "unknown"
 
 
+# RULES R49
 def test_the_deadline_is_an_exception_of_its_own(spycloud):
     spycloud.delay = 3
     client = spycloud_relay.Client(API_KEY, api_url=spycloud.url, deadline=1, retries=0)
@@ -145,6 +149,7 @@ def test_the_deadline_is_an_exception_of_its_own(spycloud):
     )
 
 
+# RULES R48
 def test_values_that_cannot_be_looked_up_are_invalid_input(client):
     with pytest.raises(InvalidInputError) as raised:
         client.lookup(
@@ -162,6 +167,7 @@ def test_values_that_cannot_be_looked_up_are_invalid_input(client):
         client.lookup([])
 
 
+# RULES R48
 def test_too_many_values_are_refused_without_reading_them_all(client):
     endless = (f"user{n}@example.com" for n in itertools.count())
     with pytest.raises(InvalidInputError) as raised:
@@ -169,6 +175,7 @@ def test_too_many_values_are_refused_without_reading_them_all(client):
     assert "At most 100 values" in raised.value.message
 
 
+# RULES R51
 @pytest.mark.parametrize(
     ("call", "kind"),
     [
@@ -189,6 +196,7 @@ def test_bad_arguments_to_lookup_are_python_errors(client, call, kind):
         call(client)
 
 
+# RULES R51
 @pytest.mark.parametrize(
     ("kwargs", "kind"),
     [
@@ -214,5 +222,6 @@ def test_bad_client_settings_are_python_errors(kwargs, kind):
         spycloud_relay.Client(**settings)
 
 
+# RULES R51
 def test_the_api_key_is_not_in_the_repr(client):
     assert API_KEY not in repr(client)

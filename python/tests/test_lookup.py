@@ -51,6 +51,7 @@ def test_the_same_catalog_is_cached_across_lookups(spycloud, client):
     assert len(spycloud.calls_to("/breach/catalog/")) == 1
 
 
+# RULES R48
 def test_values_are_typed_by_their_form_or_by_types(spycloud, client):
     client.lookup(["pat@example.com", "acme.test", "203.0.113.7", "2001:db8::1"])
     client.lookup(["jdoe"], types="user")
@@ -102,6 +103,7 @@ def sighting_table(answer: dict) -> dict:
     return dict(zip((c["name"] for c in data["columns"]), data["rows"][0]))
 
 
+# RULES R50
 @pytest.mark.parametrize(
     ("policy", "shown"),
     [("plaintext", "hunter22"), ("masked", "hu******"), ("omitted", None)],
@@ -122,6 +124,7 @@ def test_the_password_policy_applies_to_ctim_and_findings(spycloud, policy, show
     assert table["email"] == found["email"] == PAT
 
 
+# RULES R50
 def test_findings_hold_records_catalogs_and_warnings(spycloud, client):
     spycloud.add("emails", PAT, [record(PAT, 1, source_id=7), record(PAT, 2, source_id=8)])
     spycloud.catalogs[7] = catalog(7)

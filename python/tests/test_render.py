@@ -15,6 +15,7 @@ def records():
     return [record(PAT, 1, source_id=7), record(PAT, 9, source_id=8), record(PAT, 3, source_id=99)]
 
 
+# RULES R53
 def test_render_gives_what_a_lookup_of_the_same_data_gives(spycloud, client):
     spycloud.add("emails", PAT, records())
     spycloud.catalogs.update({7: catalog(7), 8: catalog(8)})
@@ -39,6 +40,7 @@ def test_render_applies_the_password_policy():
     assert answer["observables"][0]["records"][0]["password"] == "hu******"
 
 
+# RULES R53
 @pytest.mark.parametrize(
     ("records", "catalogs", "observable", "kind"),
     [
@@ -58,6 +60,7 @@ def test_render_refuses_what_it_cannot_read(records, catalogs, observable, kind)
         spycloud_relay.render(records, catalogs, observable)
 
 
+# RULES R51
 def test_deep_nesting_is_an_exception_not_a_crash():
     deep: list = []
     for _ in range(100_000):

@@ -74,6 +74,7 @@ def test_render_and_lookup_give_the_same_bundle(spycloud, client):
     assert_valid_stix(rendered)
 
 
+# RULES R50
 def test_warnings_a_bundle_cannot_carry_are_python_warnings(spycloud):
     spycloud.page_size = 10
     spycloud.add("emails", PAT, [record(PAT, n) for n in range(30)])
@@ -84,6 +85,7 @@ def test_warnings_a_bundle_cannot_carry_are_python_warnings(spycloud):
     assert_valid_stix(bundle)
 
 
+# RULES R51
 def test_a_bad_tlp_is_a_value_error():
     with pytest.raises(ValueError):
         spycloud_relay.Client(API_KEY, tlp="clear")

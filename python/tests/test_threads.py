@@ -9,6 +9,7 @@ import spycloud_relay
 from conftest import API_KEY, catalog, record
 
 
+# RULES R52
 def test_one_client_serves_several_threads(spycloud, client):
     emails = [f"user{n}@example.com" for n in range(16)]
     for n, email in enumerate(emails):
@@ -24,6 +25,7 @@ def test_one_client_serves_several_threads(spycloud, client):
         assert {s["observables"][0]["value"] for s in sightings} == {email}
 
 
+# RULES R52
 def test_the_gil_is_released_while_spycloud_is_awaited(spycloud):
     # The fake SpyCloud is Python threads of this very process: were the GIL held while the
     # lookup waits, it could not answer, and the lookup would end at its deadline instead.
@@ -50,6 +52,7 @@ def test_the_gil_is_released_while_spycloud_is_awaited(spycloud):
     assert ticks > 1
 
 
+# RULES R52
 def test_clients_are_independent(spycloud):
     # Each client has its own runtime: one closed (collected) leaves the other working.
     spycloud.add("emails", "pat@example.com", [record("pat@example.com", 1)])
