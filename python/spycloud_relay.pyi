@@ -6,15 +6,31 @@ limit, catalog cache, deadline) and its renderings, in Rust.
     bundle = client.lookup(["jane@acme.test", "acme.test"], format="stix")
 """
 
-from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union, final
+
+__all__ = [
+    "__version__",
+    "Client",
+    "render",
+    "SpyCloudRelayError",
+    "AuthorizationError",
+    "IpNotAllowedError",
+    "RateLimitedError",
+    "QuotaUsedUpError",
+    "NotFoundError",
+    "UpstreamError",
+    "DeadlineError",
+    "InvalidInputError",
+    "SpyCloudRelayWarning",
+]
 
 __version__: str
 
-Format = Literal["ctim", "stix", "findings"]
-Tlp = Literal["white", "green", "amber", "red"]
-Passwords = Literal["plaintext", "masked", "omitted"]
-ObservableType = Literal["email", "domain", "ip", "ipv6", "user"]
-Value = Union[str, Mapping[str, str]]
+_Format = Literal["ctim", "stix", "findings"]
+_Tlp = Literal["white", "green", "amber", "red"]
+_Passwords = Literal["plaintext", "masked", "omitted"]
+_ObservableType = Literal["email", "domain", "ip", "ipv6", "user"]
+_Value = Union[str, Mapping[str, str]]
 
 class SpyCloudRelayError(Exception):
     """A lookup or health check failed: the base of every exception below."""
@@ -54,6 +70,7 @@ class SpyCloudRelayWarning(UserWarning):
     """What a STIX bundle cannot say (it has no error object), warned with ``warnings.warn``:
     a value not looked up, records skipped, more records than ``max_records``."""
 
+@final
 class Client:
     """A SpyCloud client with one API key: the relay's real pipeline (rate limit per key,
     retries of 429/502/503/504 and failed connections, the catalog cache, every page, the
@@ -80,28 +97,28 @@ class Client:
     :raises ValueError: a setting out of its bounds, an API URL that is not http(s).
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         api_key: str,
         *,
         api_url: str = "https://api.spycloud.io/enterprise-v2",
         max_rps: int = 10,
-        timeout: float = 10,
+        timeout: float = 10.0,
         retries: int = 2,
-        passwords: Passwords = "plaintext",
+        passwords: _Passwords = "plaintext",
         max_records: int = 10000,
         severity: Union[None, int, Sequence[int], str] = None,
         since_days: Optional[int] = None,
-        deadline: float = 25,
-        tlp: Tlp = "amber",
-    ) -> None: ...
+        deadline: float = 25.0,
+        tlp: _Tlp = "amber",
+    ) -> Client: ...
     def lookup(
         self,
-        values: Union[Value, Iterable[Value]],
+        values: Union[_Value, Iterable[_Value]],
         *,
-        types: Union[None, ObservableType, Sequence[ObservableType]] = None,
+        types: Union[None, _ObservableType, Sequence[_ObservableType]] = None,
         limit: int = 100,
-        format: Format = "ctim",
+        format: _Format = "ctim",
     ) -> dict[str, Any]:
         """Looks ``values`` up at SpyCloud (at most 100) and renders what it holds.
 
@@ -128,11 +145,11 @@ class Client:
 def render(
     records: Sequence[Mapping[str, Any]],
     catalogs: Sequence[Mapping[str, Any]],
-    observable: Value,
+    observable: _Value,
     *,
-    format: Format = "ctim",
-    passwords: Passwords = "plaintext",
-    tlp: Tlp = "amber",
+    format: _Format = "ctim",
+    passwords: _Passwords = "plaintext",
+    tlp: _Tlp = "amber",
 ) -> dict[str, Any]:
     """The mapping alone, without a call to SpyCloud: SpyCloud's breach ``records`` of
     ``observable`` and the breach ``catalogs`` they name, rendered as ``lookup`` renders them.

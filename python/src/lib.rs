@@ -471,30 +471,30 @@ struct Client {
 impl Client {
     #[new]
     #[pyo3(signature = (
-        api_key, *, api_url = "https://api.spycloud.io/enterprise-v2".to_owned(), max_rps = 10,
-        timeout = 10.0, retries = 2, passwords = "plaintext".to_owned(), max_records = 10_000,
-        severity = None, since_days = None, deadline = 25.0, tlp = "amber".to_owned()
+        api_key, *, api_url = "https://api.spycloud.io/enterprise-v2", max_rps = 10,
+        timeout = 10.0, retries = 2, passwords = "plaintext", max_records = 10_000,
+        severity = None, since_days = None, deadline = 25.0, tlp = "amber"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         api_key: &str,
-        api_url: String,
+        api_url: &str,
         max_rps: u32,
         timeout: f64,
         retries: u32,
-        passwords: String,
+        passwords: &str,
         max_records: u64,
         severity: Option<&Bound<'_, PyAny>>,
         since_days: Option<u64>,
         deadline: f64,
-        tlp: String,
+        tlp: &str,
     ) -> PyResult<Self> {
         let api_key = ApiKey::parse(api_key)
             .map_err(|error| PyValueError::new_err(format!("api_key is not usable: {error}")))?;
         let max_rps = NonZeroU32::new(within("max_rps", max_rps, 1, MAX_RPS)?)
             .ok_or_else(|| PyValueError::new_err("max_rps must be above 0"))?;
         let spycloud = SpyCloudSettings {
-            base_url: api_url.clone(),
+            base_url: api_url.to_owned(),
             timeout: seconds("timeout", timeout)?,
             max_rps,
             retry: RetryPolicy {
@@ -505,8 +505,8 @@ impl Client {
         let deadline = seconds("deadline", deadline)?;
         let settings = RelaySettings {
             mapping: MappingOptions {
-                passwords: password_policy(&passwords)?,
-                tlp: self::tlp(&tlp)?,
+                passwords: password_policy(passwords)?,
+                tlp: self::tlp(tlp)?,
                 ..MappingOptions::default()
             },
             max_records: within("max_records", max_records, 1, MAX_RECORDS)?,
@@ -538,7 +538,7 @@ impl Client {
             runtime,
             relay: built,
             credentials,
-            api_url,
+            api_url: api_url.to_owned(),
         })
     }
 
