@@ -106,6 +106,8 @@ struct Plan {
     client_requests: usize,
     /// `BENCH_DOMAIN_RECORDS`: records of the big domain (pages of 1 000).
     domain_records: usize,
+    /// `BENCH_LOOKUP_LIMIT`: records of the big domain `lookup` renders, as CTIM and as STIX.
+    lookup_limit: usize,
     /// `BENCH_BODY_REQUESTS`: 1 MiB bodies of 26 000 observables sent without a token.
     body_requests: usize,
     /// `BENCH_REDIS_REQUESTS`: back-to-back warm one-email requests, with and without Redis.
@@ -134,6 +136,7 @@ impl Plan {
             clients: setting("BENCH_CLIENTS", pick(8, 2))?,
             client_requests: setting("BENCH_CLIENT_REQUESTS", pick(50, 2))?,
             domain_records: setting("BENCH_DOMAIN_RECORDS", pick(25_000, 2_000))?,
+            lookup_limit: setting("BENCH_LOOKUP_LIMIT", pick(5_000, 100))?,
             body_requests: setting("BENCH_BODY_REQUESTS", pick(20, 1))?,
             redis_requests: setting("BENCH_REDIS_REQUESTS", pick(1000, 3))?,
             rate_secs: setting("BENCH_RATE_SECS", pick(5, 1))?,
@@ -407,6 +410,10 @@ async fn run() -> Result<String> {
         "",
         None,
     ));
+
+    // 6b. `lookup` of the big domain's newest records, as CTIM and as STIX 2.1: each format's
+    // rendering of the same findings, in a process of its own.
+    rows.extend(lookup_formats(&fake, plan.lookup_limit.min(plan.domain_records)).await?);
 
     // 7. Replicas on one Redis: what sharing costs a request, and the rate two replicas hold.
     rows.extend(replicas(&fake, &bench, relay.pid(), &plan).await?);
@@ -1398,6 +1405,90 @@ fn catalog(id: u64) -> Value {
         "assets": {"email": 1_000_000, "password": 900_000, "username": 800_000, "ip_addresses": 12_000},
         "tlp": "amber",
     })
+}
+
+/// `spycloud-relay lookup` of the big domain's newest `limit` records, once per format: rows
+/// with its wall time, CPU time and peak RSS (its own rusage) and the size of what it printed,
+/// after checking that it printed `limit` sightings or incidents.
+async fn lookup_formats(fake: &FakeSpyCloud, limit: usize) -> Result<Vec<Row>> {
+    let address = fake.server.address().to_string();
+    let mut rows = Vec::new();
+    for format in ["ctim", "stix"] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spycloud-relay"));
+        command
+            .args([
+                "lookup",
+                "--format",
+                format,
+                "--limit",
+                &limit.to_string(),
+                BIG_DOMAIN,
+            ])
+            .env("SPYCLOUD_API_URL", format!("http://{address}"))
+            .env("SPYCLOUD_API_KEY", "bench-api-key")
+            .env("SPYCLOUD_MAX_RPS", RELAY_MAX_RPS)
+            .env("RELAY_MAX_RECORDS", RELAY_MAX_RECORDS)
+            .env("RELAY_LOG", "error");
+        let started = Instant::now();
+        let (printed, usage) = tokio::task::spawn_blocking(move || measured(command))
+            .await
+            .map_err(|error| format!("the lookup's thread failed: {error}"))??;
+        let wall = started.elapsed();
+        let answer: Value = serde_json::from_slice(&printed)?;
+        let found = match format {
+            "ctim" => answer["data"]["sightings"]["docs"].as_array().map(Vec::len),
+            _ => answer["objects"]
+                .as_array()
+                .map(|objects| objects.iter().filter(|o| o["type"] == "incident").count()),
+        };
+        if found != Some(limit) {
+            return Err(format!("lookup --format {format} found {found:?}, not {limit}").into());
+        }
+        let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
+        rows.push(Row::new(
+            format!("lookup --format {format}: the big domain's newest {limit}"),
+            format!(
+                "{:.0} ms, {:.0} ms CPU, peak RSS {:.1} MiB, {:.1} MB printed",
+                millis(wall),
+                millis(cpu),
+                usage.ru_maxrss as f64 / 1024.0,
+                printed.len() as f64 / 1e6
+            ),
+            "",
+            None,
+        ));
+    }
+    Ok(rows)
+}
+
+/// Runs `command` to its end: what it printed on stdout, and its resource usage.
+fn measured(mut command: Command) -> Result<(Vec<u8>, libc::rusage)> {
+    use std::io::Read as _;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut printed = Vec::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_end(&mut printed)?;
+    }
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status = 0;
+    // SAFETY: all zeros is a valid rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into the two locals.
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("{command:?} failed: status {status}").into());
+    }
+    Ok((printed, usage))
+}
+
+fn timeval(time: libc::timeval) -> Duration {
+    Duration::from_secs(time.tv_sec as u64) + Duration::from_micros(time.tv_usec as u64)
 }
 
 /// The release binary of the relay, started as its own process, killed when dropped.

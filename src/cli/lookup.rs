@@ -10,6 +10,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use serde_json::Value;
 use spycloud_relay::adapters::{FixedCredentials, MemorySource};
 use spycloud_relay::domain::{
     ApiKey, Credentials, EntitiesLimit, Findings, MappingOptions, ModuleSettings, Observable,
@@ -43,13 +44,14 @@ pub async fn run(args: LookupArgs) -> ExitCode {
         tlp: args.tlp,
         ..relay.mapping(&credentials)
     };
-    let text = match render(&findings, args.format, &options) {
-        Ok(text) => text,
+    let bundle = match render(&findings, args.format, &options) {
+        Ok(bundle) => bundle,
         Err(error) => return super::fail(&error),
     };
-    if print(&text).is_err() {
+    if print(&bundle).is_err() {
         return ExitCode::FAILURE;
     }
+    drop(bundle);
     report(&findings, args.format)
 }
 
@@ -107,23 +109,24 @@ fn relay(args: &LookupArgs, credentials: &Credentials) -> Result<Relay, BuildErr
         .build()
 }
 
-/// The findings as the bundle of `format`, pretty-printed, with a final newline.
+/// The findings as the bundle of `format`.
 fn render(
     findings: &Findings,
     format: Format,
     options: &MappingOptions,
-) -> Result<String, serde_json::Error> {
-    let bundle = match format {
-        Format::Ctim => findings.to_ctim(options).into_response()?,
-        Format::Stix => findings.to_stix(options),
-    };
-    Ok(format!("{bundle:#}\n"))
+) -> Result<Value, serde_json::Error> {
+    match format {
+        Format::Ctim => findings.to_ctim(options).into_response(),
+        Format::Stix => Ok(findings.to_stix(options)),
+    }
 }
 
-/// Writes `text` to stdout.
-fn print(text: &str) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
+/// Writes `bundle` to stdout, pretty-printed, with a final newline: straight into the output,
+/// not into a text of its own first (a big answer would be in memory twice).
+fn print(bundle: &Value) -> std::io::Result<()> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut stdout, bundle)?;
+    stdout.write_all(b"\n")?;
     stdout.flush()
 }
 
